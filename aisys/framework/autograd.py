@@ -1,0 +1,287 @@
+"""Automatic differentiation: reverse mode over the tape, forward mode with tangents, and checks.
+
+The tape is implicit: each tensor made by a recorded op keeps ``_ctx = (op, inputs, attrs)``.
+``backward`` visits those records in reverse topological order and calls each op's VJP — which is
+written with ops, so with ``create_graph=True`` the backward pass is itself recorded and can be
+differentiated again (grad-of-grad), or traced into a joint forward+backward graph.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .tensor import Tensor, _Mode, enable_grad, no_grad, set_grad_enabled
+
+
+def _topo(roots):
+    """Tensors reachable from ``roots`` through recorded ops, inputs before outputs (iterative DFS)."""
+    order, seen = [], set()
+    for root in roots:
+        if root._ctx is None or id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            t, done = stack.pop()
+            if done:
+                order.append(t)
+                continue
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            stack.append((t, True))
+            ctx = t._ctx
+            if ctx is None:
+                continue
+            if ctx is _FREED:
+                raise RuntimeError("backward through a graph a second time: its saved intermediates were freed "
+                                   "after the first backward(); pass retain_graph=True to the first call")
+            for x in ctx[1]:
+                if x._ctx is not None and id(x) not in seen:
+                    stack.append((x, False))
+    return order
+
+
+_FREED = ("freed",)
+
+
+def _run_backward(roots, grad_roots, create_graph, retain_graph, targets=None):
+    """Core reverse sweep. Returns {id(tensor): grad} for leaves (or for ``targets`` when given)."""
+    grads: dict[int, Tensor] = {}
+    keep: dict[int, Tensor] = {}
+    for r, g in zip(roots, grad_roots):
+        grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
+        keep[id(r)] = r
+    target_ids = None if targets is None else {id(t) for t in targets}
+    order = _topo(roots)
+    with set_grad_enabled(create_graph):
+        for t in reversed(order):
+            g = grads.get(id(t))
+            if g is None:
+                continue
+            op, inputs, attrs = t._ctx
+            prev = getattr(_Mode, "backward_of", None)
+            _Mode.backward_of = op.name
+            try:
+                in_grads = op.vjp(g, t, *inputs, **attrs)
+            finally:
+                _Mode.backward_of = prev
+            if len(in_grads) != len(inputs):
+                raise RuntimeError(f"VJP of {op.name} returned {len(in_grads)} gradients for {len(inputs)} inputs")
+            for x, gx in zip(inputs, in_grads):
+                if gx is None or not x.requires_grad:
+                    continue
+                if tuple(gx.shape) != tuple(x.shape):
+                    raise RuntimeError(f"VJP of {op.name} returned a gradient of shape {tuple(gx.shape)} for an "
+                                       f"input of shape {tuple(x.shape)} (defined at {op.source})")
+                k = id(x)
+                if k in grads:
+                    grads[k] = grads[k] + gx
+                else:
+                    grads[k] = gx
+                    keep[k] = x
+            if target_ids is None or id(t) not in target_ids:
+                if not create_graph:
+                    del grads[id(t)]
+        if not retain_graph:
+            for t in order:
+                t._ctx = _FREED
+    return grads, keep
+
+
+def _default_grad(t: Tensor, gradient):
+    if gradient is None:
+        if t._data.size != 1:
+            raise RuntimeError(f"backward() on a tensor of shape {tuple(t.shape)} needs a gradient argument "
+                               f"(only a scalar output has an implicit gradient of 1); did you forget .sum() or .mean()?")
+        return Tensor._wrap(np.ones(t.shape, t._data.dtype))
+    g = gradient if isinstance(gradient, Tensor) else Tensor(np.asarray(gradient, t._data.dtype))
+    if tuple(g.shape) != tuple(t.shape):
+        raise ValueError(f"backward(): gradient shape {tuple(g.shape)} does not match the output {tuple(t.shape)}")
+    return g
+
+
+def backward(t: Tensor, gradient=None, retain_graph: bool | None = None, create_graph: bool = False):
+    """Accumulate d(t)/d(leaf) into every leaf's ``.grad`` (like torch.Tensor.backward)."""
+    if not t.requires_grad:
+        raise RuntimeError("backward(): this tensor does not require grad and has no recorded history; "
+                           "create the inputs with requires_grad=True (and not under aisys.no_grad())")
+    retain = create_graph if retain_graph is None else retain_graph
+    grads, keep = _run_backward([t], [_default_grad(t, gradient)], create_graph, retain)
+    for k, g in grads.items():
+        leaf = keep[k]
+        if leaf._ctx is not None:          # an intermediate (or freed) tensor: only leaves get .grad
+            continue
+        if not create_graph:
+            g = Tensor._wrap(np.array(g._data))          # own the memory (no broadcast views in .grad)
+        leaf.grad = g if leaf.grad is None else (leaf.grad + g if create_graph else Tensor._wrap(leaf.grad._data + g._data))
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False):
+    """torch.autograd.grad: gradients of ``outputs`` w.r.t. ``inputs`` returned, not accumulated."""
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    gos = [None] * len(outs) if grad_outputs is None else (
+        [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs))
+    for o in outs:
+        if not o.requires_grad:
+            raise RuntimeError("grad(): an output does not require grad; did you compute it under no_grad()?")
+    retain = create_graph if retain_graph is None else retain_graph
+    grads, _ = _run_backward(outs, [_default_grad(o, g) for o, g in zip(outs, gos)], create_graph, retain, targets=ins)
+    result = []
+    for i, x in enumerate(ins):
+        g = grads.get(id(x))
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad(): input {i} (shape {tuple(x.shape)}) was not used to compute the outputs; "
+                               f"pass allow_unused=True to get None for it")
+        result.append(g)
+    return tuple(result)
+
+
+# ---- functional transforms ------------------------------------------------------------------------
+def _as_inputs(args):
+    return [a if isinstance(a, Tensor) else Tensor(a) for a in args]
+
+
+def vjp(f, *primals):
+    """Returns (f(*primals), vjp_fn) where vjp_fn(cotangent) gives one gradient per primal."""
+    xs = [Tensor._wrap(p._data if isinstance(p, Tensor) else np.asarray(p)).requires_grad_(True) for p in primals]
+    with enable_grad():
+        out = f(*xs)
+
+    def vjp_fn(cotangent):
+        return grad(out, xs, cotangent, retain_graph=True, create_graph=True, allow_unused=True)
+
+    return out.detach(), vjp_fn
+
+
+def grad_fn(f, argnums=0):
+    """aisys.grad(f): a function returning df/dx for scalar-valued f (like jax.grad). Nests: grad(grad(f))."""
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+
+    def g(*args):
+        args = list(args)
+        xs = []
+        for i in nums:
+            a = args[i]
+            if isinstance(a, Tensor):
+                x = a if a.requires_grad else Tensor._wrap(a._data).requires_grad_(True)
+            else:
+                x = Tensor(np.asarray(a, dtype=np.float64 if isinstance(a, float) else None), requires_grad=True) \
+                    if not isinstance(a, np.ndarray) else Tensor(a, requires_grad=True)
+            args[i] = x
+            xs.append(x)
+        with enable_grad():
+            out = f(*args)
+            if out._data.size != 1:
+                raise ValueError(f"aisys.grad: f must return a scalar, got shape {tuple(out.shape)}; use aisys.vjp")
+            gs = grad(out, xs, create_graph=True, allow_unused=True)
+        gs = tuple(gz if gz is not None else Tensor._wrap(np.zeros(x.shape, x._data.dtype)) for gz, x in zip(gs, xs))
+        return gs[0] if single else gs
+
+    return g
+
+
+def jvp(f, primals, tangents):
+    """Forward mode: (f(*primals), J·tangents) in one sweep, each op pushing its tangent with its JVP rule."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: got {len(primals)} primals but {len(tangents)} tangents")
+    xs = []
+    for p, t in zip(primals, tangents):
+        x = Tensor._wrap((p._data if isinstance(p, Tensor) else np.asarray(p)).copy())
+        tt = t if isinstance(t, Tensor) else Tensor(np.asarray(t, dtype=x._data.dtype))
+        if tuple(tt.shape) != tuple(x.shape):
+            raise ValueError(f"jvp: tangent shape {tuple(tt.shape)} does not match primal shape {tuple(x.shape)}")
+        x._tangent = tt
+        xs.append(x)
+    _Mode.forward_ad += 1
+    try:
+        out = f(*xs)
+    finally:
+        _Mode.forward_ad -= 1
+    tan = out._tangent
+    if tan is None:
+        tan = Tensor._wrap(np.zeros(out.shape, out._data.dtype))
+    return out, tan
+
+
+# ---- numerical checks --------------------------------------------------------------------------------
+def _numeric_jacobian(f, xs, eps):
+    out0 = f(*xs)._data
+    jac = []
+    for x in xs:
+        J = np.zeros((out0.size, x._data.size))
+        flat = x._data.reshape(-1)
+        for j in range(flat.size):
+            old = flat[j]
+            flat[j] = old + eps
+            plus = f(*xs)._data.reshape(-1).astype(np.float64)
+            flat[j] = old - eps
+            minus = f(*xs)._data.reshape(-1).astype(np.float64)
+            flat[j] = old
+            J[:, j] = (plus - minus) / (2 * eps)
+        jac.append(J)
+    return jac
+
+
+def _analytic_jacobian(f, xs):
+    xs_g = [Tensor._wrap(x._data).requires_grad_(True) for x in xs]
+    with enable_grad():
+        out = f(*xs_g)
+    jac = [np.zeros((out._data.size, x._data.size)) for x in xs]
+    for i in range(out._data.size):
+        e = np.zeros(out._data.size, out._data.dtype)
+        e[i] = 1.0
+        gs = grad(out, xs_g, Tensor._wrap(e.reshape(out.shape)), retain_graph=True, allow_unused=True)
+        for k, gk in enumerate(gs):
+            if gk is not None:
+                jac[k][i] = gk._data.reshape(-1)
+    return jac
+
+
+def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3, second_order: bool = False,
+              raise_exception: bool = True) -> bool:
+    """Compare the VJP-built Jacobian of ``f`` with central differences (use float64 inputs).
+
+    With ``second_order=True`` also checks the gradient of the VJP itself (gradgradcheck): the map
+    (inputs, v) -> vᵀ·J(inputs) is differentiated the same way.
+    """
+    xs = _as_inputs(inputs)
+    for x in xs:
+        if x.dtype.name != "float64":
+            raise TypeError(f"gradcheck: use float64 inputs for finite differences, got {x.dtype.name}")
+    with no_grad():
+        num = _numeric_jacobian(f, [Tensor._wrap(x._data.copy()) for x in xs], eps)
+    ana = _analytic_jacobian(f, xs)
+    for k, (a, n) in enumerate(zip(ana, num)):
+        if not np.allclose(a, n, atol=atol, rtol=rtol):
+            i, j = np.unravel_index(np.argmax(np.abs(a - n)), a.shape)
+            msg = (f"gradcheck failed for input {k}: analytic d out[{i}] / d in[{j}] = {a[i, j]:.6g} but "
+                   f"central differences give {n[i, j]:.6g} (max abs diff {np.abs(a - n).max():.3g})")
+            if raise_exception:
+                raise AssertionError(msg)
+            return False
+    if second_order:
+        with no_grad():
+            out = f(*[Tensor._wrap(x._data.copy()) for x in xs])
+        v = Tensor._wrap(np.random.default_rng(0).standard_normal(out.shape))
+
+        def vjp_of(*args):
+            ins, cot = args[:-1], args[-1]
+            ins = [a if a.requires_grad else Tensor._wrap(a._data).requires_grad_(True) for a in ins]
+            with enable_grad():
+                o = f(*ins)
+                gs = grad(o, ins, cot, create_graph=True, allow_unused=True)
+            parts = [gk.reshape(-1) for gk in gs if gk is not None]
+            from .ops import cat
+            return cat(parts) if len(parts) > 1 else parts[0]
+
+        return gradcheck(vjp_of, list(xs) + [v], eps, atol, rtol, second_order=False, raise_exception=raise_exception)
+    return True
+
+
+def gradgradcheck(f, inputs, **kw) -> bool:
+    return gradcheck(f, inputs, second_order=True, **kw)

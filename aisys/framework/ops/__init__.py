@@ -1,0 +1,31 @@
+"""Every registered op and its public function (``aisys.<op>``). Importing this fills the registry."""
+from __future__ import annotations
+
+import builtins
+
+from ..tensor import Tensor, apply, as_tensor, _Generator
+from .elementwise import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not,
+                          neg, exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast,
+                          clamp, square, rsqrt)
+from .reduce import sum, mean, var, std, max, min, argmax, argmin, sum_to
+from .shape import (reshape, permute, transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous,
+                    index, cat, concat, stack, pad, gather)
+from .linalg import matmul
+from . import nn as _nn_ops  # noqa: F401  (registers conv2d, pooling, norms, losses)
+
+
+def softmax(x, dim):
+    return apply("softmax", as_tensor(x), dim=builtins.int(dim))
+
+
+def log_softmax(x, dim):
+    return apply("log_softmax", as_tensor(x), dim=builtins.int(dim))
+
+
+def one_hot(idx, num_classes: int):
+    return apply("one_hot", as_tensor(idx), num_classes=builtins.int(num_classes))
+
+
+def new_dropout_seed() -> int:
+    """A fresh seed for one dropout call, drawn from the global generator (aisys.manual_seed)."""
+    return builtins.int(_Generator.rng.integers(0, 2**31 - 1))

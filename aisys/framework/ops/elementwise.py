@@ -1,0 +1,255 @@
+"""Elementwise ops: each output element depends on the same-position input elements (after broadcasting).
+
+Read each definition as forward + backward side by side: ``ref`` computes, ``vjp`` returns one
+gradient per input written with tensor ops (so it can itself be differentiated), ``jvp`` pushes a
+tangent forward. ``sum_to`` undoes broadcasting in the backward pass.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..dtypes import as_dtype, bool_, promote
+from ..registry import FusionKind as K, Spec, defop
+from ..tensor import Tensor, apply, as_tensor
+from ._common import binary_infer, broadcast_shapes, elementwise_cost, same_spec, need_float
+
+E, B = K.ELEMENTWISE, K.BROADCAST
+
+
+def _lift2(x, y):
+    if isinstance(x, Tensor):
+        return x, as_tensor(y, like=x)
+    y = as_tensor(y)
+    return as_tensor(x, like=y), y
+
+
+def _unb(g, x):
+    """Gradient of a broadcast operand: sum ``g`` back to ``x``'s shape."""
+    return g if tuple(g.shape) == tuple(x.shape) else g.sum_to(x.shape)
+
+
+def _bc(t, out):
+    """A tangent broadcast to the output's shape (tangents have their input's shape)."""
+    return t if tuple(t.shape) == tuple(out.shape) else t.broadcast_to(out.shape)
+
+
+def _tan_sum(*terms, out):
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    acc = _bc(terms[0], out)
+    for t in terms[1:]:
+        acc = acc + t
+    return _bc(acc, out)
+
+
+# ---- binary arithmetic ---------------------------------------------------------------------
+defop("add", infer=binary_infer("add"), ref=np.add, fusion=B, cost=elementwise_cost(1),
+      vjp=lambda g, out, x, y: (_unb(g, x), _unb(g, y)),
+      jvp=lambda t, out, x, y: _tan_sum(t[0], t[1], out=out), torch_name="torch.add")
+
+defop("sub", infer=binary_infer("sub"), ref=np.subtract, fusion=B, cost=elementwise_cost(1),
+      vjp=lambda g, out, x, y: (_unb(g, x), _unb(-g, y)),
+      jvp=lambda t, out, x, y: _tan_sum(t[0], None if t[1] is None else -t[1], out=out))
+
+defop("mul", infer=binary_infer("mul"), ref=np.multiply, fusion=B, cost=elementwise_cost(1),
+      vjp=lambda g, out, x, y: (_unb(g * y, x), _unb(g * x, y)),
+      jvp=lambda t, out, x, y: _tan_sum(None if t[0] is None else t[0] * y,
+                                        None if t[1] is None else x * t[1], out=out))
+
+
+def _div_ref(x, y):
+    if not (np.issubdtype(x.dtype, np.floating) or x.dtype.kind == "V"):
+        return np.true_divide(x, y)
+    return np.divide(x, y)
+
+
+def _div_infer(x, y, **attrs):
+    s = binary_infer("div")(x, y)
+    from ..dtypes import default_float
+    return s if s.dtype.is_floating else Spec(s.shape, default_float)
+
+
+defop("div", infer=_div_infer, ref=_div_ref, fusion=B, cost=elementwise_cost(1),
+      vjp=lambda g, out, x, y: (_unb(g / y, x), _unb(-g * out / y, y)),
+      jvp=lambda t, out, x, y: _tan_sum(None if t[0] is None else t[0] / y,
+                                        None if t[1] is None else -t[1] * out / y, out=out))
+
+
+def _pow_vjp(g, out, x, y):
+    gx = _unb(g * y * x ** (y - 1), x) if x.requires_grad else None
+    gy = _unb(g * out * x.log(), y) if y.requires_grad else None
+    return gx, gy
+
+
+def _pow_jvp(t, out, x, y):
+    return _tan_sum(None if t[0] is None else t[0] * y * x ** (y - 1),
+                    None if t[1] is None else t[1] * out * x.log(), out=out)
+
+
+defop("pow", infer=binary_infer("pow"), ref=np.power, fusion=B, cost=elementwise_cost(1),
+      vjp=_pow_vjp, jvp=_pow_jvp)
+
+defop("maximum", infer=binary_infer("maximum"), ref=np.maximum, fusion=B, cost=elementwise_cost(1),
+      doc="Ties send the gradient to the first operand.",
+      vjp=lambda g, out, x, y: (_unb(where(x >= y, g, 0.0), x), _unb(where(x >= y, 0.0, g), y)),
+      jvp=lambda t, out, x, y: where(x >= y, _bc(t[0], out) if t[0] is not None else 0.0,
+                                     _bc(t[1], out) if t[1] is not None else 0.0))
+
+defop("minimum", infer=binary_infer("minimum"), ref=np.minimum, fusion=B, cost=elementwise_cost(1),
+      doc="Ties send the gradient to the first operand.",
+      vjp=lambda g, out, x, y: (_unb(where(x <= y, g, 0.0), x), _unb(where(x <= y, 0.0, g), y)),
+      jvp=lambda t, out, x, y: where(x <= y, _bc(t[0], out) if t[0] is not None else 0.0,
+                                     _bc(t[1], out) if t[1] is not None else 0.0))
+
+
+# ---- where and comparisons ------------------------------------------------------------------
+def _where_infer(c, x, y, **attrs):
+    if c.dtype is not bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got {c.dtype.name}; compare first, e.g. x > 0")
+    shape = broadcast_shapes("where", broadcast_shapes("where", tuple(c.shape), tuple(x.shape)), tuple(y.shape))
+    return Spec(shape, promote(x.dtype, y.dtype))
+
+
+def _zeros_like_g(g):
+    return g * 0.0
+
+
+defop("where", infer=_where_infer, ref=np.where, fusion=B, cost=elementwise_cost(1),
+      vjp=lambda g, out, c, x, y: (None, _unb(where(c, g, 0.0), x), _unb(where(c, 0.0, g), y)),
+      jvp=lambda t, out, c, x, y: where(c, _bc(t[1], out) if t[1] is not None else 0.0,
+                                        _bc(t[2], out) if t[2] is not None else 0.0))
+
+for _name, _fn in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
+                   ("gt", np.greater), ("ge", np.greater_equal)]:
+    defop(_name, infer=binary_infer(_name, out_dtype=bool_), ref=_fn, fusion=B, cost=elementwise_cost(1),
+          doc="Comparison: bool output, not differentiable.")
+
+defop("logical_not", infer=same_spec("logical_not"), ref=np.logical_not, fusion=E, cost=elementwise_cost(1))
+
+
+# ---- unary --------------------------------------------------------------------------------
+def _unary(name, ref, vjp, jvp, flops=1, float_only=True, doc=""):
+    defop(name, infer=same_spec(name, float_only=float_only), ref=ref, fusion=E,
+          cost=elementwise_cost(flops), vjp=vjp, jvp=jvp, doc=doc, torch_name=f"torch.{name}")
+
+
+_unary("neg", np.negative, lambda g, out, x: (-g,), lambda t, out, x: -t[0], float_only=False)
+_unary("exp", np.exp, lambda g, out, x: (g * out,), lambda t, out, x: t[0] * out)
+_unary("log", np.log, lambda g, out, x: (g / x,), lambda t, out, x: t[0] / x)
+_unary("sqrt", np.sqrt, lambda g, out, x: (g / (2.0 * out),), lambda t, out, x: t[0] / (2.0 * out))
+_unary("sin", np.sin, lambda g, out, x: (g * x.cos(),), lambda t, out, x: t[0] * x.cos())
+_unary("cos", np.cos, lambda g, out, x: (-g * x.sin(),), lambda t, out, x: -t[0] * x.sin())
+_unary("tanh", np.tanh, lambda g, out, x: (g * (1.0 - out * out),), lambda t, out, x: t[0] * (1.0 - out * out))
+_unary("sign", np.sign, lambda g, out, x: (g * 0.0,), lambda t, out, x: t[0] * 0.0, float_only=False,
+       doc="Gradient is zero everywhere (PyTorch's convention).")
+_unary("abs", np.abs, lambda g, out, x: (g * x.sign(),), lambda t, out, x: t[0] * x.sign(), float_only=False,
+       doc="d|x|/dx = sign(x), 0 at 0.")
+
+
+def _sigmoid_ref(x):
+    # stable for large |x|: exp of a non-positive number only
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+_unary("sigmoid", _sigmoid_ref, lambda g, out, x: (g * out * (1.0 - out),),
+       lambda t, out, x: t[0] * out * (1.0 - out), flops=4)
+_unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
+       lambda g, out, x: (where(x > 0, g, 0.0),), lambda t, out, x: where(x > 0, t[0], 0.0),
+       float_only=False, doc="Gradient at exactly 0 is 0 (as PyTorch).")
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+
+
+def _gelu_ref(x):
+    return (0.5 * x * (1.0 + np.tanh(_GELU_C * (x + _GELU_A * x ** 3)))).astype(x.dtype, copy=False)
+
+
+def _gelu_grad(x):
+    t = (_GELU_C * (x + _GELU_A * x * x * x)).tanh()
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_A * x * x)
+
+
+_unary("gelu", _gelu_ref, lambda g, out, x: (g * _gelu_grad(x),), lambda t, out, x: t[0] * _gelu_grad(x),
+       flops=8, doc="aisys uses the tanh approximation (PyTorch's gelu(approximate='tanh')): numpy has "
+                    "no erf, and the tanh form is what many accelerators implement.")
+
+
+# ---- cast ---------------------------------------------------------------------------------
+def _cast_infer(x, dtype):
+    return Spec(tuple(x.shape), as_dtype(dtype))
+
+
+def _cast_vjp(g, out, x, dtype):
+    return (cast(g, x.dtype) if x.dtype.is_floating else None,)
+
+
+defop("cast", infer=_cast_infer, ref=lambda x, dtype: x.astype(as_dtype(dtype).np), fusion=E,
+      cost=elementwise_cost(0), vjp=_cast_vjp,
+      jvp=lambda t, out, x, dtype: cast(t[0], out.dtype) if out.dtype.is_floating else None,
+      doc="Change the element type (rounding to nearest even for floats, as numpy/ml_dtypes do).")
+
+
+# ---- public functions ---------------------------------------------------------------------
+def add(x, y): return apply("add", *_lift2(x, y))
+def sub(x, y): return apply("sub", *_lift2(x, y))
+def mul(x, y): return apply("mul", *_lift2(x, y))
+def div(x, y): return apply("div", *_lift2(x, y))
+def pow(x, y): return apply("pow", *_lift2(x, y))
+def maximum(x, y): return apply("maximum", *_lift2(x, y))
+def minimum(x, y): return apply("minimum", *_lift2(x, y))
+def eq(x, y): return apply("eq", *_lift2(x, y))
+def ne(x, y): return apply("ne", *_lift2(x, y))
+def lt(x, y): return apply("lt", *_lift2(x, y))
+def le(x, y): return apply("le", *_lift2(x, y))
+def gt(x, y): return apply("gt", *_lift2(x, y))
+def ge(x, y): return apply("ge", *_lift2(x, y))
+def logical_not(x): return apply("logical_not", x)
+def neg(x): return apply("neg", as_tensor(x))
+def exp(x): return apply("exp", as_tensor(x))
+def log(x): return apply("log", as_tensor(x))
+def sqrt(x): return apply("sqrt", as_tensor(x))
+def sin(x): return apply("sin", as_tensor(x))
+def cos(x): return apply("cos", as_tensor(x))
+def tanh(x): return apply("tanh", as_tensor(x))
+def sign(x): return apply("sign", as_tensor(x))
+def abs(x): return apply("abs", as_tensor(x))
+def sigmoid(x): return apply("sigmoid", as_tensor(x))
+def relu(x): return apply("relu", as_tensor(x))
+def gelu(x): return apply("gelu", as_tensor(x))
+
+
+def where(cond, x, y):
+    """Pick from ``x`` where ``cond`` is true, else from ``y`` (Python scalars allowed for x or y)."""
+    cond = as_tensor(cond)
+    if isinstance(x, Tensor):
+        y = as_tensor(y, like=x)
+    elif isinstance(y, Tensor):
+        x = as_tensor(x, like=y)
+    else:
+        x, y = as_tensor(x), as_tensor(y)
+    return apply("where", cond, x, y)
+
+
+def cast(x, dtype):
+    dt = as_dtype(dtype)
+    if x.dtype is dt:
+        return x
+    return apply("cast", x, dtype=dt)
+
+
+def clamp(x, min=None, max=None):
+    """Composed from maximum/minimum, so fusion sees two elementwise ops."""
+    if min is not None:
+        x = maximum(x, min)
+    if max is not None:
+        x = minimum(x, max)
+    return x
+
+
+def square(x): return mul(x, x)
+def rsqrt(x): return div(1.0, sqrt(x))

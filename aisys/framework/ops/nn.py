@@ -1,0 +1,577 @@
+"""Neural-network ops: convolution, pooling, softmax, normalization, embedding, dropout, losses.
+
+Convolution's backward is itself two ops (grad-input, grad-weight), and each of the three has a VJP
+written with the other two, so second derivatives of a CNN come for free. The numpy references lower
+convolution to im2col + one matrix multiply per group, the way most CPU libraries do.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..dtypes import int64, default_float
+from ..errors import ShapeError
+from ..registry import Cost, FusionKind as K, Spec, defop
+from ..tensor import Tensor, apply, as_tensor
+from ._common import need_float, norm_dims, prod, reduced_shape
+
+
+def _pair(op, name, v, minimum):
+    t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(t) != 2 or any(not isinstance(a, (int, np.integer)) for a in t):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+    if any(a < minimum for a in t):
+        raise ValueError(f"{op}: {name}={v!r} is invalid; each value must be ≥ {minimum}")
+    return (builtins.int(t[0]), builtins.int(t[1]))
+
+
+def _out_size(op, size, k, s, p, d, dim_name):
+    o = (size + 2 * p - d * (k - 1) - 1) // s + 1
+    if o <= 0:
+        raise ShapeError(op, f"input {dim_name}={size} is too small for kernel {k} (dilation {d}, padding {p}): "
+                         f"output size would be {o}", rule="out = ⌊(in + 2·pad − dil·(k−1) − 1)/stride⌋ + 1 must be ≥ 1")
+    return o
+
+
+# ---- im2col helpers -----------------------------------------------------------------------
+def _windows(xp, KH, KW, stride, dilation, OH, OW):
+    """A strided view (N, C, OH, OW, KH, KW) of the padded input: no copy."""
+    N, C, _, _ = xp.shape
+    sN, sC, sH, sW = xp.strides
+    return as_strided(xp, (N, C, OH, OW, KH, KW),
+                      (sN, sC, sH * stride[0], sW * stride[1], sH * dilation[0], sW * dilation[1]), writeable=False)
+
+
+def _pad_nchw(x, padding, value=0.0):
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _geom(xshape, wshape, stride, padding, dilation):
+    N, C, H, W = xshape
+    O, Cg, KH, KW = wshape
+    OH = _out_size("conv2d", H, KH, stride[0], padding[0], dilation[0], "H")
+    OW = _out_size("conv2d", W, KW, stride[1], padding[1], dilation[1], "W")
+    return N, C, H, W, O, Cg, KH, KW, OH, OW
+
+
+def _conv_attrs(stride, padding, dilation, groups):
+    return dict(stride=_pair("conv2d", "stride", stride, 1), padding=_pair("conv2d", "padding", padding, 0),
+                dilation=_pair("conv2d", "dilation", dilation, 1), groups=builtins.int(groups))
+
+
+def _conv_infer(x, w, *b, stride, padding, dilation, groups):
+    if len(x.shape) != 4 or len(w.shape) != 4:
+        raise ShapeError("conv2d", f"expects input (N, C, H, W) and weight (O, C/groups, KH, KW), got "
+                         f"{tuple(x.shape)} and {tuple(w.shape)}", shapes=(x.shape, w.shape),
+                         rule="aisys convolutions are NCHW, 4-D")
+    need_float("conv2d", x, w)
+    N, C, H, W = x.shape
+    O, Cg = w.shape[0], w.shape[1]
+    if groups < 1 or C % groups or O % groups:
+        raise ValueError(f"conv2d: groups={groups} must divide both in_channels={C} and out_channels={O}")
+    if Cg * groups != C:
+        raise ShapeError("conv2d", f"weight {tuple(w.shape)} expects {Cg * groups} input channels "
+                         f"(w.shape[1]·groups = {Cg}·{groups}) but the input {tuple(x.shape)} has {C}",
+                         shapes=(x.shape, w.shape), rule="weight.shape[1] × groups == input channels")
+    if b and tuple(b[0].shape) != (O,):
+        raise ShapeError("conv2d", f"bias shape {tuple(b[0].shape)} must be ({O},)", shapes=(b[0].shape,))
+    g = _geom(tuple(x.shape), tuple(w.shape), stride, padding, dilation)
+    return Spec((N, O, g[8], g[9]), x.dtype)
+
+
+def _conv_ref(x, w, b=None, *, stride, padding, dilation, groups):
+    N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(x.shape, w.shape, stride, padding, dilation)
+    win = _windows(_pad_nchw(x, padding), KH, KW, stride, dilation, OH, OW)
+    Og = O // groups
+    out = np.empty((N, O, OH, OW), x.dtype)
+    for gi in range(groups):
+        cols = win[:, gi * Cg:(gi + 1) * Cg].transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, Cg * KH * KW)
+        wg = w[gi * Og:(gi + 1) * Og].reshape(Og, Cg * KH * KW)
+        out[:, gi * Og:(gi + 1) * Og] = (cols @ wg.T).reshape(N, OH, OW, Og).transpose(0, 3, 1, 2)
+    if b is not None:
+        out += b.reshape(1, O, 1, 1)
+    return out
+
+
+def _conv_bwd_input_ref(g, w, *, input_shape, stride, padding, dilation, groups):
+    N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(input_shape, w.shape, stride, padding, dilation)
+    ph, pw = padding
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), g.dtype)
+    Og = O // groups
+    for gi in range(groups):
+        gg = g[:, gi * Og:(gi + 1) * Og].transpose(0, 2, 3, 1).reshape(N * OH * OW, Og)
+        wg = w[gi * Og:(gi + 1) * Og].reshape(Og, Cg * KH * KW)
+        cols = (gg @ wg).reshape(N, OH, OW, Cg, KH, KW)
+        for kh in range(KH):
+            for kw in range(KW):
+                h0, w0 = kh * dilation[0], kw * dilation[1]
+                xp[:, gi * Cg:(gi + 1) * Cg, h0:h0 + stride[0] * OH:stride[0], w0:w0 + stride[1] * OW:stride[1]] += \
+                    cols[:, :, :, :, kh, kw].transpose(0, 3, 1, 2)
+    return xp[:, :, ph:ph + H, pw:pw + W]
+
+
+def _conv_bwd_weight_ref(g, x, *, weight_shape, stride, padding, dilation, groups):
+    N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(x.shape, weight_shape, stride, padding, dilation)
+    win = _windows(_pad_nchw(x, padding), KH, KW, stride, dilation, OH, OW)
+    Og = O // groups
+    dw = np.empty(weight_shape, g.dtype)
+    for gi in range(groups):
+        cols = win[:, gi * Cg:(gi + 1) * Cg].transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, Cg * KH * KW)
+        gg = g[:, gi * Og:(gi + 1) * Og].transpose(0, 2, 3, 1).reshape(N * OH * OW, Og)
+        dw[gi * Og:(gi + 1) * Og] = (gg.T @ cols).reshape(Og, Cg, KH, KW)
+    return dw
+
+
+def _conv_cost(in_specs, out_spec, **a):
+    x, w = in_specs[0], in_specs[1]
+    macs = prod(out_spec.shape) * w.shape[1] * w.shape[2] * w.shape[3]
+    return Cost(flops=2 * macs + (out_spec.numel if len(in_specs) > 2 else 0),
+                bytes=builtins.sum(s.nbytes for s in in_specs) + out_spec.nbytes)
+
+
+def _conv_vjp(g, out, x, w, *b, **a):
+    gx = apply("conv2d_backward_input", g, w, input_shape=tuple(x.shape), **a)
+    gw = apply("conv2d_backward_weight", g, x, weight_shape=tuple(w.shape), **a)
+    return (gx, gw) + ((g.sum((0, 2, 3)),) if b else ())
+
+
+def _conv_jvp(t, out, x, w, *b, **a):
+    terms = []
+    if t[0] is not None:
+        terms.append(apply("conv2d", t[0], w, **a))
+    if t[1] is not None:
+        terms.append(apply("conv2d", x, t[1], **a))
+    if b and t[2] is not None:
+        terms.append(t[2].reshape(1, -1, 1, 1).broadcast_to(out.shape))
+    acc = terms[0]
+    for s in terms[1:]:
+        acc = acc + s
+    return acc
+
+
+defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
+      vjp=_conv_vjp, jvp=_conv_jvp, torch_name="torch.nn.functional.conv2d",
+      doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.")
+
+
+def _bwd_in_infer(g, w, *, input_shape, **a):
+    return Spec(tuple(input_shape), g.dtype)
+
+
+def _bwd_w_infer(g, x, *, weight_shape, **a):
+    return Spec(tuple(weight_shape), g.dtype)
+
+
+defop("conv2d_backward_input", infer=_bwd_in_infer, ref=_conv_bwd_input_ref, fusion=K.OPAQUE,
+      cost=lambda ins, out, **a: _conv_cost([out, ins[1]], ins[0]),
+      vjp=lambda h, out, g, w, *, input_shape, **a: (
+          apply("conv2d", h, w, **a),
+          apply("conv2d_backward_weight", g, h, weight_shape=tuple(w.shape), **a)),
+      jvp=lambda t, out, g, w, *, input_shape, **a: _sum_terms(
+          apply("conv2d_backward_input", t[0], w, input_shape=input_shape, **a) if t[0] is not None else None,
+          apply("conv2d_backward_input", g, t[1], input_shape=input_shape, **a) if t[1] is not None else None),
+      doc="Gradient of conv2d with respect to its input (a transposed convolution).")
+
+defop("conv2d_backward_weight", infer=_bwd_w_infer, ref=_conv_bwd_weight_ref, fusion=K.OPAQUE,
+      cost=lambda ins, out, **a: _conv_cost([ins[1], out], ins[0]),
+      vjp=lambda h, out, g, x, *, weight_shape, **a: (
+          apply("conv2d", x, h, **a),
+          apply("conv2d_backward_input", g, h, input_shape=tuple(x.shape), **a)),
+      jvp=lambda t, out, g, x, *, weight_shape, **a: _sum_terms(
+          apply("conv2d_backward_weight", t[0], x, weight_shape=weight_shape, **a) if t[0] is not None else None,
+          apply("conv2d_backward_weight", g, t[1], weight_shape=weight_shape, **a) if t[1] is not None else None),
+      doc="Gradient of conv2d with respect to its weight.")
+
+
+def _sum_terms(*terms):
+    terms = [t for t in terms if t is not None]
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = acc + t
+    return acc
+
+
+# ---- pooling ------------------------------------------------------------------------------------
+def _pool_attrs(op, kernel_size, stride, padding, dilation=1):
+    k = _pair(op, "kernel_size", kernel_size, 1)
+    s = _pair(op, "stride", stride if stride is not None else k, 1)
+    p = _pair(op, "padding", padding, 0)
+    d = _pair(op, "dilation", dilation, 1)
+    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
+        raise ValueError(f"{op}: padding {p} must be at most half the kernel size {k}")
+    return dict(kernel_size=k, stride=s, padding=p, dilation=d)
+
+
+def _pool_geom(op, shape, kernel_size, stride, padding, dilation):
+    if len(shape) != 4:
+        raise ShapeError(op, f"expects a 4-D input (N, C, H, W), got {tuple(shape)}", shapes=(shape,))
+    N, C, H, W = shape
+    OH = _out_size(op, H, kernel_size[0], stride[0], padding[0], dilation[0], "H")
+    OW = _out_size(op, W, kernel_size[1], stride[1], padding[1], dilation[1], "W")
+    return N, C, H, W, OH, OW
+
+
+def _pool_infer(op):
+    def infer(x, **a):
+        need_float(op, x)
+        N, C, H, W, OH, OW = _pool_geom(op, tuple(x.shape), **a)
+        return Spec((N, C, OH, OW), x.dtype)
+    return infer
+
+
+def _maxpool_argmax(x, kernel_size, stride, padding, dilation):
+    """Flat indices (into the padded input) of each window's first maximum."""
+    N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
+    xp = _pad_nchw(x, padding, value=-np.inf)
+    KH, KW = kernel_size
+    win = _windows(xp, KH, KW, stride, dilation, OH, OW).reshape(N, C, OH, OW, KH * KW)
+    a = win.argmax(-1)
+    kh, kw = a // KW, a % KW
+    rows = np.arange(OH).reshape(1, 1, OH, 1) * stride[0] + kh * dilation[0]
+    cols = np.arange(OW).reshape(1, 1, 1, OW) * stride[1] + kw * dilation[1]
+    return xp.shape, rows, cols
+
+
+def _maxpool_ref(x, **a):
+    N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, **a)
+    KH, KW = a["kernel_size"]
+    win = _windows(_pad_nchw(x, a["padding"], value=-np.inf), KH, KW, a["stride"], a["dilation"], OH, OW)
+    return win.max(axis=(-2, -1))
+
+
+def _maxpool_backward_ref(g, x, **a):
+    pshape, rows, cols = _maxpool_argmax(x, **a)
+    N, C = x.shape[:2]
+    z = np.zeros(pshape, g.dtype)
+    n = np.arange(N).reshape(N, 1, 1, 1)
+    c = np.arange(C).reshape(1, C, 1, 1)
+    np.add.at(z, (n, c, rows, cols), g)
+    ph, pw = a["padding"]
+    return z[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+
+
+def _maxpool_select_ref(h, x, **a):
+    pshape, rows, cols = _maxpool_argmax(x, **a)
+    ph, pw = a["padding"]
+    hp = _pad_nchw(h, (ph, pw))
+    N, C = x.shape[:2]
+    return hp[np.arange(N).reshape(N, 1, 1, 1), np.arange(C).reshape(1, C, 1, 1), rows, cols]
+
+
+def _window_cost(in_specs, out_spec, kernel_size, **a):
+    return Cost(flops=out_spec.numel * kernel_size[0] * kernel_size[1],
+                bytes=in_specs[0].nbytes + out_spec.nbytes)
+
+
+defop("max_pool2d", infer=_pool_infer("max_pool2d"), ref=_maxpool_ref, fusion=K.OPAQUE, cost=_window_cost,
+      vjp=lambda g, out, x, **a: (apply("max_pool2d_backward", g, x, **a),),
+      jvp=lambda t, out, x, **a: apply("max_pool2d_select", t[0], x, **a),
+      torch_name="torch.nn.functional.max_pool2d", doc="Ties: the first maximum in the window gets the gradient.")
+
+defop("max_pool2d_backward", infer=lambda g, x, **a: Spec(tuple(x.shape), g.dtype), ref=_maxpool_backward_ref,
+      fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(flops=ins[0].numel, bytes=builtins.sum(s.nbytes for s in ins) + out.nbytes),
+      vjp=lambda h, out, g, x, **a: (apply("max_pool2d_select", h, x, **a), None),
+      jvp=lambda t, out, g, x, **a: apply("max_pool2d_backward", t[0], x, **a) if t[0] is not None else None,
+      doc="Route each pooled gradient to its window's argmax.")
+
+defop("max_pool2d_select", infer=_pool_infer("max_pool2d_select"), ref=_maxpool_select_ref, fusion=K.OPAQUE,
+      cost=_window_cost,
+      vjp=lambda g, out, h, x, **a: (apply("max_pool2d_backward", g, x, **a), None),
+      jvp=lambda t, out, h, x, **a: apply("max_pool2d_select", t[0], x, **a) if t[0] is not None else None,
+      doc="Read h at the argmax positions of x's windows (the adjoint of max_pool2d_backward).")
+
+
+def _avgpool_ref(x, **a):
+    N, C, H, W, OH, OW = _pool_geom("avg_pool2d", x.shape, **a)
+    KH, KW = a["kernel_size"]
+    win = _windows(_pad_nchw(x, a["padding"]), KH, KW, a["stride"], a["dilation"], OH, OW)
+    return win.mean(axis=(-2, -1)).astype(x.dtype)
+
+
+def _avgpool_backward_ref(g, *, input_shape, kernel_size, stride, padding, dilation):
+    N, C, H, W = input_shape
+    OH, OW = g.shape[2:]
+    ph, pw = padding
+    KH, KW = kernel_size
+    z = np.zeros((N, C, H + 2 * ph, W + 2 * pw), g.dtype)
+    share = g / (KH * KW)
+    for kh in range(KH):
+        for kw in range(KW):
+            h0, w0 = kh * dilation[0], kw * dilation[1]
+            z[:, :, h0:h0 + stride[0] * OH:stride[0], w0:w0 + stride[1] * OW:stride[1]] += share
+    return z[:, :, ph:ph + H, pw:pw + W]
+
+
+defop("avg_pool2d", infer=_pool_infer("avg_pool2d"), ref=_avgpool_ref, fusion=K.OPAQUE, cost=_window_cost,
+      vjp=lambda g, out, x, **a: (apply("avg_pool2d_backward", g, input_shape=tuple(x.shape), **a),),
+      jvp=lambda t, out, x, **a: apply("avg_pool2d", t[0], **a),
+      torch_name="torch.nn.functional.avg_pool2d", doc="Padding counts as zeros (count_include_pad=True).")
+
+defop("avg_pool2d_backward", infer=lambda g, *, input_shape, **a: Spec(tuple(input_shape), g.dtype),
+      ref=_avgpool_backward_ref, fusion=K.OPAQUE,
+      cost=lambda ins, out, **a: Cost(flops=out.numel, bytes=ins[0].nbytes + out.nbytes),
+      vjp=lambda h, out, g, *, input_shape, **a: (apply("avg_pool2d", h, **a),),
+      jvp=lambda t, out, g, *, input_shape, **a: apply("avg_pool2d_backward", t[0], input_shape=input_shape, **a))
+
+
+# ---- softmax family ------------------------------------------------------------------------------
+def _softmax_infer(op):
+    def infer(x, dim):
+        need_float(op, x)
+        norm_dims(op, dim, len(x.shape), x.shape)
+        return Spec(tuple(x.shape), x.dtype)
+    return infer
+
+
+def _softmax_ref(x, dim):
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def _log_softmax_ref(x, dim):
+    s = x - x.max(axis=dim, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=dim, keepdims=True))
+
+
+def _softmax_cost(in_specs, out_spec, dim):
+    return Cost(flops=5 * out_spec.numel, bytes=in_specs[0].nbytes + out_spec.nbytes)
+
+
+defop("softmax", infer=_softmax_infer("softmax"), ref=_softmax_ref, fusion=K.OPAQUE, cost=_softmax_cost,
+      vjp=lambda g, out, x, dim: (out * (g - (g * out).sum(dim, keepdim=True)),),
+      jvp=lambda t, out, x, dim: out * (t[0] - (t[0] * out).sum(dim, keepdim=True)),
+      doc="Numerically stable: subtracts the row max first.", torch_name="torch.softmax")
+
+defop("log_softmax", infer=_softmax_infer("log_softmax"), ref=_log_softmax_ref, fusion=K.OPAQUE, cost=_softmax_cost,
+      vjp=lambda g, out, x, dim: (g - out.exp() * g.sum(dim, keepdim=True),),
+      jvp=lambda t, out, x, dim: t[0] - (out.exp() * t[0]).sum(dim, keepdim=True))
+
+
+# ---- normalization --------------------------------------------------------------------------------
+def _ln_dims(x, normalized_shape):
+    k = len(normalized_shape)
+    if tuple(x.shape[len(x.shape) - k:]) != tuple(normalized_shape):
+        raise ShapeError("layer_norm", f"normalized_shape {tuple(normalized_shape)} must match the last "
+                         f"{k} dims of the input {tuple(x.shape)}", shapes=(x.shape,))
+    return tuple(range(len(x.shape) - k, len(x.shape)))
+
+
+def _ln_infer(x, normalized_shape, eps):
+    need_float("layer_norm", x)
+    _ln_dims(x, normalized_shape)
+    return Spec(tuple(x.shape), x.dtype)
+
+
+def _ln_ref(x, normalized_shape, eps):
+    d = _ln_dims(x, normalized_shape)
+    mu = x.mean(axis=d, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=d, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps)
+
+
+def _ln_tangent(t, out, x, normalized_shape, eps):
+    """J·t for layer norm; J is symmetric, so the same formula is the VJP."""
+    d = _ln_dims(x, normalized_shape)
+    rstd = 1.0 / (x.var(d, keepdim=True, correction=0) + eps).sqrt()
+    return rstd * (t - t.mean(d, keepdim=True) - out * (t * out).mean(d, keepdim=True))
+
+
+defop("layer_norm", infer=_ln_infer, ref=_ln_ref, fusion=K.OPAQUE,
+      cost=lambda ins, out, **a: Cost(flops=8 * out.numel, bytes=ins[0].nbytes + out.nbytes),
+      vjp=lambda g, out, x, **a: (_ln_tangent(g, out, x, **a),),
+      jvp=lambda t, out, x, **a: _ln_tangent(t[0], out, x, **a),
+      doc="Normalization only: (x − mean) / √(var + ε) over the last dims. The affine weight and bias are "
+          "separate mul/add ops in F.layer_norm, so fusion can see them.")
+
+
+def _bn_infer(x, mean, var, weight, bias, eps):
+    need_float("batch_norm", x)
+    if len(x.shape) < 2:
+        raise ShapeError("batch_norm", f"expects (N, C, ...) input, got {tuple(x.shape)}", shapes=(x.shape,))
+    C = x.shape[1]
+    for nm, t in (("running_mean", mean), ("running_var", var), ("weight", weight), ("bias", bias)):
+        if tuple(t.shape) != (C,):
+            raise ShapeError("batch_norm", f"{nm} has shape {tuple(t.shape)} but the input has C={C} channels "
+                             f"(input {tuple(x.shape)})", shapes=(x.shape, t.shape),
+                             rule="per-channel statistics have shape (C,)")
+    return Spec(tuple(x.shape), x.dtype)
+
+
+def _bshape(x, c):
+    return (1, c) + (1,) * (x.ndim - 2)
+
+
+def _bn_ref(x, mean, var, weight, bias, eps):
+    s = _bshape(x, x.shape[1])
+    return ((x - mean.reshape(s)) / np.sqrt(var.reshape(s) + eps) * weight.reshape(s) + bias.reshape(s)).astype(x.dtype)
+
+
+def _bn_vjp(g, out, x, mean, var, weight, bias, eps):
+    s = _bshape(x, x.shape[1])
+    red = (0,) + tuple(range(2, x.ndim))
+    rstd = 1.0 / (var.reshape(s) + eps).sqrt()
+    centered = x - mean.reshape(s)
+    gw = g * weight.reshape(s)
+    return (gw * rstd,
+            -(gw * rstd).sum(red),
+            (gw * centered * rstd * rstd * rstd * -0.5).sum(red),
+            (g * centered * rstd).sum(red),
+            g.sum(red))
+
+
+def _bn_jvp(t, out, x, mean, var, weight, bias, eps):
+    s = _bshape(x, x.shape[1])
+    rstd = 1.0 / (var.reshape(s) + eps).sqrt()
+    centered = x - mean.reshape(s)
+    w = weight.reshape(s)
+    terms = []
+    if t[0] is not None:
+        terms.append(t[0] * rstd * w)
+    if t[1] is not None:
+        terms.append(-t[1].reshape(s) * rstd * w)
+    if t[2] is not None:
+        terms.append(centered * w * -0.5 * rstd * rstd * rstd * t[2].reshape(s))
+    if t[3] is not None:
+        terms.append(centered * rstd * t[3].reshape(s))
+    if t[4] is not None:
+        terms.append(t[4].reshape(s))
+    acc = terms[0].broadcast_to(out.shape) if tuple(terms[0].shape) != tuple(out.shape) else terms[0]
+    for u in terms[1:]:
+        acc = acc + u
+    return acc
+
+
+defop("batch_norm", infer=_bn_infer, ref=_bn_ref, fusion=K.BROADCAST,
+      cost=lambda ins, out, **a: Cost(flops=4 * out.numel, bytes=builtins.sum(s.nbytes for s in ins) + out.nbytes),
+      vjp=_bn_vjp, jvp=_bn_jvp,
+      doc="y = (x − mean)/√(var + ε)·weight + bias per channel (dim 1). Training mode passes the batch's own "
+          "mean and var (computed with ops), so gradients flow through them too.")
+
+
+# ---- embedding, one_hot, dropout ------------------------------------------------------------------
+def _int_check(op, idx):
+    if idx.dtype.is_floating or idx.dtype.name == "bool":
+        raise TypeError(f"{op}: indices must be an integer tensor, got {idx.dtype.name}; use .long()")
+
+
+def _emb_infer(idx, weight):
+    _int_check("embedding", idx)
+    if len(weight.shape) != 2:
+        raise ShapeError("embedding", f"weight must be 2-D (num_embeddings, dim), got {tuple(weight.shape)}")
+    return Spec(tuple(idx.shape) + (weight.shape[1],), weight.dtype)
+
+
+def _emb_ref(idx, weight):
+    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+        raise IndexError(f"embedding: index {idx.max() if idx.max() >= weight.shape[0] else idx.min()} is out of "
+                         f"range for {weight.shape[0]} embeddings (valid 0..{weight.shape[0] - 1})")
+    return weight[idx]
+
+
+def _emb_bwd_ref(g, idx, num_embeddings):
+    z = np.zeros((num_embeddings, g.shape[-1]), g.dtype)
+    np.add.at(z, idx.reshape(-1), g.reshape(-1, g.shape[-1]))
+    return z
+
+
+defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE, cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
+      vjp=lambda g, out, idx, weight: (None, apply("embedding_backward", g, idx, num_embeddings=weight.shape[0])),
+      jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding")
+
+defop("embedding_backward", infer=lambda g, idx, num_embeddings: Spec((num_embeddings, g.shape[-1]), g.dtype),
+      ref=_emb_bwd_ref, fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(ins[0].numel, ins[0].nbytes + out.nbytes),
+      vjp=lambda h, out, g, idx, num_embeddings: (apply("embedding", idx, h), None),
+      jvp=lambda t, out, g, idx, num_embeddings: apply("embedding_backward", t[0], idx, num_embeddings=num_embeddings))
+
+defop("one_hot", infer=lambda idx, num_classes: (_int_check("one_hot", idx), Spec(tuple(idx.shape) + (num_classes,), int64))[1],
+      ref=lambda idx, num_classes: (idx[..., None] == np.arange(num_classes)).astype(np.int64),
+      fusion=K.INJECTIVE, cost=lambda ins, out, **a: Cost(0, ins[0].nbytes + out.nbytes))
+
+
+def _dropout_ref(x, p, seed):
+    if p == 0.0:
+        return x
+    keep = np.random.default_rng(seed).random(x.shape) >= p
+    return (x * keep / (1.0 - p)).astype(x.dtype)
+
+
+defop("dropout", infer=lambda x, p, seed: Spec(tuple(x.shape), x.dtype), ref=_dropout_ref, fusion=K.ELEMENTWISE,
+      cost=lambda ins, out, **a: Cost(2 * out.numel, ins[0].nbytes + out.nbytes), pure=False,
+      vjp=lambda g, out, x, p, seed: (apply("dropout", g, p=p, seed=seed),),
+      jvp=lambda t, out, x, p, seed: apply("dropout", t[0], p=p, seed=seed),
+      doc="The mask is drawn from `seed`, so the backward (the same dropout of g) sees the same mask. Marked "
+          "impure: CSE never merges two dropouts.")
+
+
+# ---- losses ---------------------------------------------------------------------------------------
+def _ce_infer(x, target, reduction):
+    need_float("cross_entropy", x)
+    _int_check("cross_entropy", target)
+    if len(x.shape) != 2 or tuple(target.shape) != (x.shape[0],):
+        raise ShapeError("cross_entropy", f"expects logits (N, C) and integer targets (N,), got "
+                         f"{tuple(x.shape)} and {tuple(target.shape)}", shapes=(x.shape, target.shape),
+                         rule="one class index per row of logits")
+    return Spec(() if reduction != "none" else (x.shape[0],), x.dtype)
+
+
+def _ce_ref(x, target, reduction):
+    if target.size and (target.min() < 0 or target.max() >= x.shape[1]):
+        raise IndexError(f"cross_entropy: target class {target.max()} is out of range for {x.shape[1]} classes")
+    ls = _log_softmax_ref(x, 1)
+    nll = -ls[np.arange(x.shape[0]), target]
+    return {"mean": nll.mean(), "sum": nll.sum(), "none": nll}[reduction]
+
+
+def _ce_dlogits(x, target, reduction):
+    d = x.softmax(1) - apply("one_hot", target, num_classes=x.shape[1]).to(x.dtype)
+    return d / float(x.shape[0]) if reduction == "mean" else d
+
+
+def _ce_vjp(g, out, x, target, reduction):
+    gg = g.reshape(-1, 1) if reduction == "none" else g
+    return (_ce_dlogits(x, target, reduction) * gg, None)
+
+
+def _ce_jvp(t, out, x, target, reduction):
+    prod_ = (_ce_dlogits(x, target, reduction) * t[0])
+    return prod_.sum(1) if reduction == "none" else prod_.sum()
+
+
+defop("cross_entropy", infer=_ce_infer, ref=_ce_ref, fusion=K.OPAQUE,
+      cost=lambda ins, out, **a: Cost(6 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
+      vjp=_ce_vjp, jvp=_ce_jvp, torch_name="torch.nn.functional.cross_entropy",
+      doc="log_softmax + negative log-likelihood in one op; gradient (softmax − one_hot)/N.")
+
+
+def _mse_infer(x, y, reduction):
+    need_float("mse_loss", x, y)
+    if tuple(x.shape) != tuple(y.shape):
+        raise ShapeError("mse_loss", f"input {tuple(x.shape)} and target {tuple(y.shape)} must have the same shape",
+                         shapes=(x.shape, y.shape), rule="aisys does not broadcast inside losses (a common silent bug)")
+    return Spec(() if reduction != "none" else tuple(x.shape), x.dtype)
+
+
+def _mse_ref(x, y, reduction):
+    d = (x - y) ** 2
+    return {"mean": d.mean(), "sum": d.sum(), "none": d}[reduction]
+
+
+def _mse_scale(x, reduction):
+    return 2.0 / x.numel() if reduction == "mean" else 2.0
+
+
+defop("mse_loss", infer=_mse_infer, ref=_mse_ref, fusion=K.OPAQUE,
+      cost=lambda ins, out, **a: Cost(3 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
+      vjp=lambda g, out, x, y, reduction: ((x - y) * g * _mse_scale(x, reduction), (y - x) * g * _mse_scale(x, reduction)),
+      jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss")
+
+
+def _mse_jvp(t, x, y, reduction):
+    dt = t[0] if t[1] is None else (t[0] - t[1] if t[0] is not None else -t[1])
+    v = (x - y) * dt * 2.0
+    return {"mean": v.mean(), "sum": v.sum(), "none": v}[reduction]

@@ -1,0 +1,156 @@
+"""Reductions over dims (``dim``/``keepdim`` as in PyTorch) and ``sum_to``, broadcasting's adjoint."""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from ..dtypes import int64
+from ..errors import ShapeError
+from ..registry import Cost, FusionKind as K, Spec, defop
+from ..tensor import apply, as_tensor
+from ._common import norm_dims, reduced_shape, need_float, prod
+
+R = K.REDUCE
+
+
+def _reduce_cost(in_specs, out_spec, **attrs):
+    return Cost(flops=in_specs[0].numel, bytes=in_specs[0].nbytes + out_spec.nbytes)
+
+
+def _reduce_infer(op, float_only=False, out_dtype=None):
+    def infer(x, dim=None, keepdim=False, **attrs):
+        if float_only:
+            need_float(op, x)
+        dims = norm_dims(op, dim, len(x.shape), x.shape)
+        if op in ("max", "min", "argmax", "argmin"):
+            for d in dims:
+                if x.shape[d] == 0:
+                    raise ShapeError(op, f"cannot reduce an empty dimension {d} of shape {tuple(x.shape)}")
+        return Spec(reduced_shape(tuple(x.shape), dims, keepdim), out_dtype or x.dtype)
+    return infer
+
+
+def _keep(g, x, dim, keepdim):
+    """Reshape a reduced gradient so it broadcasts against ``x`` again."""
+    if keepdim or dim is None and g.ndim == 0:
+        return g if keepdim else g.reshape((1,) * x.ndim) if x.ndim else g
+    dims = norm_dims("sum", dim, x.ndim, x.shape)
+    return g.reshape(reduced_shape(tuple(x.shape), dims, True))
+
+
+def _count(x, dim):
+    dims = norm_dims("mean", dim, x.ndim, x.shape)
+    return prod(x.shape[d] for d in dims)
+
+
+def _axis(x_ndim, dim):
+    return None if dim is None else norm_dims("reduce", dim, x_ndim)
+
+
+defop("sum", infer=_reduce_infer("sum"), fusion=R, cost=_reduce_cost,
+      ref=lambda x, dim=None, keepdim=False: np.sum(x, axis=_axis(x.ndim, dim), keepdims=keepdim, dtype=x.dtype if x.dtype != np.bool_ else np.int64),
+      vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape),),
+      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].sum(dim, keepdim), torch_name="torch.sum")
+
+defop("mean", infer=_reduce_infer("mean", float_only=True), fusion=R, cost=_reduce_cost,
+      ref=lambda x, dim=None, keepdim=False: np.mean(x, axis=_axis(x.ndim, dim), keepdims=keepdim),
+      vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape) / float(_count(x, dim)),),
+      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].mean(dim, keepdim))
+
+
+def _var_ref(x, dim=None, keepdim=False, correction=1):
+    return np.var(x, axis=_axis(x.ndim, dim), keepdims=keepdim, ddof=correction)
+
+
+def _var_vjp(g, out, x, dim=None, keepdim=False, correction=1):
+    n = _count(x, dim)
+    centered = x - x.mean(dim, keepdim=True)
+    return (_keep(g, x, dim, keepdim) * centered * (2.0 / (n - correction)),)
+
+
+def _var_jvp(t, out, x, dim=None, keepdim=False, correction=1):
+    n = _count(x, dim)
+    return (t[0] * (x - x.mean(dim, keepdim=True))).sum(dim, keepdim) * (2.0 / (n - correction))
+
+
+defop("var", infer=_reduce_infer("var", float_only=True), fusion=R, cost=_reduce_cost, ref=_var_ref,
+      vjp=_var_vjp, jvp=_var_jvp, doc="correction=1 (unbiased) by default, as torch.var.")
+
+
+def _extreme(name, fn):
+    def vjp(g, out, x, dim=None, keepdim=False):
+        ok = _keep(out, x, dim, keepdim)
+        mask = (x == ok).to(g.dtype)                       # ties share the gradient equally
+        return (_keep(g, x, dim, keepdim) * mask / mask.sum(dim, keepdim=True),)
+
+    def jvp(t, out, x, dim=None, keepdim=False):
+        ok = _keep(out, x, dim, keepdim)
+        mask = (x == ok).to(t[0].dtype)
+        return (t[0] * mask).sum(dim, keepdim) / mask.sum(dim, keepdim)
+
+    defop(name, infer=_reduce_infer(name), fusion=R, cost=_reduce_cost,
+          ref=lambda x, dim=None, keepdim=False: fn(x, axis=_axis(x.ndim, dim), keepdims=keepdim),
+          vjp=vjp, jvp=jvp, doc="Ties share the gradient equally.")
+
+
+_extreme("max", np.max)
+_extreme("min", np.min)
+
+
+def _arg(fn):
+    def ref(x, dim=None, keepdim=False):
+        if dim is None:
+            r = fn(x.reshape(-1))
+            return np.asarray(r).reshape((1,) * x.ndim if keepdim else ())
+        return fn(x, axis=int(dim), keepdims=keepdim)
+    return ref
+
+
+defop("argmax", infer=_reduce_infer("argmax", out_dtype=int64), ref=_arg(np.argmax), fusion=R, cost=_reduce_cost)
+defop("argmin", infer=_reduce_infer("argmin", out_dtype=int64), ref=_arg(np.argmin), fusion=R, cost=_reduce_cost)
+
+
+# ---- sum_to: the adjoint of broadcasting ------------------------------------------------------
+def _sum_to_infer(x, shape):
+    shape = tuple(shape)
+    xs = tuple(x.shape)
+    lead = len(xs) - len(shape)
+    if lead < 0 or any(s != 1 and s != xs[lead + i] for i, s in enumerate(shape)):
+        raise ShapeError("sum_to", f"cannot sum shape {xs} down to {shape}", shapes=(xs, shape),
+                         rule="the target must be a shape that broadcasts to the source")
+    return Spec(shape, x.dtype)
+
+
+def _sum_to_ref(x, shape):
+    shape = tuple(shape)
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+    r = x.sum(axis=axes, keepdims=True) if axes else x
+    return r.reshape(shape)
+
+
+defop("sum_to", infer=_sum_to_infer, ref=_sum_to_ref, fusion=R, cost=_reduce_cost,
+      vjp=lambda g, out, x, shape: (g.broadcast_to(x.shape),),
+      jvp=lambda t, out, x, shape: t[0].sum_to(shape),
+      doc="Sum a broadcast result back to an operand's shape (the backward of broadcasting).")
+
+
+# ---- public functions ---------------------------------------------------------------------------
+def _dimarg(dim):
+    return tuple(dim) if isinstance(dim, list) else dim
+
+
+def sum(x, dim=None, keepdim=False): return apply("sum", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
+def mean(x, dim=None, keepdim=False): return apply("mean", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
+def var(x, dim=None, keepdim=False, correction=1): return apply("var", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim, correction=correction)
+def std(x, dim=None, keepdim=False, correction=1): return var(x, dim, keepdim, correction).sqrt()
+def max(x, dim=None, keepdim=False): return apply("max", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
+def min(x, dim=None, keepdim=False): return apply("min", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
+def argmax(x, dim=None, keepdim=False): return apply("argmax", as_tensor(x), dim=dim, keepdim=keepdim)
+def argmin(x, dim=None, keepdim=False): return apply("argmin", as_tensor(x), dim=dim, keepdim=keepdim)
+
+
+def sum_to(x, shape):
+    shape = tuple(builtins.int(s) for s in shape)
+    return x if tuple(x.shape) == shape else apply("sum_to", x, shape=shape)

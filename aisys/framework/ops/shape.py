@@ -1,0 +1,319 @@
+"""Shape and data-movement ops: views (reshape, permute, broadcast), indexing, concat, pad, gather.
+
+Most are *injective* for fusion: every output element reads exactly one input element.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from ..dtypes import promote
+from ..errors import ShapeError
+from ..registry import FusionKind as K, Spec, defop
+from ..tensor import Tensor, apply, as_tensor
+from ._common import broadcast_shapes, movement_cost, norm_dims, zero_cost, prod
+
+INJ = K.INJECTIVE
+
+
+# ---- reshape ------------------------------------------------------------------------------------
+def _resolve_shape(op, src, shape):
+    shape = tuple(builtins.int(s) for s in shape)
+    n = prod(src)
+    if shape.count(-1) > 1:
+        raise ShapeError(op, f"only one dimension can be -1, got {shape}", shapes=(src, shape))
+    if -1 in shape:
+        known = prod(s for s in shape if s != -1)
+        if known == 0 or n % known:
+            raise ShapeError(op, f"cannot infer -1 in {shape} for {n} elements of shape {tuple(src)}",
+                             shapes=(src, shape), rule="the product of the known sizes must divide the element count")
+        shape = tuple(n // known if s == -1 else s for s in shape)
+    if prod(shape) != n:
+        raise ShapeError(op, f"cannot reshape {tuple(src)} ({n} elements) into {shape} ({prod(shape)} elements)",
+                         shapes=(src, shape), rule="reshape keeps the number of elements")
+    return shape
+
+
+defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.shape), shape), x.dtype),
+      ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost,
+      vjp=lambda g, out, x, shape: (g.reshape(x.shape),),
+      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape")
+
+
+# ---- permute ------------------------------------------------------------------------------------
+def _permute_infer(x, dims):
+    nd = len(x.shape)
+    if sorted(d % max(nd, 1) for d in dims) != list(range(nd)) or len(dims) != nd:
+        raise ShapeError("permute", f"dims {tuple(dims)} is not a permutation of 0..{nd - 1} for shape {tuple(x.shape)}",
+                         shapes=(x.shape,), rule="give every dimension exactly once")
+    return Spec(tuple(x.shape[d] for d in dims), x.dtype)
+
+
+defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims), fusion=INJ,
+      cost=movement_cost, doc="Returns a strided view (like torch); bytes counted as if materialized.",
+      vjp=lambda g, out, x, dims: (g.permute(*np.argsort(dims).tolist()),),
+      jvp=lambda t, out, x, dims: t[0].permute(*dims))
+
+
+# ---- broadcast_to ------------------------------------------------------------------------------
+def _bcast_infer(x, shape):
+    shape = tuple(shape)
+    if broadcast_shapes("broadcast_to", tuple(x.shape), shape) != shape:
+        raise ShapeError("broadcast_to", f"cannot broadcast {tuple(x.shape)} to {shape}", shapes=(x.shape, shape),
+                         rule="sizes must match or be 1 in the source, aligned from the right")
+    return Spec(shape, x.dtype)
+
+
+defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x, shape), fusion=K.BROADCAST,
+      cost=movement_cost,
+      vjp=lambda g, out, x, shape: (g.sum_to(x.shape),),
+      jvp=lambda t, out, x, shape: t[0].broadcast_to(shape), torch_name="torch.broadcast_to")
+
+defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascontiguousarray, fusion=INJ,
+      cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0],
+      doc="Copy a strided view into row-major order (a no-op when already contiguous).")
+
+
+# ---- indexing ------------------------------------------------------------------------------------
+def _norm_key(key):
+    if not isinstance(key, tuple):
+        key = (key,)
+    out = []
+    for k in key:
+        if isinstance(k, Tensor):
+            k = k._data
+        elif isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray) and not (k.dtype == np.bool_ or np.issubdtype(k.dtype, np.integer)):
+            raise TypeError(f"index: index arrays must be integer or bool, got {k.dtype}")
+        out.append(k)
+    return tuple(out)
+
+
+def _index_infer(x, key):
+    probe = np.broadcast_to(np.zeros((), np.bool_), tuple(x.shape))
+    try:
+        shape = probe[key].shape
+    except IndexError as e:
+        raise ShapeError("index", f"{e} (tensor of shape {tuple(x.shape)})", shapes=(x.shape,),
+                         rule="indices must lie in [-size, size) for each dimension") from None
+    return Spec(tuple(shape), x.dtype)
+
+
+def _has_array(key):
+    return any(isinstance(k, np.ndarray) for k in key)
+
+
+def _index_cost(in_specs, out_spec, key):
+    return zero_cost(in_specs, out_spec) if not _has_array(key) else movement_cost(in_specs, out_spec)
+
+
+defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_index_cost,
+      vjp=lambda g, out, x, key: (apply("index_backward", g, key=key, shape=tuple(x.shape)),),
+      jvp=lambda t, out, x, key: apply("index", t[0], key=key),
+      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).")
+
+
+def _index_backward_ref(g, key, shape):
+    z = np.zeros(shape, g.dtype)
+    if _has_array(key):
+        np.add.at(z, key, g)          # repeated indices accumulate
+    else:
+        z[key] = g
+    return z
+
+
+defop("index_backward", infer=lambda g, key, shape: Spec(tuple(shape), g.dtype), ref=_index_backward_ref,
+      fusion=K.OPAQUE, cost=movement_cost,
+      vjp=lambda h, out, g, key, shape: (apply("index", h, key=key),),
+      jvp=lambda t, out, g, key, shape: apply("index_backward", t[0], key=key, shape=shape),
+      doc="Scatter-add a gradient into zeros of the indexed tensor's shape.")
+
+
+# ---- concat --------------------------------------------------------------------------------------
+def _concat_infer(*xs, dim=0):
+    if not xs:
+        raise ShapeError("concat", "needs at least one tensor")
+    nd = len(xs[0].shape)
+    d = norm_dims("concat", dim, nd, xs[0].shape)[0]
+    dt = xs[0].dtype
+    for i, x in enumerate(xs[1:], 1):
+        if len(x.shape) != nd or any(a != b for j, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if j != d):
+            raise ShapeError("concat", f"tensor {i} has shape {tuple(x.shape)} but tensor 0 has {tuple(xs[0].shape)}",
+                             shapes=[tuple(x.shape) for x in xs],
+                             rule=f"all sizes must match except along dim {dim}")
+        dt = promote(dt, x.dtype)
+    shape = list(xs[0].shape)
+    shape[d] = builtins.sum(x.shape[d] for x in xs)
+    return Spec(tuple(shape), dt)
+
+
+def _concat_vjp(g, out, *xs, dim=0):
+    d = dim % g.ndim
+    grads, start = [], 0
+    for x in xs:
+        n = x.shape[d]
+        key = (slice(None),) * d + (slice(start, start + n),)
+        grads.append(apply("index", g, key=key))
+        start += n
+    return tuple(grads)
+
+
+defop("concat", infer=_concat_infer, ref=lambda *xs, dim=0: np.concatenate(xs, axis=dim), fusion=INJ,
+      cost=lambda ins, out, dim=0: movement_cost([out], out), vjp=_concat_vjp,
+      jvp=lambda t, out, *xs, dim=0: apply("concat", *[ti if ti is not None else x * 0.0 for ti, x in zip(t, xs)], dim=dim),
+      torch_name="torch.cat")
+
+
+# ---- pad -----------------------------------------------------------------------------------------
+def _pad_widths(ndim, pad):
+    """torch.nn.functional.pad order: (last_lo, last_hi, second_last_lo, ...)."""
+    if len(pad) % 2 or len(pad) // 2 > ndim:
+        raise ShapeError("pad", f"pad {tuple(pad)} must have an even length of at most 2×{ndim}")
+    widths = [(0, 0)] * ndim
+    for i in range(len(pad) // 2):
+        lo, hi = builtins.int(pad[2 * i]), builtins.int(pad[2 * i + 1])
+        if lo < 0 or hi < 0:
+            raise ValueError(f"pad: negative padding {tuple(pad)} is not supported; slice the tensor instead")
+        widths[ndim - 1 - i] = (lo, hi)
+    return widths
+
+
+def _pad_infer(x, pad, value=0.0):
+    w = _pad_widths(len(x.shape), pad)
+    return Spec(tuple(s + lo + hi for s, (lo, hi) in zip(x.shape, w)), x.dtype)
+
+
+def _pad_vjp(g, out, x, pad, value=0.0):
+    w = _pad_widths(x.ndim, pad)
+    key = tuple(slice(lo, lo + s) for s, (lo, hi) in zip(x.shape, w))
+    return (apply("index", g, key=key),)
+
+
+defop("pad", infer=_pad_infer, ref=lambda x, pad, value=0.0: np.pad(x, _pad_widths(x.ndim, pad), constant_values=value),
+      fusion=INJ, cost=movement_cost, vjp=_pad_vjp,
+      jvp=lambda t, out, x, pad, value=0.0: apply("pad", t[0], pad=pad, value=0.0),
+      doc="Constant padding with torch's pad order (last dim first).")
+
+
+# ---- gather / scatter_add ----------------------------------------------------------------------------
+def _gather_infer(x, index, dim):
+    if np.issubdtype(index.dtype.np, np.floating) or len(index.shape) != len(x.shape):
+        raise ShapeError("gather", f"index must be an integer tensor with the same rank as the input: "
+                         f"input {tuple(x.shape)}, index {tuple(index.shape)} ({index.dtype.name})",
+                         shapes=(x.shape, index.shape))
+    return Spec(tuple(index.shape), x.dtype)
+
+
+defop("gather", infer=_gather_infer, ref=lambda x, index, dim: np.take_along_axis(x, index, axis=dim),
+      fusion=INJ, cost=movement_cost,
+      vjp=lambda g, out, x, index, dim: (apply("scatter_add", g, index, dim=dim, shape=tuple(x.shape)), None),
+      jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather")
+
+
+def _scatter_add_ref(g, index, dim, shape):
+    z = np.zeros(shape, g.dtype)
+    idx = list(np.indices(index.shape, sparse=True))
+    idx[dim] = index
+    np.add.at(z, tuple(idx), g)
+    return z
+
+
+defop("scatter_add", infer=lambda g, index, dim, shape: Spec(tuple(shape), g.dtype), ref=_scatter_add_ref,
+      fusion=K.OPAQUE, cost=movement_cost,
+      vjp=lambda h, out, g, index, dim, shape: (apply("gather", h, index, dim=dim), None),
+      jvp=lambda t, out, g, index, dim, shape: apply("scatter_add", t[0], index, dim=dim, shape=shape),
+      doc="Adds g into zeros(shape) at index along dim (the adjoint of gather).")
+
+
+# ---- public functions ---------------------------------------------------------------------------
+def _shape_args(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def reshape(x, *shape):
+    shape = _resolve_shape("reshape", tuple(x.shape), _shape_args(shape))
+    return x if shape == tuple(x.shape) else apply("reshape", x, shape=shape)
+
+
+def permute(x, *dims):
+    dims = tuple(builtins.int(d) % builtins.max(x.ndim, 1) for d in _shape_args(dims))
+    return x if dims == tuple(range(x.ndim)) else apply("permute", x, dims=dims)
+
+
+def transpose(x, dim0, dim1):
+    nd = x.ndim
+    d0, d1 = norm_dims("transpose", dim0, nd, x.shape)[0], norm_dims("transpose", dim1, nd, x.shape)[0]
+    dims = list(range(nd))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return permute(x, *dims)
+
+
+def broadcast_to(x, shape):
+    shape = tuple(builtins.int(s) for s in shape)
+    return x if tuple(x.shape) == shape else apply("broadcast_to", x, shape=shape)
+
+
+def expand(x, *shape):
+    """torch.expand: -1 keeps a size."""
+    shape = _shape_args(shape)
+    lead = len(shape) - x.ndim
+    full = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    return broadcast_to(x, full)
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        return reshape(x, *[s for s in x.shape if s != 1])
+    d = norm_dims("squeeze", dim, x.ndim, x.shape)
+    return reshape(x, *[s for i, s in enumerate(x.shape) if not (i in d and s == 1)])
+
+
+def unsqueeze(x, dim):
+    nd = x.ndim + 1
+    if not -nd <= dim < nd:
+        raise ShapeError("unsqueeze", f"dim {dim} is out of range for a result of {nd} dims", shapes=(x.shape,))
+    d = dim % nd
+    shape = list(x.shape)
+    shape.insert(d, 1)
+    return apply("reshape", x, shape=tuple(shape))
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s, e = start_dim % x.ndim, end_dim % x.ndim
+    shape = tuple(x.shape[:s]) + (prod(x.shape[s:e + 1]),) + tuple(x.shape[e + 1:])
+    return reshape(x, *shape)
+
+
+def contiguous(x):
+    return x if x.is_contiguous() else apply("contiguous", x)
+
+
+def index(x, key):
+    return apply("index", x, key=_norm_key(key))
+
+
+def cat(tensors, dim=0):
+    tensors = [as_tensor(t) for t in tensors]
+    return tensors[0] if len(tensors) == 1 else apply("concat", *tensors, dim=dim)
+
+
+concat = cat
+
+
+def stack(tensors, dim=0):
+    tensors = [as_tensor(t) for t in tensors]
+    return cat([unsqueeze(t, dim) for t in tensors], dim=dim)
+
+
+def pad(x, pad, value=0.0):
+    return apply("pad", x, pad=tuple(builtins.int(p) for p in pad), value=value)
+
+
+def gather(x, dim, index):
+    return apply("gather", x, as_tensor(index), dim=builtins.int(dim) % x.ndim)

@@ -1,0 +1,104 @@
+"""The op registry: the one contract every layer reads (DESIGN.md, "The spine: one op contract").
+
+Each op is defined once with
+  infer(*specs, **attrs) -> Spec       shape/dtype inference (raises ShapeError that teaches)
+  ref(*arrays, **attrs) -> ndarray     the numpy reference: eager execution, constant folding, tests
+  vjp(g, out, *inputs, **attrs)        reverse mode, written with Tensor ops so it is differentiable
+                                       -> one gradient (or None) per input
+  jvp(tangents, out, *inputs, **attrs) forward mode, also with ops; tangents[i] is None for zero
+  fusion                               a FusionKind, read by the fusion pass
+  cost(in_specs, out_spec, **attrs)    FLOPs and bytes moved, read by passes, the roofline and the chip
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable
+
+from .dtypes import DType
+
+
+class FusionKind(str, Enum):
+    """TVM's operator classes (as taught in ZOMI's 03Frontend/03OPFusion lecture)."""
+    ELEMENTWISE = "elementwise"        # out[i] = f(in[i]) on same-shape operands
+    BROADCAST = "broadcast"            # elementwise with broadcasting
+    INJECTIVE = "injective"            # each output element reads one input element (reshape, permute, slice)
+    REDUCE = "reduce"                  # sum, max, mean over axes
+    COMPLEX_OUT_FUSABLE = "complex-out-fusable"   # matmul, conv: an elementwise epilogue can fuse
+    OPAQUE = "opaque"                  # cannot fuse (sort, data-dependent, impure)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What shape inference knows about a value: its shape and dtype."""
+    shape: tuple
+    dtype: DType
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: int
+    bytes: int
+
+
+@dataclass
+class OpDef:
+    name: str
+    infer: Callable
+    ref: Callable
+    vjp: Callable | None
+    jvp: Callable | None
+    fusion: FusionKind
+    cost: Callable
+    pure: bool = True               # False: CSE and constant folding must not merge/evaluate it
+    doc: str = ""
+    source: str = ""                # file:line of the definition, shown by pass logs and docs
+    torch_name: str | None = None   # the PyTorch function this mirrors, for docs
+
+    @property
+    def differentiable(self) -> bool:
+        return self.vjp is not None
+
+    def __repr__(self) -> str:
+        return f"<op {self.name} ({self.fusion.value}) defined at {self.source}>"
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def defop(name: str, *, infer, ref, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
+          pure: bool = True, doc: str = "", torch_name: str | None = None) -> OpDef:
+    """Register an op. Called once per op at import of aisys.framework.ops."""
+    if name in OPS:
+        raise ValueError(f"op {name!r} is already registered at {OPS[name].source}")
+    frame = inspect.stack(0)[1]
+    op = OpDef(name=name, infer=infer, ref=ref, vjp=vjp, jvp=jvp, fusion=FusionKind(fusion),
+               cost=cost or default_cost, pure=pure, doc=doc,
+               source=f"{frame.filename.split('aisys/')[-1]}:{frame.lineno}", torch_name=torch_name)
+    OPS[name] = op
+    return op
+
+
+def get(name: str) -> OpDef:
+    try:
+        return OPS[name]
+    except KeyError:
+        close = [n for n in OPS if n.startswith(name[:3])]
+        raise KeyError(f"no op named {name!r} in the registry"
+                       + (f"; did you mean {', '.join(sorted(close))}?" if close else "")) from None
+
+
+def default_cost(in_specs, out_spec, **attrs) -> Cost:
+    """One FLOP per output element; bytes = every input read once + the output written once."""
+    return Cost(flops=out_spec.numel,
+                bytes=sum(s.nbytes for s in in_specs) + out_spec.nbytes)

@@ -1,0 +1,524 @@
+"""Tensor: a numpy array plus what autodiff, forward mode and tracing need to know about it.
+
+Every operation goes through :func:`apply`, which reads the op registry: shape/dtype inference
+first (so errors teach before numpy fails), then the numpy reference, then the tape record,
+the forward-mode tangent, and any observers (the tracer, the anomaly detector).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+from . import dtypes as _dt
+from .errors import AnomalyError, user_location
+from .registry import OpDef, Spec, get as _get_op
+
+
+class _Mode:
+    """Global switches read on every op (module-level for speed)."""
+    grad_enabled = True
+    forward_ad = 0          # depth of active aisys.jvp calls
+    anomaly = 0
+    observers: list = []    # callables (op, inputs, attrs, out) — the tracer hooks in here
+
+
+def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
+    """Run one registered op eagerly and record it for autodiff / tracing."""
+    if type(op) is str:
+        op = _get_op(op)
+    spec = op.infer(*inputs, **attrs)
+    data = op.ref(*[t._data for t in inputs], **attrs)
+    if type(data) is not np.ndarray:
+        data = np.asarray(data)
+    if data.dtype != spec.dtype.np:
+        data = data.astype(spec.dtype.np)
+    out = Tensor.__new__(Tensor)
+    out._data = data
+    out.grad = None
+    out._ctx = None
+    out._tangent = None
+    out._trace = None
+    out.requires_grad = False
+    if _Mode.grad_enabled and op.vjp is not None:
+        for t in inputs:
+            if t.requires_grad:
+                out.requires_grad = True
+                out._ctx = (op, inputs, attrs)
+                break
+    if _Mode.forward_ad and op.jvp is not None:
+        tans = tuple(t._tangent for t in inputs)
+        if any(x is not None for x in tans):
+            depth, _Mode.forward_ad = _Mode.forward_ad, 0     # tangent arithmetic is not itself tangent-tracked
+            try:
+                out._tangent = op.jvp(tans, out, *inputs, **attrs)
+            finally:
+                _Mode.forward_ad = depth
+    if _Mode.observers:
+        for ob in list(_Mode.observers):
+            ob(op, inputs, attrs, out)
+    if _Mode.anomaly and spec.dtype.is_floating and not np.all(np.isfinite(data)):
+        _report_anomaly(op, inputs, data)
+    return out
+
+
+def _report_anomaly(op, inputs, data):
+    def rng(t):
+        d = t._data
+        if d.size == 0:
+            return f"{tuple(d.shape)} empty"
+        if t.dtype.is_floating:
+            finite = d[np.isfinite(d)]
+            lo, hi = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
+            bad = d.size - finite.size
+            return f"{t.dtype.short}{list(d.shape)} range [{lo:.4g}, {hi:.4g}]" + (f", {bad} non-finite" if bad else "")
+        return f"{t.dtype.short}{list(d.shape)} range [{d.min()}, {d.max()}]"
+    kind = "NaN" if np.isnan(data).any() else "Inf"
+    desc = "; ".join(f"input {i}: {rng(t)}" for i, t in enumerate(inputs))
+    where = _Mode.backward_of if getattr(_Mode, "backward_of", None) else None
+    phase = f" (in the backward of {where})" if where else ""
+    raise AnomalyError(f"detect_anomaly: {op.name}{phase} produced {kind} "
+                       f"({int((~np.isfinite(data)).sum())} of {data.size} elements); {desc} "
+                       f"(at {user_location()})")
+
+
+class Tensor:
+    """An n-dimensional array with autodiff. Mirrors torch.Tensor where the concept exists."""
+
+    __slots__ = ("_data", "requires_grad", "grad", "_ctx", "_tangent", "_trace", "__weakref__")
+    __array_priority__ = 1000   # numpy scalars on the left defer to Tensor's reflected operators
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False):
+        if isinstance(data, Tensor):
+            data = data._data
+        dt = _dt.as_dtype(dtype) if dtype is not None else _dt.infer_from_data(data)
+        arr = np.asarray(data, dtype=dt.np)
+        if requires_grad and not dt.is_floating:
+            raise TypeError(f"only floating-point tensors can require gradients, got {dt.name}; "
+                            f"pass dtype=aisys.float32")
+        self._data = arr
+        self.requires_grad = requires_grad
+        self.grad = None
+        self._ctx = None
+        self._tangent = None
+        self._trace = None
+
+    @staticmethod
+    def _wrap(arr: np.ndarray) -> "Tensor":
+        t = Tensor.__new__(Tensor)
+        t._data = arr
+        t.requires_grad = False
+        t.grad = None
+        t._ctx = None
+        t._tangent = None
+        t._trace = None
+        return t
+
+    # ---- basic properties -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> _dt.DType:
+        return _dt.from_numpy(self._data.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def size(self, dim: int | None = None):
+        return self._data.shape if dim is None else self._data.shape[dim]
+
+    def numel(self) -> int:
+        return self._data.size
+
+    @property
+    def spec(self) -> Spec:
+        return Spec(self._data.shape, self.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    def stride(self, dim: int | None = None):
+        """Strides in elements (like torch), read from the numpy view underneath."""
+        st = tuple(s // self._data.itemsize for s in self._data.strides)
+        return st if dim is None else st[dim]
+
+    def is_contiguous(self) -> bool:
+        return self._data.flags["C_CONTIGUOUS"]
+
+    def numpy(self) -> np.ndarray:
+        """The underlying numpy array (shares memory, like torch's .numpy())."""
+        return self._data
+
+    def item(self):
+        if self._data.size != 1:
+            raise ValueError(f"item(): tensor has {self._data.size} elements {tuple(self.shape)}; "
+                             f"only one-element tensors convert to a Python number")
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The op that produced this tensor on the tape (None for leaves)."""
+        return None if self._ctx is None else self._ctx[0]
+
+    def detach(self) -> "Tensor":
+        """Same data, cut from the tape (no gradient flows back through it)."""
+        return Tensor._wrap(self._data)
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if flag and not self.dtype.is_floating:
+            raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype.name}")
+        self.requires_grad = flag
+        return self
+
+    def zero_(self) -> "Tensor":
+        self._data[...] = 0
+        return self
+
+    def copy_(self, src) -> "Tensor":
+        """In-place copy of values (no autodiff record; used by optimizers and load_state_dict)."""
+        arr = src._data if isinstance(src, Tensor) else np.asarray(src)
+        if arr.shape != self._data.shape:
+            raise ValueError(f"copy_: shape {tuple(arr.shape)} does not match {tuple(self.shape)}")
+        self._data[...] = arr
+        return self
+
+    def assign_(self, value) -> "Tensor":
+        """Replace this tensor's values in place with ``value`` (same shape). This is how optimizers and
+        running statistics update state: not recorded on the tape, but observers (the tracer) see it, so
+        a traced training step knows which parameter each update writes."""
+        arr = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if tuple(arr.shape) != tuple(self._data.shape):
+            raise ValueError(f"assign_: new value has shape {tuple(arr.shape)}, tensor has {tuple(self.shape)}")
+        if _Mode.observers:
+            for ob in list(_Mode.observers):
+                if hasattr(ob, "on_assign"):
+                    ob.on_assign(self, value)
+        self._data[...] = arr
+        return self
+
+    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False):
+        from .autograd import backward
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._data, precision=4, separator=", ", threshold=50)
+        extra = ""
+        if self.dtype is not _dt.float32 and self.dtype is not _dt.int64 and self.dtype is not _dt.bool_:
+            extra += f", dtype={self.dtype!r}"
+        if self._ctx is not None:
+            extra += f", grad_fn=<{self._ctx[0].name}>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self._data.size} elements is ambiguous; "
+                             f"use .any() or .all()")
+        if _Mode.observers:
+            for ob in list(_Mode.observers):
+                if hasattr(ob, "on_bool"):
+                    ob.on_bool(self)
+        return bool(self._data.reshape(()))
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.is_floating or self._data.size != 1:
+            raise TypeError("only integer one-element tensors can be used as an index")
+        return int(self.item())
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    __hash__ = object.__hash__
+
+    # ---- conversions -------------------------------------------------------------------
+    def to(self, dtype) -> "Tensor":
+        return _ops.cast(self, dtype)
+
+    type = to
+
+    def float(self):
+        return self.to(_dt.float32)
+
+    def double(self):
+        return self.to(_dt.float64)
+
+    def half(self):
+        return self.to(_dt.float16)
+
+    def bfloat16(self):
+        return self.to(_dt.bfloat16)
+
+    def long(self):
+        return self.to(_dt.int64)
+
+    def int(self):
+        return self.to(_dt.int32)
+
+    def bool(self):
+        return self.to(_dt.bool_)
+
+    # ---- operators (each is one registry op) --------------------------------------------
+    def __add__(self, o): return _ops.add(self, o)
+    def __radd__(self, o): return _ops.add(o, self)
+    def __sub__(self, o): return _ops.sub(self, o)
+    def __rsub__(self, o): return _ops.sub(o, self)
+    def __mul__(self, o): return _ops.mul(self, o)
+    def __rmul__(self, o): return _ops.mul(o, self)
+    def __truediv__(self, o): return _ops.div(self, o)
+    def __rtruediv__(self, o): return _ops.div(o, self)
+    def __pow__(self, o): return _ops.pow(self, o)
+    def __rpow__(self, o): return _ops.pow(o, self)
+    def __matmul__(self, o): return _ops.matmul(self, o)
+    def __rmatmul__(self, o): return _ops.matmul(o, self)
+    def __neg__(self): return _ops.neg(self)
+    def __abs__(self): return _ops.abs(self)
+    def __eq__(self, o): return _ops.eq(self, o)
+    def __ne__(self, o): return _ops.ne(self, o)
+    def __lt__(self, o): return _ops.lt(self, o)
+    def __le__(self, o): return _ops.le(self, o)
+    def __gt__(self, o): return _ops.gt(self, o)
+    def __ge__(self, o): return _ops.ge(self, o)
+    def __getitem__(self, key): return _ops.index(self, key)
+
+    def __setitem__(self, key, value):
+        """In-place assignment into the data. Not recorded by autodiff: refuse on tape tensors."""
+        if self.requires_grad or self._ctx is not None:
+            raise RuntimeError("in-place assignment into a tensor that requires grad would break the tape; "
+                               "build a new tensor with aisys.where(...) or assign under aisys.no_grad() to a leaf's .detach()")
+        self._data[key] = value._data if isinstance(value, Tensor) else value
+
+    # ---- methods mirroring torch.Tensor --------------------------------------------------
+    def exp(self): return _ops.exp(self)
+    def log(self): return _ops.log(self)
+    def sqrt(self): return _ops.sqrt(self)
+    def rsqrt(self): return _ops.div(1.0, _ops.sqrt(self))
+    def abs(self): return _ops.abs(self)
+    def neg(self): return _ops.neg(self)
+    def tanh(self): return _ops.tanh(self)
+    def sigmoid(self): return _ops.sigmoid(self)
+    def relu(self): return _ops.relu(self)
+    def sin(self): return _ops.sin(self)
+    def cos(self): return _ops.cos(self)
+    def square(self): return _ops.mul(self, self)
+    def pow(self, e): return _ops.pow(self, e)
+    def maximum(self, o): return _ops.maximum(self, o)
+    def minimum(self, o): return _ops.minimum(self, o)
+    def clamp(self, min=None, max=None): return _ops.clamp(self, min, max)
+    def matmul(self, o): return _ops.matmul(self, o)
+    def sum(self, dim=None, keepdim=False): return _ops.sum(self, dim, keepdim)
+    def mean(self, dim=None, keepdim=False): return _ops.mean(self, dim, keepdim)
+    def var(self, dim=None, keepdim=False, correction=1): return _ops.var(self, dim, keepdim, correction=correction)
+    def std(self, dim=None, keepdim=False, correction=1): return _ops.sqrt(_ops.var(self, dim, keepdim, correction=correction))
+
+    def max(self, dim=None, keepdim=False):
+        """Differs from torch: with ``dim`` it returns the values only (use argmax for indices)."""
+        return _ops.max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        """Differs from torch: with ``dim`` it returns the values only (use argmin for indices)."""
+        return _ops.min(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False): return _ops.argmax(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim=False): return _ops.argmin(self, dim, keepdim)
+    def any(self): return bool(self._data.any())
+    def all(self): return bool(self._data.all())
+    def softmax(self, dim): return _ops.softmax(self, dim)
+    def log_softmax(self, dim): return _ops.log_softmax(self, dim)
+    def reshape(self, *shape): return _ops.reshape(self, *shape)
+    def view(self, *shape): return _ops.reshape(self, *shape)
+    def flatten(self, start_dim=0, end_dim=-1): return _ops.flatten(self, start_dim, end_dim)
+    def transpose(self, dim0, dim1): return _ops.transpose(self, dim0, dim1)
+    def permute(self, *dims): return _ops.permute(self, *dims)
+    def expand(self, *shape): return _ops.expand(self, *shape)
+    def broadcast_to(self, shape): return _ops.broadcast_to(self, shape)
+    def squeeze(self, dim=None): return _ops.squeeze(self, dim)
+    def unsqueeze(self, dim): return _ops.unsqueeze(self, dim)
+    def contiguous(self): return _ops.contiguous(self)
+    def sum_to(self, shape): return _ops.sum_to(self, shape)
+    def gather(self, dim, index): return _ops.gather(self, dim, index)
+    def where(self, cond, other): return _ops.where(cond, self, other)
+
+    @property
+    def T(self):
+        if self.ndim != 2:
+            raise ValueError(f".T expects a 2-D tensor, got {self.ndim}-D {tuple(self.shape)}; use permute")
+        return _ops.transpose(self, 0, 1)
+
+    @property
+    def mT(self):
+        return _ops.transpose(self, -2, -1)
+
+
+# ---- grad mode ---------------------------------------------------------------------------
+class no_grad(contextlib.ContextDecorator):
+    """Ops run inside are not recorded on the tape (inference, optimizer updates)."""
+
+    def __enter__(self):
+        self._prev = _Mode.grad_enabled
+        _Mode.grad_enabled = False
+
+    def __exit__(self, *exc):
+        _Mode.grad_enabled = self._prev
+        return False
+
+
+class enable_grad(no_grad):
+    def __enter__(self):
+        self._prev = _Mode.grad_enabled
+        _Mode.grad_enabled = True
+
+
+class set_grad_enabled(no_grad):
+    def __init__(self, mode: bool):
+        self._mode = bool(mode)
+
+    def __enter__(self):
+        self._prev = _Mode.grad_enabled
+        _Mode.grad_enabled = self._mode
+
+
+def is_grad_enabled() -> bool:
+    return _Mode.grad_enabled
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Stop at the first op whose output contains NaN or Inf, naming the op, its inputs' ranges and
+    your source line (forward and backward)."""
+
+    def __enter__(self):
+        _Mode.anomaly += 1
+
+    def __exit__(self, *exc):
+        _Mode.anomaly -= 1
+        return False
+
+
+# ---- factories ---------------------------------------------------------------------------
+def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Make a tensor; dtype inferred like PyTorch (numpy float64 stays float64, Python floats -> float32)."""
+    if isinstance(data, Tensor):
+        data = data._data.copy()
+    elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
+        data = np.array([x._data if isinstance(x, Tensor) else x for x in data])
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def _flat(seq):
+    for x in seq:
+        if isinstance(x, (list, tuple)):
+            yield from _flat(x)
+        else:
+            yield x
+
+
+def as_tensor(x, like: Tensor | None = None) -> Tensor:
+    """Lift Python scalars/arrays into tensors. A Python scalar takes ``like``'s dtype (a "weak" scalar),
+    except a float scalar next to an integer tensor, which becomes the default float."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float, bool, np.number, np.bool_)) and not isinstance(x, np.ndarray):
+        ld = like.dtype
+        if isinstance(x, (bool, np.bool_)):
+            dt = ld
+        elif isinstance(x, (float, np.floating)) and not ld.is_floating:
+            dt = _dt.default_float
+        else:
+            dt = ld
+        return Tensor._wrap(np.asarray(x, dtype=dt.np))
+    return Tensor(x)
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
+    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
+    return Tensor(np.zeros(_shape_arg(shape), dt.np), dtype=dt, requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad=False) -> Tensor:
+    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
+    return Tensor(np.ones(_shape_arg(shape), dt.np), dtype=dt, requires_grad=requires_grad)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    dt = _dt.as_dtype(dtype) if dtype else (_dt.default_float if isinstance(fill_value, float) else _dt.infer_from_data(fill_value))
+    return Tensor(np.full(_shape_arg((shape,)), fill_value, dt.np), dtype=dt, requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None) -> Tensor:
+    return zeros(*t.shape, dtype=dtype or t.dtype)
+
+
+def ones_like(t: Tensor, dtype=None) -> Tensor:
+    return ones(*t.shape, dtype=dtype or t.dtype)
+
+
+def arange(start, end=None, step=1, dtype=None) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    arr = np.arange(start, end, step)
+    return Tensor(arr, dtype=dtype or (_dt.int64 if np.issubdtype(arr.dtype, np.integer) else _dt.default_float))
+
+
+def eye(n: int, m: int | None = None, dtype=None) -> Tensor:
+    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
+    return Tensor(np.eye(n, m, dtype=dt.np), dtype=dt)
+
+
+class _Generator:
+    """The global random generator (seed with aisys.manual_seed)."""
+    rng = np.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> None:
+    _Generator.rng = np.random.default_rng(seed)
+
+
+def randn(*shape, dtype=None, requires_grad=False) -> Tensor:
+    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
+    return Tensor(_Generator.rng.standard_normal(_shape_arg(shape)).astype(dt.np), dtype=dt, requires_grad=requires_grad)
+
+
+def rand(*shape, dtype=None, requires_grad=False) -> Tensor:
+    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
+    return Tensor(_Generator.rng.random(_shape_arg(shape)).astype(dt.np), dtype=dt, requires_grad=requires_grad)
+
+
+def randint(low, high, size, dtype=None) -> Tensor:
+    dt = _dt.as_dtype(dtype) if dtype else _dt.int64
+    return Tensor(_Generator.rng.integers(low, high, size=_shape_arg((size,))).astype(dt.np), dtype=dt)
+
+
+from . import ops as _ops   # noqa: E402  (ops import apply from here)
