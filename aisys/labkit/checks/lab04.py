@@ -1,0 +1,372 @@
+"""Checks for lab 04 — graph optimization passes and model conversion.
+
+4.1 ``fold_constants(rw, max_elements=65536, fold_params=False)``: a constant-folding pass written
+    with the Rewriter. Run with DCE after it on the lab's golden graph it must leave exactly 3 op
+    nodes; it must keep values on 15 random graphs, respect the size cap, leave impure ops and
+    parameters alone, and fold whole constant chains in one sweep.
+4.2 ``cse(rw)``: value numbering with the lecture's hash table keyed by (op, inputs, attrs). Duplicates
+    must go (golden count), the result must not depend on the order of the nodes, dropout must never
+    be merged, and array-valued attrs must be compared by value (two 2000-element index arrays that
+    print the same but differ in the middle are different keys).
+4.3 ``fold_conv_bn_weights(weight, bias, gamma, beta, mean, var, eps) -> (W′, b′)``: plugged into the
+    folding pass, the folded conv must match conv → batch_norm to 1e-5 on seeded blocks (with and
+    without conv bias, grouped, strided). The course's snippet (γ and β swapped, conv bias dropped)
+    fails this check.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from aisys.labkit import Checker, register
+
+CONV = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+
+
+def _run(fn, graph, **options):
+    """Run the learner's pass through the pass manager; (PassResult, None) or (None, problem text)."""
+    from aisys.compiler import Pass, run_pass
+    try:
+        return run_pass(Pass(fn, name=getattr(fn, "__name__", "pass"), options=options), graph), None
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        return None, f"raised {type(exc).__name__}: {exc}"
+
+
+def _values_equal(a, b, seed=0):
+    from aisys.compiler.testing import random_inputs
+    from aisys.framework.graph import interpret
+    xs = random_inputs(a, seed)
+    got, want = interpret(b, *xs), interpret(a, *xs)
+    return all(np.allclose(g, w, rtol=1e-5, atol=1e-5, equal_nan=True) for g, w in zip(got, want))
+
+
+# ---------------------------------------------------------------------------------------------
+# 4.1 constant folding
+# ---------------------------------------------------------------------------------------------
+
+def golden_fold_graph():
+    """The lab's golden graph for 4.1 (ids in brackets):
+
+        scale = (2 · 3) − 4                    [1..5]  a constant chain: folds to one const
+        y     = x · scale + neg(bias)          [6..9]  bias is a const: neg(bias) folds
+        big   = exp(zeros(300, 300))           [10,11] 90 000 elements: over the cap, kept (then dead)
+        noise = dropout(scale)                 [12]    impure: never folded
+        z     = y · noise,  w = x · p          [13..15] p is a param: not a constant
+        return z, w
+
+    After fold_constants then DCE: x·scale, + (−bias), dropout, y·noise, neg(p), x·neg(p) — see
+    ``GOLDEN_FOLD_OPS``."""
+    from aisys.framework.graph import Graph
+    g = Graph("golden_fold")
+    x = g.add_input("x", (4, 8))
+    two, three, four = (g.add_const(np.float32(v)).id for v in (2.0, 3.0, 4.0))
+    scale = g.add("sub", (g.add("mul", (two, three)).id, four)).id
+    bias = g.add_const(np.linspace(-1, 1, 8, dtype=np.float32)).id
+    y = g.add("add", (g.add("mul", (x.id, scale)).id, g.add("neg", (bias,)).id)).id
+    g.add("exp", (g.add_const(np.zeros((300, 300), np.float32)).id,))
+    noise = g.add("dropout", (scale,), {"p": 0.5, "seed": 7}).id
+    z = g.add("mul", (y, noise)).id
+    p = g.add_param("p", np.full((8,), 0.5, np.float32)).id
+    w = g.add("mul", (x.id, g.add("neg", (p,)).id)).id
+    g.set_outputs([z, w])
+    return g
+
+
+#: op counts left by a correct fold_constants followed by DCE on golden_fold_graph()
+GOLDEN_FOLD_OPS = {"add": 1, "dropout": 1, "mul": 3, "neg": 1}
+
+
+@register("4.1", title="Constant folding (then DCE)", lab="04_graph_passes",
+          reference="aisys.compiler.passes.fold_constants:fold_constants",
+          bad=["aisys.labkit.checks.lab04:_fold_outputs_first",
+               "aisys.labkit.checks.lab04:_fold_ignores_cap",
+               "aisys.labkit.checks.lab04:_fold_impure_too",
+               "aisys.labkit.checks.lab04:_fold_params_too"])
+def _check_4_1(fn, c: Checker):
+    from aisys.compiler import dce, run_pass
+    from aisys.compiler.testing import random_graph
+
+    g = golden_fold_graph()
+    res, problem = _run(fn, g)
+    c.true(problem is None, what="fold_constants(rw) runs through the pass manager and the verifier accepts the result",
+           expected="a valid graph", got=problem,
+           hint="change the graph only through rw.add_const(...) and rw.replace(old_id, new_id, rule=...)")
+    c.true(res.changed and res.rewrites, what="the pass records its rewrites",
+           expected="at least one rewrite in the pass log", got=f"{len(res.rewrites)} rewrites",
+           hint="replace each folded node with rw.replace(node.id, const.id, rule='fold_constants')")
+    after = run_pass(dce, res.graph).graph
+    c.equal(after.count_ops(), GOLDEN_FOLD_OPS,
+            what="golden graph: op counts after fold_constants then DCE",
+            hint="(2·3)−4 is a chain: visit nodes in topological order (graph.nodes is in that order) so a "
+                 "folded result is a constant by the time its user is visited; neg(bias) folds too")
+    c.true(_values_equal(g, after), what="golden graph: same outputs as before folding (random inputs)",
+           expected="equal outputs", got="different outputs",
+           hint="evaluate a node with aisys.framework.graph.evaluate_node(node, [input values])")
+    exp_node = next(n for n in g.nodes.values() if n.op == "exp")
+    c.true(exp_node.id in res.graph.nodes, what="exp of a 300×300 constant (90 000 elements) is not folded",
+           expected="kept (over max_elements=65536)", got="folded into a 90 000-element constant",
+           hint="skip nodes with node.numel > max_elements; log why with rw.reject(...)")
+    drop = next(n for n in g.nodes.values() if n.op == "dropout")
+    c.true(drop.id in res.graph.nodes, what="dropout of a constant is not folded (impure)",
+           expected="kept", got="folded",
+           hint="aisys.get_op(node.op).pure is False for dropout: its mask is drawn at run time")
+    pn = [n for n in g.nodes.values() if n.op == "neg" and g.nodes[n.inputs[0]].op == "param"][0]
+    c.true(pn.id in res.graph.nodes, what="neg(param) is not folded: parameters are not constants",
+           expected="kept", got="folded",
+           hint="only const nodes are constants (unless fold_params=True): training updates parameters")
+    res_cap, _ = _run(fn, g, max_elements=4)
+    c.true(res_cap is not None and res_cap.graph.count_ops().get("neg", 0) == 2,
+           what="with max_elements=4, neg(bias) (8 elements) stays", expected="2 neg nodes left",
+           got=res_cap and res_cap.graph.count_ops(), hint="compare node.numel with the max_elements argument")
+    for seed in range(15):
+        rg = random_graph(seed)
+        r, problem = _run(fn, rg)
+        c.true(problem is None and _values_equal(rg, run_pass(dce, r.graph).graph, seed),
+               what=f"random graph {seed}: same outputs after fold_constants + DCE",
+               expected="equal outputs", got=problem or "different outputs")
+    c.true(True, what="15 random graphs keep their values")
+
+
+def _fold_outputs_first(rw, max_elements=65536, fold_params=False):
+    """Visits nodes from the outputs backwards: a chain folds one level per run."""
+    from aisys.framework.graph import evaluate_node
+    from aisys.framework.registry import get as get_op
+    g = rw.graph
+    for n in reversed(list(g.nodes.values())):
+        if n.id not in g.nodes or n.is_leaf or not n.inputs:
+            continue
+        ins = [g.nodes[i] for i in n.inputs]
+        if all(x.op == "const" for x in ins) and get_op(n.op).pure and n.numel <= max_elements:
+            c = rw.add_const(evaluate_node(n, [x.value for x in ins]))
+            rw.replace(n.id, c.id, rule="fold_constants")
+
+
+def _fold_with(ignore_cap=False, impure=False, params=False):
+    def fold(rw, max_elements=65536, fold_params=False):
+        from aisys.framework.graph import evaluate_node
+        from aisys.framework.registry import get as get_op
+        g = rw.graph
+        leaves = ("const", "param") if params else ("const",)
+        for n in list(g.nodes.values()):
+            if n.id not in g.nodes or n.is_leaf or not n.inputs:
+                continue
+            ins = [g.nodes[i] for i in n.inputs]
+            if not all(x.op in leaves for x in ins):
+                continue
+            if not impure and not get_op(n.op).pure:
+                continue
+            if not ignore_cap and n.numel > max_elements:
+                continue
+            c = rw.add_const(evaluate_node(n, [x.value for x in ins]))
+            rw.replace(n.id, c.id, rule="fold_constants")
+    return fold
+
+
+_fold_ignores_cap = _fold_with(ignore_cap=True)
+_fold_impure_too = _fold_with(impure=True)
+_fold_params_too = _fold_with(params=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4.2 CSE
+# ---------------------------------------------------------------------------------------------
+
+def golden_cse_graph():
+    """Duplicates of duplicates, equal attrs vs different attrs, an impure pair, and two big index arrays
+    that print the same (numpy abbreviates them) but differ in the middle."""
+    from aisys.framework.graph import Graph
+    g = Graph("golden_cse")
+    x = g.add_input("x", (4, 2000))
+    a1 = g.add("exp", (x.id,)).id
+    a2 = g.add("exp", (x.id,)).id                      # same as a1
+    b1 = g.add("mul", (a1, x.id)).id
+    b2 = g.add("mul", (a2, x.id)).id                   # same as b1 once a2 → a1
+    s0 = g.add("sum", (b1,), {"dim": 0, "keepdim": False}).id
+    s1 = g.add("sum", (b2,), {"dim": 1, "keepdim": False}).id    # different attrs: stays
+    d1 = g.add("dropout", (b1,), {"p": 0.5, "seed": 3}).id
+    d2 = g.add("dropout", (b2,), {"p": 0.5, "seed": 3}).id       # impure: stays
+    k1 = np.arange(2000)
+    k2 = k1.copy()
+    k2[1000] = 7                                       # repr() of k1 and k2 is identical
+    i1 = g.add("index", (x.id,), {"key": (slice(None), k1)}).id
+    i2 = g.add("index", (x.id,), {"key": (slice(None), k2)}).id
+    i3 = g.add("index", (x.id,), {"key": (slice(None), k1.copy())}).id   # same as i1
+    g.set_outputs([s0, s1, g.add("add", (d1, d2)).id, i1, i2, i3])
+    return g
+
+
+GOLDEN_CSE_OPS = {"add": 1, "dropout": 2, "exp": 1, "index": 2, "mul": 1, "sum": 2}
+
+
+def _reordered(g, seed):
+    """The same graph, nodes in another valid topological order."""
+    rng = np.random.default_rng(seed)
+    users = g.users()
+    indeg = {i: len(set(n.inputs)) for i, n in g.nodes.items()}
+    ready = [i for i, d in indeg.items() if d == 0]
+    order = []
+    while ready:
+        i = ready.pop(int(rng.integers(len(ready))))
+        order.append(i)
+        for u in dict.fromkeys(users[i]):
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                ready.append(u)
+    h = g.copy()
+    h.nodes = {i: h.nodes[i] for i in order}
+    return h
+
+
+@register("4.2", title="CSE with a hash table keyed by (op, inputs, attrs)", lab="04_graph_passes",
+          reference="aisys.compiler.passes.cse:cse",
+          bad=["aisys.labkit.checks.lab04:_cse_ignores_attrs",
+               "aisys.labkit.checks.lab04:_cse_merges_impure",
+               "aisys.labkit.checks.lab04:_cse_attrs_by_repr"])
+def _check_4_2(fn, c: Checker):
+    from aisys.compiler.testing import random_graph
+
+    g = golden_cse_graph()
+    res, problem = _run(fn, g)
+    c.true(problem is None, what="cse(rw) runs through the pass manager and the verifier accepts the result",
+           expected="a valid graph", got=problem, hint="merge with rw.replace(later.id, first.id, rule='cse')")
+    c.equal(res.graph.count_ops(), GOLDEN_CSE_OPS, what="golden graph: op counts after CSE",
+            hint="exp(x) twice → one; then mul(exp, x) twice → one (visit in topological order); sum over dim 0 "
+                 "and dim 1 differ; the two dropouts stay; the index arrays are compared by their values")
+    c.true(_values_equal(g, res.graph), what="golden graph: same outputs after CSE", expected="equal outputs",
+           got="different outputs")
+    for seed in range(3):
+        r2, problem = _run(fn, _reordered(g, seed))
+        c.equal(r2.graph.count_ops() if problem is None else problem, GOLDEN_CSE_OPS,
+                what=f"golden graph with its nodes in another topological order (shuffle {seed})",
+                hint="the key must depend on (op, inputs, attrs) only, never on where a node sits")
+    for seed in range(12):
+        rg = random_graph(seed, dropout=True)
+        r, problem = _run(fn, rg)
+        c.true(problem is None and _values_equal(rg, r.graph, seed),
+               what=f"random graph {seed}: same outputs after CSE", expected="equal outputs",
+               got=problem or "different outputs")
+        r2, _ = _run(fn, _reordered(rg, seed))
+        c.equal(r2.graph.count_ops(), r.graph.count_ops(),
+                what=f"random graph {seed}: same op counts whatever the node order")
+    c.true(True, what="12 random graphs: values kept and the result independent of node order")
+
+
+def _freeze_repr(v):
+    return repr(v)
+
+
+def _cse_with(key_attrs=True, impure=False, attr_key=None):
+    def cse(rw):
+        from aisys.compiler.passes.cse import freeze
+        from aisys.framework.registry import get as get_op
+        g = rw.graph
+        table = {}
+        for n in list(g.nodes.values()):
+            if n.id not in g.nodes or n.is_leaf:
+                continue
+            if not impure and not get_op(n.op).pure:
+                continue
+            attrs = (attr_key or freeze)(n.attrs) if key_attrs else ()
+            key = (n.op, tuple(n.inputs), attrs)
+            if key in table:
+                rw.replace(n.id, table[key], rule="cse")
+            else:
+                table[key] = n.id
+    return cse
+
+
+_cse_ignores_attrs = _cse_with(key_attrs=False)
+_cse_merges_impure = _cse_with(impure=True)
+_cse_attrs_by_repr = _cse_with(attr_key=_freeze_repr)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4.3 Conv + BN folding
+# ---------------------------------------------------------------------------------------------
+
+def conv_bn_graph(seed: int, bias: bool = True, groups: int = 1, stride: int = 1):
+    """x → conv2d(W, b) → batch_norm(mean, var, γ, β) → relu, every weight a seeded param."""
+    from aisys.framework.graph import Graph
+    rng = np.random.default_rng(seed)
+    g = Graph("conv_bn")
+    C = O = 4
+    x = g.add_input("x", (2, C, 6, 6))
+    w = g.add_param("conv.weight", (rng.standard_normal((O, C // groups, 3, 3)) * 0.3).astype(np.float32))
+    ins = [x.id, w.id] + ([g.add_param("conv.bias", rng.uniform(-1, 1, O).astype(np.float32)).id] if bias else [])
+    conv = g.add("conv2d", ins, dict(CONV, groups=groups, stride=(stride, stride)))
+    stats = [g.add_param(f"bn.{n}", v.astype(np.float32)).id for n, v in (
+        ("running_mean", rng.uniform(-1, 1, O)), ("running_var", rng.uniform(0.2, 3, O)),
+        ("weight", rng.uniform(0.3, 2, O)), ("bias", rng.uniform(-1, 1, O)))]
+    bn = g.add("batch_norm", [conv.id] + stats, {"eps": 1e-5})
+    g.set_outputs([g.add("relu", (bn.id,)).id])
+    return g
+
+
+@register("4.3", title="fold_conv_bn: W′ = γW/√(σ²+ε), b′ = γ(b−μ)/√(σ²+ε)+β", lab="04_graph_passes",
+          reference="aisys.compiler.passes.conv_bn:fold_conv_bn_weights",
+          bad=["aisys.labkit.checks.lab04:course_snippet_fold",
+               "aisys.labkit.checks.lab04:_fold_drops_conv_bias",
+               "aisys.labkit.checks.lab04:_fold_forgets_sqrt"])
+def _check_4_3(fn, c: Checker):
+    from aisys.compiler import make_fold_conv_bn, run_pass
+    from aisys.compiler.testing import random_inputs
+    from aisys.framework.graph import interpret
+
+    w = np.ones((2, 1, 1, 1), np.float32)
+    try:
+        got = fn(w, np.array([1.0, 2.0], np.float32), np.array([2.0, 3.0], np.float32),
+                 np.array([0.5, -0.5], np.float32), np.array([1.0, 0.0], np.float32),
+                 np.array([3.0, 8.0], np.float32), 1.0)
+        wf, bf = (np.asarray(v) for v in got)
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        c.fail("2-channel example runs", expected="(W′, b′)", got=f"raised {type(exc).__name__}: {exc}")
+    c.close(wf.reshape(-1), [1.0, 1.0], what="2-channel example: W′ (γ/√(σ²+ε) = 2/√4 = 1 and 3/√9 = 1)",
+            rtol=1e-6, hint="scale each output channel's filter by γ/√(σ²+ε): weight * scale.reshape(-1, 1, 1, 1)")
+    c.close(bf, [0.5, 1.5], what="2-channel example: b′ = γ(b−μ)/√(σ²+ε)+β keeps the conv bias b = [1, 2]",
+            rtol=1e-6, hint="β is bn.bias and γ is bn.weight; the conv's own bias b must stay in the formula")
+    c.equal(str(wf.dtype), "float32", what="W′ keeps the weight's dtype (float32)",
+            hint="compute in float64 if you like, then .astype(weight.dtype)")
+    passed = make_fold_conv_bn(fn)
+    cases = [(s, bias, groups, stride) for s, (bias, groups, stride) in enumerate(
+        [(True, 1, 1), (False, 1, 1), (True, 2, 1), (True, 1, 2), (False, 4, 1), (True, 4, 2)])]
+    for seed, bias, groups, stride in cases:
+        g = conv_bn_graph(seed, bias, groups, stride)
+        try:
+            res = run_pass(passed, g)
+        except NotImplementedError:
+            raise
+        except Exception as exc:
+            c.fail(f"fold_conv_bn with your weights on block {seed}", expected="a folded graph",
+                   got=f"raised {type(exc).__name__}: {exc}", hint="return (W′, b′) with W′.shape == W.shape and "
+                                                               "b′.shape == (out_channels,); bias may be None")
+        xs = random_inputs(g, seed)
+        err = float(np.max(np.abs(interpret(res.graph, *xs)[0] - interpret(g, *xs)[0])))
+        c.true(err <= 1e-5 and res.graph.count_ops() == {"conv2d": 1, "relu": 1},
+               what=f"block {seed} (conv bias={bias}, groups={groups}, stride={stride}): folded conv matches "
+                    f"conv → batch_norm to 1e-5",
+               expected="max |error| ≤ 1e-5", got=f"max |error| = {err:.3g}",
+               hint="W′ = γW/√(σ²+ε), b′ = γ(b−μ)/√(σ²+ε)+β, with b = 0 when the conv has no bias")
+
+
+def course_snippet_fold(weight, bias, gamma, beta, mean, var, eps):
+    """The course's fuse_conv_bn (04Inference/05Optimize/02Basic.md), transcribed: it reads
+    beta = bn.weight and gamma = bn.bias — γ and β swapped — and b′ = β − γ·μ/√(σ²+ε) drops the conv bias."""
+    var_sqrt = np.sqrt(var + eps)
+    beta_, gamma_ = gamma, beta
+    w_prime = weight * (gamma_ / var_sqrt).reshape(-1, 1, 1, 1)
+    b_prime = beta_ - gamma_ / var_sqrt * mean
+    return w_prime.astype(weight.dtype), b_prime.astype(weight.dtype)
+
+
+def _fold_drops_conv_bias(weight, bias, gamma, beta, mean, var, eps):
+    scale = gamma / np.sqrt(var + eps)
+    return (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype), (beta - mean * scale).astype(weight.dtype)
+
+
+def _fold_forgets_sqrt(weight, bias, gamma, beta, mean, var, eps):
+    b = np.zeros(weight.shape[0]) if bias is None else bias
+    scale = gamma / (var + eps)
+    return (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype), ((b - mean) * scale + beta).astype(weight.dtype)

@@ -1,0 +1,415 @@
+"""Write labs/04_graph_passes.ipynb (lab 04 — graph optimization passes and model conversion) with nbformat.
+
+Usage:  .venv/bin/python tools/make_labs/lab04.py [OUT.ipynb]
+Then execute it solved (the committed outputs come from that run):
+  AISYS_LAB_SOLUTIONS=1 .venv/bin/jupyter nbconvert --to notebook --execute --inplace \
+      --ExecutePreprocessor.store_widget_state=False labs/04_graph_passes.ipynb
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = ROOT / "labs" / "04_graph_passes.ipynb"
+
+MD, CODE, EXERCISE_DEPENDENT = "md", "code", "code-exercise"
+
+CELLS: list[tuple[str, str]] = [
+    (MD, """\
+# Lab 04 — Graph optimization passes and model conversion (图优化与模型转换)
+
+A model arrives at an inference engine or an AI compiler as a computation graph (计算图). Before a single
+kernel runs, a series of **passes** rewrites that graph: each pass looks for a pattern, proves a rewrite
+keeps the values, and applies it. Fewer nodes means fewer kernel launches; fused nodes mean intermediates
+that never travel to memory. This lab builds the passes of a graph compiler's front end and watches a
+ResNet block shrink under them.
+
+**Lectures followed** (ZOMI's *AISystem* course, Apache-2.0): `03Compiler/03Frontend` — 02GraphIR,
+03OPFusion (算子融合), 07ConstantFold (常量折叠), 08CSE (公共子表达式消除), 09DCE (死代码消除),
+10Algebraic (代数化简), 11 pass ordering; `04Inference/04Converter` (模型转换) and
+`04Inference/05Optimize/02Basic, 03Extend` (离线图优化: Conv+BN folding, redundant nodes, layout).
+The ResNet basic block is from He et al., *Deep Residual Learning for Image Recognition* (2016); the
+fusion classes (injective / reduction / complex-out-fusable / opaque) are TVM's (Chen et al., 2018).
+
+**Goals.** After this lab you can
+- convert an exported model into a graph IR and say what a converter drops on the way;
+- write a pass against a rewriter API, so that every change is logged with the rule that made it;
+- implement constant folding, CSE with a value-numbering hash table, and Conv+BN folding, and know the
+  traps (impure ops, size caps, NaN semantics, the conv bias);
+- read a fusion decision log — which producer joined which group and why the others did not;
+- measure a pass by kernel launches and bytes moved, and watch the numbers fall pass by pass.
+
+**Exercises.** 4.1 `fold_constants` · 4.2 `cse` · 4.3 `fold_conv_bn_weights`. Each stub raises
+`NotImplementedError` until you write it; the cell after it checks your function and prints PASS or
+what went wrong. Your passes then run inside the library's pass manager, and the PassStepper at the end
+shows *your* rewrites."""),
+    (CODE, """\
+import json
+
+import numpy as np
+
+import aisys
+from aisys import compiler as lib          # the library's passes: lib.fold_constants, lib.cse, ...
+from aisys.compiler import (Fixpoint, dce, default_pipeline, fold_conv_bn, fuse, make_fold_conv_bn, run_pass,
+                            run_passes, simplify)
+from aisys.compiler.convert import from_onnx_json, resnet_block_model
+from aisys.compiler.passes.simplify import SIMPLIFY_RULES
+from aisys.compiler.testing import random_inputs
+from aisys.framework.graph import interpret
+from aisys.labkit import check, exercise
+from aisys.labkit.checks.lab04 import course_snippet_fold, golden_cse_graph, golden_fold_graph
+from widgets.passes import PassStepper
+
+print("ready")"""),
+    (MD, """\
+## 1. Model conversion (模型转换)
+
+Training frameworks export models in an exchange format such as ONNX: a list of nodes, each naming its
+input and output tensors, plus *initializers* holding the weights. The converter maps every operator
+onto the engine's own ops (here: the aisys op registry) and already drops the ones that do nothing at
+inference time — `Identity`, and `Dropout` (in eval mode it passes its input through).
+
+Our model is a ResNet basic block in eval mode — Conv → BatchNorm → ReLU → Conv → BatchNorm → (+x) →
+ReLU — written the way exporters often write it, with leftovers every pass below will find."""),
+    (CODE, """\
+model = resnet_block_model(channels=4, size=8, seed=0)
+print(json.dumps(model["nodes"][:3], indent=None)[:400], "...")
+print(len(model["nodes"]), "ONNX nodes,", len(model["initializers"]), "initializers,", "outputs:", model["outputs"])"""),
+    (CODE, """\
+block = from_onnx_json(model)
+print("\\n".join(block.conversion_log))
+print()
+print(block)"""),
+    (MD, """\
+Every node `%i` has a stable id, an op from the registry, attributes, and an inferred type
+(`f32[1,4,8,8]`). Ids are never reused: a node keeps its id from pass to pass, which is how the widgets
+below keep each node in the same place on screen. Let us keep one input and the reference outputs to
+compare against after every optimization."""),
+    (CODE, """\
+x = random_inputs(block, seed=0)
+reference = interpret(block, *x)
+print("outputs:", [r.shape for r in reference], " mean of y:", round(float(reference[0].mean()), 4))"""),
+    (MD, """\
+## 2. Passes, the rewriter, and the pass log
+
+A **pass** here is a function `pass_fn(rw)`. `rw` is a `Rewriter` around a private copy of the graph;
+the pass changes the graph only through it:
+
+| call | what it does |
+|---|---|
+| `rw.graph` | the graph (read it freely: `rw.graph.nodes` is in topological order) |
+| `rw.add(op, inputs, attrs)` / `rw.add_const(value)` | stage a new node (shape and dtype inferred) |
+| `rw.replace(old_id, new_id, rule=...)` | point every reader of `old` at `new`, delete `old` and whatever only fed it |
+| `rw.remove(ids, rule=...)` | delete dead nodes |
+| `rw.reject(candidate, reason, rule=...)` | log a candidate you turned down, and why |
+
+The pass manager runs the pass, re-sorts the graph, runs the **verifier** (`graph.verify()`: every input
+defined before use, every type what the registry infers), and records a `PassResult`: the graph before
+and after, the rewrites (rule, removed, added, the rule's file:line), the decisions and the metrics.
+Dead-code elimination (死代码消除) is the simplest pass: keep what the outputs depend on."""),
+    (CODE, """\
+res = run_pass(dce, block)
+print(res.summary(locations=False))
+print("metrics before:", res.metrics_before)
+print("metrics after: ", res.metrics)"""),
+    (MD, """\
+The metrics come from the op registry's `cost()`: **kernels** counts op nodes that launch work (a
+reshape of a contiguous tensor is a free view), **bytes moved** adds up every kernel's reads and writes.
+The unused `sigmoid` (an auxiliary head nobody reads) is gone: one kernel and 2 kB less.
+
+## 3. Constant folding (常量折叠)
+
+If every input of an op is a constant, the compiler can run the op *now* and store the result: the
+exporter's `scale = 2 × 0.5` needs no kernel at inference time. Three traps:
+
+- **impure ops** (dropout draws a random mask each run) must not be folded — the registry marks them
+  `pure=False`;
+- **size**: folding `exp(zeros(300, 300))` stores 90 000 numbers in the model file instead of computing
+  them; a cap (`max_elements`) keeps such nodes;
+- **parameters** are not constants: training updates them.
+
+### Exercise 4.1 — `fold_constants`
+
+Write the pass. Visit the nodes in topological order (`list(rw.graph.nodes.values())`); for each op node
+whose inputs are all `const` nodes (or also `param` nodes when `fold_params=True`), that is pure
+(`aisys.get_op(node.op).pure`) and has at most `max_elements` elements, compute its value with
+`aisys.framework.graph.evaluate_node(node, [input values])`, add it with `rw.add_const(value)` and
+`rw.replace(node.id, const.id, rule="fold_constants")`. Log what you skip with `rw.reject`. The check
+runs your pass and then DCE on this golden graph:"""),
+    (CODE, """\
+golden = golden_fold_graph()
+print(golden)"""),
+    (CODE, """\
+@exercise("4.1")
+def fold_constants(rw, max_elements=65536, fold_params=False):
+    \"\"\"Replace every pure op whose inputs are all constants by a constant (at most max_elements).\"\"\"
+    raise NotImplementedError("exercise 4.1: evaluate all-constant nodes and rw.replace them by constants")"""),
+    (EXERCISE_DEPENDENT, """\
+check("4.1", fold_constants)"""),
+    (EXERCISE_DEPENDENT, """\
+log = run_passes(golden, [fold_constants, dce])
+print(log[0].summary(locations=False))
+print(log.graph)"""),
+    (MD, """\
+## 4. Algebraic simplification (代数化简)
+
+A rule table of local identities, applied until nothing changes (a fixpoint). Each rule keeps the
+node's shape and dtype — `x + 0` where the zero would broadcast `x` to a bigger shape stays."""),
+    (CODE, """\
+for r in SIMPLIFY_RULES:
+    print(f"{r.name:16s} {r.doc}")"""),
+    (MD, """\
+Two rules are only exact for integers. In IEEE-754 floating point, NaN·0 = NaN and inf·0 = NaN, and
+inf − inf = NaN, so `x·0 → 0` and `x − x → 0` would turn a NaN (or an infinity) into a silent zero. The
+pass rejects them for floats — and says why — unless you promise finite values (`assume_finite=True`,
+the graph-level cousin of a fast-math flag):"""),
+    (CODE, """\
+from aisys.framework.graph import Graph
+g = Graph("ieee")
+v = g.add_input("v", (3,))
+zero = g.add_const(np.float32(0.0))
+g.set_outputs([g.add("mul", (v.id, zero.id)).id])
+r = run_pass(simplify, g)
+print(r.rejected[0])
+with np.errstate(invalid="ignore"):
+    print("interpreted:", interpret(g, np.array([1.0, np.inf, np.nan], np.float32))[0], "— not all zeros")"""),
+    (MD, """\
+On the converted block, after folding `2 × 0.5` into `1.0`, simplify removes the multiply by one and the
+transpose pair the exporter left behind (`permute` then its inverse — a "double transpose"):"""),
+    (CODE, """\
+log = run_passes(block, [lib.fold_constants, simplify])
+for r in log:
+    print(r.summary(locations=False))
+    print()"""),
+    (MD, """\
+## 5. Common-subexpression elimination (公共子表达式消除)
+
+The lecture's method is a hash table: walk the graph in topological order and key each node by
+**(op, inputs, attrs)**. The first node with a key is kept; a later node with the same key computes the
+same value, so its readers are pointed at the first one. Because readers are re-pointed at once,
+duplicates of duplicates collapse in the same sweep. Care is needed with:
+
+- **impure ops**: two dropouts with equal inputs are two random draws — never merge them;
+- **attrs that are arrays** (an index list): compare them by value (bytes), not by their printed form —
+  numpy abbreviates long arrays, so two different index arrays can print the same;
+- the result must not depend on the order the nodes happen to be listed in.
+
+### Exercise 4.2 — `cse`
+
+Write the pass with a dict from key to node id. Turn attrs into a hashable key (tuples of
+`(name, value)`, numpy arrays as `(dtype, shape, bytes)`); skip `input`, `param` and impure nodes.
+The check uses this golden graph, shuffled node orders and random graphs:"""),
+    (CODE, """\
+print(golden_cse_graph())"""),
+    (CODE, """\
+@exercise("4.2")
+def cse(rw):
+    \"\"\"Merge nodes with the same (op, inputs, attrs) into the first one (never impure ops).\"\"\"
+    raise NotImplementedError("exercise 4.2: key each node by (op, inputs, attrs) in a dict, rw.replace repeats")"""),
+    (EXERCISE_DEPENDENT, """\
+check("4.2", cse)"""),
+    (MD, """\
+In the block, the exporter wrote the final ReLU twice (once per output): CSE keeps one."""),
+    (CODE, """\
+r = run_pass(lib.cse, block)
+print(r.summary(locations=False))"""),
+    (MD, """\
+## 6. Folding BatchNorm into the convolution (Conv+BN 融合)
+
+In eval mode, batch norm uses fixed statistics: y = γ·(x − μ)/√(σ²+ε) + β is one scale and one shift per
+channel. Applied to a convolution's output x = W∗in + b, the scale multiplies each output channel's
+filter and the shift lands in the bias:
+
+  W′ = γ·W / √(σ²+ε)        b′ = γ·(b − μ)/√(σ²+ε) + β
+
+so `batch_norm(conv(in, W, b))` becomes `conv(in, W′, b′)`: one kernel instead of two, and no extra
+pass over the activations. The conv's own bias `b` stays in the formula (b = 0 if the conv has none).
+
+The course's code for this (`04Inference/05Optimize/02Basic.md`, `fuse_conv_bn`) reads
+`beta = bn.weight` and `gamma = bn.bias` — γ and β are swapped (in PyTorch, `bn.weight` is γ) — and
+computes `b′ = β − γ·μ/√(σ²+ε)`, which drops the conv bias. Transcribed, it fails the comparison with the
+unfused graph:"""),
+    (CODE, """\
+from aisys.labkit.checks.lab04 import conv_bn_graph
+g = conv_bn_graph(seed=0, bias=True)
+xs = random_inputs(g, seed=0)
+for name, p in [("library fold_conv_bn", fold_conv_bn), ("course snippet", make_fold_conv_bn(course_snippet_fold))]:
+    folded = run_pass(p, g).graph
+    err = np.max(np.abs(interpret(folded, *xs)[0] - interpret(g, *xs)[0]))
+    print(f"{name:22s} max |error| vs conv→batch_norm = {err:.2e}  ({'ok' if err <= 1e-5 else 'WRONG'} at 1e-5)")"""),
+    (MD, """\
+### Exercise 4.3 — `fold_conv_bn_weights`
+
+Return `(W′, b′)` from the conv weight `(O, C/groups, KH, KW)`, its bias `(O,)` or `None`, and the BN's
+γ, β, μ, σ² (all `(O,)`) and ε. Compute in float64 if you like and return the weight's dtype. The
+check plugs your function into the library's pass (`make_fold_conv_bn(your_fn)`) and compares the
+folded graph with the unfused one to 1e-5 on six blocks (with and without conv bias, grouped, strided)."""),
+    (CODE, """\
+@exercise("4.3")
+def fold_conv_bn_weights(weight, bias, gamma, beta, mean, var, eps):
+    \"\"\"(W', b') with batch_norm(conv(x, W, b)) == conv(x, W', b'); bias may be None.\"\"\"
+    raise NotImplementedError("exercise 4.3: W' = γW/√(σ²+ε), b' = γ(b−μ)/√(σ²+ε)+β")"""),
+    (EXERCISE_DEPENDENT, """\
+check("4.3", fold_conv_bn_weights)"""),
+    (MD, """\
+Only eval-mode BN folds. In a training graph the mean and variance are computed from the batch itself,
+and the pass refuses, saying why:"""),
+    (CODE, """\
+t = Graph("train_bn")
+tx = t.add_input("x", (2, 3, 4, 4))
+tw = t.add_param("w", np.ones((3, 3, 1, 1), np.float32))
+tc = t.add("conv2d", (tx.id, tw.id), dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1))
+tm = t.add("mean", (tc.id,), {"dim": (0, 2, 3), "keepdim": False})
+tv = t.add("var", (tc.id,), {"dim": (0, 2, 3), "keepdim": False, "correction": 0})
+ones, zeros = t.add_param("gamma", np.ones(3, np.float32)), t.add_param("beta", np.zeros(3, np.float32))
+t.set_outputs([t.add("batch_norm", (tc.id, tm.id, tv.id, ones.id, zeros.id), {"eps": 1e-5}).id])
+print(run_pass(fold_conv_bn, t).rejected[0])"""),
+    (MD, """\
+## 7. Operator fusion (算子融合)
+
+TVM sorts ops into classes: *elementwise / broadcast* (out[i] depends on in[i]), *injective* (reshape,
+transpose: each output reads one input element), *reduction* (sum, max), *complex-out-fusable*
+(matmul, conv: an elementwise epilogue can be fused into them) and *opaque* (softmax here: fusion stops).
+Our fusion pass is greedy, from the outputs backwards; every candidate "fuse %p into %m" is logged with
+its verdict. A producer whose value someone else also reads is not fused (it must be written to memory
+anyway), and a reduction ends a group.
+
+Each fused group becomes one `fused` node; its elementwise part is generated as a Python loop and
+compiled with numba (cached on disk). For a conv or matmul anchor, numpy/BLAS computes the product and
+the generated *epilogue* then updates its output buffer in place."""),
+    (CODE, """\
+log = run_passes(block, default_pipeline())
+fres = next(r for r in log if r.name == "fuse")
+print(fres.summary(locations=False))"""),
+    (CODE, """\
+final = log.graph
+print(final)
+fused_id = [n.id for n in final.nodes.values() if n.op == "fused"][-1]
+from aisys.compiler.codegen import build_kernel
+print(build_kernel(final.nodes[fused_id]).source)"""),
+    (MD, """\
+## 8. The whole pipeline, pass by pass
+
+The default pipeline: fold BN into the convs, then clean up to a fixpoint (fold constants → simplify →
+CSE → DCE, again until a round changes nothing), then fuse. Fusion comes last on purpose: once ops sit
+inside a fused body, the other passes no longer see them (03Frontend/11, pass ordering). The table shows
+the node count, kernel launches and bytes moved after each pass:"""),
+    (CODE, """\
+print(log.summary())
+same = all(np.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in zip(interpret(log.graph, *x), reference))
+print("\\nsame outputs as the converted model:", same)"""),
+    (MD, """\
+**Scrub through the pipeline.** Drag the slider (or press play): the *before* pane shows what the pass
+removed (red, dashed), the *after* pane what it added (green), fused (purple) or re-wired (yellow), every
+node in the same place at every step. Below the graphs: the rule that fired for each rewrite and its
+source line, the candidates the pass rejected and why, the metric strip (nodes, kernels, bytes moved,
+the current pass in dark purple), and the generated kernels. Untick *skip passes that changed nothing*
+to see the fixpoint rounds too; switch the view to *diff* for one pane."""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+stepper = PassStepper(log)
+stepper"""),
+    (CODE, """\
+print(stepper.summary())"""),
+    (MD, """\
+## 9. Layout: NCHW → NHWC (数据布局转换)
+
+Channels-last (NHWC) lets a convolution read each window as contiguous runs of channels. The layout pass
+rewrites each conv into `permute → conv2d_nhwc → permute`, moves the permutes through elementwise ops
+(ReLU, the residual add — whose other operand already has an NHWC copy), and cancels each adjacent pair.
+Only the transposes at the edges of the NHWC region remain. Note what happens to the metrics: *more*
+nodes than before (two permutes), but every conv now runs channels-last — a pass is judged by what the
+hardware prefers, not only by node count."""),
+    (CODE, """\
+nhwc = run_passes(block, default_pipeline(layout=True))
+print(nhwc.summary())
+print(nhwc.graph)
+print("same outputs:", all(np.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in zip(interpret(nhwc.graph, *x), reference)))"""),
+    (MD, """\
+## 10. `aisys.compile`: passes + generated kernels, end to end
+
+`aisys.compile(fn_or_graph, *example_inputs)` traces a function (or takes a graph), runs the pipeline and
+returns a callable that runs the optimized graph: fused nodes through their numba kernels, the rest
+through the numpy references. Its `.pass_log` is what the PassStepper plays, `.kernels` the generated
+source."""),
+    (CODE, """\
+compiled = aisys.compile(block)
+out = compiled(*x)
+print(compiled)
+print("matches the interpreter:", all(np.allclose(o.numpy(), r, rtol=1e-5, atol=1e-5) for o, r in zip(out, reference)))
+print("fused kernels:", list(compiled.kernels))"""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+import time
+def best(f, n=20):
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+    return min(ts)
+t_interp = best(lambda: interpret(block, *x))
+t_comp = best(lambda: compiled(*x))
+print(f"interpreted: {t_interp*1e3:.3f} ms   compiled: {t_comp*1e3:.3f} ms   ({t_interp/t_comp:.1f}× faster)")"""),
+    (MD, """\
+## 11. Your passes in the pipeline
+
+Your three functions plug into the same pass manager: your `fold_constants` and `cse` as passes, your
+`fold_conv_bn_weights` inside the BN-folding pass. The stepper now plays *your* rewrites (their source
+lines point into this notebook: `<cell>`)."""),
+    (EXERCISE_DEPENDENT, """\
+mine = [make_fold_conv_bn(fold_conv_bn_weights),
+        Fixpoint([fold_constants, simplify, cse, dce], name="cleanup"),
+        fuse, dce]
+my_log = run_passes(block, mine)
+print(my_log.summary())
+print("same outputs:", all(np.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in zip(interpret(my_log.graph, *x), reference)))"""),
+    (EXERCISE_DEPENDENT, """\
+# NBVAL_IGNORE_OUTPUT
+PassStepper(my_log)"""),
+    (MD, """\
+## What to take away
+
+- A converter maps an exported model onto the engine's IR and already drops no-ops (Identity, Dropout).
+- Each pass is a small, verifiable rewrite; a log of rule, removed/added nodes and rejected candidates
+  makes a compiler debuggable — and teachable.
+- Constant folding needs purity and a size cap; CSE needs value-based keys and must skip impure ops;
+  algebraic identities must respect IEEE-754 (NaN·0 ≠ 0).
+- Conv+BN folding keeps the conv bias: W′ = γW/√(σ²+ε), b′ = γ(b−μ)/√(σ²+ε)+β.
+- Fusion turns chains into one kernel: kernel launches and bytes moved fall, the FLOPs stay the same.
+- Pass order matters: clean up first, fuse last.
+
+Next: lab 05 plans the memory of the graphs these passes produce; lab 07 opens the loop nests inside the
+kernels (tiling, reordering) and tunes them."""),
+]
+
+
+def build() -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for kind, source in CELLS:
+        if kind == MD:
+            nb.cells.append(new_markdown_cell(source))
+        else:
+            cell = new_code_cell(source)
+            if kind == EXERCISE_DEPENDENT:
+                cell.metadata["tags"] = ["exercise-dependent"]
+            nb.cells.append(cell)
+    for i, cell in enumerate(nb.cells):  # stable ids keep diffs small between regenerations
+        cell["id"] = f"lab04-{i:02d}"
+    return nb
+
+
+def main(argv: list[str]) -> None:
+    out = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(build(), str(out))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
