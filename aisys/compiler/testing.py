@@ -163,6 +163,8 @@ def random_graph(source=0, *, max_ops: int = 12, max_rank: int = 3, max_dim: int
         move = ch.choice(moves)
         a = b.pick()
         na = b.node(a)
+        if na.dtype is _dt.bool_:          # comparison results only serve as `where` conditions
+            continue
         if move == "unary":
             b.op(ch.choice(UNARY), (a,))
         elif move == "binary":
@@ -275,6 +277,8 @@ def random_conv_graph(source=0, *, max_blocks: int = 3, batch_norm: bool = True,
         else:
             cout, kh = ch.choice((2, 3, 4)), ch.choice((1, 3))
             stride, pad = ch.choice((1, 1, 2)), ch.choice((0, 1))
+        if min(g.nodes[cur].shape[2:]) + 2 * pad < kh:   # never draw a kernel larger than the padded input
+            kh = 1
         groups = cin if (cin == cout and ch.boolean(0.2)) else 1
         wv = (rng.standard_normal((cout, cin // groups, kh, kh)) / math.sqrt(cin * kh * kh)).astype(dtype.np)
         w = g.add_param(f"conv{k}.weight", wv).id

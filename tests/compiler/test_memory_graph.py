@@ -1,7 +1,7 @@
 """Liveness, schedules, plan_memory and the arena executor on real graphs."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import aisys.framework.ops  # noqa: F401
 from aisys.compiler.memory import (PLANNERS, ArenaExecutor, MemoryLimitError, MemoryPlan, choose_schedule,
@@ -210,10 +210,7 @@ from aisys.compiler.testing import assert_same_outputs, graphs, random_inputs  #
 @given(graphs(max_ops=14, dropout=True), st.sampled_from(list(PLANNERS)), st.booleans(), st.booleans())
 def test_arena_run_equals_the_interpreter_on_compiler_random_graphs(g, planner, inplace, best):
     xs = random_inputs(g, seed=0)
-    try:
-        want = interpret(g, *xs)
-    except TypeError:           # a graph the reference interpreter itself cannot run (numpy refuses the op)
-        assume(False)
+    want = interpret(g, *xs)
     plan = plan_memory(g, planner, schedule="best" if best else None, inplace=inplace)
     outs, _ = run_in_arena(g, *xs, plan=plan, clock="steps")
     assert_same_outputs(outs, want, rtol=1e-6, atol=1e-6, what=f"{planner} inplace={inplace}")
@@ -221,17 +218,13 @@ def test_arena_run_equals_the_interpreter_on_compiler_random_graphs(g, planner, 
 
 def test_arena_run_equals_the_interpreter_on_conv_graphs():
     from aisys.compiler.testing import random_conv_graph
-    from aisys.framework.errors import ShapeError
 
     ran = 0
     for seed in range(12):
-        try:
-            g = random_conv_graph(seed)
-        except ShapeError:          # the generator occasionally draws a kernel larger than the input
-            continue
+        g = random_conv_graph(seed)
         xs = random_inputs(g, seed=1)
         for planner in ("linear_scan", "greedy_by_size"):
             outs, _ = run_in_arena(g, *xs, planner=planner, inplace=True, clock="steps")
             assert_same_outputs(outs, interpret(g, *xs), rtol=1e-6, atol=1e-6, what=f"seed {seed} {planner}")
         ran += 1
-    assert ran >= 6
+    assert ran == 12
