@@ -26,13 +26,14 @@ from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, l
                             concat, stack, pad, gather, matmul, softmax, log_softmax, one_hot)
 from .framework.autograd import gradcheck, gradgradcheck, vjp, jvp, grad_fn as grad
 from .framework import autograd
+from .framework import nn, optim, data     # light (pure Python); nn aliases itself as aisys.nn
+import sys as _sys
+_sys.modules.setdefault("aisys.optim", optim)      # so `import aisys.optim` and `import aisys.data` work too
+_sys.modules.setdefault("aisys.data", data)
 
 bool = bool_  # noqa: A001  (aisys.bool, as torch.bool)
 
 _LAZY = {
-    "nn": "aisys.framework.nn",
-    "optim": "aisys.framework.optim",
-    "data": "aisys.framework.data",
     "models": "aisys.models",
     "frontend": "aisys.frontend",
     "compiler": "aisys.compiler",

@@ -11,8 +11,8 @@ Each op is defined once with
 """
 from __future__ import annotations
 
-import inspect
 import math
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable
@@ -81,10 +81,10 @@ def defop(name: str, *, infer, ref, vjp=None, jvp=None, fusion=FusionKind.OPAQUE
     """Register an op. Called once per op at import of aisys.framework.ops."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered at {OPS[name].source}")
-    frame = inspect.stack(0)[1]
+    frame = sys._getframe(1)         # where the op is defined (cheap: no source lines are read)
     op = OpDef(name=name, infer=infer, ref=ref, vjp=vjp, jvp=jvp, fusion=FusionKind(fusion),
                cost=cost or default_cost, pure=pure, doc=doc,
-               source=f"{frame.filename.split('aisys/')[-1]}:{frame.lineno}", torch_name=torch_name)
+               source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name)
     OPS[name] = op
     return op
 

@@ -1,0 +1,183 @@
+"""Write labs/00_tour.ipynb (lab 00 — a tour of the whole stack, one picture per layer) with nbformat.
+
+Usage:  .venv/bin/python tools/make_labs/lab00.py [OUT.ipynb]
+Then execute it solved:  .venv/bin/python tools/run_labs.py 00_tour
+The tour grows as layers land; it must always run (nbval checks it in `make test`).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = ROOT / "labs" / "00_tour.ipynb"
+MD, CODE = "md", "code"
+
+CELLS = [
+    (MD, """\
+# Lab 00 — A tour of the stack (AI 系统组成&生态)
+
+An AI system is a stack of layers, each turning the program above it into something the layer below can
+run. ZOMI's *AISystem* course draws it in the lecture **"AI 系统组成&生态"** (`01Introduction/03Architecture`):
+
+| layer | what it does | here, in `aisys` | deeper in |
+|---|---|---|---|
+| application (应用层) | a model that solves a task | `aisys.models` (MLP, LeNet, TinyGPT, …) | this tour |
+| development / frontend (开发层) | how you *express* the program: eager, traced, scripted | `aisys.trace`, `aisys.script` | lab 03 |
+| framework (框架层) | tensors, automatic differentiation, the computation graph | `aisys.Tensor`, `backward`, `Graph` | labs 01, 02 |
+| compiler & runtime (编译与运行时) | graph passes, fusion, memory planning, execution | `aisys.compile`, `plan_memory` | labs 04, 05 |
+| hardware (硬件层) | the chip: matrix unit, vector unit, on-chip buffers, DRAM | `aisys.chip` (a simulated NPU) | lab 08 |
+
+In this tour one small model — a multilayer perceptron (多层感知机) that reads 8×8 handwritten digits — goes
+down the whole stack. Each section shows one picture and points to the lab that takes that layer apart.
+Everything runs on a laptop CPU in a few seconds; every number is computed, none is typed in."""),
+    (CODE, """\
+import numpy as np
+
+import aisys
+import aisys.nn.functional as F
+from aisys.models import MLP
+from aisys.models.datasets import digits
+from aisys.models.training import train_classifier, accuracy
+from aisys.data import DataLoader
+
+aisys.manual_seed(0)
+print("aisys", aisys.__version__, "—", len(aisys.ops_registry), "ops in the registry")"""),
+    (MD, """\
+## 1. Application layer (应用层): a model that learns
+
+The UCI handwritten digits (1,797 images of 8×8 pixels, shipped with `aisys`) and an MLP with one hidden
+layer: 64 inputs → 128 → 10 classes. Two epochs of Adam are enough to get most of the test set right."""),
+    (CODE, """\
+train, test = digits("train", flatten=True), digits("test", flatten=True)
+model = MLP((64, 128, 10))
+history = train_classifier(model, DataLoader(train, batch_size=64, shuffle=True, generator=0), epochs=3, lr=3e-3,
+                           test_loader=DataLoader(test, batch_size=360), progress=False)
+print(model)
+print(f"test accuracy after {len(history.loss)} epochs: {history.test_acc[-1]:.1%}")"""),
+    (MD, """\
+## 2. Development layer (开发层): eager code becomes a graph
+
+You write ordinary Python; the framework runs each op at once (**eager**, 动态图). To optimize the whole
+program, a compiler needs it as a **graph** (静态图). `aisys.trace` runs the model once on an example batch
+and records every op it performs. The printed form is the graph IR every later layer reads: one line per
+value, `%id = op(inputs) : dtype[shape]`. Lab 03 compares tracing with *scripting* from the source code,
+and shows where tracing silently goes wrong (Python `if` on a tensor)."""),
+    (CODE, """\
+model.eval()
+x = test.tensors[0][:32]
+graph = aisys.trace(model, x)
+print(graph)
+eager = model(x).numpy()
+replayed = aisys.graph.interpret(graph, x)[0]
+print("the graph computes what eager code computed:", np.allclose(eager, replayed, atol=1e-6))"""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+from widgets import GraphView
+GraphView(graph)"""),
+    (MD, """\
+## 3. Framework layer (框架层): the tape and automatic differentiation
+
+Training needs gradients. Each eager op is recorded on a *tape* (its op, inputs and attributes); `backward()`
+walks the tape in reverse and applies each op's vector–Jacobian product (反向模式自动微分). Because every
+VJP in `aisys` is written with ops itself, the backward pass is a graph too — here is the loss's graph,
+forward and backward. Lab 02 builds this from scratch on the course's example f = ln x₁ + x₁x₂ − sin x₂."""),
+    (CODE, """\
+y = test.tensors[1][:32]
+loss = F.cross_entropy(model(x), y)
+print(f"loss = {loss.item():.4f}")
+print("ops on the tape:", sorted({n for n in aisys.frontend.graph_of_tape(loss).count_ops()}))"""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+GraphView(loss, backward=True)"""),
+    (MD, """\
+## 4. Compiler layer (编译层): passes rewrite the graph
+
+`aisys.compile` traces the model and runs a pipeline of graph passes: constant folding, dead-code and
+common-subexpression elimination, algebraic simplification, and **operator fusion** (算子融合), which merges
+chains of elementwise ops into one generated kernel so intermediate tensors never go to memory. Drag the
+slider to step through the passes: removed nodes are red, new ones green. Lab 04 watches a Conv-BN-ReLU
+residual block shrink this way, and you write three of the passes."""),
+    (CODE, """\
+compiled = aisys.compile(model, x)
+print(compiled.pass_log.summary())
+print("compiled output equals eager:", np.allclose(compiled(x).numpy() if hasattr(compiled(x), "numpy") else compiled(x), eager, atol=1e-5))"""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+from widgets import PassStepper
+PassStepper(compiled, skip_unchanged=False)"""),
+    (MD, """\
+## 5. Runtime (运行时): where every byte lives
+
+Before running, the runtime plans memory: each intermediate tensor is *live* from the op that writes it to
+the last op that reads it, and tensors whose lifetimes do not overlap can share addresses. The memory
+planner packs them like Tetris. Here is the plan for the training step (forward + backward), where the peak
+is far larger than for inference, because activations stay alive until the backward pass reads them.
+Lab 05 compares four planners and trades memory for recomputation (activation checkpointing)."""),
+    (CODE, """\
+from aisys.compiler import plan_memory
+opt = aisys.optim.SGD(model.parameters(), lr=0.1)
+
+def train_step(x, y):
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+model.train()
+train_graph = aisys.trace(train_step, x, y)
+for planner in ("naive", "greedy_by_size"):
+    plan = plan_memory(train_graph, planner=planner)
+    print(f"{planner:>15}: peak {plan.peak_bytes / 1024:7.1f} KiB  (lower bound {plan.lower_bound_bytes / 1024:.1f} KiB)")"""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+from widgets import MemoryTimeline
+MemoryTimeline(plan)"""),
+    (MD, """\
+## 6. Hardware layer (硬件层): the model on a simulated AI chip
+
+Finally the inference graph is lowered to a tile program for a simulated Ascend-DaVinci-like core (a
+16×16×16 *cube* matrix unit, a vector unit, on-chip buffers and DMA engines) and played out cycle by cycle.
+The timeline shows each unit busy (green), stalled waiting for data (orange) or idle. With a batch this
+small the chip spends most of its time moving weights, not computing: the lesson of the roofline model.
+Lab 08 derives those numbers from the systolic array up."""),
+    (CODE, """\
+from aisys import chip
+program = chip.lower_graph(graph, chip.preset("davinci"))
+result = chip.simulate(program)
+print(result.summary())"""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+from widgets import UtilizationView
+UtilizationView(result)"""),
+    (MD, """\
+## Where next
+
+- **Lab 01** — tensors, bits and layouts: strides and views, NCHW/NHWC/NC1HWC0/NZ, FP32/BF16/FP16/FP8 bits.
+- **Lab 02** — automatic differentiation: forward and reverse mode on the course's example, grad-of-grad.
+- **Lab 03** — graph capture: eager vs traced vs scripted, control flow, dispatch.
+- **Lab 04** — graph passes: constant folding, CSE, DCE, Conv+BN folding, fusion, layout.
+- **Lab 05** — memory planning: liveness, planners, the arena executor, checkpointing.
+- **Lab 08** — AI chips: arithmetic intensity, systolic dataflows, the TPU v1 roofline.
+
+`labs/README.md` lists every lab with its goals and exercises. Sources: ZOMI, *AISystem* (Apache-2.0),
+lecture "AI 系统组成&生态"; the digits are the UCI "Optical Recognition of Handwritten Digits" data set."""),
+]
+
+
+def build() -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [new_markdown_cell(src) if kind == MD else new_code_cell(src) for kind, src in CELLS]
+    return nb
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT
+    nbformat.write(build(), out)
+    print(f"wrote {out}")
