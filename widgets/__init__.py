@@ -9,7 +9,8 @@ import importlib
 
 _WHERE = {
     # widgets/graph.py — computation graphs
-    "GraphView": "graph", "graph_to_dot": "graph", "dot_to_svg": "graph",
+    "GraphView": "graph", "graph_to_dot": "graph", "dot_to_svg": "graph", "GraphPanes": "graph",
+    "CaptureCompare": "graph",
     # widgets/autodiff.py — the tape
     "TapePlayer": "autodiff",
     # widgets/layout.py — layouts and bit formats

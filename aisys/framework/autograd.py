@@ -33,7 +33,7 @@ def _topo(roots):
             ctx = t._ctx
             if ctx is None:
                 continue
-            if ctx is _FREED:
+            if ctx[1] is _FREED:
                 raise RuntimeError("backward through a graph a second time: its saved intermediates were freed "
                                    "after the first backward(); pass retain_graph=True to the first call")
             for x in ctx[1]:
@@ -42,7 +42,7 @@ def _topo(roots):
     return order
 
 
-_FREED = ("freed",)
+_FREED = ("freed",)     # replaces a record's inputs once backward() has released them (the op name stays)
 
 
 def _run_backward(roots, grad_roots, create_graph, retain_graph, targets=None):
@@ -85,7 +85,7 @@ def _run_backward(roots, grad_roots, create_graph, retain_graph, targets=None):
                     del grads[id(t)]
         if not retain_graph:
             for t in order:
-                t._ctx = _FREED
+                t._ctx = (t._ctx[0], _FREED, {})
     return grads, keep
 
 
@@ -113,8 +113,16 @@ def backward(t: Tensor, gradient=None, retain_graph: bool | None = None, create_
         if leaf._ctx is not None:          # an intermediate (or freed) tensor: only leaves get .grad
             continue
         if not create_graph:
-            g = Tensor._wrap(np.array(g._data))          # own the memory (no broadcast views in .grad)
-        leaf.grad = g if leaf.grad is None else (leaf.grad + g if create_graph else Tensor._wrap(leaf.grad._data + g._data))
+            owned = Tensor._wrap(np.array(g._data, order="C"))   # own the memory, row-major (no broadcast or
+                                                                  # transposed views in .grad: optimizers read it)
+            owned._trace = g._trace                      # the same value: a tracer keeps its graph node for it
+            g = owned
+        if leaf.grad is None:
+            leaf.grad = g
+        elif create_graph or _Mode.observers:            # accumulate through an op so a tracer records it
+            leaf.grad = leaf.grad + g
+        else:
+            leaf.grad = Tensor._wrap(leaf.grad._data + g._data)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
@@ -167,7 +175,11 @@ def grad_fn(f, argnums=0):
         for i in nums:
             a = args[i]
             if isinstance(a, Tensor):
-                x = a if a.requires_grad else Tensor._wrap(a._data).requires_grad_(True)
+                if a.requires_grad:
+                    x = a
+                else:
+                    x = Tensor._wrap(a._data).requires_grad_(True)
+                    x._tangent = a._tangent      # keep a forward-mode tangent: jvp(grad(f)) is a Hessian-vector product
             else:
                 x = Tensor(np.asarray(a, dtype=np.float64 if isinstance(a, float) else None), requires_grad=True) \
                     if not isinstance(a, np.ndarray) else Tensor(a, requires_grad=True)
@@ -177,7 +189,8 @@ def grad_fn(f, argnums=0):
             out = f(*args)
             if out._data.size != 1:
                 raise ValueError(f"aisys.grad: f must return a scalar, got shape {tuple(out.shape)}; use aisys.vjp")
-            gs = grad(out, xs, create_graph=True, allow_unused=True)
+            # an output with no recorded history is constant in the inputs: zero gradients (as for unused inputs)
+            gs = grad(out, xs, create_graph=True, allow_unused=True) if out.requires_grad else (None,) * len(xs)
         gs = tuple(gz if gz is not None else Tensor._wrap(np.zeros(x.shape, x._data.dtype)) for gz, x in zip(gs, xs))
         return gs[0] if single else gs
 

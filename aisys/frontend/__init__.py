@@ -1,0 +1,15 @@
+"""L2 — the programming interface: turning a Python program into a graph.
+
+- :func:`trace` runs the program once on tracer tensors and records the ops it performs (exact for
+  straight-line code; Python ``if``/``while`` on tensor values get baked in, with a warning).
+- :func:`graph_of_tape` turns the autograd tape of an eager result into a graph (the dynamic graph).
+- :func:`script` compiles the function's source (tokens → ast → semantic pass → graph); tensor-valued
+  ``if``/``while`` become :func:`cond` / :func:`while_loop` ops that hold their subgraphs.
+"""
+from .trace import trace, Tracer
+from .tape import graph_of_tape
+from .control_flow import cond, while_loop, run_graph
+from .script import script, ScriptFunction, ScriptError
+
+__all__ = ["trace", "Tracer", "graph_of_tape", "cond", "while_loop", "run_graph", "script", "ScriptFunction",
+           "ScriptError"]
