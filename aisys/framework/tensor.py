@@ -13,7 +13,10 @@ import numpy as np
 
 from . import dtypes as _dt
 from .errors import AnomalyError, user_location
-from .registry import OpDef, Spec, get as _get_op
+from .registry import OPS as _OPS, OpDef, Spec, get as _get_op
+
+
+_DTYPE_OF_NP = {d.np: d for d in _dt.ALL}
 
 
 class _Mode:
@@ -27,13 +30,14 @@ class _Mode:
 def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
     """Run one registered op eagerly and record it for autodiff / tracing."""
     if type(op) is str:
-        op = _get_op(op)
+        op = _OPS.get(op) or _get_op(op)         # _get_op only to raise its "did you mean" KeyError
     spec = op.infer(*inputs, **attrs)
     data = op.ref(*[t._data for t in inputs], **attrs)
     if type(data) is not np.ndarray:
         data = np.asarray(data)
-    if data.dtype != spec.dtype.np:
-        data = data.astype(spec.dtype.np)
+    want = spec.dtype.np
+    if data.dtype is not want and data.dtype != want:   # identity first: numpy's builtin dtypes are singletons
+        data = data.astype(want)
     out = Tensor.__new__(Tensor)
     out._data = data
     out.grad = None
@@ -122,7 +126,8 @@ class Tensor:
 
     @property
     def dtype(self) -> _dt.DType:
-        return _dt.from_numpy(self._data.dtype)
+        # hot path (every shape inference reads it): a direct table lookup, from_numpy only for the error
+        return _DTYPE_OF_NP.get(self._data.dtype) or _dt.from_numpy(self._data.dtype)
 
     @property
     def ndim(self) -> int:
@@ -158,6 +163,10 @@ class Tensor:
         return self._data
 
     def item(self):
+        if _Mode.observers:
+            for ob in list(_Mode.observers):
+                if hasattr(ob, "on_item"):
+                    ob.on_item(self)
         if self._data.size != 1:
             raise ValueError(f"item(): tensor has {self._data.size} elements {tuple(self.shape)}; "
                              f"only one-element tensors convert to a Python number")
@@ -313,7 +322,7 @@ class Tensor:
         if self.requires_grad or self._ctx is not None:
             raise RuntimeError("in-place assignment into a tensor that requires grad would break the tape; "
                                "build a new tensor with aisys.where(...) or assign under aisys.no_grad() to a leaf's .detach()")
-        self._data[key] = value._data if isinstance(value, Tensor) else value
+        self._data[_ops.shape._norm_key(key)] = value._data if isinstance(value, Tensor) else value
 
     # ---- methods mirroring torch.Tensor --------------------------------------------------
     def exp(self): return _ops.exp(self)
@@ -321,6 +330,7 @@ class Tensor:
     def sqrt(self): return _ops.sqrt(self)
     def rsqrt(self): return _ops.div(1.0, _ops.sqrt(self))
     def abs(self): return _ops.abs(self)
+    def sign(self): return _ops.sign(self)
     def neg(self): return _ops.neg(self)
     def tanh(self): return _ops.tanh(self)
     def sigmoid(self): return _ops.sigmoid(self)
@@ -450,6 +460,8 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
             dt = ld
         elif isinstance(x, (float, np.floating)) and not ld.is_floating:
             dt = _dt.default_float
+        elif ld is _dt.bool_:                   # bool tensor + 1 -> int64, as torch
+            dt = _dt.int64
         else:
             dt = ld
         return Tensor._wrap(np.asarray(x, dtype=dt.np))

@@ -104,6 +104,17 @@ class Tracer:
             f"example input), so the graph keeps only that branch and will silently take it for every input; "
             f"use aisys.script or aisys.cond for control flow that depends on tensor values")
 
+    def on_item(self, t: Tensor) -> None:
+        """A tensor became a Python number (``.item()``, ``float(t)``, ``int(t)``): the graph keeps that number."""
+        nid = self.node_of(t)
+        if nid not in self._dynamic:
+            return
+        where = self.location()
+        self.warnings.append(
+            f"value baked at {where}: the tensor %{nid} was turned into a Python number ({t._data.reshape(-1)[0]!r} "
+            f"for the example input), so any computation with that number is a constant in the graph; keep it "
+            f"a tensor to make it part of the graph")
+
     def on_assign(self, t: Tensor, value) -> None:
         """``t.assign_(value)`` updates state in place: the new value becomes a graph output."""
         old = self.node_of(t)                          # snapshot the value *before* the update

@@ -1,0 +1,20 @@
+"""Tracing warns when a tensor becomes a Python number (its value is then baked into the graph)."""
+import aisys
+
+
+def test_item_inside_a_traced_function_is_reported_as_baked():
+    def f(x):
+        scale = (x.sum() * 0.0 + 2.0).item()       # a Python float: the graph can only keep 2.0
+        return x * scale
+
+    g = aisys.trace(f, aisys.ones(3))
+    assert any("value baked" in w and "test_trace_item_warning.py" in w for w in g.warnings), g.warnings
+    assert aisys.graph.interpret(g, aisys.ones(3).numpy())[0].tolist() == [2.0, 2.0, 2.0]
+
+
+def test_item_on_a_constant_is_not_reported():
+    def f(x):
+        return x * aisys.tensor(3.0).item()       # made from Python numbers: baking it is exact
+
+    g = aisys.trace(f, aisys.ones(2))
+    assert not any("value baked" in w for w in g.warnings)
