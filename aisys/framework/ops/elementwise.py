@@ -2,7 +2,8 @@
 
 Read each definition as forward + backward side by side: ``ref`` computes, ``vjp`` returns one
 gradient per input written with tensor ops (so it can itself be differentiated), ``jvp`` pushes a
-tangent forward. ``sum_to`` undoes broadcasting in the backward pass.
+tangent forward. ``sum_to`` undoes broadcasting in the backward pass. A VJP returns None for an input
+that does not require grad (a constant, the data batch): autodiff would discard that gradient anyway.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..dtypes import as_dtype, bool_, promote
+from ..dtypes import as_dtype, bool_, from_numpy, promote
 from ..registry import FusionKind as K, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
 from ._common import binary_infer, broadcast_shapes, elementwise_cost, same_spec, need_float
@@ -47,15 +48,16 @@ def _tan_sum(*terms, out):
 
 # ---- binary arithmetic ---------------------------------------------------------------------
 defop("add", infer=binary_infer("add"), ref=np.add, fusion=B, cost=elementwise_cost(1),
-      vjp=lambda g, out, x, y: (_unb(g, x), _unb(g, y)),
+      vjp=lambda g, out, x, y: (_unb(g, x) if x.requires_grad else None, _unb(g, y) if y.requires_grad else None),
       jvp=lambda t, out, x, y: _tan_sum(t[0], t[1], out=out), torch_name="torch.add")
 
 defop("sub", infer=binary_infer("sub"), ref=np.subtract, fusion=B, cost=elementwise_cost(1),
-      vjp=lambda g, out, x, y: (_unb(g, x), _unb(-g, y)),
+      vjp=lambda g, out, x, y: (_unb(g, x) if x.requires_grad else None, _unb(-g, y) if y.requires_grad else None),
       jvp=lambda t, out, x, y: _tan_sum(t[0], None if t[1] is None else -t[1], out=out))
 
 defop("mul", infer=binary_infer("mul"), ref=np.multiply, fusion=B, cost=elementwise_cost(1),
-      vjp=lambda g, out, x, y: (_unb(g * y, x), _unb(g * x, y)),
+      vjp=lambda g, out, x, y: (_unb(g * y, x) if x.requires_grad else None,
+                                _unb(g * x, y) if y.requires_grad else None),
       jvp=lambda t, out, x, y: _tan_sum(None if t[0] is None else t[0] * y,
                                         None if t[1] is None else x * t[1], out=out))
 
@@ -73,7 +75,8 @@ def _div_infer(x, y, **attrs):
 
 
 defop("div", infer=_div_infer, ref=_div_ref, fusion=B, cost=elementwise_cost(1),
-      vjp=lambda g, out, x, y: (_unb(g / y, x), _unb(-g * out / y, y)),
+      vjp=lambda g, out, x, y: (_unb(g / y, x) if x.requires_grad else None,
+                                _unb(-g * out / y, y) if y.requires_grad else None),
       jvp=lambda t, out, x, y: _tan_sum(None if t[0] is None else t[0] / y,
                                         None if t[1] is None else -t[1] * out / y, out=out))
 
@@ -117,7 +120,36 @@ def _zeros_like_g(g):
     return g * 0.0
 
 
-defop("where", infer=_where_infer, ref=np.where, fusion=B, cost=elementwise_cost(1),
+_BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _select_bits(c, x, y):
+    """where(c, x, y) as bit masks: (x & m) | (y & ~m) with m all ones where c. Exactly np.where's result
+    (NaNs and signed zeros included) but branch-free: np.where branches per element and runs ~10× slower
+    on unpredictable masks (a ReLU's backward on random data)."""
+    shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
+    u = _BITS[x.dtype.itemsize]
+    m = c.astype(u)
+    np.negative(m, out=m)                                      # True -> 0xFF..FF, False -> 0
+    out = np.bitwise_and(np.broadcast_to(x, shape).view(u), m)
+    if y.ndim == 0 and not y.reshape(1).view(u)[0]:            # y is +0.0 (a ReLU's backward): done
+        return out.view(x.dtype)
+    np.invert(m, out=m)
+    np.bitwise_and(np.broadcast_to(y, shape).view(u), m, out=m)
+    out |= m
+    return out.view(x.dtype)
+
+
+def _where_ref(c, x, y):
+    if x.dtype != y.dtype:      # numpy cannot promote float16/ints with bfloat16: use aisys's promotion lattice
+        dt = promote(from_numpy(x.dtype), from_numpy(y.dtype)).np
+        x, y = x.astype(dt, copy=False), y.astype(dt, copy=False)
+    if c.size >= 4096 and x.dtype.itemsize in _BITS and c.dtype == np.bool_:
+        return _select_bits(c, x, y)
+    return np.where(c, x, y)
+
+
+defop("where", infer=_where_infer, ref=_where_ref, fusion=B, cost=elementwise_cost(1),
       vjp=lambda g, out, c, x, y: (None, _unb(where(c, g, 0.0), x), _unb(where(c, 0.0, g), y)),
       jvp=lambda t, out, c, x, y: where(c, _bc(t[1], out) if t[1] is not None else 0.0,
                                         _bc(t[2], out) if t[2] is not None else 0.0))

@@ -33,8 +33,26 @@ def _sum_batch(g, x):
     return g if tuple(g.shape) == tuple(x.shape) else g.sum_to(x.shape)
 
 
+def _column_major(t) -> bool:
+    """A 2-D operand stored transposed (a view like ``W.T``, as in x @ W.T of a Linear layer)."""
+    d = t._data
+    return d.ndim == 2 and d.flags.f_contiguous and not d.flags.c_contiguous
+
+
+def _matmul_vjp(g, out, x, y):
+    """dx = g·yᵀ, dy = xᵀ·g. For an operand stored transposed the product is formed as (yᵀ... )ᵀ so the
+    gradient comes out in the operand's own layout: the weight gradient of ``x @ W.T`` is then row-major
+    like W, and nothing downstream (the leaf's .grad copy, the optimizer) has to transpose it."""
+    gx = gy = None
+    if x.requires_grad:
+        gx = _sum_batch((y @ g.mT).mT if _column_major(x) else g @ y.mT, x)
+    if y.requires_grad:
+        gy = _sum_batch((g.mT @ x).mT if _column_major(y) else x.mT @ g, y)
+    return gx, gy
+
+
 defop("matmul", infer=_matmul_infer, ref=np.matmul, fusion=K.COMPLEX_OUT_FUSABLE, cost=_matmul_cost,
-      vjp=lambda g, out, x, y: (_sum_batch(g @ y.mT, x), _sum_batch(x.mT @ g, y)),
+      vjp=_matmul_vjp,
       jvp=lambda t, out, x, y: (t[0] @ y if t[0] is not None else None) if t[1] is None else
                                (x @ t[1] if t[0] is None else t[0] @ y + x @ t[1]),
       doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul")

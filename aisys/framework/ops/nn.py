@@ -9,13 +9,13 @@ from __future__ import annotations
 import builtins
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..dtypes import int64, default_float
 from ..errors import ShapeError
 from ..registry import Cost, FusionKind as K, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
 from ._common import need_float, norm_dims, prod, reduced_shape
+from .elementwise import _select_bits
 
 
 def _pair(op, name, v, minimum):
@@ -23,8 +23,26 @@ def _pair(op, name, v, minimum):
     if len(t) != 2 or any(not isinstance(a, (int, np.integer)) for a in t):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
     if any(a < minimum for a in t):
-        raise ValueError(f"{op}: {name}={v!r} is invalid; each value must be ≥ {minimum}")
+        fix = "to crop, slice the input instead" if name == "padding" else f"e.g. {name}={minimum}"
+        raise ValueError(f"{op}: {name}={v!r} is invalid; each value must be ≥ {minimum} ({fix})")
     return (builtins.int(t[0]), builtins.int(t[1]))
+
+
+_MINIMA = {"kernel_size": 1, "stride": 1, "padding": 0, "dilation": 1}
+
+
+def _check_pairs(op, **attrs):
+    """Shape inference sees the registry op's raw attrs (apply, graph nodes): refuse bad values here, with the
+    fix, rather than letting numpy fail later. Attrs must already be (h, w) pairs of ints."""
+    for name, v in attrs.items():
+        if name not in _MINIMA:
+            continue
+        t = _pair(op, name, v, _MINIMA[name])
+        if not isinstance(v, (tuple, list)):
+            raise TypeError(f"{op}: the registry op takes {name} as a pair (h, w) of ints, got {v!r}; pass "
+                            f"{name}={t} (the functional API, F.{op}, accepts a single int and makes the pair)")
+    if "groups" in attrs and (not isinstance(attrs["groups"], (int, np.integer)) or attrs["groups"] < 1):
+        raise ValueError(f"{op}: groups={attrs['groups']!r} must be a positive int (groups=1 is a plain convolution)")
 
 
 def _out_size(op, size, k, s, p, d, dim_name):
@@ -36,14 +54,6 @@ def _out_size(op, size, k, s, p, d, dim_name):
 
 
 # ---- im2col helpers -----------------------------------------------------------------------
-def _windows(xp, KH, KW, stride, dilation, OH, OW):
-    """A strided view (N, C, OH, OW, KH, KW) of the padded input: no copy."""
-    N, C, _, _ = xp.shape
-    sN, sC, sH, sW = xp.strides
-    return as_strided(xp, (N, C, OH, OW, KH, KW),
-                      (sN, sC, sH * stride[0], sW * stride[1], sH * dilation[0], sW * dilation[1]), writeable=False)
-
-
 def _pad_nchw(x, padding, value=0.0):
     ph, pw = padding
     if ph == 0 and pw == 0:
@@ -65,6 +75,7 @@ def _conv_attrs(stride, padding, dilation, groups):
 
 
 def _conv_infer(x, w, *b, stride, padding, dilation, groups):
+    _check_pairs("conv2d", stride=stride, padding=padding, dilation=dilation, groups=groups)
     if len(x.shape) != 4 or len(w.shape) != 4:
         raise ShapeError("conv2d", f"expects input (N, C, H, W) and weight (O, C/groups, KH, KW), got "
                          f"{tuple(x.shape)} and {tuple(w.shape)}", shapes=(x.shape, w.shape),
@@ -84,46 +95,61 @@ def _conv_infer(x, w, *b, stride, padding, dilation, groups):
     return Spec((N, O, g[8], g[9]), x.dtype)
 
 
+def _taps(KH, KW, stride, dilation, OH, OW):
+    """For each kernel tap (kh, kw): the strided slices of the padded input it reads for all outputs."""
+    for kh in range(KH):
+        for kw in range(KW):
+            h0, w0 = kh * dilation[0], kw * dilation[1]
+            yield kh, kw, (slice(h0, h0 + stride[0] * (OH - 1) + 1, stride[0]),
+                           slice(w0, w0 + stride[1] * (OW - 1) + 1, stride[1]))
+
+
+def _im2col(xp, KH, KW, stride, dilation, OH, OW):
+    """Columns (C·KH·KW, N·OH·OW) of the padded input: row (c, kh, kw) holds what tap (kh, kw) of channel c
+    sees at every output position. Built with one strided copy per tap (numpy copies such slices at full
+    speed), so one matrix multiply then computes every output of the convolution."""
+    N, C = xp.shape[:2]
+    cols = np.empty((C, KH, KW, N, OH, OW), xp.dtype)
+    for kh, kw, (hs, ws) in _taps(KH, KW, stride, dilation, OH, OW):
+        cols[:, kh, kw] = xp[:, :, hs, ws].transpose(1, 0, 2, 3)
+    return cols.reshape(C * KH * KW, N * OH * OW)
+
+
 def _conv_ref(x, w, b=None, *, stride, padding, dilation, groups):
     N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(x.shape, w.shape, stride, padding, dilation)
-    win = _windows(_pad_nchw(x, padding), KH, KW, stride, dilation, OH, OW)
-    Og = O // groups
-    out = np.empty((N, O, OH, OW), x.dtype)
+    cols = _im2col(_pad_nchw(x, padding), KH, KW, stride, dilation, OH, OW)
+    Og, K = O // groups, Cg * KH * KW
+    out = np.empty((O, N * OH * OW), np.result_type(x.dtype, w.dtype))
     for gi in range(groups):
-        cols = win[:, gi * Cg:(gi + 1) * Cg].transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, Cg * KH * KW)
-        wg = w[gi * Og:(gi + 1) * Og].reshape(Og, Cg * KH * KW)
-        out[:, gi * Og:(gi + 1) * Og] = (cols @ wg.T).reshape(N, OH, OW, Og).transpose(0, 3, 1, 2)
+        out[gi * Og:(gi + 1) * Og] = w[gi * Og:(gi + 1) * Og].reshape(Og, K) @ cols[gi * K:(gi + 1) * K]
     if b is not None:
-        out += b.reshape(1, O, 1, 1)
-    return out
+        out += b.reshape(O, 1)
+    return np.ascontiguousarray(out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
 
 
 def _conv_bwd_input_ref(g, w, *, input_shape, stride, padding, dilation, groups):
     N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(input_shape, w.shape, stride, padding, dilation)
     ph, pw = padding
-    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), g.dtype)
-    Og = O // groups
+    Og, K = O // groups, Cg * KH * KW
+    g2 = g.transpose(1, 0, 2, 3).reshape(O, N * OH * OW)
+    dcols = np.empty((C * KH * KW, N * OH * OW), g.dtype)
     for gi in range(groups):
-        gg = g[:, gi * Og:(gi + 1) * Og].transpose(0, 2, 3, 1).reshape(N * OH * OW, Og)
-        wg = w[gi * Og:(gi + 1) * Og].reshape(Og, Cg * KH * KW)
-        cols = (gg @ wg).reshape(N, OH, OW, Cg, KH, KW)
-        for kh in range(KH):
-            for kw in range(KW):
-                h0, w0 = kh * dilation[0], kw * dilation[1]
-                xp[:, gi * Cg:(gi + 1) * Cg, h0:h0 + stride[0] * OH:stride[0], w0:w0 + stride[1] * OW:stride[1]] += \
-                    cols[:, :, :, :, kh, kw].transpose(0, 3, 1, 2)
+        dcols[gi * K:(gi + 1) * K] = w[gi * Og:(gi + 1) * Og].reshape(Og, K).T @ g2[gi * Og:(gi + 1) * Og]
+    dcols = dcols.reshape(C, KH, KW, N, OH, OW)
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), g.dtype)
+    for kh, kw, (hs, ws) in _taps(KH, KW, stride, dilation, OH, OW):     # col2im: taps that overlap add up
+        xp[:, :, hs, ws] += dcols[:, kh, kw].transpose(1, 0, 2, 3)
     return xp[:, :, ph:ph + H, pw:pw + W]
 
 
 def _conv_bwd_weight_ref(g, x, *, weight_shape, stride, padding, dilation, groups):
     N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(x.shape, weight_shape, stride, padding, dilation)
-    win = _windows(_pad_nchw(x, padding), KH, KW, stride, dilation, OH, OW)
-    Og = O // groups
+    cols = _im2col(_pad_nchw(x, padding), KH, KW, stride, dilation, OH, OW)
+    Og, K = O // groups, Cg * KH * KW
+    g2 = g.transpose(1, 0, 2, 3).reshape(O, N * OH * OW)
     dw = np.empty(weight_shape, g.dtype)
     for gi in range(groups):
-        cols = win[:, gi * Cg:(gi + 1) * Cg].transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, Cg * KH * KW)
-        gg = g[:, gi * Og:(gi + 1) * Og].transpose(0, 2, 3, 1).reshape(N * OH * OW, Og)
-        dw[gi * Og:(gi + 1) * Og] = (gg.T @ cols).reshape(Og, Cg, KH, KW)
+        dw[gi * Og:(gi + 1) * Og] = (g2[gi * Og:(gi + 1) * Og] @ cols[gi * K:(gi + 1) * K].T).reshape(Og, Cg, KH, KW)
     return dw
 
 
@@ -135,9 +161,9 @@ def _conv_cost(in_specs, out_spec, **a):
 
 
 def _conv_vjp(g, out, x, w, *b, **a):
-    gx = apply("conv2d_backward_input", g, w, input_shape=tuple(x.shape), **a)
-    gw = apply("conv2d_backward_weight", g, x, weight_shape=tuple(w.shape), **a)
-    return (gx, gw) + ((g.sum((0, 2, 3)),) if b else ())
+    gx = apply("conv2d_backward_input", g, w, input_shape=tuple(x.shape), **a) if x.requires_grad else None
+    gw = apply("conv2d_backward_weight", g, x, weight_shape=tuple(w.shape), **a) if w.requires_grad else None
+    return (gx, gw) + ((g.sum((0, 2, 3)) if b[0].requires_grad else None,) if b else ())
 
 
 def _conv_jvp(t, out, x, w, *b, **a):
@@ -160,10 +186,12 @@ defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, 
 
 
 def _bwd_in_infer(g, w, *, input_shape, **a):
+    _check_pairs("conv2d_backward_input", **a)
     return Spec(tuple(input_shape), g.dtype)
 
 
 def _bwd_w_infer(g, x, *, weight_shape, **a):
+    _check_pairs("conv2d_backward_weight", **a)
     return Spec(tuple(weight_shape), g.dtype)
 
 
@@ -218,49 +246,64 @@ def _pool_geom(op, shape, kernel_size, stride, padding, dilation):
 
 def _pool_infer(op):
     def infer(x, **a):
+        _check_pairs(op, **a)
         need_float(op, x)
         N, C, H, W, OH, OW = _pool_geom(op, tuple(x.shape), **a)
         return Spec((N, C, OH, OW), x.dtype)
     return infer
 
 
-def _maxpool_argmax(x, kernel_size, stride, padding, dilation):
-    """Flat indices (into the padded input) of each window's first maximum."""
+def _maxpool_ref(x, **a):
+    """One np.maximum per kernel tap over strided slices of the padded input: far faster than reducing a
+    6-D window view over its last two axes."""
+    N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, **a)
+    xp = _pad_nchw(x, a["padding"], value=-np.inf)
+    out = None
+    for kh, kw, (hs, ws) in _taps(*a["kernel_size"], a["stride"], a["dilation"], OH, OW):
+        out = xp[:, :, hs, ws].copy() if out is None else np.maximum(out, xp[:, :, hs, ws], out=out)
+    return out
+
+
+def _first_max_taps(x, kernel_size, stride, padding, dilation):
+    """Per kernel tap (row-major order): its slices of the padded input and a bool (N, C, OH, OW) mask, True
+    where that tap holds its window's *first* maximum (a NaN counts as the maximum, as numpy's argmax)."""
     N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
     xp = _pad_nchw(x, padding, value=-np.inf)
-    KH, KW = kernel_size
-    win = _windows(xp, KH, KW, stride, dilation, OH, OW).reshape(N, C, OH, OW, KH * KW)
-    a = win.argmax(-1)
-    kh, kw = a // KW, a % KW
-    rows = np.arange(OH).reshape(1, 1, OH, 1) * stride[0] + kh * dilation[0]
-    cols = np.arange(OW).reshape(1, 1, 1, OW) * stride[1] + kw * dilation[1]
-    return xp.shape, rows, cols
-
-
-def _maxpool_ref(x, **a):
-    N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, **a)
-    KH, KW = a["kernel_size"]
-    win = _windows(_pad_nchw(x, a["padding"], value=-np.inf), KH, KW, a["stride"], a["dilation"], OH, OW)
-    return win.max(axis=(-2, -1))
+    out = _maxpool_ref(x, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
+    taps = list(_taps(*kernel_size, stride, dilation, OH, OW))
+    taken = np.zeros(out.shape, np.bool_)
+    masks = []
+    for kh, kw, (hs, ws) in taps:
+        e = xp[:, :, hs, ws] == out
+        np.logical_and(e, np.logical_not(taken), out=e)
+        taken |= e
+        masks.append(e)
+    if not taken.all():                          # windows holding a NaN: the first NaN is their maximum
+        taken = taken.copy()
+        for (kh, kw, (hs, ws)), e in zip(taps, masks):
+            nan = np.isnan(xp[:, :, hs, ws]) & ~taken
+            e |= nan
+            taken |= nan
+    return [(hs, ws, e) for (_, _, (hs, ws)), e in zip(taps, masks)]
 
 
 def _maxpool_backward_ref(g, x, **a):
-    pshape, rows, cols = _maxpool_argmax(x, **a)
-    N, C = x.shape[:2]
-    z = np.zeros(pshape, g.dtype)
-    n = np.arange(N).reshape(N, 1, 1, 1)
-    c = np.arange(C).reshape(1, C, 1, 1)
-    np.add.at(z, (n, c, rows, cols), g)
-    ph, pw = a["padding"]
-    return z[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]
+    (ph, pw), (N, C, H, W) = a["padding"], x.shape
+    z = np.zeros((N, C, H + 2 * ph, W + 2 * pw), g.dtype)
+    zero = np.zeros((), g.dtype)
+    for hs, ws, first in _first_max_taps(x, **a):
+        z[:, :, hs, ws] += _select_bits(first, g, zero)          # overlapping windows add up
+    return z[:, :, ph:ph + H, pw:pw + W]
 
 
 def _maxpool_select_ref(h, x, **a):
-    pshape, rows, cols = _maxpool_argmax(x, **a)
-    ph, pw = a["padding"]
-    hp = _pad_nchw(h, (ph, pw))
-    N, C = x.shape[:2]
-    return hp[np.arange(N).reshape(N, 1, 1, 1), np.arange(C).reshape(1, C, 1, 1), rows, cols]
+    hp = _pad_nchw(h, a["padding"])
+    out = None
+    for hs, ws, first in _first_max_taps(x, **a):
+        if out is None:
+            out = np.zeros(first.shape, h.dtype)
+        np.copyto(out, hp[:, :, hs, ws], where=first)
+    return out
 
 
 def _window_cost(in_specs, out_spec, kernel_size, **a):
@@ -279,7 +322,15 @@ defop("max_pool2d_backward", infer=lambda g, x, **a: Spec(tuple(x.shape), g.dtyp
       jvp=lambda t, out, g, x, **a: apply("max_pool2d_backward", t[0], x, **a) if t[0] is not None else None,
       doc="Route each pooled gradient to its window's argmax.")
 
-defop("max_pool2d_select", infer=_pool_infer("max_pool2d_select"), ref=_maxpool_select_ref, fusion=K.OPAQUE,
+def _maxpool_select_infer(h, x, **a):
+    if tuple(h.shape) != tuple(x.shape):
+        raise ShapeError("max_pool2d_select", f"h {tuple(h.shape)} must have the pooled input's shape {tuple(x.shape)}",
+                         shapes=(h.shape, x.shape), rule="select reads h at the argmax positions of x's windows")
+    spec = _pool_infer("max_pool2d_select")(x, **a)
+    return Spec(spec.shape, h.dtype)
+
+
+defop("max_pool2d_select", infer=_maxpool_select_infer, ref=_maxpool_select_ref, fusion=K.OPAQUE,
       cost=_window_cost,
       vjp=lambda g, out, h, x, **a: (apply("max_pool2d_backward", g, x, **a), None),
       jvp=lambda t, out, h, x, **a: apply("max_pool2d_select", t[0], x, **a) if t[0] is not None else None,
@@ -289,8 +340,11 @@ defop("max_pool2d_select", infer=_pool_infer("max_pool2d_select"), ref=_maxpool_
 def _avgpool_ref(x, **a):
     N, C, H, W, OH, OW = _pool_geom("avg_pool2d", x.shape, **a)
     KH, KW = a["kernel_size"]
-    win = _windows(_pad_nchw(x, a["padding"]), KH, KW, a["stride"], a["dilation"], OH, OW)
-    return win.mean(axis=(-2, -1)).astype(x.dtype)
+    xp = _pad_nchw(x, a["padding"])
+    acc = np.zeros((N, C, OH, OW), np.float64 if x.dtype == np.float64 else np.float32)
+    for kh, kw, (hs, ws) in _taps(KH, KW, a["stride"], a["dilation"], OH, OW):
+        acc += xp[:, :, hs, ws]
+    return (acc / (KH * KW)).astype(x.dtype)
 
 
 def _avgpool_backward_ref(g, *, input_shape, kernel_size, stride, padding, dilation):
@@ -567,7 +621,8 @@ def _mse_scale(x, reduction):
 
 defop("mse_loss", infer=_mse_infer, ref=_mse_ref, fusion=K.OPAQUE,
       cost=lambda ins, out, **a: Cost(3 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
-      vjp=lambda g, out, x, y, reduction: ((x - y) * g * _mse_scale(x, reduction), (y - x) * g * _mse_scale(x, reduction)),
+      vjp=lambda g, out, x, y, reduction: ((x - y) * g * _mse_scale(x, reduction) if x.requires_grad else None,
+                                           (y - x) * g * _mse_scale(x, reduction) if y.requires_grad else None),
       jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss")
 
 

@@ -5,10 +5,11 @@ Most are *injective* for fusion: every output element reads exactly one input el
 from __future__ import annotations
 
 import builtins
+import functools
 
 import numpy as np
 
-from ..dtypes import promote
+from ..dtypes import from_numpy, promote
 from ..errors import ShapeError
 from ..registry import FusionKind as K, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
@@ -160,7 +161,14 @@ def _concat_vjp(g, out, *xs, dim=0):
     return tuple(grads)
 
 
-defop("concat", infer=_concat_infer, ref=lambda *xs, dim=0: np.concatenate(xs, axis=dim), fusion=INJ,
+def _concat_ref(*xs, dim=0):
+    if len({x.dtype for x in xs}) > 1:   # numpy cannot promote float16/ints with bfloat16: use aisys's lattice
+        dt = functools.reduce(promote, [from_numpy(x.dtype) for x in xs]).np
+        xs = [x.astype(dt, copy=False) for x in xs]
+    return np.concatenate(xs, axis=dim)
+
+
+defop("concat", infer=_concat_infer, ref=_concat_ref, fusion=INJ,
       cost=lambda ins, out, dim=0: movement_cost([out], out), vjp=_concat_vjp,
       jvp=lambda t, out, *xs, dim=0: apply("concat", *[ti if ti is not None else x * 0.0 for ti, x in zip(t, xs)], dim=dim),
       torch_name="torch.cat")
@@ -203,10 +211,21 @@ def _gather_infer(x, index, dim):
         raise ShapeError("gather", f"index must be an integer tensor with the same rank as the input: "
                          f"input {tuple(x.shape)}, index {tuple(index.shape)} ({index.dtype.name})",
                          shapes=(x.shape, index.shape))
+    for d, (i, s) in enumerate(zip(index.shape, x.shape)):
+        if d != dim % builtins.max(len(x.shape), 1) and i > s:
+            raise ShapeError("gather", f"index {tuple(index.shape)} is larger than the input {tuple(x.shape)} in dim {d}",
+                             shapes=(x.shape, index.shape), rule="index.shape[d] <= input.shape[d] for every d != dim")
     return Spec(tuple(index.shape), x.dtype)
 
 
-defop("gather", infer=_gather_infer, ref=lambda x, index, dim: np.take_along_axis(x, index, axis=dim),
+def _gather_ref(x, index, dim):
+    """torch.gather: out[i][j] = x[index[i][j]][j] (dim 0). np.take_along_axis would broadcast index against x in
+    the other dims, so first cut x down to index's extent there."""
+    x = x[tuple(slice(None) if d == dim else slice(0, s) for d, s in enumerate(index.shape))]
+    return np.take_along_axis(x, index, axis=dim)
+
+
+defop("gather", infer=_gather_infer, ref=_gather_ref,
       fusion=INJ, cost=movement_cost,
       vjp=lambda g, out, x, index, dim: (apply("scatter_add", g, index, dim=dim, shape=tuple(x.shape)), None),
       jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather")
