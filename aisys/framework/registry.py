@@ -15,7 +15,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .dtypes import DType
 
@@ -30,9 +30,9 @@ class FusionKind(str, Enum):
     OPAQUE = "opaque"                  # cannot fuse (sort, data-dependent, impure)
 
 
-@dataclass(frozen=True)
-class Spec:
-    """What shape inference knows about a value: its shape and dtype."""
+class Spec(NamedTuple):
+    """What shape inference knows about a value: its shape and dtype. (A NamedTuple: it is built once per
+    op call on the eager hot path, and a tuple is several times cheaper to create than a frozen dataclass.)"""
     shape: tuple
     dtype: DType
 

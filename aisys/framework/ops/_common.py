@@ -71,7 +71,7 @@ def same_spec(op: str, float_only: bool = False):
 
 def binary_infer(op: str, out_dtype: DType | None = None, float_only: bool = False):
     def infer(x, y, **attrs):
-        shape = broadcast_shapes(op, tuple(x.shape), tuple(y.shape))
+        shape = broadcast_shapes(op, x.shape, y.shape)     # shapes are tuples (numpy arrays and graph nodes)
         dt = promote(x.dtype, y.dtype)
         if float_only and not dt.is_floating:
             raise TypeError(f"{op}: expects floating-point operands, got {x.dtype.name} and {y.dtype.name}")
