@@ -19,7 +19,7 @@ layer records, then lowers them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 
 from .config import ChipConfig, preset
 from .cube import matrix_gemm
@@ -141,20 +141,32 @@ class Conv:
 
 @dataclass(frozen=True)
 class Elementwise:
-    """An elementwise op over ``elements`` values; binary ops (add, mul, ...) read two tensors."""
+    """An elementwise op over ``elements`` values; binary ops (add, mul, ...) read two tensors.
+
+    A *fused* group (``chain`` = the vector ops it runs, ``inputs`` = the full-size tensors it reads) loads
+    its inputs once, runs every op of the chain on the data while it sits in the vector buffer, and stores
+    one result: the DRAM traffic of one op, the vector work of all of them. That is fusion's payoff.
+    """
     name: str
     op: str
     elements: int
+    chain: tuple = ()
+    inputs: int = 0
 
     def __post_init__(self):
         _pos(f"Elementwise {self.name!r}", elements=self.elements)
         if not isinstance(self.op, str) or not self.op:
             raise ValueError(f"Elementwise {self.name!r}: op must be a name such as 'relu' or 'add'")
+        if self.chain and (not all(isinstance(o, str) and o for o in self.chain) or self.inputs < 1):
+            raise ValueError(f"Elementwise {self.name!r}: a fused chain needs op names and inputs ≥ 1, "
+                             f"got chain={self.chain!r}, inputs={self.inputs!r}")
 
     kind = "elementwise"
 
     @property
     def operands(self) -> int:
+        if self.chain:
+            return self.inputs
         return 2 if self.op in BINARY_OPS else 1
 
     @property
@@ -543,6 +555,10 @@ class _Lowering:
         if isinstance(layer, Pool):
             oh, ow = layer.out_hw
             return pool_cost(layer.kind_, n * oh * ow, layer.k * layer.k, chip).cycles
+        if getattr(layer, "chain", ()):
+            costs = [elementwise_cost(op, n, chip) for op in layer.chain]
+            startup = chip.vector.startup_cycles
+            return startup + sum(c.cycles - startup for c in costs)      # one pipeline start for the group
         return elementwise_cost(layer.op, n, chip).cycles
 
 
@@ -622,19 +638,19 @@ def _numel(shape) -> int:
     return max(1, n)
 
 
-def _is_bias_add(graph, node, producers: set) -> bool:
+def _is_bias_add(graph, node, producers: set, bias_from=("param", "const")) -> bool:
     """``add(matmul/conv output, 1-D parameter)``: a bias the accumulators add on the way out (free)."""
     if node.op != "add" or len(node.inputs) != 2:
         return False
     a, b = (graph.nodes[i] for i in node.inputs)
     for x, y in ((a, b), (b, a)):
-        if x.id in producers and y.op in ("param", "const") and len(y.shape) == 1 and \
+        if x.id in producers and y.op in bias_from and len(y.shape) == 1 and \
                 y.shape[0] == node.shape[-1 if len(node.shape) == 2 else 1 if len(node.shape) == 4 else -1]:
             return True
     return False
 
 
-def graph_to_layers(graph) -> list:
+def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
     """Map the op nodes of an ``aisys`` Graph to layer records: matmul -> Gemm, conv2d -> Conv,
     max/avg_pool2d -> Pool, softmax -> Softmax, layer_norm -> LayerNorm, the rest -> Elementwise.
 
@@ -681,13 +697,23 @@ def graph_to_layers(graph) -> list:
         elif op == "layer_norm":
             shape = ins[0].shape
             layers.append(LayerNorm(name, _numel(shape[:-1]), shape[-1]))
+        elif op == "fused":
+            layers.extend(_fused_layers(node, name))
+            if node.attrs.get("kind") == "epilogue":
+                matrix_outputs.add(node.id)
+            continue
         elif op in _FREE_GRAPH_OPS:
             continue
-        elif _is_bias_add(graph, node, matrix_outputs):
+        elif _is_bias_add(graph, node, matrix_outputs, _bias_from):
             matrix_outputs.add(node.id)        # still "the matmul's output" for a following activation
             continue
         elif op in _VECTOR_OF_GRAPH_OP:
-            layers.append(Elementwise(name, _VECTOR_OF_GRAPH_OP[op], _numel(node.shape)))
+            vop = _VECTOR_OF_GRAPH_OP[op]
+            streams = sum(1 for x in ins if _numel(x.shape) > 1)
+            if vop in BINARY_OPS and streams == 1:      # x * 0.5: the scalar sits in a register, one stream
+                layers.append(Elementwise(name, vop, _numel(node.shape), chain=(vop,), inputs=1))
+            else:
+                layers.append(Elementwise(name, vop, _numel(node.shape)))
         elif op in _REDUCE_OF_GRAPH_OP:
             layers.append(Elementwise(name, _REDUCE_OF_GRAPH_OP[op], _numel(ins[0].shape)))
         else:
@@ -695,6 +721,32 @@ def graph_to_layers(graph) -> list:
                              f"layer_norm, elementwise and reduction ops, shape-only ops); lower a forward "
                              f"(inference) graph")
     return layers
+
+
+def _fused_layers(node, name) -> list:
+    """Layer records for one ``fused`` node of a compiled graph (its subgraph is ``attrs['_body']``).
+
+    An elementwise or reduce group becomes ONE vector layer whose chain runs every op of the group on data
+    loaded once. An epilogue group (matmul/conv + elementwise) lowers its body: the matrix layer, then its
+    activation, which ``lower_layers`` applies as results drain from the accumulators (like Ascend's
+    FixPipe); other epilogue ops stay separate vector layers (an approximation, on the safe side).
+    """
+    body = node.attrs["_body"]
+    if node.attrs.get("kind") == "epilogue":
+        # inside the body the bias is a body input (a parameter of the enclosing graph)
+        return [replace(layer, name=f"{name}.{layer.name}")
+                for layer in graph_to_layers(body, _bias_from=("param", "const", "input"))]
+    chain = []
+    for n in body.op_nodes:
+        if n.op in _FREE_GRAPH_OPS:
+            continue
+        vop = _VECTOR_OF_GRAPH_OP.get(n.op) or _REDUCE_OF_GRAPH_OP.get(n.op)
+        if vop is None:
+            raise ValueError(f"lower_graph: fused node %{node.id} contains {n.op}, which has no vector-unit model")
+        chain.append(vop)
+    elements = max(_numel(body.nodes[i].shape) for i in body.inputs) if body.inputs else _numel(node.shape)
+    big_inputs = sum(1 for i in body.inputs if _numel(body.nodes[i].shape) > 1) or 1
+    return [Elementwise(name, "fused", elements, chain=tuple(chain) or ("copy",), inputs=big_inputs)]
 
 
 def lower_graph(graph, chip, **kw) -> Program:

@@ -44,6 +44,15 @@ class CompiledFunction:
         """Generated source of every fused group, keyed by node ("%12")."""
         return {f"%{i}": src for i, src in self.executable.sources().items()}
 
+    @property
+    def memory_plan(self):
+        """The memory plan of the optimized graph (greedy by size over its program order), computed once.
+        Plan another way with ``aisys.compiler.plan_memory(compiled.graph, planner=..., schedule=...)``."""
+        if getattr(self, "_memory_plan", None) is None:
+            from .memory import plan_memory
+            self._memory_plan = plan_memory(self.graph, planner="greedy_by_size")
+        return self._memory_plan
+
     def kernel_source(self, node_id: int) -> str:
         src = self.executable.sources()
         if node_id not in src:
