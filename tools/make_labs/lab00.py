@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+import labcells  # tools/make_labs/labcells.py (this folder is on sys.path when run as a script)
+from labcells import CODE, MD
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "labs" / "00_tour.ipynb"
-MD, CODE = "md", "code"
 
 CELLS = [
     (MD, """\
@@ -170,14 +171,8 @@ lecture "AI 系统组成&生态"; the digits are the UCI "Optical Recognition of
 
 
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.cells = [new_markdown_cell(src) if kind == MD else new_code_cell(src) for kind, src in CELLS]
-    return nb
+    return labcells.build(CELLS, "lab00")
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT
-    nbformat.write(build(), out)
-    print(f"wrote {out}")
+    labcells.main(CELLS, "lab00", DEFAULT_OUT, sys.argv)

@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+import labcells  # tools/make_labs/labcells.py (this folder is on sys.path when run as a script)
+from labcells import CODE, EXERCISE_DEPENDENT, MD
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "labs" / "05_memory.ipynb"
 
-MD, CODE, EXERCISE_DEPENDENT = "md", "code", "code-exercise"
 
 CELLS: list[tuple[str, str]] = [
     (MD, """\
@@ -317,28 +318,8 @@ memory of optimizer states and parallel training (ZeRO)."""),
 
 
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    for kind, source in CELLS:
-        if kind == MD:
-            nb.cells.append(new_markdown_cell(source))
-        else:
-            cell = new_code_cell(source)
-            if kind == EXERCISE_DEPENDENT:
-                cell.metadata["tags"] = ["exercise-dependent"]
-            nb.cells.append(cell)
-    for i, cell in enumerate(nb.cells):  # stable ids keep diffs small between regenerations
-        cell["id"] = f"lab05-{i:02d}"
-    return nb
-
-
-def main(argv: list[str]) -> None:
-    out = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(build(), str(out))
-    print(f"wrote {out}")
+    return labcells.build(CELLS, "lab05")
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    labcells.main(CELLS, "lab05", DEFAULT_OUT, sys.argv)
