@@ -15,37 +15,16 @@ import numpy as np
 from aisys.framework import bits as _bits
 from aisys.framework import layout as _layout
 from aisys.labkit import Checker, register
+from aisys.labkit.learner import call as _call_raw, first_failure as _first_failure
+from aisys.labkit.learner import hypothesis_settings as _hypothesis_settings
 
 LECTURE_NZ_ORDER = [0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15]
 
 
 def _call(fn, *args):
-    """Run the learner's function; an exception becomes a readable problem instead of a traceback."""
-    try:
-        return np.asarray(fn(*args)), None
-    except NotImplementedError:
-        raise
-    except Exception as exc:  # the message names the input that broke it
-        return None, f"raised {type(exc).__name__}: {exc}"
-
-
-def _first_failure(prop_test):
-    """Run a hypothesis property (derandomized: same examples every run); return the shrunk failure or None."""
-    failures: list[str] = []
-    try:
-        prop_test(failures)
-    except NotImplementedError:
-        raise
-    except Exception:
-        pass
-    return failures[-1] if failures else None  # hypothesis replays the minimal example last
-
-
-def _hypothesis_settings(examples: int):
-    from hypothesis import HealthCheck, settings
-
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                    print_blob=False, suppress_health_check=list(HealthCheck))
+    """The learner's result as an array, or the problem it raised (a readable message, not a traceback)."""
+    value, problem = _call_raw(fn, *args)
+    return (None, problem) if problem else (np.asarray(value), None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,16 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from aisys.labkit import Checker, register
-
-
-def _call(fn, *args, **kwargs):
-    """Run the learner's function; an exception becomes a readable problem instead of a traceback."""
-    try:
-        return fn(*args, **kwargs), None
-    except NotImplementedError:
-        raise
-    except Exception as exc:
-        return None, f"raised {type(exc).__name__}: {exc}"
+from aisys.labkit.learner import call as _call
 
 
 def _clean_observers(before):

@@ -13,35 +13,8 @@ Each check also lists plausible mistakes (the ``_…`` functions below) that it 
 from __future__ import annotations
 
 from aisys.labkit import Checker, register
-
-
-def _call(fn, *args):
-    """Run the learner's function; an exception becomes a readable problem instead of a traceback."""
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        raise
-    except Exception as exc:
-        return None, f"raised {type(exc).__name__}: {exc}"
-
-
-def _first_failure(prop_test):
-    """Run a hypothesis property (derandomized: same examples every run); return the shrunk failure or None."""
-    failures: list[str] = []
-    try:
-        prop_test(failures)
-    except NotImplementedError:
-        raise
-    except Exception:
-        pass
-    return failures[-1] if failures else None      # hypothesis replays the minimal example last
-
-
-def _hypothesis_settings(examples: int):
-    from hypothesis import HealthCheck, settings
-
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                    print_blob=False, suppress_health_check=list(HealthCheck))
+from aisys.labkit.learner import call as _call, first_failure as _first_failure
+from aisys.labkit.learner import hypothesis_settings as _hypothesis_settings
 
 
 # ---------------------------------------------------------------------------------------------

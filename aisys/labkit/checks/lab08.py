@@ -18,6 +18,7 @@ from aisys.chip import cube as _cube
 from aisys.chip import roofline as _roofline
 from aisys.chip import systolic as _systolic
 from aisys.labkit import Checker, register
+from aisys.labkit.learner import call as _call
 
 # (layer, M, N, K, rows, cols, SCALE-Sim 3.0.0 "Total Cycles" with no stalls), output-stationary
 SCALESIM_OS_ROWS = [
@@ -32,16 +33,6 @@ SCALESIM_OS_ROWS = [
 ]
 
 RESNET_CONV = {"batch": 1, "C": 64, "H": 56, "W": 56, "F": 64, "k": 3, "stride": 1, "padding": 1}
-
-
-def _call(fn, *args):
-    """Run the learner's function; an exception becomes a readable problem instead of a traceback."""
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        raise
-    except Exception as exc:
-        return None, f"raised {type(exc).__name__}: {exc}"
 
 
 def _pair(c: Checker, got, what: str, hint: str):
