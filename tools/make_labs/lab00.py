@@ -105,7 +105,7 @@ residual block shrink this way, and you write three of the passes."""),
     (CODE, """\
 compiled = aisys.compile(model, x)
 print(compiled.pass_log.summary())
-print("compiled output equals eager:", np.allclose(compiled(x).numpy() if hasattr(compiled(x), "numpy") else compiled(x), eager, atol=1e-5))"""),
+print("compiled output equals eager:", np.allclose(compiled(x).numpy(), eager, atol=1e-5))"""),
     (CODE, """\
 # NBVAL_IGNORE_OUTPUT
 from widgets import PassStepper
