@@ -45,8 +45,82 @@ def _topo(roots):
 _FREED = ("freed",)     # replaces a record's inputs once backward() has released them (the op name stays)
 
 
+_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INDEX_INPUTS = {"cross_entropy", "embedding", "gather", "index"}   # ops whose integer inputs are indices
+
+
+def _fast_path_ok(create_graph: bool) -> bool:
+    """A plain first-order backward that nobody watches op by op can run on numpy arrays (fast_vjp)."""
+    return not (create_graph or _Mode.observers or _Mode.anomaly or _Mode.forward_ad)
+
+
+def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None):
+    """The reverse sweep of ``_run_backward`` on numpy arrays: each op's ``vjp_np`` twin where it has one
+    and the gradient's dtype is the op's (float32/float64 throughout), else its ``vjp`` on wrapped arrays.
+    Nothing is recorded. Returns ({id(tensor): ndarray}, {id(tensor): tensor})."""
+    grads: dict[int, np.ndarray] = {}
+    keep: dict[int, Tensor] = {}
+    for r, g in zip(roots, grad_roots):
+        gd = g._data
+        grads[id(r)] = gd if id(r) not in grads else grads[id(r)] + gd
+        keep[id(r)] = r
+    target_ids = None if targets is None else {id(t) for t in targets}
+    order = _topo(roots)
+    prev, _Mode.grad_enabled = _Mode.grad_enabled, False
+    try:
+        for t in reversed(order):
+            tid = id(t)
+            g = grads.get(tid)
+            if g is None:
+                continue
+            op, inputs, attrs = t._ctx
+            twin = op.vjp_np
+            if twin is not None:
+                dt = t._data.dtype
+                if g.dtype is not dt or dt not in _FAST_DTYPES:
+                    twin = None
+                else:
+                    for x in inputs:                    # numpy and aisys promote mixed dtypes differently
+                        xd = x._data.dtype
+                        if xd is not dt and xd != np.bool_ and (op.name not in _INDEX_INPUTS or xd.kind not in "iu"):
+                            twin = None
+                            break
+            if twin is not None:
+                in_grads = twin(g, t, *inputs, **attrs)
+            else:
+                in_grads = [None if r is None else r._data
+                            for r in op.vjp(Tensor._wrap(g), t, *inputs, **attrs)]
+            if len(in_grads) != len(inputs):
+                raise RuntimeError(f"VJP of {op.name} returned {len(in_grads)} gradients for {len(inputs)} inputs")
+            for x, gx in zip(inputs, in_grads):
+                if gx is None or not x.requires_grad:
+                    continue
+                if type(gx) is not np.ndarray:            # numpy returns scalars from 0-d arithmetic
+                    gx = np.asarray(gx, dtype=x._data.dtype)
+                if gx.shape != x._data.shape:
+                    raise RuntimeError(f"VJP of {op.name} returned a gradient of shape {gx.shape} for an "
+                                       f"input of shape {x._data.shape} (defined at {op.source})")
+                k = id(x)
+                if k in grads:
+                    grads[k] = grads[k] + gx
+                else:
+                    grads[k] = gx
+                    keep[k] = x
+            if target_ids is None or tid not in target_ids:
+                del grads[tid]
+    finally:
+        _Mode.grad_enabled = prev
+    if not retain_graph:
+        for t in order:
+            t._ctx = (t._ctx[0], _FREED, {})
+    return grads, keep
+
+
 def _run_backward(roots, grad_roots, create_graph, retain_graph, targets=None):
     """Core reverse sweep. Returns {id(tensor): grad} for leaves (or for ``targets`` when given)."""
+    if _fast_path_ok(create_graph):
+        grads, keep = _run_backward_numpy(roots, grad_roots, retain_graph, targets)
+        return {k: Tensor._wrap(g) for k, g in grads.items()}, keep
     grads: dict[int, Tensor] = {}
     keep: dict[int, Tensor] = {}
     for r, g in zip(roots, grad_roots):
@@ -107,6 +181,17 @@ def backward(t: Tensor, gradient=None, retain_graph: bool | None = None, create_
         raise RuntimeError("backward(): this tensor does not require grad and has no recorded history; "
                            "create the inputs with requires_grad=True (and not under aisys.no_grad())")
     retain = create_graph if retain_graph is None else retain_graph
+    if _fast_path_ok(create_graph):
+        grads, keep = _run_backward_numpy([t], [_default_grad(t, gradient)], retain)
+        for k, g in grads.items():
+            leaf = keep[k]
+            if leaf._ctx is not None:
+                continue
+            if leaf.grad is None:                        # own the memory, row-major (see below)
+                leaf.grad = Tensor._wrap(np.array(g, order="C"))
+            else:
+                leaf.grad = Tensor._wrap(leaf.grad._data + g)
+        return
     grads, keep = _run_backward([t], [_default_grad(t, gradient)], create_graph, retain)
     for k, g in grads.items():
         leaf = keep[k]

@@ -4,6 +4,10 @@ Every update is written with tensor ops under ``aisys.no_grad()`` and written ba
 ``p.assign_(new)``. That is what lets ``aisys.trace`` capture a *whole* training step — forward,
 backward and the optimizer — as one graph: the tracer sees each update as an op chain that ends in
 an assignment to a named parameter (or to an optimizer state such as Adam's moments).
+
+When nobody is tracing, the same lines run on the tensors' numpy arrays instead (``fast``): the
+arithmetic is written once and reads the same on both (``+ - * /`` and the helpers below), so the
+numbers are identical, but an eager step skips an op record per arithmetic operation.
 """
 from __future__ import annotations
 
@@ -12,9 +16,41 @@ from collections import defaultdict
 
 import numpy as np
 
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, _Mode, no_grad
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+
+
+def _fast() -> bool:
+    """Run the update on numpy arrays: no tracer is watching, so no op chain needs to be recorded."""
+    return not _Mode.observers
+
+
+def _val(t: Tensor, fast: bool):
+    return t._data if fast else t
+
+
+def _set(t: Tensor, value, fast: bool) -> None:
+    if fast:
+        t._data[...] = value
+    else:
+        t.assign_(value)
+
+
+def _sub_(t: Tensor, delta, fast: bool) -> None:
+    """t ← t − delta (in place on the array when fast: the same rounding as computing t − delta, then copying)."""
+    if fast:
+        np.subtract(t._data, delta, out=t._data)
+    else:
+        t.assign_(t - delta)
+
+
+def _sqrt(x):
+    return np.sqrt(x) if isinstance(x, np.ndarray) else x.sqrt()
+
+
+def _maximum(x, y):
+    return np.maximum(x, y) if isinstance(x, np.ndarray) else x.maximum(y)
 
 
 class Optimizer:
@@ -147,28 +183,30 @@ class SGD(Optimizer):
                                       nesterov=nesterov, maximize=maximize))
 
     def step(self) -> None:
+        fast = _fast()
         with no_grad():
             for group in self.param_groups:
                 lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
                 wd, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
                 for p in group["params"]:
-                    g = p.grad
-                    if g is None:
+                    if p.grad is None:
                         continue
+                    g = _val(p.grad, fast)
                     if maximize:
                         g = -g
                     if wd:
-                        g = g + p * wd
+                        g = g + _val(p, fast) * wd
                     if mu:
                         st = self.state[p]
                         if "momentum_buffer" not in st:
                             buf = st["momentum_buffer"] = Tensor._wrap(np.zeros_like(p._data))
-                            buf.assign_(g)
+                            _set(buf, g, fast)
                         else:
                             buf = st["momentum_buffer"]
-                            buf.assign_(buf * mu + (g * (1.0 - damp) if damp else g))
-                        g = g + buf * mu if nesterov else buf
-                    p.assign_(p - g * lr)
+                            _set(buf, _val(buf, fast) * mu + (g * (1.0 - damp) if damp else g), fast)
+                        b = _val(buf, fast)
+                        g = g + b * mu if nesterov else b
+                    _sub_(p, g * lr, fast)
 
 
 class Adam(Optimizer):
@@ -194,14 +232,15 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize))
 
     def step(self) -> None:
+        fast = _fast()
         with no_grad():
             for group in self.param_groups:
                 lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
                 wd, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
                 for p in group["params"]:
-                    g = p.grad
-                    if g is None:
+                    if p.grad is None:
                         continue
+                    g = _val(p.grad, fast)
                     if maximize:
                         g = -g
                     st = self.state[p]
@@ -214,21 +253,22 @@ class Adam(Optimizer):
                     t, m, v = st["step"], st["exp_avg"], st["exp_avg_sq"]
                     if wd:
                         if self._decoupled:
-                            p.assign_(p * (1.0 - lr * wd))
+                            _set(p, _val(p, fast) * (1.0 - lr * wd), fast)
                         else:
-                            g = g + p * wd
-                    t.assign_(t + 1.0)
-                    m.assign_(m * b1 + g * (1.0 - b1))
-                    v.assign_(v * b2 + g * g * (1.0 - b2))
-                    bias1 = 1.0 - b1 ** t                      # pow(scalar, tensor): stays a function of t
-                    bias2 = 1.0 - b2 ** t
-                    vv = v
+                            g = g + _val(p, fast) * wd
+                    _set(t, _val(t, fast) + 1.0, fast)
+                    _set(m, _val(m, fast) * b1 + g * (1.0 - b1), fast)
+                    _set(v, _val(v, fast) * b2 + g * g * (1.0 - b2), fast)
+                    tv = _val(t, fast)
+                    bias1 = 1.0 - b1 ** tv                     # pow(scalar, tensor): stays a function of t
+                    bias2 = 1.0 - b2 ** tv
+                    vv = _val(v, fast)
                     if amsgrad:
                         mx = st["max_exp_avg_sq"]
-                        mx.assign_(mx.maximum(v))
-                        vv = mx
-                    denom = (vv / bias2).sqrt() + eps
-                    p.assign_(p - m * (lr / bias1) / denom)
+                        _set(mx, _maximum(_val(mx, fast), vv), fast)
+                        vv = _val(mx, fast)
+                    denom = _sqrt(vv / bias2) + eps
+                    _sub_(p, _val(m, fast) * (lr / bias1) / denom, fast)
 
 
 class AdamW(Adam):

@@ -8,6 +8,10 @@ Each op is defined once with
   jvp(tangents, out, *inputs, **attrs) forward mode, also with ops; tangents[i] is None for zero
   fusion                               a FusionKind, read by the fusion pass
   cost(in_specs, out_spec, **attrs)    FLOPs and bytes moved, read by passes, the roofline and the chip
+
+Optional, for speed only: ``vjp_np(g, out, *inputs, **attrs)``, the same VJP on numpy arrays, which a plain
+first-order ``backward()`` uses instead of building backward ops (see ``fast_vjp``; a test holds every one
+equal to ``vjp``, which stays the definition).
 """
 from __future__ import annotations
 
@@ -64,6 +68,7 @@ class OpDef:
     doc: str = ""
     source: str = ""                # file:line of the definition, shown by pass logs and docs
     torch_name: str | None = None   # the PyTorch function this mirrors, for docs
+    vjp_np: Callable | None = None  # numpy twin of vjp for the eager fast path (fast_vjp.py); optional
 
     @property
     def differentiable(self) -> bool:

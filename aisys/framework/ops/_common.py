@@ -10,10 +10,25 @@ from ..errors import ShapeError
 from ..registry import Cost, Spec
 
 
+_BROADCAST_SEEN: dict = {}     # (a, b) -> result for shape pairs that broadcast: every eager binary op asks
+
+
 def broadcast_shapes(op: str, a: tuple, b: tuple) -> tuple:
     """NumPy/PyTorch broadcasting: align from the right; sizes must match or one must be 1."""
+    if type(a) is not tuple or type(b) is not tuple:
+        a, b = tuple(a), tuple(b)
     if a == b:
         return a
+    out = _BROADCAST_SEEN.get((a, b))
+    if out is None:
+        out = _broadcast_shapes(op, a, b)
+        if len(_BROADCAST_SEEN) > 4096:
+            _BROADCAST_SEEN.clear()
+        _BROADCAST_SEEN[(a, b)] = out
+    return out
+
+
+def _broadcast_shapes(op: str, a: tuple, b: tuple) -> tuple:
     n = max(len(a), len(b))
     pa, pb = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
     out = []

@@ -45,7 +45,7 @@ defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.s
 # ---- permute ------------------------------------------------------------------------------------
 def _permute_infer(x, dims):
     nd = len(x.shape)
-    if sorted(d % max(nd, 1) for d in dims) != list(range(nd)) or len(dims) != nd:
+    if len(dims) != nd or (dims != (1, 0) and sorted(d % max(nd, 1) for d in dims) != list(range(nd))):
         raise ShapeError("permute", f"dims {tuple(dims)} is not a permutation of 0..{nd - 1} for shape {tuple(x.shape)}",
                          shapes=(x.shape,), rule="give every dimension exactly once")
     return Spec(tuple(x.shape[d] for d in dims), x.dtype)

@@ -1,0 +1,187 @@
+"""The eager fast path (aisys/framework/fast_vjp.py, the numpy sweep in autograd, the optimizers' numpy
+updates) must compute exactly what the op-recorded path computes.
+
+A plain ``backward()``/``grad()`` takes the fast path; ``create_graph=True`` or an observer (a tracer)
+takes the recorded path through each op's ``vjp``. Every twin is compared with its op's ``vjp`` on the
+op-info table's samples, in float64 and float32, bit for bit; whole training steps are compared
+parameter by parameter after several steps of each optimizer.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import aisys
+from aisys import nn
+from aisys.framework import optim
+from aisys.framework.fast_vjp import TWINS
+from aisys.framework.registry import OPS
+from aisys.framework.tensor import Tensor, _Mode, apply
+from tests.framework.op_info import BY_NAME
+
+F = nn.functional
+
+
+class _Watching:
+    """An observer that does nothing: its presence alone sends backward and optimizers down the recorded path."""
+
+    def __enter__(self):
+        self.ob = lambda *a: None
+        _Mode.observers.append(self.ob)
+        return self
+
+    def __exit__(self, *exc):
+        _Mode.observers.remove(self.ob)
+
+
+def _grads(row_name, sample, dtype, *, recorded: bool):
+    args = [a.astype(dtype) if a.dtype == np.float64 else a for a in sample.args]
+    gi = sample.grad_indices()
+    xs = [aisys.tensor(a, requires_grad=i in gi) for i, a in enumerate(args)]
+    out = apply(row_name, *xs, **sample.attrs)
+    u = aisys.tensor(np.random.default_rng(3).standard_normal(out.shape).astype(dtype))
+    if recorded:
+        gs = aisys.autograd.grad(out, [xs[i] for i in gi], u, create_graph=True, allow_unused=True)
+    else:
+        gs = aisys.autograd.grad(out, [xs[i] for i in gi], u, allow_unused=True)
+    return [None if g is None else g.numpy() for g in gs]
+
+
+@pytest.mark.parametrize("name", sorted(TWINS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_twin_equals_the_ops_vjp(name, dtype):
+    assert OPS[name].vjp_np is TWINS[name]
+    row = BY_NAME[name]
+    checked = 0
+    for s in row.samples(row.rng()):
+        if not s.grad_indices():
+            continue
+        fast = _grads(name, s, dtype, recorded=False)
+        slow = _grads(name, s, dtype, recorded=True)
+        for k, (a, b) in enumerate(zip(fast, slow)):
+            assert (a is None) == (b is None), f"{name} {s}: input {k} has a gradient on one path only"
+            if a is not None:
+                assert a.dtype == b.dtype and a.shape == b.shape, f"{name} {s}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}"
+                np.testing.assert_array_equal(a, b, err_msg=f"{name} {s}: input {k}")
+        checked += 1
+    assert checked
+
+
+def test_a_twin_is_really_used(monkeypatch):
+    """The fast path must call the twin (a broken twin must show up), and only the fast path."""
+    calls = []
+    real = OPS["mul"].vjp_np
+    monkeypatch.setattr(OPS["mul"], "vjp_np", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = aisys.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    assert calls == [1]
+    x.grad = None
+    (x * x).sum().backward(create_graph=True)
+    assert calls == [1], "create_graph=True must record the backward with ops, not run the twin"
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_ops_without_a_twin_fall_back_to_their_vjp():
+    assert OPS["gelu"].vjp_np is None and OPS["layer_norm"].vjp_np is None
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((4, 6)).astype(np.float32)
+
+    def run(recorded):
+        x = aisys.tensor(x0, requires_grad=True)
+        y = F.layer_norm(F.gelu(x @ x.T), (4,)).sum()
+        y.backward(create_graph=recorded)
+        return x.grad.numpy()
+    np.testing.assert_array_equal(run(False), run(True))
+
+
+def test_mixed_dtypes_take_the_recorded_rules():
+    """numpy promotes float32 · int32 to float64; aisys (like torch) to float32. The fast path must not
+    let numpy's rule leak into a gradient's dtype."""
+    for other in (np.int32, np.int64, np.float64, np.float16):
+        x = aisys.tensor(np.array([1.5, -2.0], np.float32), requires_grad=True)
+        y = aisys.tensor(np.array([3, 4]).astype(other))
+        (x * y).sum().backward()
+        fast = x.grad
+        x.grad = None
+        (x * y).sum().backward(create_graph=True)
+        assert fast.dtype == x.grad.dtype, f"float32 * {np.dtype(other).name}"
+        np.testing.assert_array_equal(fast.numpy(), x.grad.numpy())
+
+
+def test_accumulation_and_retain_graph_match():
+    x0 = np.array([[0.5, -1.0], [2.0, 3.0]])
+    results = []
+    for recorded in (False, True):
+        x = aisys.tensor(x0, requires_grad=True)
+        y = (x.exp() * x).sum(0).relu().mean()
+        y.backward(retain_graph=True, create_graph=recorded)
+        y.backward(create_graph=recorded)
+        results.append(x.grad.numpy())
+    np.testing.assert_array_equal(*results)
+
+
+def test_the_fast_path_frees_the_tape_like_the_recorded_one():
+    x = aisys.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2.0).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+# ---- whole training steps ----------------------------------------------------------------------------
+def _lenet():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
+                         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(6, 10))
+
+
+OPTIMIZERS = {
+    "sgd": lambda p: optim.SGD(p, lr=0.1),
+    "sgd-momentum-wd": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2),
+    "sgd-nesterov-maximize": lambda p: optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True, maximize=True),
+    "adam": lambda p: optim.Adam(p, lr=1e-2),
+    "adam-l2-amsgrad": lambda p: optim.Adam(p, lr=1e-2, weight_decay=1e-2, amsgrad=True),
+    "adamw": lambda p: optim.AdamW(p, lr=1e-2),
+}
+
+
+@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("model_name", ["mlp", "cnn"])
+def test_training_steps_are_identical_on_both_paths(opt_name, model_name):
+    rng = np.random.default_rng(1)
+    if model_name == "mlp":
+        x = rng.standard_normal((16, 5)).astype(np.float32)
+        y = rng.integers(0, 3, 16)
+    else:
+        x = rng.standard_normal((4, 1, 8, 8)).astype(np.float32)
+        y = rng.integers(0, 10, 4)
+    final = []
+    for recorded in (False, True):
+        aisys.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)) if model_name == "mlp" else _lenet()
+        opt = OPTIMIZERS[opt_name](model.parameters())
+        X, Y = aisys.tensor(x), aisys.tensor(y)
+        for _ in range(4):
+            loss = F.cross_entropy(model(X), Y)
+            opt.zero_grad()
+            if recorded:
+                with _Watching():
+                    loss.backward()
+                    opt.step()
+            else:
+                loss.backward()
+                opt.step()
+        final.append({k: v.numpy().copy() for k, v in model.state_dict().items()})
+    fast, slow = final
+    for k in fast:
+        np.testing.assert_array_equal(fast[k], slow[k], err_msg=f"{model_name}/{opt_name}: parameter {k}")
+
+
+def test_fast_optimizer_writes_parameters_in_place():
+    """Views of a parameter (what a user's detach() gives) see the update, on both paths, as in torch."""
+    p = aisys.tensor(np.ones(3, np.float32), requires_grad=True)
+    view = p.detach()
+    opt = optim.SGD([p], lr=0.5)
+    (p * p).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(view.numpy(), [0.0, 0.0, 0.0])
+    assert isinstance(p, Tensor) and p.requires_grad
