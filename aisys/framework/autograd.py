@@ -54,10 +54,39 @@ def _fast_path_ok(create_graph: bool) -> bool:
     return not (create_graph or _Mode.observers or _Mode.anomaly or _Mode.forward_ad)
 
 
-def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None):
+def _owner(a: np.ndarray):
+    return a if a.base is None else a.base
+
+
+def _own_leaf_grads(grads, keep, order, roots_data) -> None:
+    """Make every leaf's gradient an array that only this leaf holds, row-major: optimizers and users read
+    ``.grad`` and may scale it in place. A large gradient that already is the whole of a buffer made during
+    this sweep (a weight gradient fresh out of a matmul) is kept as is; anything else is copied. Buffers
+    that may be shared — the given root gradients, every value and input on the tape, a buffer already
+    handed to another leaf — are never kept."""
+    shared = None
+    for k, g in grads.items():
+        if keep[k]._ctx is not None:
+            continue
+        if g.size >= 4096 and g.flags.c_contiguous:
+            if shared is None:
+                shared = {id(_owner(d)) for d in roots_data}
+                for t in order:
+                    shared.add(id(_owner(t._data)))
+                    for x in t._ctx[1]:
+                        shared.add(id(_owner(x._data)))
+            o = _owner(g)
+            if type(o) is np.ndarray and o.size == g.size and id(o) not in shared:
+                shared.add(id(o))
+                continue
+        grads[k] = np.array(g, order="C")
+
+
+def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None, own_leaves=False):
     """The reverse sweep of ``_run_backward`` on numpy arrays: each op's ``vjp_np`` twin where it has one
     and the gradient's dtype is the op's (float32/float64 throughout), else its ``vjp`` on wrapped arrays.
-    Nothing is recorded. Returns ({id(tensor): ndarray}, {id(tensor): tensor})."""
+    Nothing is recorded. Returns ({id(tensor): ndarray}, {id(tensor): tensor}); with ``own_leaves`` the
+    leaves' arrays are theirs alone (see ``_own_leaf_grads``)."""
     grads: dict[int, np.ndarray] = {}
     keep: dict[int, Tensor] = {}
     for r, g in zip(roots, grad_roots):
@@ -110,6 +139,8 @@ def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None):
                 del grads[tid]
     finally:
         _Mode.grad_enabled = prev
+    if own_leaves:
+        _own_leaf_grads(grads, keep, order, [g._data for g in grad_roots])
     if not retain_graph:
         for t in order:
             t._ctx = (t._ctx[0], _FREED, {})
@@ -182,13 +213,13 @@ def backward(t: Tensor, gradient=None, retain_graph: bool | None = None, create_
                            "create the inputs with requires_grad=True (and not under aisys.no_grad())")
     retain = create_graph if retain_graph is None else retain_graph
     if _fast_path_ok(create_graph):
-        grads, keep = _run_backward_numpy([t], [_default_grad(t, gradient)], retain)
+        grads, keep = _run_backward_numpy([t], [_default_grad(t, gradient)], retain, own_leaves=True)
         for k, g in grads.items():
             leaf = keep[k]
             if leaf._ctx is not None:
                 continue
-            if leaf.grad is None:                        # own the memory, row-major (see below)
-                leaf.grad = Tensor._wrap(np.array(g, order="C"))
+            if leaf.grad is None:
+                leaf.grad = Tensor._wrap(g)
             else:
                 leaf.grad = Tensor._wrap(leaf.grad._data + g)
         return

@@ -72,6 +72,15 @@ def _matmul(g, out, x, y):
     return gx, gy
 
 
+def _linear(g, out, x, w, *b):
+    """As the decomposition permute → matmul → add would give: g·w, gᵀ·x, and g summed over the rows."""
+    gx = np.matmul(g, w._data) if x.requires_grad else None
+    gw = np.matmul(g.T, x._data) if w.requires_grad else None
+    if not b:
+        return gx, gw
+    return gx, gw, (np.add.reduce(g, axis=0) if b[0].requires_grad else None)
+
+
 def _where(g, out, c, x, y):
     z = _zero(g.dtype)
     cd = c._data
@@ -139,6 +148,7 @@ TWINS = {
     "relu": _relu,
     "where": _where,
     "matmul": _matmul,
+    "linear": _linear,
     "reshape": lambda g, out, x, shape: (np.reshape(g, x._data.shape),),
     "permute": lambda g, out, x, dims: (np.transpose(g, _inverse(dims)),),
     "broadcast_to": lambda g, out, x, shape: (_sum_to_ref(g, x._data.shape),),

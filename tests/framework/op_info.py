@@ -778,6 +778,23 @@ def _matmul_samples(rng):
 
 row("matmul", _matmul_samples, matmul_ref, int_dtypes=("int32", "int64"), lowp_tol=3)
 
+
+def linear_ref(x, w, b=None):
+    """out[n, o] = Σ_i x[n, i]·w[o, i] (+ b[o]), by explicit sums."""
+    out = np.array([[sum(x[n, i] * w[o, i] for i in range(x.shape[1])) for o in range(w.shape[0])]
+                    for n in range(x.shape[0])], np.result_type(x, w)).reshape(x.shape[0], w.shape[0])
+    return out if b is None else out + b
+
+
+def _linear_samples(rng):
+    return [Sample((normal(rng, 3, 4), normal(rng, 2, 4), normal(rng, 2)), note="with bias"),
+            Sample((normal(rng, 1, 3), normal(rng, 5, 3)), note="no bias"),
+            Sample((transposed_view(normal(rng, 2, 3)), strided_view(normal(rng, 4, 3)), strided_view(normal(rng, 4))),
+                   note="views")]
+
+
+row("linear", _linear_samples, linear_ref, lowp_tol=3)
+
 _CONV = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
 
 

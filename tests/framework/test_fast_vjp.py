@@ -185,3 +185,46 @@ def test_fast_optimizer_writes_parameters_in_place():
     opt.step()
     np.testing.assert_array_equal(view.numpy(), [0.0, 0.0, 0.0])
     assert isinstance(p, Tensor) and p.requires_grad
+
+
+# ---- nn.Linear: one `linear` op in eager mode, its decomposition for a tracer -------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_eager_linear_equals_its_decomposition(dtype, bias):
+    rng = np.random.default_rng(5)
+    x0, w0, b0 = (rng.standard_normal(s).astype(dtype) for s in ((7, 5), (3, 5), (3,)))
+    results = []
+    for watched in (False, True):
+        x, w = aisys.tensor(x0, requires_grad=True), aisys.tensor(w0, requires_grad=True)
+        b = aisys.tensor(b0, requires_grad=True) if bias else None
+        if watched:
+            with _Watching():
+                y = F.linear(x, w, b)
+            ops = set()
+            stack = [y]
+            while stack:
+                t = stack.pop()
+                if t._ctx is not None:
+                    ops.add(t._ctx[0].name)
+                    stack.extend(t._ctx[1])
+            assert ops == ({"permute", "matmul", "add"} if bias else {"permute", "matmul"})
+        else:
+            y = F.linear(x, w, b)
+            assert y._ctx[0].name == "linear"
+        (y * y).sum().backward()
+        results.append([y.numpy(), x.grad.numpy(), w.grad.numpy()] + ([b.grad.numpy()] if bias else []))
+    for a, c in zip(*results):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_a_tracer_sees_linear_as_matmul():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    graph = aisys.trace(model, aisys.randn(2, 4))
+    assert "linear" not in graph.count_ops() and graph.count_ops()["matmul"] == 1
+
+
+def test_linear_with_mixed_dtypes_takes_the_decomposition():
+    x = aisys.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    w = aisys.tensor(np.ones((4, 3), np.float64), requires_grad=True)
+    y = F.linear(x, w)
+    assert y._ctx[0].name == "matmul" and y.dtype == aisys.float64

@@ -85,7 +85,11 @@ GraphView(graph)"""),
 Training needs gradients. Each eager op is recorded on a *tape* (its op, inputs and attributes); `backward()`
 walks the tape in reverse and applies each op's vector–Jacobian product (反向模式自动微分). Because every
 VJP in `aisys` is written with ops itself, the backward pass is a graph too — here is the loss's graph,
-forward and backward. Lab 02 builds this from scratch on the course's example f = ln x₁ + x₁x₂ − sin x₂."""),
+forward and backward. Lab 02 builds this from scratch on the course's example f = ln x₁ + x₁x₂ − sin x₂.
+
+Compare the ops with the traced graph above: eagerly, each `nn.Linear` is *one* `linear` op on the tape (one
+record, one backward step — PyTorch's eager `addmm` plays the same role), while the tracer was shown its
+decomposition `permute → matmul → add`, the form the compiler fuses and the chip lowers. Both give the same bits."""),
     (CODE, """\
 y = test.tensors[1][:32]
 loss = F.cross_entropy(model(x), y)

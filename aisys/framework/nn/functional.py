@@ -22,7 +22,8 @@ __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "relu", "gelu", "sigm
            "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "one_hot", "pad",
            "scaled_dot_product_attention", "causal_mask"]
 
-_MATMUL, _ADD, _PERMUTE, _RESHAPE = _OPS["matmul"], _OPS["add"], _OPS["permute"], _OPS["reshape"]
+_MATMUL, _ADD, _PERMUTE, _RESHAPE, _LINEAR = (_OPS["matmul"], _OPS["add"], _OPS["permute"], _OPS["reshape"],
+                                              _OPS["linear"])
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -62,9 +63,15 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     x = input
     if input.ndim != 2:
         x = apply(_RESHAPE, input, shape=(math.prod(lead), input.shape[-1]))
-    out = apply(_MATMUL, x, apply(_PERMUTE, weight, dims=(1, 0)))
-    if bias is not None:
-        out = apply(_ADD, out, bias)
+    dt = x._data.dtype
+    if not _Mode.observers and weight._data.dtype is dt and (bias is None or bias._data.dtype is dt):
+        # eager: one `linear` op on the tape (one record, one backward step); a tracer instead records the
+        # decomposition below, which the compiler fuses and the chip lowers. Both give the same bits.
+        out = apply(_LINEAR, x, weight) if bias is None else apply(_LINEAR, x, weight, bias)
+    else:
+        out = apply(_MATMUL, x, apply(_PERMUTE, weight, dims=(1, 0)))
+        if bias is not None:
+            out = apply(_ADD, out, bias)
     if input.ndim != 2:
         out = apply(_RESHAPE, out, shape=lead + (weight.shape[0],))
     return out

@@ -1,6 +1,8 @@
 """Matrix multiplication (batched, broadcasting batch dims): the op that matrix units accelerate."""
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from ..dtypes import promote
@@ -77,3 +79,56 @@ def matmul(x, y):
     if sy:
         return out.squeeze(-1)
     return out
+
+
+# ---- linear: the eager form of a fully connected layer ---------------------------------------------
+def _linear_infer(x, w, *b):
+    xs, ws = tuple(x.shape), tuple(w.shape)
+    if len(xs) != 2 or len(ws) != 2 or xs[1] != ws[1]:
+        raise ShapeError("linear", f"expects input (N, in_features) and weight (out_features, in_features), got "
+                         f"{xs} and {ws}", shapes=(xs, ws), rule="input.shape[1] == weight.shape[1]")
+    dt = promote(x.dtype, w.dtype)
+    if b:
+        if tuple(b[0].shape) != (ws[0],):
+            raise ShapeError("linear", f"bias shape {tuple(b[0].shape)} must be ({ws[0]},)", shapes=(b[0].shape, ws))
+        dt = promote(dt, b[0].dtype)
+    return Spec((xs[0], ws[0]), dt)
+
+
+def _linear_ref(x, w, b=None):
+    """x·wᵀ (+ b): the same numpy calls, in the same order, as matmul(x, permute(w)) then add, so the fused
+    op and its decomposition agree to the last bit."""
+    out = np.matmul(x, w.T)
+    if b is not None:
+        np.add(out, b, out=out)
+    return out
+
+
+def _linear_vjp(g, out, x, w, *b):
+    gx = g @ w if x.requires_grad else None
+    gw = g.mT @ x if w.requires_grad else None
+    return (gx, gw) + ((g.sum_to(b[0].shape) if b[0].requires_grad else None,) if b else ())
+
+
+def _linear_jvp(t, out, x, w, *b):
+    terms = [t[0] @ w.mT if t[0] is not None else None, x @ t[1].mT if t[1] is not None else None]
+    if b and t[2] is not None:
+        terms.append(t[2].broadcast_to(out.shape))
+    terms = [s for s in terms if s is not None]
+    acc = terms[0]
+    for s in terms[1:]:
+        acc = acc + s
+    return acc
+
+
+def _linear_cost(in_specs, out_spec):
+    n, o = out_spec.shape
+    return Cost(flops=2 * n * o * in_specs[0].shape[1] + (n * o if len(in_specs) > 2 else 0),
+                bytes=builtins.sum(s.nbytes for s in in_specs) + out_spec.nbytes)
+
+
+defop("linear", infer=_linear_infer, ref=_linear_ref, fusion=K.OPAQUE, cost=_linear_cost,
+      vjp=_linear_vjp, jvp=_linear_jvp, torch_name="torch.nn.functional.linear",
+      doc="y = x·wᵀ + b in one op: what an eager nn.Linear records (one tape entry instead of permute, matmul, "
+          "add). A tracer is shown the three-op decomposition instead, so graphs, the compiler's epilogue fusion "
+          "and the chip's lowering see the matmul; both forms compute the same bits.")
