@@ -60,24 +60,28 @@ def _owner(a: np.ndarray):
 
 def _own_leaf_grads(grads, keep, order, roots_data) -> None:
     """Make every leaf's gradient an array that only this leaf holds, row-major: optimizers and users read
-    ``.grad`` and may scale it in place. A large gradient that already is the whole of a buffer made during
-    this sweep (a weight gradient fresh out of a matmul) is kept as is; anything else is copied. Buffers
-    that may be shared — the given root gradients, every value and input on the tape, a buffer already
-    handed to another leaf — are never kept."""
+    ``.grad`` and may scale it in place. A gradient that is a buffer made during this sweep (a twin's fresh
+    result, or the whole of one seen through a view, like a weight gradient fresh out of a matmul) is kept
+    as is; anything else is copied. Buffers that may be shared — the given root gradients, every value and
+    input on the tape, a buffer already handed to another leaf — are never kept."""
     shared = None
     for k, g in grads.items():
         if keep[k]._ctx is not None:
             continue
-        if g.size >= 4096 and g.flags.c_contiguous:
+        if g.size >= 4096 and g.flags.c_contiguous:      # small ones: a copy is cheaper than the bookkeeping
             if shared is None:
-                shared = {id(_owner(d)) for d in roots_data}
+                shared = set()
+                for d in roots_data:
+                    shared.add(id(d))
+                    shared.add(id(_owner(d)))
                 for t in order:
-                    shared.add(id(_owner(t._data)))
-                    for x in t._ctx[1]:
-                        shared.add(id(_owner(x._data)))
-            o = _owner(g)
-            if type(o) is np.ndarray and o.size == g.size and id(o) not in shared:
+                    for d in (t._data, *[x._data for x in t._ctx[1]]):
+                        shared.add(id(d))
+                        shared.add(id(_owner(d)))
+            o = g if g.base is None else g.base
+            if type(o) is np.ndarray and o.size == g.size and id(o) not in shared and id(g) not in shared:
                 shared.add(id(o))
+                shared.add(id(g))
                 continue
         grads[k] = np.array(g, order="C")
 

@@ -32,7 +32,13 @@ def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
     if type(op) is str:
         op = _OPS.get(op) or _get_op(op)         # _get_op only to raise its "did you mean" KeyError
     spec = op.infer(*inputs, **attrs)
-    data = op.ref(*[t._data for t in inputs], **attrs)
+    n = len(inputs)                               # the common arities without building a list
+    if n == 2:
+        data = op.ref(inputs[0]._data, inputs[1]._data, **attrs)
+    elif n == 1:
+        data = op.ref(inputs[0]._data, **attrs)
+    else:
+        data = op.ref(*[t._data for t in inputs], **attrs)
     if type(data) is not np.ndarray:
         data = np.asarray(data)
     want = spec.dtype.np

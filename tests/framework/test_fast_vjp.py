@@ -228,3 +228,37 @@ def test_linear_with_mixed_dtypes_takes_the_decomposition():
     w = aisys.tensor(np.ones((4, 3), np.float64), requires_grad=True)
     y = F.linear(x, w)
     assert y._ctx[0].name == "matmul" and y.dtype == aisys.float64
+
+
+# ---- leaf gradients own their memory ------------------------------------------------------------------
+def test_leaf_gradients_never_share_memory():
+    """Large gradients fresh out of a twin are kept without a copy; shared buffers must still be copied:
+    the same array reaching two leaves, a user's gradient passed straight through, a value on the tape."""
+    n = 80                                                   # 6,400 elements: above the keep-as-is size
+    x = aisys.tensor(np.ones((n, n), np.float32), requires_grad=True)
+    y = aisys.tensor(np.ones((n, n), np.float32), requires_grad=True)
+    (x + y).sum().backward()                                 # add's twin hands the same g to both leaves
+    assert not np.shares_memory(x.grad._data, y.grad._data)
+
+    x.grad = None
+    G = np.full((n * n,), 2.0, np.float32)
+    x.reshape(-1).backward(gradient=G)                       # reshape's twin returns a view of G
+    assert not np.shares_memory(x.grad._data, G)
+    x.grad._data[0, 0] = 99.0
+    assert G[0] == 2.0
+
+    w = aisys.tensor(np.ones((n, n), np.float32), requires_grad=True)
+    a = aisys.tensor(np.ones((3, n), np.float32), requires_grad=True)
+    (a @ w).sum().backward()                                 # w's gradient: a fresh matmul result, kept
+    assert w.grad._data.flags.c_contiguous and w.grad.shape == (n, n)
+    np.testing.assert_array_equal(w.grad.numpy(), np.full((n, n), 3.0, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_mean_shortcut_is_numpys_mean(dtype):
+    from aisys.framework.ops.nn import _reduced
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 96, 1000, 100_001):             # below and above numpy's pairwise-sum block size
+        v = rng.standard_normal(n).astype(dtype)
+        got, want = np.asarray(_reduced(v, "mean")), np.asarray(v.mean())
+        assert got.dtype == want.dtype and got == want, (n, got, want)

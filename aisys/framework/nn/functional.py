@@ -49,29 +49,34 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     dims are flattened to 2-D first, so the weight gradient is one matrix multiply."""
     _tensor("linear", "input", input)
     _tensor("linear", "weight", weight)
-    if weight.ndim != 2:
+    xd, wd = input._data, weight._data
+    if wd.ndim != 2:
         raise ShapeError("linear", f"weight must be 2-D (out_features, in_features), got {tuple(weight.shape)}")
-    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+    if xd.ndim == 0 or xd.shape[-1] != wd.shape[1]:
         raise ShapeError("linear", f"input has {input.shape[-1] if input.ndim else 0} features in its last dim "
                          f"(shape {tuple(input.shape)}) but the weight {tuple(weight.shape)} expects "
                          f"in_features={weight.shape[1]}", shapes=(input.shape, weight.shape),
                          rule="input.shape[-1] == weight.shape[1]; reshape/flatten the input or fix in_features")
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+    if bias is not None and bias._data.shape != (wd.shape[0],):
         raise ShapeError("linear", f"bias shape {tuple(bias.shape)} must be ({weight.shape[0]},)",
                          shapes=(bias.shape, weight.shape))
+    dt = xd.dtype
+    if not _Mode.observers and wd.dtype is dt and (bias is None or bias._data.dtype is dt):
+        # eager: one `linear` op on the tape (one record, one backward step); a tracer instead records the
+        # decomposition below, which the compiler fuses and the chip lowers. Both give the same bits.
+        if xd.ndim == 2:
+            return apply(_LINEAR, input, weight) if bias is None else apply(_LINEAR, input, weight, bias)
+        lead = xd.shape[:-1]
+        x = apply(_RESHAPE, input, shape=(math.prod(lead), xd.shape[-1]))
+        out = apply(_LINEAR, x, weight) if bias is None else apply(_LINEAR, x, weight, bias)
+        return apply(_RESHAPE, out, shape=lead + (wd.shape[0],))
     lead = tuple(input.shape[:-1])
     x = input
     if input.ndim != 2:
         x = apply(_RESHAPE, input, shape=(math.prod(lead), input.shape[-1]))
-    dt = x._data.dtype
-    if not _Mode.observers and weight._data.dtype is dt and (bias is None or bias._data.dtype is dt):
-        # eager: one `linear` op on the tape (one record, one backward step); a tracer instead records the
-        # decomposition below, which the compiler fuses and the chip lowers. Both give the same bits.
-        out = apply(_LINEAR, x, weight) if bias is None else apply(_LINEAR, x, weight, bias)
-    else:
-        out = apply(_MATMUL, x, apply(_PERMUTE, weight, dims=(1, 0)))
-        if bias is not None:
-            out = apply(_ADD, out, bias)
+    out = apply(_MATMUL, x, apply(_PERMUTE, weight, dims=(1, 0)))
+    if bias is not None:
+        out = apply(_ADD, out, bias)
     if input.ndim != 2:
         out = apply(_RESHAPE, out, shape=lead + (weight.shape[0],))
     return out
@@ -138,8 +143,11 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 
 
 # ---- activations ------------------------------------------------------------------------------------
+_RELU = _OPS["relu"]
+
+
 def relu(input: Tensor) -> Tensor:
-    return apply("relu", _tensor("relu", "input", input))
+    return apply(_RELU, _tensor("relu", "input", input))
 
 
 def gelu(input: Tensor, approximate: str = "tanh") -> Tensor:

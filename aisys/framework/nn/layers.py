@@ -66,12 +66,14 @@ class Linear(Module):
     def forward(self, input: Tensor) -> Tensor:
         if not isinstance(input, Tensor):
             raise TypeError(f"{self!r}: input must be an aisys Tensor, got {type(input).__name__}")
-        if input.ndim == 0 or input.shape[-1] != self.in_features:
+        shape = input._data.shape
+        if not shape or shape[-1] != self.in_features:
             raise ShapeError("linear", f"{self!r} got an input with {input.shape[-1] if input.ndim else 0} features "
                              f"in its last dim (shape {tuple(input.shape)}) but expects in_features="
                              f"{self.in_features}", shapes=(input.shape,),
                              rule="flatten the input (nn.Flatten) or build the layer with the input's feature count")
-        return F.linear(input, self.weight, self.bias)
+        params = self._parameters                # (direct: the attribute fallback costs more than the op's checks)
+        return F.linear(input, params["weight"], params["bias"])
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -83,7 +83,7 @@ def matmul(x, y):
 
 # ---- linear: the eager form of a fully connected layer ---------------------------------------------
 def _linear_infer(x, w, *b):
-    xs, ws = tuple(x.shape), tuple(w.shape)
+    xs, ws = x.shape, w.shape
     if len(xs) != 2 or len(ws) != 2 or xs[1] != ws[1]:
         raise ShapeError("linear", f"expects input (N, in_features) and weight (out_features, in_features), got "
                          f"{xs} and {ws}", shapes=(xs, ws), rule="input.shape[1] == weight.shape[1]")
