@@ -19,6 +19,7 @@ from .registry import OPS
 from .ops.elementwise import _where_ref
 from .ops.reduce import _keep, _count, _sum_to_ref
 from .ops import nn as _nn
+from .ops.linalg import _matmul_ref as _mm
 
 _ZERO = {}
 
@@ -62,20 +63,22 @@ def _column_major(d) -> bool:
 
 
 def _matmul(g, out, x, y):
-    """As ``linalg._matmul_vjp``, including forming a transposed operand's gradient in its own layout."""
+    """As ``linalg._matmul_vjp``, including forming a transposed operand's gradient in its own layout, and
+    with the matmul op's own reference for every product (so the same BLAS calls as the recorded path)."""
     xd, yd = x._data, y._data
     gx = gy = None
     if x.requires_grad:
-        gx = _unb(np.matmul(yd, g.mT).mT if _column_major(xd) else np.matmul(g, yd.mT), x)
+        gx = _unb(_mm(yd, g.mT).mT if _column_major(xd) else _mm(g, yd.mT), x)
     if y.requires_grad:
-        gy = _unb(np.matmul(g.mT, xd).mT if _column_major(yd) else np.matmul(xd.mT, g), y)
+        gy = _unb(_mm(g.mT, xd).mT if _column_major(yd) else _mm(xd.mT, g), y)
     return gx, gy
 
 
 def _linear(g, out, x, w, *b):
-    """As the decomposition permute → matmul → add would give: g·w, gᵀ·x, and g summed over the rows."""
-    gx = np.matmul(g, w._data) if x.requires_grad else None
-    gw = np.matmul(g.T, x._data) if w.requires_grad else None
+    """As ``linalg._linear_vjp``: what the decomposition permute → matmul → add computes, call for call."""
+    xd, wt = x._data, w._data.T
+    gx = (_mm(wt, g.mT).mT if _column_major(xd) else _mm(g, wt.mT)) if x.requires_grad else None
+    gw = _mm(g.mT, xd) if w.requires_grad else None
     if not b:
         return gx, gw
     return gx, gw, (np.add.reduce(g, axis=0) if b[0].requires_grad else None)
@@ -112,8 +115,9 @@ def _log_softmax(g, out, x, dim):
 
 def _cross_entropy(g, out, x, target, reduction):
     xd = x._data
-    d = _nn._softmax_ref(xd, 1)
-    d[np.arange(xd.shape[0]), target._data] -= 1          # softmax − one_hot (subtracting 0 elsewhere is exact)
+    one_hot = np.zeros(xd.shape, xd.dtype)                   # row-major, as the recorded path's one_hot op makes it,
+    one_hot[np.arange(xd.shape[0]), target._data] = 1        # so the difference below gets the same memory order
+    d = np.subtract(_nn._softmax_ref(xd, 1), one_hot)
     if reduction == "mean":
         d = np.divide(d, float(xd.shape[0]))
     return (d * (g.reshape(-1, 1) if reduction == "none" else g), None)

@@ -262,3 +262,47 @@ def test_loss_mean_shortcut_is_numpys_mean(dtype):
         v = rng.standard_normal(n).astype(dtype)
         got, want = np.asarray(_reduced(v, "mean")), np.asarray(v.mean())
         assert got.dtype == want.dtype and got == want, (n, got, want)
+
+
+def test_matmul_transposed_form_is_row_major_and_numpys_product():
+    from aisys.framework.ops.linalg import _TRANSPOSED_FORM_MIN_MACS, _matmul_ref
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 784)).astype(np.float32)
+    w = rng.standard_normal((256, 784)).astype(np.float32)
+    assert 64 * 784 * 256 >= _TRANSPOSED_FORM_MIN_MACS          # this product takes the transposed form
+    got = _matmul_ref(x, w.T)
+    assert got.flags.c_contiguous and got.shape == (64, 256) and got.dtype == np.float32
+    np.testing.assert_allclose(got, x.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+    small = _matmul_ref(x[:2, :3], w[:4, :3].T)
+    np.testing.assert_array_equal(small, np.matmul(x[:2, :3], w[:4, :3].T))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_branch_free_where_is_np_where_bit_for_bit(dtype):
+    """where() on ≥ 4096 elements selects with bit masks (a ReLU's backward); NaNs, infinities and signed
+    zeros must come out exactly as np.where gives them."""
+    from aisys.framework.ops.elementwise import _where_ref
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((64, 80)).astype(dtype)
+    x.flat[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, -np.nan]
+    c = rng.random((64, 80)) > 0.5
+    u = {2: np.uint16, 4: np.uint32, 8: np.uint64}[x.itemsize]
+    for y in (np.zeros((), dtype), np.array(-0.0, dtype), rng.standard_normal((64, 80)).astype(dtype)):
+        for cond, a, b in ((c, x, y), (c, y, x), (c, x.T.copy().T, y)):
+            got, want = _where_ref(cond, a, b), np.where(cond, a, b)
+            np.testing.assert_array_equal(np.asarray(got).view(u), want.view(u))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_cross_entropy_reads_log_softmax_at_the_targets_only(dtype):
+    """cross_entropy's reference skips the full log_softmax matrix; it must give the same bits as
+    −log_softmax(x)[row, target]."""
+    from aisys.framework.ops.nn import _ce_ref, _log_softmax_ref
+    rng = np.random.default_rng(4)
+    for n, c in ((64, 10), (3, 5), (200, 37)):
+        x = (rng.standard_normal((n, c)) * 5).astype(dtype)
+        t = rng.integers(0, c, n)
+        want = -_log_softmax_ref(x, 1)[np.arange(n), t]
+        got = _ce_ref(x, t, "none")
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
