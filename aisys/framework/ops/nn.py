@@ -2,7 +2,7 @@
 
 Convolution's backward is itself two ops (grad-input, grad-weight), and each of the three has a VJP
 written with the other two, so second derivatives of a CNN come for free. The numpy references lower
-convolution to im2col + one matrix multiply per group, the way most CPU libraries do.
+convolution to im2col + matrix multiplies, the way most CPU libraries do.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from ..errors import ShapeError
 from ..registry import Cost, FusionKind as K, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
 from ._common import need_float, norm_dims, prod, reduced_shape
-from .elementwise import _select_bits
 
 
 def _pair(op, name, v, minimum):
@@ -104,52 +103,157 @@ def _taps(KH, KW, stride, dilation, OH, OW):
                            slice(w0, w0 + stride[1] * (OW - 1) + 1, stride[1]))
 
 
+def _padded(x, padding, value=0.0):
+    """x with `padding` rows/columns of `value` around H and W. Same result as _pad_nchw, but np.pad spends
+    ~20 µs of Python bookkeeping per call (more than the copy itself at LeNet sizes): fill and copy directly."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    N, C, H, W = x.shape
+    shape = (N, C, H + 2 * ph, W + 2 * pw)
+    xp = np.zeros(shape, x.dtype) if value == 0 else np.full(shape, value, x.dtype)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    return xp
+
+
+def _axis_slice(k, stride, dilation, n_out):
+    """The positions tap k reads along one axis, for every output position: k·dil, k·dil + stride, ..."""
+    start = k * dilation
+    return slice(start, start + stride * (n_out - 1) + 1, stride)
+
+
 def _im2col(xp, KH, KW, stride, dilation, OH, OW):
-    """Columns (C·KH·KW, N·OH·OW) of the padded input: row (c, kh, kw) holds what tap (kh, kw) of channel c
-    sees at every output position. Built with one strided copy per tap (numpy copies such slices at full
-    speed), so one matrix multiply then computes every output of the convolution."""
+    """Columns (N, C·KH·KW, OH·OW) of the padded input: row (c, kh, kw) of image n holds what tap (kh, kw) of
+    channel c sees at every output position of that image.
+
+    Why this layout: the convolution is then one *batched* matmul w (O, C·KH·KW) @ cols[n] whose result is
+    already NCHW (no transpose copy), and each per-image GEMM is well shaped for BLAS (one (O, K) @
+    (K, N·OH·OW) GEMM with the batch folded into the columns ran at half the speed).
+    Why two stages (stride 1 along H): copying each of the KH·KW (OH, OW) tap windows straight out of the
+    image moves only OW values per inner loop. Instead, copy the KW column-shifted images once
+    (stage[n, c, kw, h, :] = row h as tap column kw reads it); tap (kh, kw) is then rows kh·dil .. kh·dil+OH-1
+    of stage[n, c, kw], ONE contiguous block of OH·OW values. That halves the copy time at LeNet's sizes.
+    With a vertical stride those rows are no longer contiguous and the stage would only add a copy, so
+    each tap is copied directly."""
     N, C = xp.shape[:2]
-    cols = np.empty((C, KH, KW, N, OH, OW), xp.dtype)
-    for kh, kw, (hs, ws) in _taps(KH, KW, stride, dilation, OH, OW):
-        cols[:, kh, kw] = xp[:, :, hs, ws].transpose(1, 0, 2, 3)
-    return cols.reshape(C * KH * KW, N * OH * OW)
+    (sh, sw), (dh, dw) = stride, dilation
+    cols = np.empty((N, C, KH, KW, OH, OW), xp.dtype)
+    if sh != 1:
+        for kh in range(KH):
+            for kw in range(KW):
+                cols[:, :, kh, kw] = xp[:, :, _axis_slice(kh, sh, dh, OH), _axis_slice(kw, sw, dw, OW)]
+        return cols.reshape(N, C * KH * KW, OH * OW)
+    rows = dh * (KH - 1) + OH                                 # padded rows any tap reads
+    stage = np.empty((N, C, KW, rows, OW), xp.dtype)
+    for kw in range(KW):
+        stage[:, :, kw] = xp[:, :, :rows, _axis_slice(kw, sw, dw, OW)]
+    for kh in range(KH):
+        cols[:, :, kh] = stage[:, :, :, kh * dh:kh * dh + OH]
+    return cols.reshape(N, C * KH * KW, OH * OW)
+
+
+def _lowp_accumulator(*dtypes):
+    """The dtype to sum long products in. numpy's float16 (and ml_dtypes' bfloat16) matmul accumulates in
+    float32 and rounds once; a sum of per-image products must do the same to keep that accuracy."""
+    dt = np.result_type(*dtypes)
+    return np.dtype(np.float32) if dt.itemsize < 4 and not np.issubdtype(dt, np.integer) else dt
 
 
 def _conv_ref(x, w, b=None, *, stride, padding, dilation, groups):
+    """out[n, group] = w[group] (O/groups, K) @ cols[n, group] (K, OH·OW), K = C/groups·KH·KW: ONE matmul
+    call batched over images and groups, written straight into the NCHW result."""
     N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(x.shape, w.shape, stride, padding, dilation)
-    cols = _im2col(_pad_nchw(x, padding), KH, KW, stride, dilation, OH, OW)
-    Og, K = O // groups, Cg * KH * KW
-    out = np.empty((O, N * OH * OW), np.result_type(x.dtype, w.dtype))
-    for gi in range(groups):
-        out[gi * Og:(gi + 1) * Og] = w[gi * Og:(gi + 1) * Og].reshape(Og, K) @ cols[gi * K:(gi + 1) * K]
+    G, Og, K, P = groups, O // groups, Cg * KH * KW, OH * OW
+    cols = _im2col(_padded(x, padding), KH, KW, stride, dilation, OH, OW)
+    out = np.empty((N, O, P), np.result_type(x.dtype, w.dtype))
+    np.matmul(w.reshape(G, Og, K), cols.reshape(N, G, K, P), out=out.reshape(N, G, Og, P))
     if b is not None:
-        out += b.reshape(O, 1)
-    return np.ascontiguousarray(out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+        out += b.reshape(1, O, 1)
+    return out.reshape(N, O, OH, OW)
 
 
 def _conv_bwd_input_ref(g, w, *, input_shape, stride, padding, dilation, groups):
+    """The adjoint of im2col + matmul: every g value, times each weight tap, goes back onto the padded-input
+    position that tap read (positions read by several taps add up). g is already (N, O, OH·OW), so the
+    matmuls take it as is, batched over images and groups."""
     N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(input_shape, w.shape, stride, padding, dilation)
     ph, pw = padding
-    Og, K = O // groups, Cg * KH * KW
-    g2 = g.transpose(1, 0, 2, 3).reshape(O, N * OH * OW)
-    dcols = np.empty((C * KH * KW, N * OH * OW), g.dtype)
-    for gi in range(groups):
-        dcols[gi * K:(gi + 1) * K] = w[gi * Og:(gi + 1) * Og].reshape(Og, K).T @ g2[gi * Og:(gi + 1) * Og]
-    dcols = dcols.reshape(C, KH, KW, N, OH, OW)
-    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), g.dtype)
-    for kh, kw, (hs, ws) in _taps(KH, KW, stride, dilation, OH, OW):     # col2im: taps that overlap add up
-        xp[:, :, hs, ws] += dcols[:, kh, kw].transpose(1, 0, 2, 3)
-    return xp[:, :, ph:ph + H, pw:pw + W]
+    padded_shape = (N, C, H + 2 * ph, W + 2 * pw)
+    g4 = g.reshape(N, groups, O // groups, OH * OW)
+    w4 = w.reshape(groups, O // groups, Cg, KH, KW)
+    if stride[0] == 1:
+        z = _col2im_by_rows(g4, w4, padded_shape, dilation, stride[1], OH, OW)
+    else:
+        z = _col2im_by_taps(g4, w4, padded_shape, stride, dilation, OH, OW)
+    return z[:, :, ph:ph + H, pw:pw + W]
+
+
+def _col2im_by_taps(g4, w4, padded_shape, stride, dilation, OH, OW):
+    """dcols = wᵀ @ g (one matmul), then each tap's (OH, OW) block added onto the padded input. Used with a
+    vertical stride, where the rows a tap reaches are not contiguous anyway."""
+    N, C = padded_shape[:2]
+    G, Og, Cg, KH, KW = w4.shape
+    dcols = np.empty((N, C, KH, KW, OH, OW), g4.dtype)
+    np.matmul(w4.reshape(G, Og, Cg * KH * KW).transpose(0, 2, 1), g4,
+              out=dcols.reshape(N, G, Cg * KH * KW, OH * OW))
+    z = np.zeros(padded_shape, g4.dtype)
+    for kh in range(KH):
+        for kw in range(KW):                                  # overlapping taps add up
+            z[:, :, _axis_slice(kh, stride[0], dilation[0], OH), _axis_slice(kw, stride[1], dilation[1], OW)] \
+                += dcols[:, :, kh, kw]
+    return z
+
+
+def _col2im_by_rows(g4, w4, padded_shape, dilation, sw, OH, OW):
+    """The vertical-stride-1 input gradient, in the two stages of _im2col run backwards.
+
+    Why not dcols + one add per tap: those are KH·KW adds of strided (OH, OW) blocks, and numpy runs an
+    add whose operands are not contiguous through its buffered loop, several times slower than the same
+    add on contiguous data (strided *copies* stay fast). Instead:
+    1. per kernel row kh, one matmul w[:, :, kh, :]ᵀ (C·KW, O) @ g[n] (O, OH·OW) writes into a buffer laid
+       out like im2col's stage, [n, (c, kw), h·OW + ow], whose tail past OH·OW stays zero; shifted by
+       kh·dil rows, it is then ONE contiguous 1-D add into the stage (the zero tails land on neighbours);
+    2. per kernel column kw, a copy of its stage plane into its own zeroed padded-size canvas, then a
+       contiguous sum of the KW canvases onto +0 (the running sum the taps add onto)."""
+    N, C = padded_shape[:2]
+    G, Og, Cg, KH, KW = w4.shape
+    dh, dw = dilation
+    P, rows = OH * OW, dh * (KH - 1) + OH                    # rows: padded rows any tap reaches
+    stage = np.zeros((N, C * KW, rows * OW), g4.dtype)
+    buf = np.zeros_like(stage) if KH > 1 else stage
+    flat_stage, flat_buf = stage.reshape(-1), buf.reshape(-1)
+    for kh in range(KH):
+        w_kh = w4[:, :, :, kh, :].reshape(G, Og, Cg * KW).transpose(0, 2, 1)
+        dst = stage if kh == 0 else buf                       # tap row 0 lands on rows 0..OH-1 exactly
+        np.matmul(w_kh, g4, out=dst.reshape(N, G, Cg * KW, rows * OW)[..., :P])
+        if kh:
+            off = kh * dh * OW
+            flat_stage[off:] += flat_buf[:flat_stage.size - off]
+    stage = stage.reshape(N, C, KW, rows, OW)
+    canvases = np.zeros((KW,) + padded_shape, g4.dtype)
+    for kw in range(KW):
+        canvases[kw][:, :, :rows, _axis_slice(kw, sw, dw, OW)] = stage[:, :, kw]
+    z = np.zeros(padded_shape, g4.dtype)
+    for canvas in canvases:
+        z += canvas
+    return z
 
 
 def _conv_bwd_weight_ref(g, x, *, weight_shape, stride, padding, dilation, groups):
+    """dw[group] = Σₙ cols[n, group] (K, OH·OW) @ g[n, group]ᵀ: ONE matmul call batched over images and
+    groups, then a sum over the batch.
+
+    Why not one GEMM g (O, N·OH·OW) @ colsᵀ: with its long inner dimension (25 088 for LeNet's conv1) and
+    tiny outputs, BLAS ran it at ~14 GFLOP/s; the per-image products, with the many rows (K) first, run at
+    ~70-80 GFLOP/s, and summing the small (N, groups, K, O/groups) result is cheap."""
     N, C, H, W, O, Cg, KH, KW, OH, OW = _geom(x.shape, weight_shape, stride, padding, dilation)
-    cols = _im2col(_pad_nchw(x, padding), KH, KW, stride, dilation, OH, OW)
-    Og, K = O // groups, Cg * KH * KW
-    g2 = g.transpose(1, 0, 2, 3).reshape(O, N * OH * OW)
+    G, Og, K, P = groups, O // groups, Cg * KH * KW, OH * OW
+    acc = _lowp_accumulator(g.dtype, x.dtype)
+    cols = _im2col(_padded(x, padding), KH, KW, stride, dilation, OH, OW).astype(acc, copy=False)
+    g4 = g.reshape(N, G, Og, P).astype(acc, copy=False)
+    per_image = np.matmul(cols.reshape(N, G, K, P), g4.transpose(0, 1, 3, 2))      # (N, G, K, Og)
     dw = np.empty(weight_shape, g.dtype)
-    for gi in range(groups):
-        dw[gi * Og:(gi + 1) * Og] = (g2[gi * Og:(gi + 1) * Og] @ cols[gi * K:(gi + 1) * K].T).reshape(Og, Cg, KH, KW)
+    dw.reshape(G, Og, K)[...] = per_image.sum(0).transpose(0, 2, 1)
     return dw
 
 
@@ -253,57 +357,116 @@ def _pool_infer(op):
     return infer
 
 
-def _maxpool_ref(x, **a):
-    """One np.maximum per kernel tap over strided slices of the padded input: far faster than reducing a
-    6-D window view over its last two axes."""
-    N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, **a)
-    xp = _pad_nchw(x, a["padding"], value=-np.inf)
-    out = None
-    for kh, kw, (hs, ws) in _taps(*a["kernel_size"], a["stride"], a["dilation"], OH, OW):
-        out = xp[:, :, hs, ws].copy() if out is None else np.maximum(out, xp[:, :, hs, ws], out=out)
+def _max_of(slices):
+    """Elementwise maximum of a list of same-shape views, into a fresh array (np.maximum propagates NaN)."""
+    out = np.maximum(slices[0], slices[1]) if len(slices) > 1 else slices[0].copy()
+    for s in slices[2:]:
+        np.maximum(out, s, out=out)
     return out
 
 
+def _maxpool_ref(x, **a):
+    """Separable max: first over the KH window rows (whole padded rows, a contiguous inner loop), then over
+    the KW columns of that: KH + KW passes instead of KH·KW strided per-tap ones. The maximum does not
+    depend on the order it is taken in (NaN wins either way; only the sign of a zero among equal zeros may
+    come out differently)."""
+    N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, **a)
+    (KH, KW), (sh, sw), (dh, dw) = a["kernel_size"], a["stride"], a["dilation"]
+    xp = _padded(x, a["padding"], value=-np.inf)
+    rows = _max_of([xp[:, :, _axis_slice(kh, sh, dh, OH)] for kh in range(KH)])
+    return _max_of([rows[..., _axis_slice(kw, sw, dw, OW)] for kw in range(KW)])
+
+
 def _first_max_taps(x, kernel_size, stride, padding, dilation):
-    """Per kernel tap (row-major order): its slices of the padded input and a bool (N, C, OH, OW) mask, True
-    where that tap holds its window's *first* maximum (a NaN counts as the maximum, as numpy's argmax)."""
+    """Per-tap slices of the padded input (row-major window order) and a bool (KH·KW, N, C, OH, OW) array,
+    True where that tap holds its window's *first* maximum (a NaN counts as the maximum, as numpy's argmax).
+
+    Why gather first: each tap's values are copied once (a strided copy, which numpy does fast) into a
+    contiguous (KH·KW, N, C, OH, OW) block, so the maximum, the comparisons and the first-wins bookkeeping
+    all run on contiguous arrays, instead of several strided arithmetic passes per tap (numpy runs those
+    through its slower buffered loop)."""
     N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, kernel_size, stride, padding, dilation)
-    xp = _pad_nchw(x, padding, value=-np.inf)
-    out = _maxpool_ref(x, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
-    taps = list(_taps(*kernel_size, stride, dilation, OH, OW))
-    taken = np.zeros(out.shape, np.bool_)
-    masks = []
-    for kh, kw, (hs, ws) in taps:
-        e = xp[:, :, hs, ws] == out
-        np.logical_and(e, np.logical_not(taken), out=e)
-        taken |= e
-        masks.append(e)
+    xp = _padded(x, padding, value=-np.inf)
+    taps = [slices for _, _, slices in _taps(*kernel_size, stride, dilation, OH, OW)]
+    vals = np.empty((len(taps), N, C, OH, OW), x.dtype)
+    for t, (hs, ws) in enumerate(taps):
+        vals[t] = xp[:, :, hs, ws]
+    top = _max_of(list(vals))
+    equal = vals == top
+    first = np.empty_like(equal)
+    first[0] = equal[0]
+    taken = equal[0].copy()
+    for t in range(1, len(taps)):
+        np.greater(equal[t], taken, out=first[t])             # equal here and not taken before
+        taken |= equal[t]
     if not taken.all():                          # windows holding a NaN: the first NaN is their maximum
-        taken = taken.copy()
-        for (kh, kw, (hs, ws)), e in zip(taps, masks):
-            nan = np.isnan(xp[:, :, hs, ws]) & ~taken
-            e |= nan
+        for t in range(len(taps)):
+            nan = np.isnan(vals[t])
+            nan &= ~taken
+            first[t] |= nan
             taken |= nan
-    return [(hs, ws, e) for (_, _, (hs, ws)), e in zip(taps, masks)]
+    return taps, first
+
+
+def _windows_disjoint(kernel_size, stride, dilation, out_size):
+    """True when no input element lies in two windows: per axis, a stride at least the window's span
+    (or a single window)."""
+    return all(o == 1 or s >= d * (k - 1) + 1 for k, s, d, o in zip(kernel_size, stride, dilation, out_size))
+
+
+def _bits(dtype):
+    """The unsigned integer type as wide as `dtype`: selecting through bit patterns keeps every value exact."""
+    return np.dtype(f"u{np.dtype(dtype).itemsize}")
+
+
+def _select_into(dst, first, g):
+    """dst[...] = where(first, g, +0) exactly (NaN payloads and signs kept), as ONE integer multiply of g's bit
+    pattern by the 0/1 mask (np.where branches per element and is several times slower); dst may be a
+    strided view."""
+    u = _bits(g.dtype)
+    np.multiply(g.view(u), first, out=dst.view(u), dtype=u)
 
 
 def _maxpool_backward_ref(g, x, **a):
+    """Route each pooled gradient to its window's first maximum.
+
+    Fast path: when windows are disjoint (LeNet's 2×2, stride 2) each input element receives at most one
+    value, so each tap's selection is *written* straight into its strided slice of the result: no
+    zero-filled accumulator and no read-modify-write adds (when the windows also tile the padded input
+    exactly, the result is not even zero-filled first). A gradient of -0.0 therefore stays -0.0 there,
+    where adding it to a +0.0 accumulator gave +0.0: equal values. Overlapping windows add up, in row-major
+    tap order."""
     (ph, pw), (N, C, H, W) = a["padding"], x.shape
-    z = np.zeros((N, C, H + 2 * ph, W + 2 * pw), g.dtype)
-    zero = np.zeros((), g.dtype)
-    for hs, ws, first in _first_max_taps(x, **a):
-        z[:, :, hs, ws] += _select_bits(first, g, zero)          # overlapping windows add up
+    taps, first = _first_max_taps(x, **a)
+    (KH, KW), stride, dilation = a["kernel_size"], tuple(a["stride"]), tuple(a["dilation"])
+    OH, OW = first.shape[3:]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    if _windows_disjoint((KH, KW), stride, dilation, (OH, OW)):
+        tiled = dilation == (1, 1) and stride == (KH, KW) and (OH * KH, OW * KW) == (Hp, Wp)
+        z = (np.empty if tiled else np.zeros)((N, C, Hp, Wp), g.dtype)
+        for (hs, ws), f in zip(taps, first):
+            _select_into(z[:, :, hs, ws], f, g)
+    else:
+        z = np.zeros((N, C, Hp, Wp), g.dtype)
+        sel = np.empty(g.shape, g.dtype)
+        for (hs, ws), f in zip(taps, first):
+            _select_into(sel, f, g)
+            z[:, :, hs, ws] += sel                            # overlapping windows add up
     return z[:, :, ph:ph + H, pw:pw + W]
 
 
 def _maxpool_select_ref(h, x, **a):
-    hp = _pad_nchw(h, a["padding"])
-    out = None
-    for hs, ws, first in _first_max_taps(x, **a):
-        if out is None:
-            out = np.zeros(first.shape, h.dtype)
-        np.copyto(out, hp[:, :, hs, ws], where=first)
-    return out
+    """h read at each window's first maximum. Every window has exactly one, so OR-ing the taps' selected bit
+    patterns gives h's value there bit for bit (as copying it would), with contiguous integer ops."""
+    hp = _padded(h, a["padding"])
+    taps, first = _first_max_taps(x, **a)
+    u = _bits(h.dtype)
+    out = np.zeros(first.shape[1:], u)
+    part = np.empty_like(out)
+    for (hs, ws), f in zip(taps, first):
+        np.multiply(hp[:, :, hs, ws].view(u), f, out=part, dtype=u)
+        out |= part
+    return out.view(h.dtype)
 
 
 def _window_cost(in_specs, out_spec, kernel_size, **a):
@@ -576,9 +739,20 @@ def _ce_infer(x, target, reduction):
 def _ce_ref(x, target, reduction):
     if target.size and (target.min() < 0 or target.max() >= x.shape[1]):
         raise IndexError(f"cross_entropy: target class {target.max()} is out of range for {x.shape[1]} classes")
-    ls = _log_softmax_ref(x, 1)
-    nll = -ls[np.arange(x.shape[0]), target]
-    return {"mean": nll.mean(), "sum": nll.sum(), "none": nll}[reduction]
+    s = x - x.max(axis=1, keepdims=True)                 # log_softmax's steps, read at the targets only:
+    lse = np.log(np.exp(s).sum(axis=1))                  # −(s − lse) is exactly lse − s in IEEE arithmetic
+    nll = lse - s[np.arange(x.shape[0]), target]
+    return _reduced(nll, reduction)
+
+
+def _reduced(v, reduction):
+    """A loss's reduction. The mean of float32/float64 is np.mean's own arithmetic (one pairwise sum in the
+    array's dtype, then a division by the count) without its Python-level dispatch."""
+    if reduction == "mean":
+        if v.dtype == np.float32 or v.dtype == np.float64:
+            return np.add.reduce(v, axis=None) / v.size
+        return v.mean()
+    return v.sum() if reduction == "sum" else v
 
 
 def _ce_dlogits(x, target, reduction):
@@ -611,8 +785,9 @@ def _mse_infer(x, y, reduction):
 
 
 def _mse_ref(x, y, reduction):
-    d = (x - y) ** 2
-    return {"mean": d.mean(), "sum": d.sum(), "none": d}[reduction]
+    d = x - y
+    np.multiply(d, d, out=d)
+    return _reduced(d, reduction)
 
 
 def _mse_scale(x, reduction):
