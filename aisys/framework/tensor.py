@@ -300,18 +300,50 @@ class Tensor:
     def bool(self):
         return self.to(_dt.bool_)
 
-    # ---- operators (each is one registry op) --------------------------------------------
-    def __add__(self, o): return _ops.add(self, o)
-    def __radd__(self, o): return _ops.add(o, self)
-    def __sub__(self, o): return _ops.sub(self, o)
+    # ---- operators (each is one registry op; tensor ⊕ tensor goes straight to apply) -------------
+    def _other(self, o):
+        """The other operand as a tensor when that is quick (a tensor, or a float next to a float tensor:
+        PyTorch's weak scalar, taking this tensor's dtype); None sends the call through the general path."""
+        if isinstance(o, Tensor):
+            return o
+        if type(o) is float:
+            dt = self.dtype
+            if dt.is_floating:
+                return Tensor._wrap(np.asarray(o, dtype=dt.np))
+        return None
+
+    def __add__(self, o):
+        t = self._other(o)
+        return _ops.add(self, o) if t is None else apply("add", self, t)
+
+    def __radd__(self, o):
+        t = self._other(o)
+        return _ops.add(o, self) if t is None else apply("add", t, self)
+
+    def __sub__(self, o):
+        t = self._other(o)
+        return _ops.sub(self, o) if t is None else apply("sub", self, t)
+
     def __rsub__(self, o): return _ops.sub(o, self)
-    def __mul__(self, o): return _ops.mul(self, o)
-    def __rmul__(self, o): return _ops.mul(o, self)
-    def __truediv__(self, o): return _ops.div(self, o)
+
+    def __mul__(self, o):
+        t = self._other(o)
+        return _ops.mul(self, o) if t is None else apply("mul", self, t)
+
+    def __rmul__(self, o):
+        t = self._other(o)
+        return _ops.mul(o, self) if t is None else apply("mul", t, self)
+
+    def __truediv__(self, o):
+        t = self._other(o)
+        return _ops.div(self, o) if t is None else apply("div", self, t)
     def __rtruediv__(self, o): return _ops.div(o, self)
     def __pow__(self, o): return _ops.pow(self, o)
     def __rpow__(self, o): return _ops.pow(o, self)
-    def __matmul__(self, o): return _ops.matmul(self, o)
+    def __matmul__(self, o):
+        if isinstance(o, Tensor) and self._data.ndim >= 2 and o._data.ndim >= 2:
+            return apply("matmul", self, o)
+        return _ops.matmul(self, o)
     def __rmatmul__(self, o): return _ops.matmul(o, self)
     def __neg__(self): return _ops.neg(self)
     def __abs__(self): return _ops.abs(self)
@@ -460,6 +492,10 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     except a float scalar next to an integer tensor, which becomes the default float."""
     if isinstance(x, Tensor):
         return x
+    if type(x) is float and like is not None:            # x * 0.5 on a float tensor: the common case, first
+        ld = like.dtype
+        if ld.is_floating:
+            return Tensor._wrap(np.asarray(x, dtype=ld.np))
     if like is not None and isinstance(x, (int, float, bool, np.number, np.bool_)) and not isinstance(x, np.ndarray):
         ld = like.dtype
         if isinstance(x, (bool, np.bool_)):

@@ -76,11 +76,15 @@ def need_float(op: str, *xs) -> None:
                             f"{tuple(x.shape)}; convert with .float()")
 
 
+_new_spec = tuple.__new__          # Spec(shape, dtype) without the NamedTuple constructor's Python frame: the
+                                   # elementwise inferences below run on every eager op
+
+
 def same_spec(op: str, float_only: bool = False):
     def infer(x, **attrs):
         if float_only:
             need_float(op, x)
-        return Spec(tuple(x.shape), x.dtype)
+        return _new_spec(Spec, (tuple(x.shape), x.dtype))
     return infer
 
 
@@ -90,7 +94,7 @@ def binary_infer(op: str, out_dtype: DType | None = None, float_only: bool = Fal
         dt = promote(x.dtype, y.dtype)
         if float_only and not dt.is_floating:
             raise TypeError(f"{op}: expects floating-point operands, got {x.dtype.name} and {y.dtype.name}")
-        return Spec(shape, out_dtype or dt)
+        return _new_spec(Spec, (shape, out_dtype or dt))
     return infer
 
 

@@ -9,7 +9,7 @@ from ..dtypes import promote
 from ..errors import ShapeError
 from ..registry import Cost, FusionKind as K, Spec, defop
 from ..tensor import apply, as_tensor
-from ._common import broadcast_shapes, prod
+from ._common import _new_spec, broadcast_shapes, prod
 
 
 def _matmul_infer(x, y):
@@ -21,8 +21,8 @@ def _matmul_infer(x, y):
         raise ShapeError("matmul", f"inner dimensions differ: {xs} @ {ys}: x.shape[-1]={xs[-1]} must equal "
                          f"y.shape[-2]={ys[-2]}", shapes=(xs, ys),
                          rule="(…, n, k) @ (…, k, m) -> (…, n, m); transpose one operand?")
-    batch = broadcast_shapes("matmul", xs[:-2], ys[:-2])
-    return Spec(batch + (xs[-2], ys[-1]), promote(x.dtype, y.dtype))
+    batch = broadcast_shapes("matmul", xs[:-2], ys[:-2]) if len(xs) > 2 or len(ys) > 2 else ()
+    return _new_spec(Spec, (batch + (xs[-2], ys[-1]), promote(x.dtype, y.dtype)))
 
 
 def _matmul_cost(in_specs, out_spec):

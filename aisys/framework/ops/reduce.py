@@ -53,13 +53,15 @@ _sum_shape_infer = _reduce_infer("sum")
 
 def _sum_infer(x, dim=None, keepdim=False):
     """As torch.sum: integer and bool tensors sum into int64 (a count of Trues, no int8 overflow)."""
+    if dim is None and not keepdim and x.dtype.is_floating:     # the common loss.sum(): no dims to check
+        return Spec((), x.dtype)
     spec = _sum_shape_infer(x, dim, keepdim)
     return spec if spec.dtype.is_floating else Spec(spec.shape, int64)
 
 
 defop("sum", infer=_sum_infer, fusion=R, cost=_reduce_cost,
-      ref=lambda x, dim=None, keepdim=False: np.sum(x, axis=_axis(x.ndim, dim), keepdims=keepdim,
-                                                   dtype=x.dtype if x.dtype.kind not in "biu" else np.int64),
+      ref=lambda x, dim=None, keepdim=False: np.add.reduce(x, axis=_axis(x.ndim, dim), keepdims=keepdim,
+                                                          dtype=x.dtype if x.dtype.kind not in "biu" else np.int64),
       vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape),),
       jvp=lambda t, out, x, dim=None, keepdim=False: t[0].sum(dim, keepdim), torch_name="torch.sum")
 
