@@ -331,25 +331,28 @@ def table(rows: list[dict]) -> str:
 
 
 def profile(steps: int) -> str:
-    """Where an aisys step's time goes: numpy time inside each op's reference implementation (summed per
-    op) versus everything else (shape inference, tape records, the backward sweep, Python glue)."""
+    """Where an aisys step's time goes: numpy time inside each op's reference implementation (the forward)
+    and inside each op's numpy VJP twin (the plain backward, aisys/framework/fast_vjp.py), summed per op,
+    versus everything else (shape inference, tape records, the backward sweep, the optimizer, Python glue)."""
     from aisys.framework.registry import OPS
     spent: dict[str, float] = {}
-    originals = {name: op.ref for name, op in OPS.items()}
+    originals = {name: (op.ref, op.vjp_np) for name, op in OPS.items()}
 
-    def timed(name, ref):
-        def run_ref(*args, **kw):
+    def timed(key, fn):
+        def run(*args, **kw):
             t0 = time.perf_counter()
             try:
-                return ref(*args, **kw)
+                return fn(*args, **kw)
             finally:
-                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
-        return run_ref
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
+        return run
 
     lines = []
     try:
         for name, op in OPS.items():
             op.ref = timed(name, op.ref)
+            if op.vjp_np is not None:
+                op.vjp_np = timed(name + " (backward)", op.vjp_np)
         for kind, label, batch, _ in CASES:
             step = aisys_step_fn(kind, init_weights(LENET_SHAPES if kind == "lenet" else mlp_shapes(SIZES[kind])),
                                  *make_inputs(kind, batch))
@@ -360,14 +363,15 @@ def profile(steps: int) -> str:
             for _ in range(steps):
                 step()
             total = (time.perf_counter() - t0) / steps * 1e3
-            refs = sum(spent.values()) / steps * 1e3
+            fwd = sum(v for k, v in spent.items() if not k.endswith("(backward)")) / steps * 1e3
+            bwd = sum(v for k, v in spent.items() if k.endswith("(backward)")) / steps * 1e3
             top = sorted(spent.items(), key=lambda kv: -kv[1])[:8]
-            lines.append(f"{label}: {total:.3f} ms per step = {refs:.3f} ms in op references (numpy) + "
-                         f"{total - refs:.3f} ms framework overhead")
+            lines.append(f"{label}: {total:.3f} ms per step = {fwd:.3f} ms numpy forward + {bwd:.3f} ms numpy "
+                         f"backward + {total - fwd - bwd:.3f} ms framework and optimizer")
             lines.append("    " + ", ".join(f"{k} {v / steps * 1e3:.3f}" for k, v in top))
     finally:
         for name, op in OPS.items():
-            op.ref = originals[name]
+            op.ref, op.vjp_np = originals[name]
     return "\n".join(lines)
 
 
