@@ -45,6 +45,27 @@ def _topo(roots):
 _FREED = ("freed",)     # replaces a record's inputs once backward() has released them (the op name stays)
 
 
+def _accumulate(op, inputs, in_grads, grads: dict, keep: dict, arrays: bool) -> None:
+    """Add one VJP's results into ``grads`` by input (an input used twice gets the sum), checking that the
+    VJP returned one gradient per input, each of its input's shape. ``arrays``: the numpy sweep's values."""
+    if len(in_grads) != len(inputs):
+        raise RuntimeError(f"VJP of {op.name} returned {len(in_grads)} gradients for {len(inputs)} inputs")
+    for x, gx in zip(inputs, in_grads):
+        if gx is None or not x.requires_grad:
+            continue
+        if arrays and type(gx) is not np.ndarray:             # numpy returns scalars from 0-d arithmetic
+            gx = np.asarray(gx, dtype=x._data.dtype)
+        if tuple(gx.shape) != x._data.shape:
+            raise RuntimeError(f"VJP of {op.name} returned a gradient of shape {tuple(gx.shape)} for an "
+                               f"input of shape {x._data.shape} (defined at {op.source})")
+        k = id(x)
+        if k in grads:
+            grads[k] = grads[k] + gx
+        else:
+            grads[k] = gx
+            keep[k] = x
+
+
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INDEX_INPUTS = {"cross_entropy", "embedding", "gather", "index"}   # ops whose integer inputs are indices
 
@@ -123,22 +144,7 @@ def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None, own_leave
             else:
                 in_grads = [None if r is None else r._data
                             for r in op.vjp(Tensor._wrap(g), t, *inputs, **attrs)]
-            if len(in_grads) != len(inputs):
-                raise RuntimeError(f"VJP of {op.name} returned {len(in_grads)} gradients for {len(inputs)} inputs")
-            for x, gx in zip(inputs, in_grads):
-                if gx is None or not x.requires_grad:
-                    continue
-                if type(gx) is not np.ndarray:            # numpy returns scalars from 0-d arithmetic
-                    gx = np.asarray(gx, dtype=x._data.dtype)
-                if gx.shape != x._data.shape:
-                    raise RuntimeError(f"VJP of {op.name} returned a gradient of shape {gx.shape} for an "
-                                       f"input of shape {x._data.shape} (defined at {op.source})")
-                k = id(x)
-                if k in grads:
-                    grads[k] = grads[k] + gx
-                else:
-                    grads[k] = gx
-                    keep[k] = x
+            _accumulate(op, inputs, in_grads, grads, keep, arrays=True)
             if target_ids is None or tid not in target_ids:
                 del grads[tid]
     finally:
@@ -175,20 +181,7 @@ def _run_backward(roots, grad_roots, create_graph, retain_graph, targets=None):
                 in_grads = op.vjp(g, t, *inputs, **attrs)
             finally:
                 _Mode.backward_of = prev
-            if len(in_grads) != len(inputs):
-                raise RuntimeError(f"VJP of {op.name} returned {len(in_grads)} gradients for {len(inputs)} inputs")
-            for x, gx in zip(inputs, in_grads):
-                if gx is None or not x.requires_grad:
-                    continue
-                if tuple(gx.shape) != tuple(x.shape):
-                    raise RuntimeError(f"VJP of {op.name} returned a gradient of shape {tuple(gx.shape)} for an "
-                                       f"input of shape {tuple(x.shape)} (defined at {op.source})")
-                k = id(x)
-                if k in grads:
-                    grads[k] = grads[k] + gx
-                else:
-                    grads[k] = gx
-                    keep[k] = x
+            _accumulate(op, inputs, in_grads, grads, keep, arrays=False)
             if target_ids is None or id(t) not in target_ids:
                 if not create_graph:
                     del grads[id(t)]
