@@ -89,7 +89,7 @@ def _own_leaf_grads(grads, keep, order, roots_data) -> None:
     for k, g in grads.items():
         if keep[k]._ctx is not None:
             continue
-        if g.size >= 4096 and g.flags.c_contiguous:      # small ones: a copy is cheaper than the bookkeeping
+        if g.size >= 4096 and g.flags.c_contiguous and g.flags.writeable:   # small: a copy is cheaper than checking
             if shared is None:
                 shared = set()
                 for d in roots_data:

@@ -306,3 +306,14 @@ def test_cross_entropy_reads_log_softmax_at_the_targets_only(dtype):
         got = _ce_ref(x, t, "none")
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+def test_a_leaf_gradient_is_writable():
+    """A sum over a size-1 dim hands back a read-only broadcast view of the same shape: the leaf must still
+    get an array it can scale in place (as clip_grad_norm_ or a user's p.grad *= 0.5 would)."""
+    x = aisys.tensor(np.ones((5000, 1), np.float32), requires_grad=True)
+    w = aisys.tensor(np.full(5000, 3.0, np.float32))
+    (x.sum(1) * w).sum().backward()                # sum's VJP: a same-shape broadcast of mul's fresh gradient
+    assert x.grad._data.flags.writeable
+    x.grad._data *= 0.5
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((5000, 1), 1.5, np.float32))
