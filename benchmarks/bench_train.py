@@ -9,7 +9,8 @@ tiny MLP 2-16-16-1 (batch 32, MSE). All three implementations start from the sam
 step's losses are compared before timing so the table never compares different computations.
 Timings: per-step milliseconds, the median over ``rounds`` rounds of ``steps`` steps, the three
 implementations interleaved round by round (so machine load hits them alike). Ratios come from this one run.
-Targets (aisys / torch): MLP ≤ 1.0, LeNet ≤ 1.5, tiny MLP ≤ 0.5. Run by hand; nothing is asserted.
+Targets (aisys / torch): MLP ≤ 1.0, LeNet ≤ 1.5, tiny MLP ≤ 0.5. Then the per-op overhead of recorded ops on
+10×10 tensors (from bench_ops.py; target ≤ 2 µs over the numpy call). Run by hand; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -375,6 +376,19 @@ def profile(steps: int) -> str:
     return "\n".join(lines)
 
 
+def op_overhead_table() -> str:
+    """The recorded (requires_grad=True) rows of bench_ops.py, against the ≤ 2 µs target."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_ops
+    lines = [f"recorded op on 10×10 float32   {'aisys µs':>9} {'numpy µs':>9} {'overhead µs':>12}  target"]
+    for r in bench_ops.measure():
+        if r["requires_grad"]:
+            ok = r["overhead_us"] <= 2.0
+            lines.append(f"{r['op']:<30} {r['aisys_us']:9.2f} {r['numpy_us']:9.2f} {r['overhead_us']:12.2f}  "
+                         f"≤2.0{'' if ok else '  (missed)'}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=30)
@@ -384,6 +398,8 @@ def main(argv=None):
     print(f"numpy {np.__version__}, torch {torch.__version__ if torch else '-'}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, SGD lr={LR}")
     print(table(run(a.steps, a.rounds)))
+    print()
+    print(op_overhead_table())
     if a.profile:
         print(profile(a.steps))
 

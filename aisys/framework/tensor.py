@@ -41,7 +41,7 @@ def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
         data = op.ref(*[t._data for t in inputs], **attrs)
     if type(data) is not np.ndarray:
         data = np.asarray(data)
-    want = spec.dtype.np
+    want = spec[1].np                             # spec.dtype (a tuple index: this runs on every op)
     if data.dtype is not want and data.dtype != want:   # identity first: numpy's builtin dtypes are singletons
         data = data.astype(want)
     out = Tensor.__new__(Tensor)
@@ -309,7 +309,7 @@ class Tensor:
         if type(o) is float:
             dt = self.dtype
             if dt.is_floating:
-                return Tensor._wrap(np.asarray(o, dtype=dt.np))
+                return Tensor._wrap(_scalar_array(o, dt.np))
         return None
 
     def __add__(self, o):
@@ -487,6 +487,24 @@ def _flat(seq):
             yield x
 
 
+_SCALARS: dict = {}
+
+
+def _scalar_array(value: float, np_dtype) -> np.ndarray:
+    """A read-only 0-d array holding a Python float in a tensor's dtype, made once per (value, dtype): the
+    constants of ``x * 0.5`` or ``lr * g`` recur on every step, and numpy takes longer to build one than the
+    arithmetic takes. Read-only, so a shared constant can never be changed through one of its uses."""
+    key = (value, np_dtype)
+    arr = _SCALARS.get(key)
+    if arr is None:
+        if len(_SCALARS) >= 1024:
+            _SCALARS.clear()
+        arr = np.asarray(value, dtype=np_dtype)
+        arr.flags.writeable = False
+        _SCALARS[key] = arr
+    return arr
+
+
 def as_tensor(x, like: Tensor | None = None) -> Tensor:
     """Lift Python scalars/arrays into tensors. A Python scalar takes ``like``'s dtype (a "weak" scalar),
     except a float scalar next to an integer tensor, which becomes the default float."""
@@ -495,7 +513,7 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     if type(x) is float and like is not None:            # x * 0.5 on a float tensor: the common case, first
         ld = like.dtype
         if ld.is_floating:
-            return Tensor._wrap(np.asarray(x, dtype=ld.np))
+            return Tensor._wrap(_scalar_array(x, ld.np))
     if like is not None and isinstance(x, (int, float, bool, np.number, np.bool_)) and not isinstance(x, np.ndarray):
         ld = like.dtype
         if isinstance(x, (bool, np.bool_)):

@@ -317,3 +317,15 @@ def test_a_leaf_gradient_is_writable():
     assert x.grad._data.flags.writeable
     x.grad._data *= 0.5
     np.testing.assert_array_equal(x.grad.numpy(), np.full((5000, 1), 1.5, np.float32))
+
+
+def test_shared_scalar_constants_are_read_only_and_typed():
+    """x * 0.5 reuses one 0-d constant per (value, dtype); it must take the tensor's dtype and refuse writes."""
+    for dt in (aisys.float32, aisys.float64, aisys.bfloat16):
+        x = aisys.ones(3, dtype=dt, requires_grad=True)
+        y = x * 0.5
+        const = y._ctx[1][1]._data
+        assert const.dtype == dt.np and not const.flags.writeable
+        with pytest.raises(ValueError):
+            const[...] = 2.0
+        assert (x * 0.5)._ctx[1][1]._data is const

@@ -13,8 +13,13 @@ from ._common import _new_spec, broadcast_shapes, prod
 
 
 def _matmul_infer(x, y):
-    xs, ys = tuple(x.shape), tuple(y.shape)
-    if len(xs) < 2 or len(ys) < 2:
+    xs, ys = x.shape, y.shape
+    if type(xs) is not tuple or type(ys) is not tuple:
+        xs, ys = tuple(xs), tuple(ys)
+    nx, ny = len(xs), len(ys)
+    if nx == 2 and ny == 2 and xs[1] == ys[0]:                # the common case, checked first
+        return _new_spec(Spec, ((xs[0], ys[1]), promote(x.dtype, y.dtype)))
+    if nx < 2 or ny < 2:
         raise ShapeError("matmul", f"the matmul op needs 2-D or batched operands, got {xs} and {ys}",
                          shapes=(xs, ys), rule="aisys.matmul handles 1-D operands by unsqueezing")
     if xs[-1] != ys[-2]:
@@ -61,8 +66,8 @@ def _matmul_ref(x, y):
     is formed as (W·xᵀ)ᵀ and copied back to row-major: OpenBLAS runs that form markedly faster for these
     shapes (one core: 64×784 by 784×256 343 → 298 µs; 32×400 by 400×120 65 → 47 µs) and sums each output
     in the same order. Small products keep the plain call: the copy would cost more than it saves."""
-    if (x.ndim == 2 and y.ndim == 2 and y.flags.f_contiguous and not y.flags.c_contiguous
-            and x.shape[0] * x.shape[1] * y.shape[1] >= _TRANSPOSED_FORM_MIN_MACS):
+    if (x.ndim == 2 and y.ndim == 2 and x.size * y.shape[1] >= _TRANSPOSED_FORM_MIN_MACS
+            and y.flags.f_contiguous and not y.flags.c_contiguous):
         return np.matmul(y.T, x.T).T.copy()
     return np.matmul(x, y)
 
