@@ -46,6 +46,17 @@ class Identity(Module):
         return input
 
 
+def _fan_in_parameters(layer: Module, weight_shape: tuple, bias: bool, dtype) -> None:
+    """A weight of ``weight_shape`` and (optionally) a bias of weight_shape[0] outputs, initialized the way
+    torch initializes Linear and Conv2d (U(±1/√fan_in), see init.default_fan_in_init_)."""
+    layer.weight = _empty(weight_shape, dtype)
+    if bias:
+        layer.bias = _empty((weight_shape[0],), dtype)
+    else:
+        layer.register_parameter("bias", None)
+    layer.reset_parameters()
+
+
 class Linear(Module):
     """y = x·Wᵀ + b with weight (out_features, in_features) and torch's default init (U(±1/√in))."""
 
@@ -53,12 +64,7 @@ class Linear(Module):
         super().__init__()
         _positive("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.weight = _empty((out_features, in_features), dtype)
-        if bias:
-            self.bias = _empty((out_features,), dtype)
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _fan_in_parameters(self, (out_features, in_features), bias, dtype)
 
     def reset_parameters(self) -> None:
         init.default_fan_in_init_(self.weight, self.bias)
@@ -103,12 +109,7 @@ class Conv2d(Module):
                                                                if not isinstance(padding, str) else ()):
             if len(v) != 2 or min(v) < lo:
                 raise ValueError(f"Conv2d: {name}={v} is invalid; each value must be ≥ {lo}")
-        self.weight = _empty((out_channels, in_channels // groups) + self.kernel_size, dtype)
-        if bias:
-            self.bias = _empty((out_channels,), dtype)
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _fan_in_parameters(self, (out_channels, in_channels // groups) + self.kernel_size, bias, dtype)
 
     def reset_parameters(self) -> None:
         init.default_fan_in_init_(self.weight, self.bias)
