@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..framework.shapes import conv_output_size
 from .config import ChipConfig, preset
 
 
@@ -99,8 +100,8 @@ def op_flops_bytes(op: str, dims: dict, bytes_per_element: int = 4) -> tuple[int
         M, N, K = dims["M"], dims["N"], dims["K"]
         return 2 * M * N * K, (M * K + K * N + M * N) * b
     d = dims
-    oh = (d["H"] + 2 * d["padding"] - d["k"]) // d["stride"] + 1
-    ow = (d["W"] + 2 * d["padding"] - d["k"]) // d["stride"] + 1
+    oh = conv_output_size(d["H"], d["k"], d["stride"], d["padding"])
+    ow = conv_output_size(d["W"], d["k"], d["stride"], d["padding"])
     flops = 2 * d["batch"] * d["F"] * oh * ow * d["C"] * d["k"] * d["k"]
     nbytes = (d["batch"] * d["C"] * d["H"] * d["W"] + d["F"] * d["C"] * d["k"] * d["k"]
               + d["batch"] * d["F"] * oh * ow) * b

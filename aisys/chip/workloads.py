@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..framework.shapes import conv_output_size
 from .program import Conv, Elementwise, Gemm, Pool, Softmax
 
 
@@ -32,13 +33,13 @@ def resnet18_layers(batch: int = 1, image: int = 224) -> list:
     """Every conv and the FC of ResNet-18 (He et al., 2016) on ``image`` x ``image`` RGB inputs:
     20 convolutions (incl. the three 1x1 stride-2 shortcuts) and one 512 -> 1000 GEMM."""
     layers = [Conv("conv1", image, image, 3, 64, 7, stride=2, padding=3, batch=batch)]
-    size = (image + 2 * 3 - 7) // 2 + 1
-    size = (size + 2 * 1 - 3) // 2 + 1          # 3x3 stride-2 max pool
+    size = conv_output_size(image, 7, 2, 3)
+    size = conv_output_size(size, 3, 2, 1)          # 3x3 stride-2 max pool
     cin = 64
     for stage, cout in enumerate((64, 128, 256, 512), start=1):
         for block in range(2):
             stride = 2 if (stage > 1 and block == 0) else 1
-            out = (size + 2 - 3) // stride + 1
+            out = conv_output_size(size, 3, stride, 1)
             layers.append(Conv(f"layer{stage}.{block}.conv1", size, size, cin, cout, 3, stride=stride, padding=1,
                                batch=batch))
             layers.append(Conv(f"layer{stage}.{block}.conv2", out, out, cout, cout, 3, padding=1, batch=batch))

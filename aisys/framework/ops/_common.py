@@ -1,4 +1,4 @@
-"""Shared pieces of op definitions: broadcasting rules, dim normalization, cost formulas."""
+"""Shared pieces of op definitions: inference helpers and cost formulas (shape rules: ``aisys.framework.shapes``)."""
 from __future__ import annotations
 
 import math
@@ -8,65 +8,7 @@ import numpy as np
 from ..dtypes import DType, promote, bool_
 from ..errors import ShapeError
 from ..registry import Cost, Spec
-
-
-_BROADCAST_SEEN: dict = {}     # (a, b) -> result for shape pairs that broadcast: every eager binary op asks
-
-
-def broadcast_shapes(op: str, a: tuple, b: tuple) -> tuple:
-    """NumPy/PyTorch broadcasting: align from the right; sizes must match or one must be 1."""
-    if type(a) is not tuple or type(b) is not tuple:
-        a, b = tuple(a), tuple(b)
-    if a == b:
-        return a
-    out = _BROADCAST_SEEN.get((a, b))
-    if out is None:
-        out = _broadcast_shapes(op, a, b)
-        if len(_BROADCAST_SEEN) > 4096:
-            _BROADCAST_SEEN.clear()
-        _BROADCAST_SEEN[(a, b)] = out
-    return out
-
-
-def _broadcast_shapes(op: str, a: tuple, b: tuple) -> tuple:
-    n = max(len(a), len(b))
-    pa, pb = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
-    out = []
-    for i, (x, y) in enumerate(zip(pa, pb)):
-        if x == y or y == 1:
-            out.append(x)
-        elif x == 1:
-            out.append(y)
-        else:
-            d = i - n
-            raise ShapeError(op, f"cannot broadcast shapes {tuple(a)} and {tuple(b)}: dimension {d} "
-                             f"is {x} vs {y}", shapes=(a, b),
-                             rule="broadcasting aligns shapes from the right; each pair of sizes must be "
-                                  "equal or one of them 1 (reshape or unsqueeze one operand)")
-    return tuple(out)
-
-
-def norm_dims(op: str, dim, ndim: int, shape=()) -> tuple:
-    """dim=None -> all dims; int or tuple -> sorted non-negative tuple, checked against ndim."""
-    if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    out = []
-    for d in dims:
-        d = int(d)
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise ShapeError(op, f"dim {d} is out of range for a {ndim}-D tensor of shape {tuple(shape)}",
-                             shapes=(shape,), rule=f"valid dims are {-ndim}..{ndim - 1}")
-        out.append(d % max(ndim, 1))
-    if len(set(out)) != len(out):
-        raise ShapeError(op, f"dim {dim} repeats a dimension", shapes=(shape,))
-    return tuple(sorted(out))
-
-
-def reduced_shape(shape: tuple, dims: tuple, keepdim: bool) -> tuple:
-    if keepdim:
-        return tuple(1 if i in dims else s for i, s in enumerate(shape))
-    return tuple(s for i, s in enumerate(shape) if i not in dims)
+from ..shapes import broadcast_shapes, norm_dims, reduced_shape  # noqa: F401  (the shape rules live in one place)
 
 
 def need_float(op: str, *xs) -> None:

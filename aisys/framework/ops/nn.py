@@ -14,6 +14,7 @@ from ..dtypes import int64, default_float
 from ..errors import ShapeError
 from ..registry import Cost, FusionKind as K, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
+from ..shapes import conv_output_size
 from ._common import need_float, norm_dims, prod, reduced_shape
 
 
@@ -44,14 +45,6 @@ def _check_pairs(op, **attrs):
         raise ValueError(f"{op}: groups={attrs['groups']!r} must be a positive int (groups=1 is a plain convolution)")
 
 
-def _out_size(op, size, k, s, p, d, dim_name):
-    o = (size + 2 * p - d * (k - 1) - 1) // s + 1
-    if o <= 0:
-        raise ShapeError(op, f"input {dim_name}={size} is too small for kernel {k} (dilation {d}, padding {p}): "
-                         f"output size would be {o}", rule="out = ⌊(in + 2·pad − dil·(k−1) − 1)/stride⌋ + 1 must be ≥ 1")
-    return o
-
-
 # ---- im2col helpers -----------------------------------------------------------------------
 def _pad_nchw(x, padding, value=0.0):
     ph, pw = padding
@@ -63,8 +56,8 @@ def _pad_nchw(x, padding, value=0.0):
 def _geom(xshape, wshape, stride, padding, dilation):
     N, C, H, W = xshape
     O, Cg, KH, KW = wshape
-    OH = _out_size("conv2d", H, KH, stride[0], padding[0], dilation[0], "H")
-    OW = _out_size("conv2d", W, KW, stride[1], padding[1], dilation[1], "W")
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0], op="conv2d", dim="H")
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1], op="conv2d", dim="W")
     return N, C, H, W, O, Cg, KH, KW, OH, OW
 
 
@@ -343,8 +336,8 @@ def _pool_geom(op, shape, kernel_size, stride, padding, dilation):
     if len(shape) != 4:
         raise ShapeError(op, f"expects a 4-D input (N, C, H, W), got {tuple(shape)}", shapes=(shape,))
     N, C, H, W = shape
-    OH = _out_size(op, H, kernel_size[0], stride[0], padding[0], dilation[0], "H")
-    OW = _out_size(op, W, kernel_size[1], stride[1], padding[1], dilation[1], "W")
+    OH = conv_output_size(H, kernel_size[0], stride[0], padding[0], dilation[0], op=op, dim="H")
+    OW = conv_output_size(W, kernel_size[1], stride[1], padding[1], dilation[1], op=op, dim="W")
     return N, C, H, W, OH, OW
 
 
