@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..framework.errors import ShapeError
 from ..framework.graph import Graph, interpret
 from ..framework.shapes import conv_output_size
-from ..framework.registry import OPS, Cost, FusionKind, Spec, defop, get as get_op
+from ..framework.registry import OPS, Cost, FusionKind, Spec, defop, get as get_op, matrix, through_body
 
 FUSED_KINDS = ("elementwise", "reduce", "epilogue")
 
@@ -114,10 +114,12 @@ def register() -> None:
     """Register the compiler's ops once (idempotent: importing twice must not fail)."""
     if "fused" not in OPS:
         defop("fused", infer=_fused_infer, ref=_fused_ref, cost=_fused_cost, fusion=FusionKind.OPAQUE,
+              chip=through_body("a fused group runs as its body: one vector layer for an elementwise or reduce "
+                                "group, the matrix layer and its epilogue for an epilogue group"),
               doc="A fused group: one kernel for a subgraph (attrs: kind, ops, _body).")
     if "conv2d_nhwc" not in OPS:
         defop("conv2d_nhwc", infer=_nhwc_infer, ref=_nhwc_ref, cost=_nhwc_cost,
-              fusion=FusionKind.COMPLEX_OUT_FUSABLE,
+              fusion=FusionKind.COMPLEX_OUT_FUSABLE, chip=matrix("conv", layout="NHWC"),
               doc="Channels-last convolution: x (N,H,W,C), w (O,KH,KW,C/groups), out (N,OH,OW,O). An inference "
                   "layout op created by the layout pass (no VJP).")
 

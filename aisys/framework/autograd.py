@@ -67,7 +67,6 @@ def _accumulate(op, inputs, in_grads, grads: dict, keep: dict, arrays: bool) -> 
 
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_INDEX_INPUTS = {"cross_entropy", "embedding", "gather", "index"}   # ops whose integer inputs are indices
 
 
 def _fast_path_ok(create_graph: bool) -> bool:
@@ -136,7 +135,7 @@ def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None, own_leave
                 else:
                     for x in inputs:                    # numpy and aisys promote mixed dtypes differently
                         xd = x._data.dtype
-                        if xd is not dt and xd != np.bool_ and (op.name not in _INDEX_INPUTS or xd.kind not in "iu"):
+                        if xd is not dt and xd != np.bool_ and (not op.takes_indices or xd.kind not in "iu"):
                             twin = None
                             break
             if twin is not None:

@@ -27,7 +27,10 @@ import numpy as np
 from ..framework import autograd as _autograd
 from ..framework.errors import ShapeError, user_location
 from ..framework.graph import Graph, interpret
-from ..framework.registry import Cost, FusionKind, Spec, defop, get as get_op
+from ..framework.registry import Cost, FusionKind, Spec, defop, get as get_op, not_lowerable
+
+_CONTROL_FLOW = not_lowerable("data-dependent control flow: the chip runs one static instruction stream; lower each "
+                              "branch or the loop body as its own graph")
 from ..framework.tensor import Tensor, _Mode, apply, as_tensor, enable_grad
 from .trace import Tracer
 
@@ -283,6 +286,7 @@ def _cond_vjp(g, out, pred, *operands, then_graph: Graph, else_graph: Graph, **a
 
 
 COND = defop("cond", infer=_cond_infer, ref=_cond_ref, vjp=_cond_vjp, fusion=FusionKind.OPAQUE, cost=_cond_cost,
+             chip=_CONTROL_FLOW,
              doc="if/else as one op: runs then_graph or else_graph on the operands, chosen by a one-element "
                  "predicate. Both branches live in the graph.", torch_name="torch.cond")
 
@@ -334,6 +338,7 @@ def _while_vjp(g, out, *operands, **attrs):
 
 
 WHILE = defop("while_loop", infer=_while_infer, ref=_while_ref, vjp=_while_vjp, fusion=FusionKind.OPAQUE,
+              chip=_CONTROL_FLOW,
               cost=_while_cost, doc="A data-dependent loop as one op: repeats body_graph while cond_graph holds; "
                                     "returns carried value `index`.", torch_name="torch.while_loop")
 

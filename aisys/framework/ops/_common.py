@@ -61,5 +61,62 @@ def prod(xs) -> int:
     return math.prod(xs)
 
 
+
+
+# ---- numpy helpers of the VJP twins (``vjp_np``, the eager fast path of a plain backward()) --------------
+_ZERO: dict = {}
+
+
+def np_zero(dtype) -> np.ndarray:
+    """A 0-d zero of ``dtype``, made once."""
+    z = _ZERO.get(dtype)
+    if z is None:
+        z = _ZERO[dtype] = np.zeros((), dtype)
+    return z
+
+
+def sum_to_array(x: np.ndarray, shape) -> np.ndarray:
+    """Sum a broadcast array back to ``shape`` (the numpy reference of the ``sum_to`` op)."""
+    shape = tuple(shape)
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+    r = x.sum(axis=axes, keepdims=True) if axes else x
+    return r.reshape(shape)
+
+
+def np_unbroadcast(g: np.ndarray, x) -> np.ndarray:
+    """The gradient of a broadcast operand ``x`` (a Tensor): ``g`` summed back to its shape."""
+    shape = x._data.shape
+    if g.shape == shape:
+        return g
+    if len(shape) == 1 and g.ndim == 2 and g.shape[1] == shape[0]:     # a bias: one reduction over the rows
+        return np.add.reduce(g, axis=0)
+    return sum_to_array(g, shape)
+
+
+def np_binary_twin(fx, fy):
+    """A binary op's ``vjp_np`` from the two partial products ``f(g, out, x_array, y_array)``."""
+    def twin(g, out, x, y):
+        return (np_unbroadcast(fx(g, out, x._data, y._data), x) if x.requires_grad else None,
+                np_unbroadcast(fy(g, out, x._data, y._data), y) if y.requires_grad else None)
+    return twin
+
+
+def inverse_permutation(dims: tuple) -> tuple:
+    """The permutation that undoes ``dims`` (what np.argsort(dims) gives, without building an array)."""
+    if dims == (1, 0):
+        return dims
+    inv = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inv[d] = i
+    return tuple(inv)
+
+
+def column_major(d: np.ndarray) -> bool:
+    """A 2-D array stored transposed (a view like ``W.T``, as in x @ W.T of a Linear layer)."""
+    return d.ndim == 2 and d.flags.f_contiguous and not d.flags.c_contiguous
+
+
 __all__ = ["broadcast_shapes", "norm_dims", "reduced_shape", "need_float", "same_spec", "binary_infer",
-           "elementwise_cost", "movement_cost", "zero_cost", "Spec", "Cost", "bool_", "prod", "np"]
+           "elementwise_cost", "movement_cost", "zero_cost", "Spec", "Cost", "bool_", "prod", "np", "np_zero", "sum_to_array", "np_unbroadcast", "np_binary_twin",
+           "inverse_permutation", "column_major"]
