@@ -333,7 +333,7 @@ def table(rows: list[dict]) -> str:
 
 def profile(steps: int) -> str:
     """Where an aisys step's time goes: numpy time inside each op's reference implementation (the forward)
-    and inside each op's numpy VJP twin (the plain backward, aisys/framework/fast_vjp.py), summed per op,
+    and inside each op's numpy VJP twin (``vjp_np``, the plain backward), summed per op,
     versus everything else (shape inference, tape records, the backward sweep, the optimizer, Python glue)."""
     from aisys.framework.registry import OPS
     spent: dict[str, float] = {}

@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-from .tensor import Tensor, _Mode, enable_grad, no_grad, set_grad_enabled
+from .tensor import Tensor, _Mode, _ops as _tensor_methods, enable_grad, no_grad, set_grad_enabled
 
 
 def _topo(roots):
@@ -70,7 +70,7 @@ _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _fast_path_ok(create_graph: bool) -> bool:
-    """A plain first-order backward that nobody watches op by op can run on numpy arrays (fast_vjp)."""
+    """A plain first-order backward that nobody watches op by op can run on numpy arrays (each op's vjp_np twin)."""
     return not (create_graph or _Mode.observers or _Mode.anomaly or _Mode.forward_ad)
 
 
@@ -235,6 +235,9 @@ def backward(t: Tensor, gradient=None, retain_graph: bool | None = None, create_
             leaf.grad = leaf.grad + g
         else:
             leaf.grad = Tensor._wrap(leaf.grad._data + g._data)
+
+
+_tensor_methods.backward = backward         # Tensor.backward calls it (tensor.py cannot import this module)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,

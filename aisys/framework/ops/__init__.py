@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import builtins
 
-from ..tensor import Tensor, apply, as_tensor, _Generator
+from ..tensor import Tensor, apply, as_tensor, _Generator, _ops as _tensor_methods
 from .elementwise import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not,
                           neg, exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast,
                           clamp, square, rsqrt)
@@ -29,3 +29,6 @@ def one_hot(idx, num_classes: int):
 def new_dropout_seed() -> int:
     """A fresh seed for one dropout call, drawn from the global generator (aisys.manual_seed)."""
     return builtins.int(_Generator.rng.integers(0, 2**31 - 1))
+
+
+vars(_tensor_methods).update({k: v for k, v in globals().items() if not k.startswith("_")})   # Tensor's methods
