@@ -271,7 +271,7 @@ class GraphView(widgets.VBox):
     def _build_graph(self) -> tuple[Graph, dict]:
         if not self.is_tensor:
             return self._source, dict(self._highlight)
-        from aisys.frontend.tape import graph_of_tape
+        from aisys.frontend.dynamic_graph import graph_of_tape
         g = graph_of_tape(self._source, backward=self.backward, names=self._names)
         hl = {i: "backward" for i in getattr(g, "backward_ids", [])}
         hl.update(self._highlight)
@@ -312,7 +312,7 @@ class GraphPanes(widgets.VBox):
     def update(self, panes: Mapping[str, Graph | Tensor], verdicts: Mapping[str, str | None] | None = None,
                notes: Mapping[str, str] | None = None) -> None:
         """Redraw every pane (titles must stay the same)."""
-        from aisys.frontend.tape import graph_of_tape
+        from aisys.frontend.dynamic_graph import graph_of_tape
         verdicts, notes = dict(verdicts or {}), dict(notes or {})
         self.graphs, self.verdicts, self.notes = {}, {}, {}
         for t in self.titles:
@@ -376,7 +376,7 @@ class CaptureCompare(widgets.VBox):
         import numpy as np
         from aisys.framework.graph import interpret
         from aisys.framework.tensor import Tensor
-        from aisys.frontend.tape import graph_of_tape
+        from aisys.frontend.dynamic_graph import graph_of_tape
 
         inputs = self.variants[label]
         tape_inputs = [Tensor(x.numpy().copy(), requires_grad=x.dtype.is_floating) for x in inputs]

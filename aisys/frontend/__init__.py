@@ -7,7 +7,7 @@
   ``if``/``while`` become :func:`cond` / :func:`while_loop` ops that hold their subgraphs.
 """
 from .trace import trace, Tracer
-from .tape import graph_of_tape
+from .dynamic_graph import graph_of_tape
 from .control_flow import cond, while_loop, run_graph
 from .script import script, ScriptFunction, ScriptError
 
