@@ -27,6 +27,7 @@ import numpy as np
 from ..framework import autograd as _autograd
 from ..framework.errors import ShapeError, user_location
 from ..framework.graph import Graph, interpret
+from ..framework.interpreter import TensorInterpreter
 from ..framework.registry import Cost, FusionKind, Spec, defop, get as get_op, not_lowerable
 
 _CONTROL_FLOW = not_lowerable("data-dependent control flow: the chip runs one static instruction stream; lower each "
@@ -42,27 +43,7 @@ __all__ = ["cond", "while_loop", "run_graph", "capture_graph", "capture_branches
 def run_graph(graph: Graph, *inputs, params: dict | None = None) -> list[Tensor]:
     """Run ``graph`` by calling :func:`apply` node by node, so autodiff and observers see every op
     (interpret() does the same on bare numpy arrays). ``params`` maps param names to live tensors."""
-    if len(inputs) != len(graph.inputs):
-        raise ValueError(f"graph {graph.name!r} takes {len(graph.inputs)} inputs "
-                         f"({', '.join(graph.nodes[i].name for i in graph.inputs)}), got {len(inputs)}")
-    env: dict[int, Tensor] = {}
-    for i, x in zip(graph.inputs, inputs):
-        node = graph.nodes[i]
-        t = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
-        if tuple(t.shape) != tuple(node.shape):
-            raise ValueError(f"input {node.name!r} of graph {graph.name!r} expects shape {tuple(node.shape)}, "
-                             f"got {tuple(t.shape)}")
-        env[i] = t
-    for n in graph.nodes.values():
-        if n.op == "input":
-            continue
-        if n.op == "param":
-            env[n.id] = params[n.name] if params and n.name in params else Tensor._wrap(n.value)
-        elif n.op == "const":
-            env[n.id] = Tensor._wrap(n.value)
-        else:
-            env[n.id] = apply(n.op, *[env[i] for i in n.inputs], **n.attrs)
-    return [env[i] for i in graph.outputs]
+    return TensorInterpreter(graph).run(*inputs, params=params)
 
 
 # ---- recording subgraphs -----------------------------------------------------------------------------
