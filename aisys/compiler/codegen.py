@@ -349,6 +349,11 @@ class EpilogueKernel:
         return self.elementwise(y, *rest, out=out)
 
 
+def kernel_source(node: Node) -> str:
+    """The generated source of a ``fused`` node's kernel (text only: numba compiles on the first call)."""
+    return build_kernel(node).source
+
+
 def build_kernel(node: Node):
     """The compiled kernel object for a ``fused`` node (numba compiles on its first call)."""
     if node.op != "fused":

@@ -155,16 +155,24 @@ class Graph:
                 u[i].append(n.id)
         return u
 
-    def live_ids(self) -> set[int]:
-        """Nodes reachable backwards from the outputs (everything else is dead code)."""
-        live, stack = set(), list(self.outputs)
+    def ancestors(self, roots) -> set[int]:
+        """``roots`` and every node they read, directly or not (reachable backwards along inputs)."""
+        seen, stack = set(), list(roots)
         while stack:
             i = stack.pop()
-            if i in live:
+            if i in seen:
                 continue
-            live.add(i)
+            seen.add(i)
             stack.extend(self.nodes[i].inputs)
-        return live
+        return seen
+
+    def live_ids(self) -> set[int]:
+        """Nodes reachable backwards from the outputs (everything else is dead code)."""
+        return self.ancestors(self.outputs)
+
+    def names(self) -> set[str]:
+        """The names taken by inputs and parameters (a new parameter needs a fresh one)."""
+        return {n.name for n in self.nodes.values() if n.op in ("param", "input")}
 
     def params(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.op == "param"]

@@ -30,13 +30,7 @@ def forward_nodes(graph: Graph, loss: int | None = None) -> list[int]:
         loss = returns[0]
     if loss not in graph.nodes:
         raise ValueError(f"loss=%{loss} is not a node of graph {graph.name!r}")
-    anc, stack = set(), [loss]
-    while stack:
-        i = stack.pop()
-        if i in anc:
-            continue
-        anc.add(i)
-        stack.extend(graph.nodes[i].inputs)
+    anc = graph.ancestors([loss])
     return [n.id for n in graph.nodes.values() if n.id in anc and not n.is_leaf]
 
 
