@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from aisys.compiler.memory import (PLANNERS, Buffer, MemoryLimitError, MemoryPlan, align_up, greedy_by_size_offsets,
                                    live_bytes_profile, plan_buffers)
-from aisys.compiler.memory.planners import _best_fit_in_order, _breadth_order, _size_order
+from aisys.compiler.memory.offset_planners import _best_fit_in_order, _breadth_order, _size_order
 from aisys.compiler.memory.workloads import chain_buffers, random_buffers
 
 # Worked example (alignment 1). Live bytes per step: 5, 7, 7, 7, 3 -> lower bound 7.

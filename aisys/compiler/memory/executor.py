@@ -21,8 +21,8 @@ from aisys.framework.graph import Graph
 from aisys.framework.interpreter import Interpreter, evaluate_node
 
 from .liveness import buffer_name
-from .plan import MemoryPlan
-from .planners import Planner
+from .records import MemoryPlan
+from .offset_planners import Planner
 
 
 class ArenaExecutor(Interpreter):
@@ -37,7 +37,7 @@ class ArenaExecutor(Interpreter):
     def __init__(self, graph: Graph, plan: MemoryPlan | None = None, *, planner: str | Planner = "greedy_by_size",
                  clock: str = "wall", **plan_kwargs):
         import aisys.framework.ops  # noqa: F401  (fills the op registry the interpreter reads)
-        from .planning import plan_memory
+        from .graph_planning import plan_memory
 
         if clock not in ("wall", "steps"):
             raise ValueError(f"clock must be 'wall' (measured microseconds) or 'steps' (deterministic), got {clock!r}")

@@ -138,7 +138,7 @@ def checkpoint_graph(graph: Graph, every: int | None = None, keep: Iterable[int]
 def sweep_graph_checkpoints(graph: Graph, everies: Iterable[int] | None = None, planner="greedy_by_size",
                             loss: int | None = None, alignment: int = 64) -> list[tuple[CheckpointedGraph, "object"]]:
     """(rewritten graph, its memory plan) for each interval; default 1..number of saved activations."""
-    from .planning import plan_memory
+    from .graph_planning import plan_memory
 
     n = len(saved_activations(graph, loss))
     rows = []
@@ -150,7 +150,7 @@ def sweep_graph_checkpoints(graph: Graph, everies: Iterable[int] | None = None, 
 
 def checkpoint_table(rows) -> str:
     """Plain-text table of a sweep: interval, kept, recomputed ops, peak."""
-    from .plan import format_bytes
+    from .records import format_bytes
 
     lines = [f"{'every':>5}  {'kept':>4}  {'recomputed ops':>14}  {'peak':>10}"]
     base = rows[0][1].peak_bytes if rows else 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from .plan import Buffer
+from .records import Buffer
 
 
 def random_buffers(n: int, seed: int, steps: int | None = None, max_life: int | None = None,
