@@ -53,6 +53,7 @@ what went wrong."""),
 import numpy as np
 
 import aisys.chip as chip
+from aisys.models import lenet_layers
 from aisys.chip import preset
 from aisys.labkit import check, exercise
 from widgets.chip import RooflinePlot, SystolicAnimator, UtilizationView
@@ -283,7 +284,7 @@ def mma_count(M, N, K, tile=(16, 16, 16)):
 check("8.3", mma_count)"""),
     (EXERCISE_DEPENDENT, """\
 # your function on LeNet's GEMMs: tiny layers waste most of a 16x16x16 cube
-for layer in chip.lenet_layers():
+for layer in lenet_layers():
     if layer.macs:
         M, N, K = layer.gemm
         n, waste = mma_count(M, N, K)
@@ -300,7 +301,7 @@ buffers so the next tile loads while this one computes. An event-driven simulati
 unit, when it is busy, when it is stalled and why, and when it is idle: the view Ascend's profiler
 gives as *PipeUtilization*."""),
     (CODE, """\
-res = chip.simulate_layers(chip.lenet_layers(), "davinci")
+res = chip.simulate_layers(lenet_layers(), "davinci")
 print(res.program.summary())
 print()
 print(res.summary())"""),
