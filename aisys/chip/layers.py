@@ -31,9 +31,12 @@ def _check_activation(where: str, activation) -> None:
 @dataclass(frozen=True)
 class _Layer:
     """What every layer record carries besides its shape: the op registry's FLOPs and bytes of the graph node
-    it was lowered from (0 when typed by hand: then ``flops`` is the record's own count)."""
-    registry_flops: int = field(default=0, kw_only=True)
-    registry_bytes: int = field(default=0, kw_only=True)
+    it was lowered from (None when typed by hand: then ``flops`` is the record's own count)."""
+    registry_flops: int | None = field(default=None, kw_only=True)
+    registry_bytes: int | None = field(default=None, kw_only=True)
+
+    def _counted(self, own: int) -> int:
+        return own if self.registry_flops is None else self.registry_flops
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Gemm(_Layer):
 
     @property
     def flops(self) -> int:
-        return self.registry_flops or 2 * self.macs
+        return self._counted(2 * self.macs)
 
     def io_words(self) -> dict:
         return {"ifmap": self.M * self.K, "filter": self.K * self.N, "ofmap": self.M * self.N}
@@ -117,7 +120,7 @@ class Conv(_Layer):
 
     @property
     def flops(self) -> int:
-        return self.registry_flops or 2 * self.macs
+        return self._counted(2 * self.macs)
 
     def io_words(self) -> dict:
         M, N, K = self.gemm
@@ -166,7 +169,7 @@ class Elementwise(_Layer):
 
     @property
     def flops(self) -> int:
-        return self.registry_flops or self.elements
+        return self._counted(self.elements)
 
     def io_words(self) -> dict:
         return {"ifmap": self.operands * self.elements, "filter": 0, "ofmap": self.elements}
@@ -217,7 +220,7 @@ class Pool(_Layer):
 
     @property
     def flops(self) -> int:
-        return self.registry_flops or self.out_elements * self.k * self.k
+        return self._counted(self.out_elements * self.k * self.k)
 
     def io_words(self) -> dict:
         return {"ifmap": self.batch * self.C * self.H * self.W, "filter": 0, "ofmap": self.out_elements}
@@ -242,7 +245,7 @@ class Softmax(_Layer):
 
     @property
     def flops(self) -> int:
-        return self.registry_flops or 5 * self.rows * self.cols
+        return self._counted(5 * self.rows * self.cols)
 
     def io_words(self) -> dict:
         return {"ifmap": self.rows * self.cols, "filter": 0, "ofmap": self.rows * self.cols}
@@ -266,7 +269,7 @@ class LayerNorm(_Layer):
 
     @property
     def flops(self) -> int:
-        return self.registry_flops or 8 * self.rows * self.cols
+        return self._counted(8 * self.rows * self.cols)
 
     def io_words(self) -> dict:
         return {"ifmap": self.rows * self.cols, "filter": 2 * self.cols, "ofmap": self.rows * self.cols}
