@@ -203,3 +203,18 @@ def test_training_step_with_nn_and_optim_names_every_state(make_opt):
         for name, p in model.named_parameters():
             np.testing.assert_allclose(outs[g.outputs.index(g.updates[name])], p.numpy(), rtol=1e-5, atol=1e-6)
         outs = interpret(g, x, y, params={n: outs[g.outputs.index(i)] for n, i in g.updates.items()})
+
+
+def test_compare_captures_is_the_record_the_widget_draws():
+    from aisys.frontend import compare_captures
+
+    x, h = rnn_inputs()
+    cmp = compare_captures(rnn_cell, [x, h], {"prev_h": [x, h], "-prev_h": [x, -h]})
+    same, other = cmp.run("prev_h"), cmp.run("-prev_h")
+    assert same.verdicts == {"traced": "right", "scripted": "right"}
+    assert other.verdicts == {"traced": "wrong", "scripted": "right"}   # the branch the trace baked in
+    np.testing.assert_allclose(other.outputs["scripted"], rnn_cell(x, -h).numpy(), rtol=1e-6)
+    assert cmp.run("-prev_h") is other and "branch baked" in cmp.warnings[0]
+    assert "traced   wrong" in cmp.summary("-prev_h") and other.eager_graph.name == "eager"
+    with pytest.raises(KeyError, match="no input variant 'h'"):
+        cmp.run("h")
