@@ -231,51 +231,44 @@ class Pool(_Layer):
 
 
 @dataclass(frozen=True)
-class Softmax(_Layer):
-    """Softmax over the last axis of a ``rows x cols`` tensor."""
+class _RowLayer(_Layer):
+    """A vector layer that works on whole rows of a ``rows x cols`` tensor (its last axis)."""
     name: str
     rows: int
     cols: int
 
-    def __post_init__(self):
-        _pos(f"Softmax {self.name!r}", rows=self.rows, cols=self.cols)
-
-    kind = "softmax"
     macs = 0
+    flops_per_element = 1
+    filter_words_per_col = 0
+
+    def __post_init__(self):
+        _pos(f"{type(self).__name__} {self.name!r}", rows=self.rows, cols=self.cols)
 
     @property
     def flops(self) -> int:
-        return self._counted(5 * self.rows * self.cols)
+        return self._counted(self.flops_per_element * self.rows * self.cols)
 
     def io_words(self) -> dict:
-        return {"ifmap": self.rows * self.cols, "filter": 0, "ofmap": self.rows * self.cols}
+        return {"ifmap": self.rows * self.cols, "filter": self.filter_words_per_col * self.cols,
+                "ofmap": self.rows * self.cols}
 
     def describe(self) -> str:
-        return f"softmax {self.rows}x{self.cols}"
+        return f"{self.kind} {self.rows}x{self.cols}"
 
 
 @dataclass(frozen=True)
-class LayerNorm(_Layer):
-    """LayerNorm over the last axis of a ``rows x cols`` tensor."""
-    name: str
-    rows: int
-    cols: int
+class Softmax(_RowLayer):
+    """Softmax over the last axis of a ``rows x cols`` tensor: max, subtract+exp, sum, scale (5 FLOPs an element)."""
+    kind = "softmax"
+    flops_per_element = 5
 
-    def __post_init__(self):
-        _pos(f"LayerNorm {self.name!r}", rows=self.rows, cols=self.cols)
 
+@dataclass(frozen=True)
+class LayerNorm(_RowLayer):
+    """LayerNorm over the last axis of a ``rows x cols`` tensor (8 FLOPs an element; reads a weight and a bias)."""
     kind = "layernorm"
-    macs = 0
-
-    @property
-    def flops(self) -> int:
-        return self._counted(8 * self.rows * self.cols)
-
-    def io_words(self) -> dict:
-        return {"ifmap": self.rows * self.cols, "filter": 2 * self.cols, "ofmap": self.rows * self.cols}
-
-    def describe(self) -> str:
-        return f"layernorm {self.rows}x{self.cols}"
+    flops_per_element = 8
+    filter_words_per_col = 2
 
 
 LAYER_TYPES = (Gemm, Conv, Elementwise, Pool, Softmax, LayerNorm)

@@ -154,7 +154,20 @@ def elementwise_source(body: Graph) -> str:
     return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
 
 
-class ElementwiseKernel:
+class _Compiled:
+    """A generated kernel: ``source`` is its text, ``fn`` the numba function (compiled on first use)."""
+    source: str
+    _fn = None
+
+    @property
+    def fn(self):
+        if self._fn is None:
+            from ..kernels import load_kernel
+            self._fn = load_kernel(self.source)
+        return self._fn
+
+
+class ElementwiseKernel(_Compiled):
     """A compiled elementwise group; call with the fused node's input arrays."""
     kind = "elementwise"
 
@@ -166,14 +179,6 @@ class ElementwiseKernel:
         groups, pats = broadcast_plan(in_shapes, self.out_shape)
         self.in_shapes, self.loop_shape = collapsed_shapes(in_shapes, self.out_shape, groups, pats)
         self.source = elementwise_source(body)
-        self._fn = None
-
-    @property
-    def fn(self):
-        if self._fn is None:
-            from ..kernels import load_kernel
-            self._fn = load_kernel(self.source)
-        return self._fn
 
     def __call__(self, *arrays, out: np.ndarray | None = None) -> np.ndarray:
         ins = [np.ascontiguousarray(a).reshape(s) for a, s in zip(arrays, self.in_shapes)]
@@ -255,7 +260,7 @@ def reduce_source(body: Graph) -> str:
     return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
 
 
-class ReduceKernel:
+class ReduceKernel(_Compiled):
     kind = "reduce"
 
     def __init__(self, body: Graph):
@@ -272,14 +277,6 @@ class ReduceKernel:
         r = len(self.in_shape)
         self.in_shapes = [(1,) * (r - len(body.nodes[i].shape)) + tuple(body.nodes[i].shape) for i in body.inputs]
         self.source = reduce_source(body)
-        self._fn = None
-
-    @property
-    def fn(self):
-        if self._fn is None:
-            from ..kernels import load_kernel
-            self._fn = load_kernel(self.source)
-        return self._fn
 
     def __call__(self, *arrays, out=None) -> np.ndarray:
         ins = [np.ascontiguousarray(a).reshape(s) for a, s in zip(arrays, self.in_shapes)]

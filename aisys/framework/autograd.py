@@ -11,35 +11,21 @@ import itertools
 
 import numpy as np
 
+from .walk import postorder
 from .tensor import Tensor, _Mode, _ops as _tensor_methods, enable_grad, no_grad, set_grad_enabled
 
 
+def _recorded_inputs(t):
+    ctx = t._ctx
+    if ctx[1] is _FREED:
+        raise RuntimeError("backward through a graph a second time: its saved intermediates were freed "
+                           "after the first backward(); pass retain_graph=True to the first call")
+    return [x for x in ctx[1] if x._ctx is not None]
+
+
 def _topo(roots):
-    """Tensors reachable from ``roots`` through recorded ops, inputs before outputs (iterative DFS)."""
-    order, seen = [], set()
-    for root in roots:
-        if root._ctx is None or id(root) in seen:
-            continue
-        stack = [(root, False)]
-        while stack:
-            t, done = stack.pop()
-            if done:
-                order.append(t)
-                continue
-            if id(t) in seen:
-                continue
-            seen.add(id(t))
-            stack.append((t, True))
-            ctx = t._ctx
-            if ctx is None:
-                continue
-            if ctx[1] is _FREED:
-                raise RuntimeError("backward through a graph a second time: its saved intermediates were freed "
-                                   "after the first backward(); pass retain_graph=True to the first call")
-            for x in ctx[1]:
-                if x._ctx is not None and id(x) not in seen:
-                    stack.append((x, False))
-    return order
+    """Tensors reachable from ``roots`` through recorded ops, inputs before outputs."""
+    return postorder([r for r in roots if r._ctx is not None], _recorded_inputs)
 
 
 _FREED = ("freed",)     # replaces a record's inputs once backward() has released them (the op name stays)

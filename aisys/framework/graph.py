@@ -9,7 +9,6 @@ widget can show where a fused or folded node's work originated. Printed form:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -39,16 +38,16 @@ class Node:
         return self.op in LEAVES
 
     @property
+    def spec(self) -> Spec:
+        return Spec(tuple(self.shape), self.dtype)
+
+    @property
     def numel(self) -> int:
-        return math.prod(self.shape)
+        return self.spec.numel
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.dtype.itemsize
-
-    @property
-    def spec(self) -> Spec:
-        return Spec(tuple(self.shape), self.dtype)
+        return self.spec.nbytes
 
     def type_str(self) -> str:
         return f"{self.dtype.short}[{','.join(str(s) for s in self.shape)}]"

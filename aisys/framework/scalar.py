@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from . import dtypes as _dt
+from .walk import postorder
 
 #: dtypes the numba emitter handles (numba has no float16/bfloat16 arithmetic)
 EMIT_DTYPES = frozenset({"bool", "int8", "int32", "int64", "float32", "float64"})
@@ -176,18 +177,7 @@ def build(fn: Callable, n_args: int, attrs: dict | None = None) -> Expr:
 # ---- reading an expression ------------------------------------------------------------------------------
 def walk(e: Expr) -> list[Expr]:
     """Every node once, operands before their users (a shared node appears once)."""
-    out, seen, stack = [], set(), [(e, False)]
-    while stack:
-        n, done = stack.pop()
-        if done:
-            out.append(n)
-            continue
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        stack.append((n, True))
-        stack.extend((a, False) for a in reversed(n.args))
-    return out
+    return postorder([e], lambda n: reversed(n.args))
 
 
 def vector_instructions(e: Expr) -> tuple[str, ...]:

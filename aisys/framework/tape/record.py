@@ -11,6 +11,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..registry import get as get_op
 from ..tensor import Tensor, _Mode, no_grad
+from ..walk import postorder
 
 LEAF_OPS = ("input", "const")
 
@@ -94,27 +95,17 @@ class Tape:
         if t._ctx is None:
             raise ValueError("Tape.from_tensor: this tensor has no recorded history; compute it from inputs "
                              "created with requires_grad=True (or use Tape.record(fn, *inputs))")
-        order, seen, leaves = [], set(), []
-        stack = [(t, False)]
-        while stack:                                            # iterative DFS: inputs before users
-            x, done = stack.pop()
-            if done:
-                order.append(x)
-                continue
-            if id(x) in seen:
-                continue
-            seen.add(id(x))
+        def inputs_of(x):
             if x._ctx is None:
-                leaves.append(x)
-                continue
+                return ()
             if x._ctx[1] is _FREED:
                 raise ValueError("Tape.from_tensor: the graph was freed by backward(); read the tape before "
                                  "calling backward(), or call backward(retain_graph=True)")
-            stack.append((x, True))
-            for y in reversed(x._ctx[1]):
-                if id(y) not in seen:
-                    stack.append((y, False))
-        inputs = [x for x in leaves if x.requires_grad]
+            return reversed(x._ctx[1])                          # first input first
+
+        walk = postorder([t], inputs_of)                        # inputs before users
+        order = [x for x in walk if x._ctx is not None]
+        inputs = [x for x in walk if x._ctx is None and x.requires_grad]
         names = _input_names(names, len(inputs))
         builder = _Builder()
         for k, x in enumerate(inputs):

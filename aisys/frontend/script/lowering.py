@@ -648,11 +648,7 @@ class _Lowering:
                                  "make it a tensor from the start", stmt)
             if not test:
                 return None
-            self.loop_depth += 1
-            try:
-                res = self.block(stmt.body)
-            finally:
-                self.loop_depth -= 1
+            res = self.loop_body(stmt.body)
             if res is not None:
                 return res
         raise self.error("control flow", f"this while loop on Python values did not finish after {limit} "
@@ -673,14 +669,18 @@ class _Lowering:
             raise self.error("control flow", f"the loop would unroll into {len(items)} copies", "", stmt)
         for item in items:
             self.assign(stmt.target, item)
-            self.loop_depth += 1
-            try:
-                res = self.block(stmt.body)
-            finally:
-                self.loop_depth -= 1
+            res = self.loop_body(stmt.body)
             if res is not None:
                 return res
         return None
+
+    def loop_body(self, body):
+        """One unrolled iteration of a Python-valued loop (``loop_depth`` counts the loops around it)."""
+        self.loop_depth += 1
+        try:
+            return self.block(body)
+        finally:
+            self.loop_depth -= 1
 
 
 def _contains_return(stmt) -> bool:
