@@ -216,3 +216,24 @@ def test_chip_refuses_with_the_op_and_the_reason(name):
     g, node = _one_node_graph(name, row.samples(row.rng())[0])
     with pytest.raises(ValueError, match=rf"%{node.id} = {name} has no chip model: .*backward"):
         chip.graph_to_layers(g)
+
+
+def test_every_chip_instruction_the_registry_names_is_one_the_chip_has():
+    """The registry names instructions; the chip prices them (vector.DEFAULT_OP_CYCLES, its matrix ISA)."""
+    from aisys.chip.from_graph import LAYER_OF_INSTRUCTION
+    from aisys.chip.vector import DEFAULT_OP_CYCLES
+    for name, op in OPS.items():
+        low = op.lowering
+        if low.unit == "vector" and low.instruction:
+            assert low.instruction in DEFAULT_OP_CYCLES or ("vector", low.instruction) in LAYER_OF_INSTRUCTION, name
+        elif low.unit == "matrix":
+            assert ("matrix", low.instruction) in LAYER_OF_INSTRUCTION, name
+    assert {p.vector for p in S.PRIMS.values()} <= set(DEFAULT_OP_CYCLES)     # derived chains too
+
+
+def test_the_random_graph_generator_draws_ops_the_kernels_compute():
+    """compiler.testing's vocabularies are a fuzzer's grammar (chosen for safe domains), not op semantics:
+    each op it draws must be one the registry gives a scalar expression or a combiner."""
+    from aisys.compiler import testing
+    assert all(OPS[n].scalar is not None for n in testing.UNARY + testing.BINARY)
+    assert all(OPS[n].reduction is not None for n in testing.REDUCE)
