@@ -122,7 +122,7 @@ class MemoryTimeline(widgets.VBox):
     def _source(self):
         return self._own_plan or self._graph or self.source
 
-    def _compare(self, inplace: bool, k: int):
+    def _planner_comparison(self, inplace: bool, k: int):
         """Every offered planner's plan for these options (aisys.compiler.memory.compare_planners), computed once."""
         key = (inplace, k)
         if key not in self._cache:
@@ -131,7 +131,7 @@ class MemoryTimeline(widgets.VBox):
         return self._cache[key]
 
     def _plan_for(self, name: str, inplace: bool, k: int) -> tuple[MemoryPlan, str]:
-        r = self._compare(inplace, k).results[name]
+        r = self._planner_comparison(inplace, k).results[name]
         if isinstance(r, Exception):
             raise r
         return r.plan, r.note
@@ -194,7 +194,7 @@ class MemoryTimeline(widgets.VBox):
 
     def _comparison(self, inplace: bool, k: int) -> str:
         """Every offered planner's peak for the current options, side by side (a failing planner says so)."""
-        cmp = self._compare(inplace, k)
+        cmp = self._planner_comparison(inplace, k)
         cells = [f"{html.escape(name)}: <b>{text}</b>" if name in cmp.peak_bytes() else
                  f"{html.escape(name)}: <i>{html.escape(text)}</i>" for name, text in cmp.cells()]
         return "peaks — " + " · ".join(cells)
@@ -214,7 +214,7 @@ class MemoryTimeline(widgets.VBox):
         lines = ["MemoryTimeline: " + ", ".join(opts)]
         if self.checkpoint_info:
             lines.append(self.checkpoint_info)
-        lines.append(self._compare(self.inplace_box.value, self.checkpoint_slider.value).summary())
+        lines.append(self._planner_comparison(self.inplace_box.value, self.checkpoint_slider.value).summary())
         lines.append(self.plan.summary(max_rows=6))
         return "\n".join(lines)
 

@@ -334,7 +334,7 @@ away). Here is the lab's own kernel set, a separate `Dispatcher`, and how reques
 from aisys.framework.dispatch import DISPATCHER, Dispatcher, demo_dispatcher, dispatch_order as library_order
 
 kernels = demo_dispatcher()
-print("registered kernels:", sorted(f"{op}@{dev}/{dt}" for op, dev, dt in kernels.kernels))
+print("registered kernels:", sorted(f"{op}@{dev}/{dt}" for op, dev, dt, layout in kernels.kernels))
 print()
 print(kernels.table(["matmul", "relu"], ["cpu", "npu"], ["float32", "bfloat16"]))"""),
     (MD, """\
@@ -361,7 +361,7 @@ check("3.3", dispatch_order)"""),
 mine = demo_dispatcher(order=dispatch_order)
 print(mine.table(["matmul", "add"], ["npu"], ["bfloat16", "int8"]))
 a = aisys.randn(2, 3).bfloat16()
-print("\\nmatmul on the npu in bf16 ->", mine.resolve("matmul", "npu", "bfloat16").kernel_name, "\\n", mine("matmul", a, a.T, device="npu"))"""),
+print("\\nmatmul on the npu in bf16 ->", mine.resolve("matmul", "npu", "bfloat16").kernel_name, "\\n", aisys.tensor(mine("matmul", a, a.T, device="npu")))"""),
     (MD, """\
 Your order also drives aisys itself. Below, the library's dispatcher gets one CPU float32 matmul kernel and
 your `dispatch_order`; an ordinary eager `a @ a.T` on bfloat16 tensors (eager tensors live on the `cpu`) then
