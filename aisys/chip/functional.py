@@ -90,6 +90,25 @@ def _stream_right(val, pres, ok, fold, step, inj, start, src, t, F, T, fdiv, fmo
     return reads
 
 
+def _tokens(R, C, dtype):
+    """A grid of tokens in flight: value, present, real (not padding), fold, step (-1: none yet)."""
+    return (np.zeros((R, C), dtype), np.zeros((R, C), np.bool_), np.zeros((R, C), np.bool_),
+            np.full((R, C), -1, np.int64), np.full((R, C), -1, np.int64))
+
+
+def _finish(counters, cycles, reads_a, reads_b, exits, writes, macs, start):
+    """What a finished run reports: cycles, reads of each operand, values leaving the array, final writes,
+    useful MACs, and when each fold's stream started."""
+    counters[0] = cycles
+    counters[1] = reads_a
+    counters[2] = reads_b
+    counters[3] = exits
+    counters[4] = writes
+    counters[5] = macs
+    for f in range(start.shape[0]):
+        counters[8 + f] = start[f]
+
+
 def _os_kernel(A, B, R, C, overlapped, record, out, activity, foldmap, tag, counters, max_cycles):
     M = A.shape[0]
     T = A.shape[1]
@@ -97,16 +116,8 @@ def _os_kernel(A, B, R, C, overlapped, record, out, activity, foldmap, tag, coun
     rf = (M + R - 1) // R
     cf = (N + C - 1) // C
     F = rf * cf
-    a_val = np.zeros((R, C), out.dtype)
-    a_pres = np.zeros((R, C), np.bool_)
-    a_ok = np.zeros((R, C), np.bool_)
-    a_fold = np.full((R, C), -1, np.int64)
-    a_k = np.full((R, C), -1, np.int64)
-    b_val = np.zeros((R, C), out.dtype)
-    b_pres = np.zeros((R, C), np.bool_)
-    b_ok = np.zeros((R, C), np.bool_)
-    b_fold = np.full((R, C), -1, np.int64)
-    b_k = np.full((R, C), -1, np.int64)
+    a_val, a_pres, a_ok, a_fold, a_k = _tokens(R, C, out.dtype)
+    b_val, b_pres, b_ok, b_fold, b_k = _tokens(R, C, out.dtype)
     acc = np.zeros((R, C), out.dtype)
     start = np.full(F, -1, np.int64)
     start[0] = 0
@@ -203,14 +214,7 @@ def _os_kernel(A, B, R, C, overlapped, record, out, activity, foldmap, tag, coun
                 start[next_fold] = t + 1
                 next_fold += 1
         t += 1
-    counters[0] = t + 1
-    counters[1] = ifmap_reads
-    counters[2] = filter_reads
-    counters[3] = writes
-    counters[4] = writes
-    counters[5] = macs
-    for f in range(F):
-        counters[8 + f] = start[f]
+    _finish(counters, t + 1, ifmap_reads, filter_reads, writes, writes, macs, start)
 
 
 def _stationary_kernel(S, X, R, C, overlapped, record, Y, activity, foldmap, tag, counters, max_cycles):
@@ -235,11 +239,7 @@ def _stationary_kernel(S, X, R, C, overlapped, record, Y, activity, foldmap, tag
     load_fold = np.full(C, -1, np.int64)
     load_step = np.zeros(C, np.int64)
     # streaming inputs (move right) and partial sums (move down)
-    x_val = np.zeros((R, C), Y.dtype)
-    x_pres = np.zeros((R, C), np.bool_)
-    x_ok = np.zeros((R, C), np.bool_)
-    x_fold = np.full((R, C), -1, np.int64)
-    x_m = np.full((R, C), -1, np.int64)
+    x_val, x_pres, x_ok, x_fold, x_m = _tokens(R, C, Y.dtype)
     p_val = np.zeros((R, C), Y.dtype)
     p_pres = np.zeros((R, C), np.bool_)
     p_fold = np.full((R, C), -1, np.int64)
@@ -376,28 +376,21 @@ def _stationary_kernel(S, X, R, C, overlapped, record, Y, activity, foldmap, tag
             start[next_start] = t + 1
             next_start += 1
         t += 1
-    counters[0] = t + 1
-    counters[1] = x_reads
-    counters[2] = s_reads
-    counters[3] = exits
-    counters[4] = final_writes
-    counters[5] = macs
-    for f in range(F):
-        counters[8 + f] = start[f]
+    _finish(counters, t + 1, x_reads, s_reads, exits, final_writes, macs, start)
 
 
 _COMPILED: dict = {}
 
 
 def _kernel(name: str, engine: str):
-    global _stream_right
+    global _stream_right, _finish, _tokens
     fn = {"os": _os_kernel, "stationary": _stationary_kernel}[name]
     if engine == "python":
         return fn
     if name not in _COMPILED:
         from numba import njit   # lazy: importing aisys.chip never loads numba
-        if not hasattr(_stream_right, "py_func"):       # the kernels' helper is compiled with them
-            _stream_right = njit(cache=True)(_stream_right)
+        if not hasattr(_stream_right, "py_func"):       # the kernels' helpers are compiled with them
+            _stream_right, _finish, _tokens = (njit(cache=True)(f) for f in (_stream_right, _finish, _tokens))
         _COMPILED[name] = njit(cache=True)(fn)
     return _COMPILED[name]
 
