@@ -1,0 +1,139 @@
+"""``aisys.onnx.Backend``: ONNX's backend interface over the importer and the graph interpreter, so ONNX's
+own conformance tests (``onnx.backend.test``, shipped inside the ``onnx`` wheel) run against aisys.
+
+    rep = aisys.onnx.Backend.prepare(model)          # import once
+    outputs = rep.run([x])                           # run as often as you like
+
+``prepare(model, device, compile=True)`` runs the graph through ``aisys.compile`` (passes and fused
+kernels) instead of the interpreter.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx.backend.base import Backend as _OnnxBackend, BackendRep as _OnnxBackendRep, Device, DeviceType, namedtupledict
+
+from ...framework.graph import Graph, interpret
+from .importer import load, read_model
+from .types import NeedsValue
+
+
+def run(graph: Graph, inputs: dict | None = None, **named) -> dict:
+    """Run an imported (or any) graph by the interpreter: ``{input name: array}`` in, ``{output name: array}``
+    out (outputs are named as in the ONNX file, or ``output0``, ``output1``... for other graphs)."""
+    feeds = dict(inputs or {}, **named)
+    names = [graph.nodes[i].name for i in graph.inputs]
+    missing = [n for n in names if n not in feeds]
+    extra = sorted(set(feeds) - set(names))
+    if missing or extra:
+        raise ValueError(f"aisys.onnx.run: graph {graph.name!r} takes inputs {names}"
+                         + (f"; missing {missing}" if missing else "") + (f"; unknown {extra}" if extra else ""))
+    outs = interpret(graph, *[np.asarray(feeds[n]) for n in names])
+    return dict(zip(output_names(graph), outs))
+
+
+def output_names(graph: Graph) -> list[str]:
+    names = list(getattr(graph, "output_names", []) or [])
+    return names if len(names) == len(graph.outputs) else [f"output{k}" for k in range(len(graph.outputs))]
+
+
+class BackendRep(_OnnxBackendRep):
+    """A prepared model: the imported graph (``.graph``) and how it runs (interpreter or compiled).
+
+    A model whose shape-determining values (Reshape's target, Slice's bounds, reduction axes) arrive as
+    graph inputs cannot be one static graph: it is specialized at ``run()`` on those inputs' values, one
+    graph per distinct value (cached), the way static-shape compilers treat shape arguments."""
+
+    def __init__(self, model, graph: Graph | None, compile: bool = False, bound: tuple = ()):
+        self.model, self.graph, self.compile, self.bound = model, graph, compile, tuple(bound)
+        self.compiled = _compile(graph) if compile and graph is not None else None
+        self._specialized: dict = {}
+
+    def _inputs(self, inputs) -> dict:
+        names = [vi.name for vi in self.model.graph.input
+                 if vi.name not in {t.name for t in self.model.graph.initializer}]
+        if isinstance(inputs, dict):
+            return dict(inputs)
+        arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(arrays) != len(names):
+            raise ValueError(f"the model takes {len(names)} inputs ({names}), got {len(arrays)}")
+        return dict(zip(names, arrays))
+
+    def _specialize(self, feeds: dict) -> "BackendRep":
+        bound: dict = {name: np.asarray(feeds[name]) for name in self.bound}
+        key = tuple((n, v.dtype.str, v.shape, v.tobytes()) for n, v in sorted(bound.items()))
+        if key not in self._specialized:
+            while True:
+                try:
+                    graph = load(self.model, input_values=bound)
+                    break
+                except NeedsValue as exc:
+                    if exc.input_name in bound or exc.input_name not in feeds:
+                        raise
+                    bound[exc.input_name] = np.asarray(feeds[exc.input_name])
+            self.bound = tuple(bound)
+            key = tuple((n, v.dtype.str, v.shape, v.tobytes()) for n, v in sorted(bound.items()))
+            self._specialized[key] = BackendRep(self.model, graph, self.compile)
+        return self._specialized[key]
+
+    def run(self, inputs, **kwargs):
+        feeds = self._inputs(inputs)
+        rep = self if self.graph is not None else self._specialize(feeds)
+        g = rep.graph
+        arrays = [np.asarray(feeds[g.nodes[i].name]) for i in g.inputs]
+        outs = rep.compiled.run_arrays(*arrays) if rep.compiled is not None else interpret(g, *arrays)
+        outs = [np.asarray(o) for o in outs]
+        return namedtupledict("Outputs", output_names(g))(*outs)
+
+
+def _compile(graph):
+    from ...compiler import compile as compile_graph
+    return compile_graph(graph)
+
+
+class Backend(_OnnxBackend):
+    """onnx.backend.base.Backend for aisys: CPU only (the numpy references, or numba kernels when compiled)."""
+
+    @classmethod
+    def is_compatible(cls, model, device: str = "CPU", **kwargs) -> bool:
+        return cls.supports_device(device)
+
+    @classmethod
+    def prepare(cls, model, device: str = "CPU", compile: bool = False, **kwargs) -> BackendRep:
+        super().prepare(model, device, **kwargs)
+        if not cls.supports_device(device):
+            raise ValueError(f"aisys runs on the CPU only, not {device!r}")
+        model = read_model(model)
+        try:
+            graph = load(model)
+        except NeedsValue:                 # shapes arrive as inputs: specialize at run()
+            graph = None
+        return BackendRep(model, graph, compile)
+
+    @classmethod
+    def run_model(cls, model, inputs, device: str = "CPU", **kwargs):
+        return cls.prepare(model, device, **kwargs).run(inputs)
+
+    @classmethod
+    def run_node(cls, node, inputs, device: str = "CPU", outputs_info=None, **kwargs):
+        """Run one NodeProto on inputs (given in the order of node.input): wrapped in a one-node model."""
+        from onnx import helper
+        from .types import onnx_type
+        from ...framework import dtypes as _dt
+        ins = [helper.make_tensor_value_info(name, onnx_type(_dt.from_numpy(np.asarray(a).dtype)), np.shape(a))
+               for name, a in zip(node.input, inputs) if name]
+        outs = [helper.make_tensor_value_info(name, 0, None) for name in node.output if name]
+        g = helper.make_graph([node], "node", ins, outs)
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", kwargs.pop("opset_version", 17))])
+        return cls.run_model(model, [a for name, a in zip(node.input, inputs) if name], device)
+
+    @classmethod
+    def supports_device(cls, device: str) -> bool:
+        return Device(device).type == DeviceType.CPU
+
+
+prepare = Backend.prepare
+run_model = Backend.run_model
+supports_device = Backend.supports_device
+
+__all__ = ["Backend", "BackendRep", "run", "prepare", "run_model", "supports_device", "output_names", "onnx"]
