@@ -269,6 +269,7 @@ class Context:
     def const(self, value, dtype=None) -> int:
         arr = np.asarray(value, dtype=None if dtype is None else _dt.as_dtype(dtype).np)
         n = self.g.add_const(arr)
+        self.added.append(n.id)
         return n.id
 
     def scalar(self, v, like: int) -> int:
@@ -820,7 +821,9 @@ def _pool(ctx):
     include_pad = int(ctx.attr("count_include_pad", 0))
     k2, s2, d2 = tuple(_to2d(ks, nsp, 1)), tuple(_to2d(strides, nsp, 1)), tuple(_to2d(dils, nsp, 1))
     b2, e2 = _to2d(begin, nsp, 0), _to2d([max(v, 0) for v in need_end], nsp, 0)
-    if b2 == e2 and all(2 * p <= k for p, k in zip(b2, k2)):
+    declared_end = _to2d(end, nsp, 0)
+    fits = all(n <= e for n, e in zip(_to2d(need_end, nsp, 0), declared_end))   # floor mode drops the rest
+    if b2 == declared_end and fits and all(2 * p <= k for p, k in zip(b2, k2)):
         padding = tuple(b2)
     else:
         ctx.note(f"pads {begin}+{end}{' with ceil_mode' if ceil_mode else ''}: an explicit pad, then an unpadded pool")
@@ -858,7 +861,7 @@ def _batch_norm(ctx):
     """batch_norm with the running statistics; training_mode: the batch's own mean and variance, and
     the updated running statistics as outputs 1 and 2"""
     x, scale, bias, mean, var = (ctx.x(k) for k in range(5))
-    eps = float(ctx.attr("epsilon", 1e-5))
+    eps = float(f"{ctx.attr('epsilon', 1e-5):.7g}")       # a float32 attribute: its shortest decimal
     training = int(ctx.attr("training_mode", 0)) or (ctx.opset < 14 and len([o for o in ctx.node.output if o]) > 1)
     if not training:
         return ctx.add("batch_norm", (x, mean, var, scale, bias), eps=eps)
@@ -879,7 +882,7 @@ def _layer_norm(ctx):
     x, scale, bias = ctx.x(0), ctx.x(1), ctx.opt(2)
     shape = ctx.shape(x)
     axis = axis_of(ctx, int(ctx.attr("axis", -1)), len(shape))
-    eps = float(ctx.attr("epsilon", 1e-5))
+    eps = float(f"{ctx.attr('epsilon', 1e-5):.7g}")
     if int(ctx.attr("stash_type", 1)) != 1:
         ctx.unsupported("stash_type", ctx.attr("stash_type"), "1 (statistics in float32)")
     dt = ctx.dtype(x)

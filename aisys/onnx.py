@@ -1,0 +1,19 @@
+"""aisys.onnx — bring your own model: real ``.onnx`` files in and out, checked by onnxruntime and ONNX's own tests.
+
+    import aisys.onnx
+    g = aisys.onnx.load("model.onnx")             # or a ModelProto: an ordinary Graph
+    print("\\n".join(g.conversion_log)); g.opset
+    aisys.onnx.export(model, (x,), "model.onnx")  # an nn.Module (traced, eval mode) or a Graph -> ModelProto
+    outs = aisys.onnx.run(g, {"input": x_np})     # {output name: array}, by the interpreter
+    aisys.onnx.Backend                            # onnx.backend.base.Backend: prepare(model).run(inputs)
+
+An imported model is an ordinary ``Graph``: the passes, the memory planner and the chip's lowering work on
+it unchanged. Importing ``aisys`` never imports the ``onnx`` package; importing ``aisys.onnx`` does.
+The converter lives in ``aisys/frontend/onnx/`` (importer, exporter, backend, conformance).
+"""
+from .frontend.onnx import (Backend, BackendRep, ConversionError, EXPORT_OPSET, MAX_OPSET, MIN_OPSET, export, load,
+                            run, supported_operators, to_model)
+from .frontend.onnx import conformance  # noqa: F401
+
+__all__ = ["load", "export", "run", "Backend", "BackendRep", "ConversionError", "supported_operators", "to_model",
+           "EXPORT_OPSET", "MIN_OPSET", "MAX_OPSET", "conformance"]
