@@ -5,7 +5,8 @@
   a duplicated output, an unused head);
 - :func:`resnet18` — the ResNet-18 topology (conv 7×7/2, max-pool, 4 stages of 2 basic blocks with 1×1
   downsampling, global average pool, a fully connected head) with seeded weights, for timing the
-  importer, the passes and the chip's lowering at a real model's size.
+  importer, the passes and the chip's lowering at a real model's size;
+- :func:`gemm_mlp` — two Gemm layers using every Gemm attribute (lab 04's exercise 4.4).
 """
 from __future__ import annotations
 
@@ -105,3 +106,20 @@ def resnet18(seed: int = 0, image_size: int = 224, num_classes: int = 1000, batc
     h = b.node("Gemm", [h, "fc.weight", "fc.bias"], "logits", transB=1)
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, image_size, image_size])
     return b.model("resnet18", [x], [helper.make_tensor_value_info(h, TensorProto.FLOAT, None)])
+
+
+def gemm_mlp(seed: int = 0, batch: int = 3, sizes=(6, 5, 4)):
+    """A two-layer MLP written with Gemm the way exporters write Linear layers (transB=1), the second with
+    alpha=0.5, beta=2 and its input transposed (transA=1), so every Gemm attribute is exercised."""
+    b = _Builder(seed)
+    n0, n1, n2 = sizes
+    b.init("fc1.weight", b.rng.standard_normal((n1, n0)) * 0.5)
+    b.init("fc1.bias", b.rng.uniform(-0.5, 0.5, n1))
+    b.init("fc2.weight", b.rng.standard_normal((n1, n2)) * 0.5)
+    b.init("fc2.bias", b.rng.uniform(-0.5, 0.5, (1, n2)))
+    h = b.node("Gemm", ["x", "fc1.weight", "fc1.bias"], "fc1", transB=1)
+    h = b.node("Relu", [h], "relu")
+    h = b.node("Transpose", [h], "h_t", perm=[1, 0])
+    y = b.node("Gemm", [h, "fc2.weight", "fc2.bias"], "y", transA=1, alpha=0.5, beta=2.0)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, n0])
+    return b.model("gemm_mlp", [x], [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)])

@@ -66,7 +66,7 @@ class _Writer:
 
     def op(self, op_type: str, inputs, out: str | None = None, **attrs) -> str:
         out = out or self.fresh(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=self.fresh(f"n_{out}"), **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
         return out
 
     def const(self, value, base: str = "const") -> str:

@@ -278,6 +278,17 @@ class Context:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
+    def call(self, fn, *args, **kwargs) -> int:
+        """Run a function that builds registry ops on the graph directly (``fn(graph, *args)``), logging what
+        it added and naming this node in its errors."""
+        before = self.g._next
+        try:
+            out = fn(self.g, *args, **kwargs)
+        except (ValueError, TypeError, GraphError) as exc:
+            self.fail(f"{getattr(fn, '__name__', 'converter')} refuses these operands: {exc}")
+        self.added += [i for i in self.g.nodes if i >= before]
+        return out
+
     def cast_to(self, i: int, dtype) -> int:
         dtype = _dt.as_dtype(dtype)
         return i if self.dtype(i) is dtype else self.add("cast", (i,), dtype=dtype)
@@ -297,14 +308,15 @@ def axis_of(ctx: Context, axis: int, rank: int, what: str = "axis") -> int:
 # load
 # ---------------------------------------------------------------------------------------------
 def load(model, *, input_shapes: dict | None = None, input_values: dict | None = None,
-         name: str | None = None) -> Graph:
+         converters: dict | None = None, name: str | None = None) -> Graph:
     """Convert an ONNX model (path, bytes or ``onnx.ModelProto``) into a :class:`Graph`.
 
     Initializers holding floating-point weights become ``param`` nodes (named as in the file), other
     initializers (shapes, indices) ``const`` nodes; graph inputs keep their names. The graph carries
     ``conversion_log`` (one line per ONNX node), ``opset``, ``input_names`` and ``output_names``.
     ``input_shapes`` fixes symbolic dimensions, e.g. ``{"input": (1, 3, 224, 224)}``; ``input_values`` binds
-    graph inputs to constants (inputs that carry shapes or axes: the graph is specialized on them)."""
+    graph inputs to constants (inputs that carry shapes or axes: the graph is specialized on them);
+    ``converters`` maps operator types to your own ``fn(ctx) -> node id(s)`` (e.g. a lab exercise's)."""
     proto = read_model(model)
     opset = model_opset(proto)
     gp = proto.graph
@@ -364,7 +376,7 @@ def load(model, *, input_shapes: dict | None = None, input_values: dict | None =
     nodes = _sorted_nodes(gp, known)
     oracle = _static_shapes(proto)
     for node in nodes:
-        _convert_node(ctx, node, log, oracle)
+        _convert_node(ctx, node, log, oracle, converters or {})
     missing = [o.name for o in gp.output if o.name not in ctx.env]
     if missing:
         raise ConversionError(f"graph outputs {missing} are produced by no node")
@@ -381,9 +393,11 @@ def load(model, *, input_shapes: dict | None = None, input_values: dict | None =
     return g
 
 
-def _convert_node(ctx: Context, node, log: list, oracle: dict) -> None:
+def _convert_node(ctx: Context, node, log: list, oracle: dict, custom: dict) -> None:
     ctx.node, ctx.added, ctx.notes = node, [], []
     conv = CONVERTERS.get(node.op_type)
+    if node.op_type in custom:
+        conv = Converter(node.op_type, custom[node.op_type], frozenset(a.name for a in node.attribute), "custom")
     if conv is None:
         raise ConversionError(f"{ctx.where}: operator {node.op_type!r} is not supported by aisys.onnx; supported: "
                               f"{', '.join(supported_operators())}")
@@ -607,27 +621,43 @@ def _matmul(ctx):
     return ctx.reshape(out, s)
 
 
+def gemm_ops(g: Graph, a: int, b: int, c: int | None = None, alpha: float = 1.0, beta: float = 1.0,
+             trans_a: int = 0, trans_b: int = 0) -> int:
+    """ONNX Gemm, Y = alpha·A'·B' + beta·C (A' = Aᵀ if trans_a, B' = Bᵀ if trans_b, C broadcast to Y),
+    written with registry ops on graph ``g``: permute for a transpose, matmul, a mul by a constant only
+    when alpha (or beta) differs from 1, an add of C unless there is none or beta is 0. Returns Y's id."""
+    if trans_a:
+        a = g.add("permute", (a,), {"dims": (1, 0)}).id
+    if trans_b:
+        b = g.add("permute", (b,), {"dims": (1, 0)}).id
+    y = g.add("matmul", (a, b)).id
+    if alpha != 1.0:
+        y = g.add("mul", (y, g.add_const(np.asarray(alpha, g.nodes[y].dtype.np)).id)).id
+    if c is not None and beta != 0.0:
+        if beta != 1.0:
+            c = g.add("mul", (c, g.add_const(np.asarray(beta, g.nodes[c].dtype.np)).id)).id
+        y = g.add("add", (y, c)).id
+    return y
+
+
+def gemm_converter(ops=gemm_ops):
+    """The Gemm converter built on ``ops(g, a, b, c, alpha=, beta=, trans_a=, trans_b=)`` — pass your own
+    (lab 04, exercise 4.4) as ``aisys.onnx.load(model, converters={"Gemm": gemm_converter(mine)})``."""
+    def convert(ctx):
+        return _gemm(ctx, ops)
+    return convert
+
+
 @converter("Gemm", attrs=("alpha", "beta", "transA", "transB"))
-def gemm(ctx):
-    """alpha·(A or Aᵀ)(B or Bᵀ) + beta·C: permute, matmul, mul, add (the multiplies only when ≠ 1)"""
+def _gemm(ctx, ops=gemm_ops):
+    """alpha·(A or Aᵀ)(B or Bᵀ) + beta·C: permute, matmul, mul, add (gemm_ops; lab 04's exercise 4.4)"""
     a, b = ctx.x(0), ctx.x(1)
-    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
     for nm, i in (("A", a), ("B", b)):
         if len(ctx.shape(i)) != 2:
             ctx.fail(f"input {nm} must be 2-D, got shape {list(ctx.shape(i))}")
-    if ctx.attr("transA", 0):
-        a = ctx.add("permute", (a,), dims=(1, 0))
-    if ctx.attr("transB", 0):
-        b = ctx.add("permute", (b,), dims=(1, 0))
-    y = ctx.add("matmul", (a, b))
-    if alpha != 1.0:
-        y = ctx.add("mul", (y, ctx.scalar(alpha, y)))
-    if ctx.has(2) and beta != 0.0:
-        c = ctx.x(2)
-        if beta != 1.0:
-            c = ctx.add("mul", (c, ctx.scalar(beta, c)))
-        y = ctx.add("add", (y, c))
-    return y
+    return ctx.call(ops, a, b, ctx.opt(2), alpha=float(ctx.attr("alpha", 1.0)),
+                    beta=float(ctx.attr("beta", 1.0)), trans_a=int(ctx.attr("transA", 0)),
+                    trans_b=int(ctx.attr("transB", 0)))
 
 
 # ---- convolution and pooling --------------------------------------------------------------------
