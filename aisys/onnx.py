@@ -13,7 +13,8 @@ The converter lives in ``aisys/frontend/onnx/`` (importer, exporter, backend, co
 """
 from .frontend.onnx import (Backend, BackendRep, ConversionError, EXPORT_OPSET, MAX_OPSET, MIN_OPSET, export, load,
                             run, supported_operators, to_model)
-from .frontend.onnx import conformance  # noqa: F401
+from .frontend.onnx import conformance, examples  # noqa: F401
+from .frontend.onnx.importer import gemm_converter, gemm_ops
 
 __all__ = ["load", "export", "run", "Backend", "BackendRep", "ConversionError", "supported_operators", "to_model",
-           "EXPORT_OPSET", "MIN_OPSET", "MAX_OPSET", "conformance"]
+           "EXPORT_OPSET", "MIN_OPSET", "MAX_OPSET", "conformance", "examples", "gemm_ops", "gemm_converter"]
