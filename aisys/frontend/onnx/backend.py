@@ -100,7 +100,7 @@ class Backend(_OnnxBackend):
 
     @classmethod
     def prepare(cls, model, device: str = "CPU", compile: bool = False, **kwargs) -> BackendRep:
-        super().prepare(model, device, **kwargs)
+        # (not onnx.checker, as the base class does: the importer checks the model itself and names the node)
         if not cls.supports_device(device):
             raise ValueError(f"aisys runs on the CPU only, not {device!r}")
         model = read_model(model)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
@@ -47,7 +48,7 @@ class _Builder:
         g = helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="aisys.onnx.examples")
         m.ir_version = 8
-        return m
+        return onnx.shape_inference.infer_shapes(m)     # outputs typed and shaped, as exporters write them
 
 
 def resnet_block(channels: int = 4, size: int = 8, seed: int = 0, exporter_leftovers: bool = True):

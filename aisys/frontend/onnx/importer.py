@@ -1162,6 +1162,17 @@ def _reduce(ctx):
     return ctx.cast_to(y, ctx.dtype(x))
 
 
+@converter("ArgMax", "ArgMin", attrs=("axis", "keepdims", "select_last_index"))
+def _argmax(ctx):
+    """argmax / argmin along axis (ties: the first index)"""
+    x = ctx.x(0)
+    if int(ctx.attr("select_last_index", 0)):
+        ctx.unsupported("select_last_index", 1, "0 (the first index among ties, as the registry's argmax)")
+    axis = axis_of(ctx, int(ctx.attr("axis", 0)), len(ctx.shape(x)))
+    return ctx.add("argmax" if ctx.node.op_type == "ArgMax" else "argmin", (x,), dim=axis,
+                   keepdim=bool(int(ctx.attr("keepdims", 1))))
+
+
 @converter("Cast", "CastLike", attrs=("saturate", "to", "round_mode"))
 def _cast(ctx):
     """cast (no op when the type is already right)"""
