@@ -45,7 +45,7 @@ _ERF = ("exact GELU and Erf map to the registry's erf op and gelu(approximate='n
 EXCLUDED = {
     r"(uint8|uint16|uint32|uint64|int16)": _NO_DTYPE,
     r"^test_cast(like)?_.*(FLOAT8|INT4|INT2|FLOAT4|E8M0|no_saturate)": "float8 / 4-bit / 2-bit element types: "
-        "not aisys dtypes (lab 01 shows their bit layouts; the registry computes in them only via bfloat16/float16)",
+        "not aisys dtypes (aisys computes in bool, int8/32/64, float16, bfloat16, float32, float64)",
     r"^test_(convtranspose|maxpool|averagepool)_3d": "3-D convolution and pooling: the registry has 2-D ones "
         "(1-D inputs run as 2-D with height 1)",
     r"^test_maxpool_with_argmax": "MaxPool's second output (Indices): the registry's max_pool2d returns the values only",
