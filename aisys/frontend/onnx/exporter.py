@@ -129,9 +129,17 @@ def _unary(w, n, out):
     return w.op(_UN[n.op], [w.arg(n, 0)], out)
 
 
+def _gelu_default() -> str:
+    """Which GELU the registry's gelu computes when a node carries no ``approximate`` attr: asked of its
+    reference at x = 1 (erf form 0.841345, tanh form 0.841192), so the file says what aisys computed."""
+    from ...framework.registry import OPS
+    v = float(np.asarray(OPS["gelu"].ref(np.array([1.0])))[0])
+    return "none" if abs(v - 0.8413447460685429) < 1e-9 else "tanh"
+
+
 @emits("gelu")
 def _gelu(w, n, out):
-    return w.op("Gelu", [w.arg(n, 0)], out, approximate=n.attrs.get("approximate", "tanh"))
+    return w.op("Gelu", [w.arg(n, 0)], out, approximate=n.attrs.get("approximate") or _gelu_default())
 
 
 @emits("cast")
