@@ -941,9 +941,8 @@ def _reshape(ctx):
     src = ctx.shape(x)
     if not int(ctx.attr("allowzero", 0)):
         target = [src[i] if v == 0 else v for i, v in enumerate(target)]
-    try:
-        from ...framework.ops.shape import _resolve_shape
-        shape = _resolve_shape("reshape", src, target)
+    try:                                   # the registry's reshape resolves -1 and checks the element count
+        shape = OPS["reshape"].infer(ctx.g.nodes[x], shape=tuple(target)).shape
     except ValueError as exc:
         ctx.fail(str(exc))
     return ctx.reshape(x, shape)
@@ -1101,11 +1100,10 @@ def _expand(ctx):
     """broadcast_to the broadcast of the input's shape with the (import-time) shape input"""
     x = ctx.x(0)
     target = tuple(ctx.ints(ctx.x(1), "the shape input"))
-    from ...framework.ops._common import broadcast_shapes
     try:
-        out = broadcast_shapes("Expand", ctx.shape(x), target)
-    except ValueError as exc:
-        ctx.fail(str(exc))
+        out = tuple(int(v) for v in np.broadcast_shapes(ctx.shape(x), target))
+    except ValueError:
+        ctx.fail(f"shape {list(target)} does not broadcast with the input's {list(ctx.shape(x))}")
     if out == ctx.shape(x):
         ctx.note("already that shape")
         return x
