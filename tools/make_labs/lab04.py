@@ -434,6 +434,15 @@ print("same outputs after the passes:", np.allclose(interpret(small_log.graph, i
 on_chip = aisys.chip.simulate(aisys.chip.lower_graph(small_log.graph, "davinci"))
 print(on_chip.summary().splitlines()[0])"""),
     (MD, """\
+Step through what the pipeline did to the model that came from the file: BatchNorm folded into the conv,
+the epilogues fused into the conv and the matmul — the same stepper as above, on an imported graph."""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+onnx_stepper = PassStepper(small_log)
+onnx_stepper"""),
+    (CODE, """\
+print(onnx_stepper.summary())"""),
+    (MD, """\
 **A model made elsewhere.** When PyTorch is installed, the next cell exports a PyTorch CNN with
 `torch.onnx.export` and sends it through the same steps (PyTorch is optional: without it the cell says
 so and the lab goes on)."""),
