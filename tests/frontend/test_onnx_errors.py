@@ -176,3 +176,14 @@ def test_exact_gelu_and_erf_map_to_the_registry_or_are_refused_by_name():
     np.testing.assert_allclose(aisys.onnx.run(aisys.onnx.load(gelu), x=x)["y"], want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(aisys.onnx.run(aisys.onnx.load(erf), x=x)["y"], np.vectorize(m_erf)(x), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_a_converter_that_gets_a_shape_wrong_is_caught_by_onnx_shape_inference():
+    """Every converted value is checked against onnx.shape_inference: a wrong mapping (here a custom Transpose
+    converter that forgets to transpose) is refused instead of producing a wrong graph."""
+    m = _model([helper.make_node("Transpose", ["x"], ["t"], name="tr", perm=[1, 0]),
+                helper.make_node("Relu", ["t"], ["y"])], [_x((2, 3))], [_y()])
+    with pytest.raises(ConversionError, match=r"node 'tr' \(Transpose\): output 't' converts to float32\[2, 3\] but "
+                                              r"ONNX shape inference gives FLOAT\[3, 2\]"):
+        aisys.onnx.load(m, converters={"Transpose": lambda ctx: ctx.x(0)})
+    assert aisys.onnx.load(m).nodes[2].shape == (3, 2)

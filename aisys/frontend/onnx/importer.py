@@ -158,8 +158,18 @@ def _sorted_nodes(graph, known: set) -> list:
 def _static_shapes(proto) -> dict:
     """name -> (shape or None, elem_type) from onnx.shape_inference (the oracle every converted value is
     checked against); {} when inference itself fails."""
+    gp = proto.graph
+    small, big = [], []                   # weights enter inference by type and shape only (no 47 MB copy)
+    for t in gp.initializer:
+        (big if math.prod(t.dims) > 1024 else small).append(t)
+    inputs = list(gp.input) + [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in big
+                               if t.name not in {i.name for i in gp.input}]
+    light = helper.make_model(helper.make_graph(list(gp.node), gp.name, inputs, list(gp.output), initializer=small,
+                                                value_info=list(gp.value_info)),
+                              opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
+    light.functions.extend(proto.functions)
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto)
+        inferred = onnx.shape_inference.infer_shapes(light)
     except Exception:
         return {}
     out = {}
