@@ -4,8 +4,9 @@ own conformance tests (``onnx.backend.test``, shipped inside the ``onnx`` wheel)
     rep = aisys.onnx.Backend.prepare(model)          # import once
     outputs = rep.run([x])                           # run as often as you like
 
-``prepare(model, device, compile=True)`` runs the graph through ``aisys.compile`` (passes and fused
-kernels) instead of the interpreter.
+``prepare(model, device, runner=f)`` runs each graph through ``f(graph)`` (a callable taking the input
+arrays) instead of the interpreter; the front door ``aisys.onnx.Backend`` uses that for ``compile=True``
+(``aisys.compile``: passes and fused kernels), so this layer never imports the compiler.
 """
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ class BackendRep(_OnnxBackendRep):
     graph inputs cannot be one static graph: it is specialized at ``run()`` on those inputs' values, one
     graph per distinct value (cached), the way static-shape compilers treat shape arguments."""
 
-    def __init__(self, model, graph: Graph | None, compile: bool = False, bound: tuple = ()):
-        self.model, self.graph, self.compile, self.bound = model, graph, compile, tuple(bound)
-        self.compiled = _compile(graph) if compile and graph is not None else None
+    def __init__(self, model, graph: Graph | None, runner=None, bound: tuple = ()):
+        self.model, self.graph, self.runner, self.bound = model, graph, runner, tuple(bound)
+        self.run_arrays = runner(graph) if runner is not None and graph is not None else None
         self._specialized: dict = {}
 
     def _inputs(self, inputs) -> dict:
@@ -73,7 +74,7 @@ class BackendRep(_OnnxBackendRep):
                     bound[exc.input_name] = np.asarray(feeds[exc.input_name])
             self.bound = tuple(bound)
             key = tuple((n, v.dtype.str, v.shape, v.tobytes()) for n, v in sorted(bound.items()))
-            self._specialized[key] = BackendRep(self.model, graph, self.compile)
+            self._specialized[key] = BackendRep(self.model, graph, self.runner)
         return self._specialized[key]
 
     def run(self, inputs, **kwargs):
@@ -81,25 +82,20 @@ class BackendRep(_OnnxBackendRep):
         rep = self if self.graph is not None else self._specialize(feeds)
         g = rep.graph
         arrays = [np.asarray(feeds[g.nodes[i].name]) for i in g.inputs]
-        outs = rep.compiled.run_arrays(*arrays) if rep.compiled is not None else interpret(g, *arrays)
+        outs = rep.run_arrays(*arrays) if rep.run_arrays is not None else interpret(g, *arrays)
         outs = [np.asarray(o) for o in outs]
         return namedtupledict("Outputs", output_names(g))(*outs)
 
 
-def _compile(graph):
-    from ...compiler import compile as compile_graph
-    return compile_graph(graph)
-
-
 class Backend(_OnnxBackend):
-    """onnx.backend.base.Backend for aisys: CPU only (the numpy references, or numba kernels when compiled)."""
+    """onnx.backend.base.Backend for aisys: CPU only, the graph interpreter (the registry's numpy references)."""
 
     @classmethod
     def is_compatible(cls, model, device: str = "CPU", **kwargs) -> bool:
         return cls.supports_device(device)
 
     @classmethod
-    def prepare(cls, model, device: str = "CPU", compile: bool = False, **kwargs) -> BackendRep:
+    def prepare(cls, model, device: str = "CPU", runner=None, **kwargs) -> BackendRep:
         # (not onnx.checker, as the base class does: the importer checks the model itself and names the node)
         if not cls.supports_device(device):
             raise ValueError(f"aisys runs on the CPU only, not {device!r}")
@@ -108,7 +104,7 @@ class Backend(_OnnxBackend):
             graph = load(model)
         except NeedsValue:                 # shapes arrive as inputs: specialize at run()
             graph = None
-        return BackendRep(model, graph, compile)
+        return BackendRep(model, graph, runner)
 
     @classmethod
     def run_model(cls, model, inputs, device: str = "CPU", **kwargs):

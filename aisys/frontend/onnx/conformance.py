@@ -101,11 +101,12 @@ def node_tests():
     return out
 
 
-def run_case(case, compile: bool = False) -> None:
-    """Run one backend node test through aisys.onnx.Backend; raises AssertionError/ConversionError on failure."""
+def run_case(case, backend=None) -> None:
+    """Run one backend node test through an aisys backend (the interpreter's by default); raises
+    AssertionError/ConversionError on failure."""
     from onnx.backend.test.runner import Runner, _normalize_tensor
     from .backend import Backend
-    rep = Backend.prepare(case.model, "CPU", compile=compile)
+    rep = (backend or Backend).prepare(case.model, "CPU")
     for inputs, outputs in case.data_sets:
         got = rep.run([_normalize_tensor(a) for a in inputs])
         Runner.assert_similar_outputs([_normalize_tensor(a) for a in outputs], got, rtol=case.rtol, atol=case.atol)
