@@ -97,7 +97,7 @@ _BIN = {"add": "Add", "sub": "Sub", "mul": "Mul", "pow": "Pow", "maximum": "Max"
 _CMP = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater", "ge": "GreaterOrEqual"}
 _UN = {"neg": "Neg", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "sin": "Sin", "cos": "Cos", "tanh": "Tanh",
        "sign": "Sign", "abs": "Abs", "sigmoid": "Sigmoid", "relu": "Relu", "logical_not": "Not", "erf": "Erf",
-       "contiguous": "Identity"}
+       "contiguous": "Identity", "clone": "Identity"}
 
 
 @emits(*_BIN)
