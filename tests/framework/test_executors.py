@@ -35,7 +35,8 @@ UNSUPPORTED = {
     "interpreter": {},
     "compiled": {
         **{op: f"a view or re-indexing (injective): {_NO_EXPRESSION}" for op in
-           ("reshape", "permute", "contiguous", "index", "concat", "pad", "gather", "embedding", "one_hot")},
+           ("reshape", "permute", "contiguous", "index", "concat", "pad", "gather", "embedding", "one_hot",
+            "index_select")},
         **{op: f"opaque: {_NO_EXPRESSION}" for op in
            ("linear", "softmax", "log_softmax", "layer_norm", "cross_entropy", "mse_loss", "max_pool2d",
             "avg_pool2d", "index_backward", "scatter_add", "embedding_backward", "conv2d_backward_input",

@@ -269,7 +269,7 @@ def _index_select_vjp(g, out, x, index, dim):
 
 
 defop("index_select", infer=_index_select_infer, ref=_index_select_ref, fusion=INJ, cost=movement_cost,
-      vjp=_index_select_vjp, jvp=lambda t, out, x, index, dim: apply("index_select", t[0], index, dim=dim),
+      chip=vector("copy"), takes_indices=True, vjp=_index_select_vjp, jvp=lambda t, out, x, index, dim: apply("index_select", t[0], index, dim=dim),
       torch_name="torch.index_select",
       doc="Take whole slices of x along dim at integer positions: x.shape[:dim] + index.shape + "
           "x.shape[dim+1:] (numpy.take; ONNX Gather). torch.index_select with an index of any rank; "
