@@ -25,12 +25,15 @@ attrs, like the op's ``ref``)::
     def conv2d_direct(x, w, b=None, *, stride, padding, dilation, groups): ...
 
 ``DISPATCHER.table(ops, devices, dtypes)`` is the resolution table (a :class:`ResolutionTable`);
-``DISPATCHER.recording()`` logs what eager ops resolved to. Eager tensors live in host memory, so their
-device is ``"cpu"`` (or whatever a tensor's ``device`` attribute says).
+``DISPATCHER.recording()`` logs what eager ops resolved to. Eager tensors live in host memory, so an eager
+request's device is ``"cpu"``; ``DISPATCHER(op, *tensors, device="npu")`` asks for another device. An op
+with no kernel registered costs nothing extra: ``apply`` calls ``OpDef.eager``, which is the reference
+until a kernel is registered for the op.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -157,10 +160,18 @@ class ResolutionTable:
 class _OwnKernels(dict):
     """A dispatcher's own kernels: op name -> {(device, dtype, layout): Kernel}."""
 
+    def changed(self, op: str) -> None:
+        pass
+
 
 class _RegistryKernels:
-    """The eager dispatcher's kernels live on the ops themselves (``OpDef.kernels``), so ``apply`` sees in one
-    attribute read whether an op has any (most have none: they run their reference directly)."""
+    """The eager dispatcher's kernels live on the ops themselves (``OpDef.kernels``). An op with none runs its
+    reference directly (``OpDef.eager`` is ``ref``: no cost on the hot path); registering the first kernel
+    points ``eager`` at the dispatcher, removing the last points it back."""
+
+    def changed(self, op: str) -> None:
+        d = get_op(op)
+        d.eager = functools.partial(DISPATCHER.eager, d) if d.kernels else d.ref
 
     def get(self, op: str, default=None):
         d = OPS.get(op)
@@ -202,6 +213,7 @@ class Dispatcher:
             self.store.setdefault(op, {})[(device, dtype, layout)] = Kernel(
                 fn, name or getattr(fn, "__name__", "kernel"), op, device, dtype, layout)
             self._cache.clear()
+            self.store.changed(op)
             return fn
         return deco
 
@@ -213,6 +225,7 @@ class Dispatcher:
             raise KeyError(f"no kernel for {op} registered at ({device}, {dtype}, {layout})")
         del per_op[(device, dtype, layout)]
         self._cache.clear()
+        self.store.changed(op)
 
     @contextlib.contextmanager
     def registered(self, op: str, fn: Callable, device: str = "cpu", dtype: str = ANY, layout: str = ANY,
@@ -230,6 +243,7 @@ class Dispatcher:
             else:
                 per_op[(device, key_dtype, layout)] = before
             self._cache.clear()
+            self.store.changed(op)
 
     @contextlib.contextmanager
     def using_order(self, order: Callable):
@@ -288,6 +302,10 @@ class Dispatcher:
         if r.compute_layout == "contiguous" and r.layout != "contiguous":
             arrays = [np.ascontiguousarray(a) for a in arrays]
         return r.kernel.fn(*arrays, **attrs)
+
+    def eager(self, opdef, *arrays, **attrs) -> np.ndarray:
+        """What ``apply`` runs for an op with registered kernels (eager tensors live in host memory: "cpu")."""
+        return self.run(opdef, list(arrays), attrs, "cpu")
 
     def __call__(self, op: str, *inputs, device: str = "cpu", **attrs) -> np.ndarray:
         """Run ``op`` on tensors or arrays on ``device`` with the kernel this dispatcher picks; returns the

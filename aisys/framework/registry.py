@@ -159,6 +159,12 @@ class OpDef:
     chip: ChipLowering | None = None
     takes_indices: bool = False     # its integer inputs are indices (gather, embedding, targets), not numbers
     kernels: dict = field(default_factory=dict)   # (device, dtype, layout) -> kernel, see aisys.framework.dispatch
+    eager: Callable | None = None   # what an eager call runs on arrays: ``ref``, or the dispatcher once kernels
+                                    # are registered for the op (one attribute read either way)
+
+    def __post_init__(self):
+        if self.eager is None:
+            self.eager = self.ref
 
     @property
     def differentiable(self) -> bool:

@@ -1,8 +1,8 @@
 """Tensor: a numpy array plus what autodiff, forward mode and tracing need to know about it.
 
 Every operation goes through :func:`apply`, which reads the op registry: shape/dtype inference
-first (so errors teach before numpy fails), then the kernel (the op's numpy reference, or the one
-the dispatcher picks when kernels are registered for the op), then the tape record, the
+first (so errors teach before numpy fails), then the kernel (``op.eager``: the op's numpy reference,
+or the dispatcher, which picks one, once kernels are registered for the op), then the tape record, the
 forward-mode tangent, and any observers (the tracer, the anomaly detector).
 
 Tensor's methods (``x.exp()``, ``x + y``, ``x.backward()``) call the public functions of
@@ -19,7 +19,6 @@ import numpy as np
 
 from . import dtypes as _dt
 from .errors import AnomalyError, user_location
-from .dispatch import DISPATCHER as _DISPATCHER
 from .registry import OPS as _OPS, OpDef, Spec, get as _get_op
 
 
@@ -40,14 +39,12 @@ def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
         op = _OPS.get(op) or _get_op(op)         # _get_op only to raise its "did you mean" KeyError
     spec = op.infer(*inputs, **attrs)
     n = len(inputs)                               # the common arities without building a list
-    if op.kernels:                                # kernels are registered for this op: the dispatcher picks one
-        data = _DISPATCHER.run(op, [t._data for t in inputs], attrs, str(getattr(inputs[0], "device", "cpu")))
-    elif n == 2:
-        data = op.ref(inputs[0]._data, inputs[1]._data, **attrs)
+    if n == 2:                                    # op.eager: the reference, or the dispatcher when kernels are
+        data = op.eager(inputs[0]._data, inputs[1]._data, **attrs)            # registered for the op
     elif n == 1:
-        data = op.ref(inputs[0]._data, **attrs)
+        data = op.eager(inputs[0]._data, **attrs)
     else:
-        data = op.ref(*[t._data for t in inputs], **attrs)
+        data = op.eager(*[t._data for t in inputs], **attrs)
     if type(data) is not np.ndarray:
         data = np.asarray(data)
     want = spec[1].np                             # spec.dtype (a tuple index: this runs on every op)
