@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 
-def postorder(roots: Iterable, children: Callable, key: Callable = id) -> list:
-    """Every node reachable from ``roots`` once, each after the nodes it reads. ``children(n)`` lists what
-    ``n`` reads (they are explored last-first: the order a stack pops them); ``key`` identifies a node."""
+def postorder(roots: Iterable, children: Callable) -> list:
+    """Every node reachable from ``roots`` once (by identity), each after the nodes it reads. ``children(n)``
+    lists what ``n`` reads; they are explored last-first (the order a stack pops them)."""
     order, seen = [], set()
     for root in roots:
         stack = [(root, False)]
@@ -17,11 +17,11 @@ def postorder(roots: Iterable, children: Callable, key: Callable = id) -> list:
             if done:
                 order.append(n)
                 continue
-            if key(n) in seen:
+            if id(n) in seen:
                 continue
-            seen.add(key(n))
+            seen.add(id(n))
             stack.append((n, True))
             for c in children(n):
-                if key(c) not in seen:
+                if id(c) not in seen:
                     stack.append((c, False))
     return order
