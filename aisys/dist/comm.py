@@ -19,6 +19,7 @@ as an event on the rank's lane of the run's ``Trace`` (``with comm.region("forwa
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 
 import numpy as np
@@ -51,22 +52,32 @@ class Communicator:
         self.events: list[tuple] = []            # (lane, name, start s, end s, args)
         self.calls = 0
         self.trace_steps = False                 # also record every schedule step as an event
+        self._local = threading.local()          # the lane of the current thread's calls
 
     # ---- clock and events -----------------------------------------------------------------------
     def now(self) -> float:
         raise NotImplementedError
 
-    def record(self, name: str, start: float, end: float, kind: str = "compute", **args) -> None:
-        self.events.append((f"rank {self.rank}", name, start, end, {"kind": kind, **args}))
+    def record(self, name: str, start: float, end: float, kind: str = "compute", lane: str | None = None,
+               **args) -> None:
+        """Add an event to this rank's lane (``lane="comm"``: its communication lane, ``rank r comm``)."""
+        lane = lane or getattr(self._local, "lane", None)
+        where = f"rank {self.rank}" + (f" {lane}" if lane else "")
+        self.events.append((where, name, start, end, {"kind": kind, **args}))
 
     @contextlib.contextmanager
-    def region(self, name: str, kind: str = "compute", **args):
-        """``with comm.region("backward"):`` records the block as an event on this rank's lane."""
+    def region(self, name: str, kind: str = "compute", lane: str | None = None, **args):
+        """``with comm.region("backward"):`` records the block as an event on this rank's lane; calls made
+        inside a ``lane="comm"`` region are recorded on the communication lane too."""
         t0 = self.now()
+        before = getattr(self._local, "lane", None)
+        if lane:
+            self._local.lane = lane
         try:
             yield
         finally:
-            self.record(name, t0, self.now(), kind, **args)
+            self._local.lane = before
+            self.record(name, t0, self.now(), kind, lane=lane, **args)
 
     # ---- collectives ------------------------------------------------------------------------------
     def allreduce(self, x, algorithm: str = "ring") -> np.ndarray:
@@ -80,11 +91,23 @@ class Communicator:
         x = self._array(x, "reduce_scatter")
         return self._collective("reduce_scatter", algorithm, x.reshape(-1), x.size, x)
 
-    def allgather(self, x, algorithm: str = "ring") -> np.ndarray:
-        """Every rank's ``x`` stacked: shape ``(size, *x.shape)``, row r from rank r."""
+    def allgather(self, x, algorithm: str = "ring", total: int | None = None) -> np.ndarray:
+        """Every rank's ``x`` stacked: shape ``(size, *x.shape)``, row r from rank r.
+
+        ``total=n``: the ranks hold the :func:`chunk_bounds` pieces of one flat vector of n elements (sizes may
+        differ by one, as ZeRO's shards do); the result is that whole vector."""
         x = self._array(x, "allgather")
-        out = self._collective("allgather", algorithm, x.reshape(-1), x.size * self.size, x)
-        return out.reshape((self.size,) + x.shape)
+        if total is None:
+            out = self._collective("allgather", algorithm, x.reshape(-1), x.size * self.size, x)
+            return out.reshape((self.size,) + x.shape)
+        from .schedule import chunk_bounds
+        b = chunk_bounds(int(total), self.size)
+        need = int(b[self.rank + 1] - b[self.rank])
+        if x.size != need:
+            raise ValueError(f"allgather(total={total}) on rank {self.rank}: this rank's piece of {total} elements "
+                             f"over {self.size} ranks has {need} elements (chunk_bounds), got {x.size}")
+        whole = np.empty(int(total), dtype=x.dtype)           # the shape the ranks agree on
+        return self._collective("allgather", algorithm, x.reshape(-1), int(total), whole)
 
     def broadcast(self, x=None, root: int = 0, algorithm: str = "tree") -> np.ndarray:
         """The root's ``x`` on every rank (other ranks may pass None)."""
@@ -117,6 +140,13 @@ class Communicator:
 
     def recv(self, src: int, tag: int = 0) -> np.ndarray:
         raise NotImplementedError
+
+    def isend(self, x, dst: int, tag: int = 0) -> None:
+        """Send without waiting for the receiver (the data is copied first); ``wait_sends()`` completes them."""
+        self.send(x, dst, tag)
+
+    def wait_sends(self) -> None:
+        """Wait until every ``isend`` of this rank has been delivered."""
 
     # ---- shared machinery ---------------------------------------------------------------------------
     def _array(self, x, what: str) -> np.ndarray:
@@ -181,6 +211,8 @@ class MPIComm(Communicator):
         self.rank = mpi_comm.Get_rank()
         self.size = mpi_comm.Get_size()
         self.check = True                       # compare every collective call across ranks first
+        self._pending: list = []                # requests of isend, completed by wait_sends
+        self._keep: list = []                   # their buffers, alive until then
         self.t0 = mpi_comm.bcast(time.perf_counter() if t0 is None else t0, root=0)
 
     def now(self) -> float:
@@ -197,6 +229,21 @@ class MPIComm(Communicator):
         self.mpi.send((x.shape, x.dtype.str), dest=dst, tag=1000 + tag)
         self.mpi.Send(x, dest=dst, tag=2000 + tag)
         self.record(f"send -> {dst}", t, self.now(), "comm", bytes=x.nbytes)
+
+    def isend(self, x, dst: int, tag: int = 0) -> None:
+        x = np.array(self._array(x, "isend"), copy=True)
+        t = self.now()
+        self._pending.append(self.mpi.isend((x.shape, x.dtype.str), dest=dst, tag=1000 + tag))
+        self._pending.append(self.mpi.Isend(x, dest=dst, tag=2000 + tag))
+        self._keep.append(x)
+        self.record(f"isend -> {dst}", t, self.now(), "comm", bytes=x.nbytes)
+
+    def wait_sends(self) -> None:
+        t = self.now()
+        for req in self._pending:
+            req.wait() if hasattr(req, "wait") else req.Wait()
+        self._pending, self._keep = [], []
+        self.record("wait sends", t, self.now(), "comm")
 
     def recv(self, src: int, tag: int = 0) -> np.ndarray:
         t = self.now()
@@ -289,8 +336,10 @@ class MPIComm(Communicator):
             self.mpi.Reduce_scatter(flat, out, recvcounts=np.diff(b).astype(int).tolist(), op=MPI.SUM)
             return out
         if collective == "allgather":
+            from .schedule import chunk_bounds
+            b = chunk_bounds(n, p)
             out = np.empty(n, dtype=dtype)
-            self.mpi.Allgather(flat, out)
+            self.mpi.Allgatherv(flat, [out, np.diff(b).astype(int).tolist()])
             return out
         if collective == "broadcast":
             buf = flat if r == root else np.empty(n, dtype=dtype)
@@ -307,6 +356,8 @@ class MPIComm(Communicator):
 
 class SimComm(Communicator):
     """A rank run as a thread of this process; collectives meet at a shared rendezvous (see module doc)."""
+
+    threads_ok = False         # ranks take turns; a helper thread of a rank could never get its turn
 
     def __init__(self, rank: int, world: "SimWorld"):
         super().__init__()

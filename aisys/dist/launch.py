@@ -12,9 +12,10 @@ notebook — it travels by value (cloudpickle). The job runs in its own process 
 error or when the notebook is interrupted, that group — and nothing else — is stopped. A failing rank
 writes its traceback and aborts the job, so the others never wait for it.
 
-backend="sim" runs the ranks as threads of this process: collectives are executed on numpy and timed by
-the simulator on ``topology``; a rank that returns while others wait, or ranks that wait on each other,
-stop the run with an error naming them.
+backend="sim" runs the ranks as threads of this process that take turns (one runs until it communicates):
+collectives are executed on numpy and timed by the simulator on ``topology``, and each rank's compute is its
+own CPU time; a rank that returns while others wait, or ranks that wait on each other, stop the run with an
+error naming them.
 """
 from __future__ import annotations
 
@@ -265,7 +266,9 @@ class SimWorld:
         self.topology = topology
         self.gamma = gamma
         self.deadline = deadline
-        self.cond = threading.Condition()
+        # One lock is both the rendezvous' lock and the baton: a rank runs its code only while holding it, and
+        # lets go while it waits for others. Ranks take turns, so aisys's global grad mode is never shared.
+        self.cond = threading.Condition(threading.RLock())
         self.arrivals: dict[int, tuple] = {}
         self.generation = 0
         self.results: dict[int, dict] = {}
@@ -352,8 +355,8 @@ class SimWorld:
         src = sigs[root] if collective == "broadcast" else sigs[0]
         shape, dtype = src[3], np.dtype(src[4])
         n = int(np.prod(shape)) if shape else 1
-        if collective == "allgather":
-            n *= self.size
+        if collective == "allgather":           # the signature carries the gathered size
+            n = sum(self.arrivals[r][2].size for r in ranks)
         from .algorithms import build_schedule
         sched = build_schedule(collective, algorithm, self.size, n, root=root if root is not None else 0)
         flats = [self.arrivals[r][2] for r in ranks]
@@ -400,9 +403,10 @@ def _run_sim(fn, nprocs, args, kwargs, timeout, topology, gamma) -> RunResult:
     errors: dict[int, str] = {}
 
     def body(r):
-        comms[r]._cpu_mark = time.thread_time()
         try:
-            values[r] = fn(comms[r], *args, **kwargs)
+            with world.cond:
+                comms[r]._cpu_mark = time.thread_time()
+                values[r] = fn(comms[r], *args, **kwargs)
         except RankFailed as exc:
             errors.setdefault(r, f"RankFailed: {exc}")
         except BaseException as exc:       # noqa: BLE001 - reported to the caller with the traceback
