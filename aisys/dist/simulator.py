@@ -48,8 +48,11 @@ def _input_problem(schedule: Schedule, inputs) -> str | None:
     return None
 
 
-def execute(schedule: Schedule, inputs) -> list:
-    """Run ``schedule`` on numpy buffers, one per rank; returns each rank's output (None where it has none)."""
+def execute(schedule: Schedule, inputs, record: bool = False):
+    """Run ``schedule`` on numpy buffers, one per rank; returns each rank's output (None where it has none).
+
+    ``record=True`` also returns every rank's whole buffer after each step: ``(outputs, snapshots)`` with
+    ``snapshots[k][r]`` the buffer of rank r after step k (``snapshots[0]``: before any step)."""
     problem = _input_problem(schedule, inputs)
     if problem:
         raise ScheduleError(f"{schedule.collective}/{schedule.algorithm}: {problem}")
@@ -74,6 +77,7 @@ def execute(schedule: Schedule, inputs) -> list:
             last[int(key[t])] = max(last.get(int(key[t]), -1), int(schedule.wave[t]))
         apply_wave = np.array([last[int(k)] for k in key], dtype=np.int64)
     pending: dict[int, list] = {}
+    snaps = [[b.copy() for b in bufs]] if record else None
     for i in range(len(bounds) - 1):
         idx = order[bounds[i]:bounds[i + 1]]
         w = int(schedule.wave[idx[0]])
@@ -86,7 +90,10 @@ def execute(schedule: Schedule, inputs) -> list:
                 bufs[b][o:o + len(data)] += data
             else:
                 bufs[b][o:o + len(data)] = data
-    return [None if reg is None else bufs[r][reg[0]:reg[0] + reg[1]].copy() for r, reg in enumerate(schedule.outputs)]
+        if record:
+            snaps.append([b.copy() for b in bufs])
+    outs = [None if reg is None else bufs[r][reg[0]:reg[0] + reg[1]].copy() for r, reg in enumerate(schedule.outputs)]
+    return (outs, snaps) if record else outs
 
 
 class SimReport:
