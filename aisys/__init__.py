@@ -41,6 +41,7 @@ _LAZY = {
     "kernels": "aisys.kernels",
     "labkit": "aisys.labkit",
     "graph": "aisys.framework.graph",
+    "dist": "aisys.dist",
 }
 _LAZY_ATTRS = {
     "trace": ("aisys.frontend", "trace"),

@@ -1,10 +1,10 @@
 """The collective simulator: replay a schedule on a topology with α-β-γ timing and link contention.
 
 Timing. A rank posts a step when its previous step is complete. A message starts when both its sender and
-its receiver have posted the steps it belongs to, and takes α (the sum of its links' latencies) plus its
-bytes over its bandwidth — the slowest link's bandwidth divided by the number of messages of the same wave
-that share that link (so two messages through one switch port each get half). A step is complete when all
-of its messages have arrived, plus γ seconds per byte it had to add up (the reduction's compute cost).
+its receiver have posted the steps it belongs to, and takes α (the sum of its links' latencies) plus the
+time its busiest link needs to carry every byte that crosses it in the same wave: alone on its links a
+message takes α + n/B; two equal messages through one switch port take α + 2n/B each. A step is complete
+when all of its messages have arrived, plus γ seconds per byte it had to add up (the reduction's cost).
 The result is a :class:`SimReport` with the time, bytes per rank and per link, and a Perfetto ``Trace``.
 
 Data. Given inputs, the same schedule is also executed on numpy buffers (:func:`execute`): sends read the
@@ -304,21 +304,21 @@ def _time(s: Schedule, topo: Topology, itemsize: int, gamma: float, ready0=None)
         group_red = np.zeros(len(keys))
         g_order = np.argsort(done_wave, kind="stable")
         g_cuts = np.searchsorted(done_wave[g_order], np.arange(int(s.wave.max()) + 2))
-    # contention: messages of one wave that cross the same link share its bandwidth
+    # contention: the messages of one wave that cross the same link share it; each is done when the link has
+    # carried all of them (exact for the step's end under fair sharing, a little pessimistic for small ones)
     hop_key = np.repeat(s.wave, per_msg_hops) * max(nl, 1) + hops
+    hop_bytes = np.repeat(nbytes, per_msg_hops)
     if int(s.wave.max() + 1) * max(nl, 1) <= 50_000_000:
-        hop_load = np.bincount(hop_key)[hop_key]
+        link_load = np.bincount(hop_key, weights=hop_bytes)[hop_key]
     else:
-        _, inv_k, counts = np.unique(hop_key, return_inverse=True, return_counts=True)
-        hop_load = counts[inv_k]
+        _, inv_k = np.unique(hop_key, return_inverse=True)
+        link_load = np.bincount(inv_k, weights=hop_bytes)[inv_k]
     if all_valid:
-        load = hop_load.reshape(paths.shape)
+        hop_time = (link_load / bw.reshape(-1)).reshape(paths.shape)
     else:
-        load = np.ones(paths.shape)
-        load[valid] = hop_load
-    eff = (bw / load).min(axis=1)
-    finite = np.isfinite(eff)
-    dur = np.where(finite, alpha + nbytes / np.where(finite, eff, 1.0), 0.0)
+        hop_time = np.zeros(paths.shape)
+        hop_time[valid] = link_load / bw[valid]
+    dur = np.where(valid.any(axis=1), alpha + hop_time.max(axis=1, initial=0.0), 0.0)
     red_bytes = nbytes * s.reduce
     for idx in np.split(order, cuts):
         a, b = s.src[idx], s.dst[idx]

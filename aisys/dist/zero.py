@@ -10,8 +10,9 @@ The paper's Figure 1: Ψ = 7.5 B, N_d = 64 gives 120, 31.4, 16.6 and 1.9 GB per 
 Training. :class:`ZeroOptimizer` runs the stages on real ranks with an ``aisys.optim`` optimizer on this
 rank's shard: stage 1 all-reduces the gradients and keeps its slice, stages 2 and 3 reduce-scatter them
 (each rank receives only the slice it updates); every stage all-gathers the updated parameters. Because a
-ring all-reduce *is* a ring reduce-scatter followed by a ring all-gather, and Adam is elementwise, every stage
-gives bit-for-bit the parameters of plain data parallelism.
+ring all-reduce *is* a ring reduce-scatter followed by a ring all-gather, and Adam is elementwise, the three
+stages give bit-for-bit the same parameters, and plain data parallelism's up to the rounding of its other
+summation order (its buckets cut the gradients into other chunks).
 """
 from __future__ import annotations
 
