@@ -28,7 +28,8 @@ import numpy as np
 
 from .schedule import COLLECTIVES, Schedule, chunk_bounds
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "build_schedule", "btree_parents"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "build_schedule", "btree_parents", "ring_allreduce_steps",
+           "pairwise_alltoall_steps"]
 
 
 class _Plan:
@@ -508,3 +509,18 @@ def _cached(collective, algorithm, p, n, root, nodes, segments) -> Schedule:
     uses_root = collective in ("broadcast", "reduce")
     return Schedule.from_steps(collective, algorithm, p, n, plan.arrays(), root=root if uses_root else None,
                                description=desc, check_overlaps=False)
+
+
+def ring_allreduce_steps(p: int) -> list[list[tuple[int, int, int, bool]]]:
+    """The ring all-reduce of p chunks as steps of ``(src, dst, chunk, reduce)``: p−1 reduce-scatter steps
+    (rank r passes chunk r−s−1 to rank r+1, which adds it), then p−1 all-gather steps (rank r passes chunk r−s
+    on, which is copied). Read off the library's schedule with one element per chunk."""
+    sched = build_schedule("allreduce", "ring", p, p)
+    return [[(t.src, t.dst, t.chunk, t.reduce) for t in sched.transfers_at(k)] for k in range(sched.nsteps)]
+
+
+def pairwise_alltoall_steps(p: int) -> list[list[tuple[int, int, int, int]]]:
+    """Pairwise all-to-all as steps of ``(src, dst, src_block, dst_block)``: at step s rank i sends its block
+    i+s to rank i+s, where it becomes block i (step 0 is each rank's copy of its own block)."""
+    sched = build_schedule("alltoall", "pairwise", p, p)
+    return [[(t.src, t.dst, t.src_off, t.dst_off - p) for t in sched.transfers_at(k)] for k in range(sched.nsteps)]

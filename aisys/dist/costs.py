@@ -17,7 +17,7 @@ import numpy as np
 
 from .topology import Topology
 
-__all__ = ["cost_coefficients", "collective_time", "bytes_sent_per_rank", "bus_factor", "crossover",
+__all__ = ["cost_coefficients", "collective_time", "allreduce_time", "bytes_sent_per_rank", "bus_factor", "crossover",
            "link_alpha_beta", "fit_alpha_beta"]
 
 
@@ -89,6 +89,14 @@ def collective_time(collective: str, algorithm: str, p: int, nbytes: float, alph
     alpha=5e-6, bandwidth=25e9)``. ``bandwidth`` in bytes/s (β = 1/bandwidth)."""
     A, B = cost_coefficients(collective, algorithm, p, alpha, 1.0 / bandwidth, gamma, segments)
     return A + B * nbytes
+
+
+def allreduce_time(algorithm: str, p: int, nbytes: float, alpha: float, bandwidth: float) -> float:
+    """Lab 10's α-β model of an all-reduce: ``ring`` 2(p−1)α + 2(p−1)/p·n/B, ``tree`` (binomial reduce, then
+    broadcast) 2⌈log₂p⌉(α + n/B), ``reduce_broadcast`` (flat, through the root's port) 2α + 2(p−1)·n/B."""
+    if algorithm not in ("ring", "tree", "reduce_broadcast"):
+        raise ValueError(f"allreduce_time: algorithm {algorithm!r} must be 'ring', 'tree' or 'reduce_broadcast'")
+    return collective_time("allreduce", algorithm, p, nbytes, alpha, bandwidth)
 
 
 def bytes_sent_per_rank(collective: str, algorithm: str, p: int, nbytes: float) -> float:

@@ -13,9 +13,17 @@ import numpy as np
 
 from .timeline import TaskGraph, Timeline
 
-__all__ = ["pipeline_schedule", "bubble_fraction", "simulate_pipeline", "PipelineReport", "pipeline_step"]
+__all__ = ["one_f_one_b_order", "pipeline_schedule", "bubble_fraction", "simulate_pipeline", "PipelineReport", "pipeline_step"]
 
 SCHEDULES = ("gpipe", "1f1b")
+
+
+def one_f_one_b_order(p: int, m: int, stage: int) -> list[tuple[str, int]]:
+    """Stage ``stage``'s 1F1B order: p−stage−1 warm-up forwards, then one forward / one backward, then the
+    remaining backwards (lab 11's exercise reads it here)."""
+    if not 0 <= stage < p:
+        raise ValueError(f"one_f_one_b_order: stage {stage} is not one of 0..{p - 1}")
+    return pipeline_schedule(p, m, "1f1b")[stage]
 
 
 def bubble_fraction(p: int, m: int) -> float:
@@ -77,10 +85,12 @@ class PipelineReport:
 
 
 def simulate_pipeline(p: int, m: int, kind: str = "1f1b", t_forward: float = 1.0, t_backward: float = 2.0,
-                      t_comm: float = 0.0) -> PipelineReport:
+                      t_comm: float = 0.0, order=None) -> PipelineReport:
     """One training step of a p-stage pipeline with m micro-batches; every stage takes ``t_forward`` and
-    ``t_backward`` seconds per micro-batch, and passing an activation (or its gradient) takes ``t_comm``."""
-    sched = pipeline_schedule(p, m, kind)
+    ``t_backward`` seconds per micro-batch, and passing an activation (or its gradient) takes ``t_comm``.
+    ``order``: your own per-stage order (a list of p lists of ("F", i)/("B", i)) instead of ``kind``'s; it is
+    checked (each micro-batch's F then B exactly once per stage) and a deadlock is reported."""
+    sched = pipeline_schedule(p, m, kind) if order is None else _check_order(order, p, m)
     g = TaskGraph(f"{kind} pipeline {p}x{m}")
     fid: dict[tuple[int, int], int] = {}
     bid: dict[tuple[int, int], int] = {}
@@ -114,6 +124,24 @@ def simulate_pipeline(p: int, m: int, kind: str = "1f1b", t_forward: float = 1.0
             peak = max(peak, alive)
         peaks.append(peak)
     return PipelineReport(p, m, kind, tl, peaks)
+
+
+def _check_order(order, p: int, m: int):
+    if not isinstance(order, (list, tuple)) or len(order) != p:
+        raise ValueError(f"pipeline order: expected one list of operations per stage ({p}), got "
+                         f"{type(order).__name__} of length {len(order) if hasattr(order, '__len__') else '?'}")
+    out = []
+    for s, ops in enumerate(order):
+        ops = [(str(op), int(i)) for op, i in ops]
+        want = sorted([("F", i) for i in range(m)] + [("B", i) for i in range(m)])
+        if sorted(ops) != want:
+            raise ValueError(f"pipeline order: stage {s} must run F and B of each micro-batch 0..{m - 1} exactly "
+                             f"once; got {ops}")
+        for i in range(m):
+            if ops.index(("B", i)) < ops.index(("F", i)):
+                raise ValueError(f"pipeline order: stage {s} runs B{i} before F{i}; a backward needs its forward")
+        out.append(ops)
+    return out
 
 
 def pipeline_step(comm, stage, inputs=None, targets=None, loss_fn=None, micro_batches: int = 4,

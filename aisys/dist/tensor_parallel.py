@@ -20,7 +20,14 @@ from ..framework.nn.module import Parameter
 from ..framework.tensor import Tensor
 from .schedule import chunk_bounds
 
-__all__ = ["ColumnParallelLinear", "RowParallelLinear", "TensorParallelMLP"]
+__all__ = ["ColumnParallelLinear", "RowParallelLinear", "TensorParallelMLP", "tp_mlp_forward"]
+
+
+def tp_mlp_forward(comm, x, w1, b1, w2, b2):
+    """Lab 11's tensor-parallel MLP in numpy: this rank holds rows ``w1``/``b1`` of fc1 (column parallel) and
+    columns ``w2`` of fc2 (row parallel); y = all-reduce(relu(x·w1ᵀ + b1)·w2ᵀ) + b2 — one all-reduce."""
+    h = np.maximum(x @ w1.T + b1, 0.0)
+    return comm.allreduce(h @ w2.T, algorithm="ring") + b2
 
 
 def _shard(n: int, size: int, rank: int) -> slice:
