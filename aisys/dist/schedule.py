@@ -137,6 +137,22 @@ class Schedule:
                    description=description, check_overlaps=check_overlaps)
 
     @classmethod
+    def from_chunk_steps(cls, collective: str, steps, p: int, n: int, algorithm: str = "yours") -> "Schedule":
+        """Steps of ``(src, dst, chunk, reduce)`` where chunk c is the c-th of p :func:`chunk_bounds` pieces of
+        an n-vector (how lab 10 writes the ring): each message moves that chunk to the same place."""
+        b = chunk_bounds(n, p)
+        rows = []
+        for k, step in enumerate(steps):
+            row = []
+            for t in step:
+                src, dst, ch, red = int(t[0]), int(t[1]), int(t[2]), bool(t[3])
+                if not 0 <= ch < p:
+                    raise ScheduleError(f"{collective}/{algorithm}: step {k}: chunk {ch} is not one of 0..{p - 1}")
+                row.append((src, dst, int(b[ch]), int(b[ch]), int(b[ch + 1] - b[ch]), int(red), ch))
+            rows.append(row)
+        return cls.from_steps(collective, algorithm, p, n, rows)
+
+    @classmethod
     def from_programs(cls, programs, *, n: int, buffer_len: int | None = None, collective: str = "allreduce",
                       algorithm: str = "custom", inputs=None, outputs=None, root: int | None = None) -> "Schedule":
         """One program per rank: ``programs[r]`` is a list of steps, each a list of operations

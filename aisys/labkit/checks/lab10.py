@@ -27,18 +27,7 @@ from aisys.labkit.learner import call as _call
 
 
 def _steps_schedule(steps, p: int, n: int) -> Schedule:
-    """The learner's (src, dst, chunk, reduce) steps over the chunk_bounds(n, p) pieces of an n-vector."""
-    b = chunk_bounds(n, p)
-    rows = []
-    for k, step in enumerate(steps):
-        row = []
-        for t in step:
-            src, dst, ch, red = int(t[0]), int(t[1]), int(t[2]), bool(t[3])
-            if not 0 <= ch < p:
-                raise ValueError(f"step {k}: chunk {ch} is not one of 0..{p - 1}")
-            row.append((src, dst, int(b[ch]), int(b[ch]), int(b[ch + 1] - b[ch]), int(red), ch))
-        rows.append(row)
-    return Schedule.from_steps("allreduce", "yours", p, n, rows)
+    return Schedule.from_chunk_steps("allreduce", steps, p, n)
 
 
 @register("10.1", title="Ring all-reduce = reduce-scatter + all-gather", lab="10_collectives",
