@@ -47,7 +47,10 @@ def collective_battery(comm, n):
         out[f"alltoall/{algorithm}"] = comm.alltoall(blocks, algorithm=algorithm)
     b = chunk_bounds(n, comm.size)
     out["allgather/total"] = comm.allgather(x[b[comm.rank]:b[comm.rank + 1]], total=n)
-    return out
+    print(f"rank {comm.rank} of {comm.size} done")
+    if comm.size == 2:                               # the tensor-parallel MLP on 2 ranks (4 ranks: training test)
+        return out, T.tensor_parallel(comm)
+    return out, None
 
 
 def _check_battery(res, p, n):
@@ -55,7 +58,7 @@ def _check_battery(res, p, n):
     total = sum(xs)
     b = chunk_bounds(n, p)
     for r in range(p):
-        out = res[r]
+        out = res[r][0]
         for key, got in out.items():
             coll = key.split("/")[0]
             if coll == "allreduce":
@@ -83,9 +86,12 @@ def test_every_collective_on_mpi_equals_numpy_and_mpich(p):
     n = 37                                               # uneven chunks on 2, 3 and 4 ranks
     res = dist.run(collective_battery, nprocs=p, args=(n,), timeout=TIMEOUT, echo=False)
     _check_battery(res, p, n)
-    lanes = res.trace.lanes
-    assert lanes == [f"rank {r}" for r in range(p)]
-    assert all(e.args.get("kind") == "comm" for e in res.trace.events)
+    # what the ranks printed comes back rank by rank, whatever order they printed in
+    assert res.output.startswith("".join(f"[rank {r}] rank {r} of {p} done\n" for r in range(p)))
+    if p == 2:
+        T.check_tensor_parallel([res[r][1] for r in range(p)], T.tensor_reference())
+    assert res.trace.lanes == [f"rank {r}" for r in range(p)]
+    assert {e.args.get("kind") for e in res.trace.events} <= {"comm", "compute"}
 
 
 def training_battery(comm):
@@ -116,14 +122,9 @@ def test_parallel_training_on_4_mpi_ranks():
     assert {"rank 0", "rank 0 comm"} <= lanes           # the overlapped buckets ran on the comm lane
 
 
-def test_tensor_parallel_on_2_mpi_ranks():
-    res = dist.run(T.tensor_parallel, nprocs=2, timeout=TIMEOUT, echo=False)
-    T.check_tensor_parallel(list(res), T.tensor_reference())
-
-
 # ---- failures: clear errors, nothing hangs, nothing left behind -----------------------------------
 
-def _sleeps(comm, marker):
+def _sleeps(comm):
     time.sleep(300)
 
 
@@ -141,10 +142,9 @@ def _our_processes(marker: str) -> list[int]:
 
 
 def test_a_run_that_does_not_finish_is_stopped_with_all_its_processes():
-    marker = f"aisys-timeout-{os.getpid()}"
     t0 = time.perf_counter()
-    with pytest.raises(dist.DistTimeoutError, match=r"did not finish within 4 s; its processes were stopped"):
-        dist.run(_sleeps, nprocs=2, args=(marker,), timeout=4)
+    with pytest.raises(dist.DistTimeoutError, match=r"did not finish within 2 s; its processes were stopped"):
+        dist.run(_sleeps, nprocs=2, timeout=2)
     assert time.perf_counter() - t0 < 30
     time.sleep(0.5)
     assert not [p for p in _our_processes("aisys.dist.worker") if _child_of_us(p)]
@@ -195,12 +195,3 @@ def test_a_clear_error_when_mpi_is_missing(monkeypatch, tmp_path):
 def test_every_run_needs_a_timeout():
     with pytest.raises(ValueError, match="every run needs a timeout"):
         dist.run(_mismatched, nprocs=2, timeout=None)
-
-
-def test_prints_come_back_rank_by_rank(capsys):
-    def hello(comm):
-        print(f"hello from {comm.rank}")
-        return comm.rank
-    res = dist.run(hello, nprocs=3, timeout=TIMEOUT)
-    assert list(res) == [0, 1, 2]
-    assert capsys.readouterr().out == "[rank 0] hello from 0\n[rank 1] hello from 1\n[rank 2] hello from 2\n"
