@@ -118,6 +118,17 @@ def _chain(plan: _Plan, order, n: int, segments: int, reduce: bool, s0: int) -> 
     return s0 + k + p - 2
 
 
+def _direct_exchange(plan: _Plan, p: int, n: int, step: int, reduce: bool) -> None:
+    """One step in which every rank sends straight to every other: chunk j to rank j, added there (reduce),
+    or its own chunk r to everyone, copied (gather)."""
+    b = chunk_bounds(n, p)
+    R, J = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    off = R != J
+    R, J = R[off], J[off]
+    c = J if reduce else R
+    plan.add(step, R, J, b[c], b[c], b[c + 1] - b[c], int(reduce), c)
+
+
 def _fold(p: int):
     """MPICH's non-power-of-two fold: (p2, rem, real rank of each virtual rank)."""
     p2 = 1 << (p.bit_length() - 1)
@@ -311,12 +322,8 @@ def _allreduce_double_binary_tree(p, n, root, segments: int | None = None, **kw)
 
 def _allreduce_direct(p, n, root, **kw):
     plan = _Plan()
-    b = chunk_bounds(n, p)
-    R, J = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    off = R != J
-    R, J = R[off], J[off]
-    plan.add(0, R, J, b[J], b[J], b[J + 1] - b[J], 1, J)
-    plan.add(1, J, R, b[J], b[J], b[J + 1] - b[J], 0, J)
+    _direct_exchange(plan, p, n, 0, reduce=True)
+    _direct_exchange(plan, p, n, 1, reduce=False)
     return plan, "direct: every rank sends chunk j straight to rank j (reduce), then rank j sends it to everyone"
 
 
@@ -363,10 +370,7 @@ def _reduce_scatter_recursive_halving(p, n, root, **kw):
 
 def _reduce_scatter_direct(p, n, root, **kw):
     plan = _Plan()
-    b = chunk_bounds(n, p)
-    R, J = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    off = R != J
-    plan.add(0, R[off], J[off], b[J[off]], b[J[off]], b[J[off] + 1] - b[J[off]], 1, J[off])
+    _direct_exchange(plan, p, n, 0, reduce=True)
     return plan, "direct: every rank sends chunk j straight to rank j, which adds them up"
 
 
@@ -399,10 +403,7 @@ def _allgather_bruck(p, n, root, **kw):
 
 def _allgather_direct(p, n, root, **kw):
     plan = _Plan()
-    b = chunk_bounds(n, p)
-    R, J = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    off = R != J
-    plan.add(0, R[off], J[off], b[R[off]], b[R[off]], b[R[off] + 1] - b[R[off]], 0, R[off])
+    _direct_exchange(plan, p, n, 0, reduce=False)
     return plan, "direct: every rank sends its chunk to everyone in one step"
 
 
