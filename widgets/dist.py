@@ -376,7 +376,7 @@ class TimelineView(widgets.VBox):
         lanes_per = [t.lanes for t in self.traces]
         rows = len(self.traces)
         heights = [max(2, len(l)) for l in lanes_per]
-        fig = make_subplots(rows=rows, cols=1, subplot_titles=self.titles, vertical_spacing=0.12 if rows > 1 else 0.05,
+        fig = make_subplots(rows=rows, cols=1, subplot_titles=self.titles, vertical_spacing=0.2 if rows > 1 else 0.05,
                             row_heights=[h / sum(heights) for h in heights])
         shown = set()
         for i, tr in enumerate(self.traces):
@@ -392,7 +392,7 @@ class TimelineView(widgets.VBox):
                                        for e in evs], hoverinfo="text")
                 shown.add(kind)
             fig.update_yaxes(row=i + 1, col=1, autorange="reversed", categoryorder="array", categoryarray=lanes_per[i])
-            fig.update_xaxes(row=i + 1, col=1, title_text="µs")
+            fig.update_xaxes(row=i + 1, col=1, title_text="µs" if i == rows - 1 else None, title_standoff=4)
         total = sum(heights) * self.height_per_lane + 90 * rows + 40
         fig.update_layout(barmode="overlay", height=total, margin=dict(l=110, r=20, t=40, b=40),
                           legend=dict(orientation="h", y=-0.08))
@@ -404,10 +404,25 @@ class TimelineView(widgets.VBox):
 
     @staticmethod
     def _stats(tr: Trace, title: str) -> str:
+        """Span of the trace and, per rank, how long it was communicating (overlapping events counted once)."""
         t0, t1 = tr.span
         span = tr.to_us(t1) - tr.to_us(t0)
-        comm = sum(e.duration for e in tr.events if e.args.get("kind") == "comm")
-        return f"{title}: {len(tr.lanes)} lanes, span {span:.1f} µs, communication {tr.to_us(comm) - tr.to_us(0):.1f} µs"
+        per_rank: dict[str, list] = {}
+        for e in tr.events:
+            if e.args.get("kind") == "comm":
+                per_rank.setdefault(" ".join(e.lane.split()[:2]), []).append((e.start, e.end))
+        busiest = 0.0
+        for spans in per_rank.values():
+            total, cur_s, cur_e = 0.0, None, None
+            for s_, e_ in sorted(spans):
+                if cur_e is None or s_ > cur_e:
+                    total += 0.0 if cur_e is None else cur_e - cur_s
+                    cur_s, cur_e = s_, e_
+                else:
+                    cur_e = max(cur_e, e_)
+            total += 0.0 if cur_e is None else cur_e - cur_s
+            busiest = max(busiest, tr.to_us(total) - tr.to_us(0))
+        return f"{title}: span {span:,.1f} µs, the busiest rank communicates for {busiest:,.1f} µs"
 
     def summary(self) -> str:
         lines = [f"TimelineView: {len(self.traces)} panel(s)"

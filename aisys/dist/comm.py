@@ -80,10 +80,11 @@ class Communicator:
             self.record(name, t0, self.now(), kind, lane=lane, **args)
 
     # ---- collectives ------------------------------------------------------------------------------
-    def allreduce(self, x, algorithm: str = "ring") -> np.ndarray:
-        """The elementwise sum of every rank's ``x`` (same shape and dtype on every rank), on every rank."""
+    def allreduce(self, x, algorithm: str = "ring", nodes=None) -> np.ndarray:
+        """The elementwise sum of every rank's ``x`` (same shape and dtype on every rank), on every rank.
+        ``nodes`` (lists of ranks, one per node) is the layout ``algorithm="hierarchical"`` needs."""
         x = self._array(x, "allreduce")
-        out = self._collective("allreduce", algorithm, x.reshape(-1), x.size, x)
+        out = self._collective("allreduce", algorithm, x.reshape(-1), x.size, x, nodes=nodes)
         return out.reshape(x.shape)
 
     def reduce_scatter(self, x, algorithm: str = "ring") -> np.ndarray:
@@ -168,16 +169,17 @@ class Communicator:
             raise ValueError(f"{collective}: unknown algorithm {algorithm!r}; choose one of "
                              f"{', '.join(ALGORITHMS[collective])} or 'mpi' (the MPI library's own)")
 
-    def _signature(self, collective, algorithm, x, root):
+    def _signature(self, collective, algorithm, x, root, nodes=None):
         return (self.calls, collective, algorithm, None if x is None else tuple(x.shape),
-                None if x is None else x.dtype.str, root)
+                None if x is None else x.dtype.str, root,
+                None if nodes is None else tuple(tuple(int(r) for r in n) for n in nodes))
 
     @staticmethod
     def _compare(sigs) -> None:
         """Raise on every rank when the ranks' calls differ."""
         first = sigs[0]
         call, collective = first[0] + 1, first[1]
-        if all(s[1:3] == first[1:3] and s[5] == first[5] for s in sigs):
+        if all(s[1:3] == first[1:3] and s[5:] == first[5:] for s in sigs):
             shaped = [(r, s) for r, s in enumerate(sigs) if s[3] is not None]
             if collective == "broadcast":
                 shaped = [(r, s) for r, s in shaped if r == first[5]]
@@ -191,7 +193,7 @@ class Communicator:
         raise CollectiveMismatch(f"collective call #{call} differs between ranks — {listing}; every rank must make "
                                  f"the same collective calls in the same order")
 
-    def _collective(self, collective, algorithm, flat, n, x, root=None):
+    def _collective(self, collective, algorithm, flat, n, x, root=None, nodes=None):
         raise NotImplementedError
 
     def _label(self, collective, algorithm, nbytes) -> str:
@@ -253,11 +255,11 @@ class MPIComm(Communicator):
         self.record(f"recv <- {src}", t, self.now(), "comm", bytes=out.nbytes)
         return out
 
-    def _collective(self, collective, algorithm, flat, n, x, root=None):
+    def _collective(self, collective, algorithm, flat, n, x, root=None, nodes=None):
         self._check_algorithm(collective, algorithm)
         t_start = self.now()
         if self.check:
-            self._compare(self.mpi.allgather(self._signature(collective, algorithm, x, root)))
+            self._compare(self.mpi.allgather(self._signature(collective, algorithm, x, root, nodes)))
             if collective == "broadcast":     # the other ranks learn the shape and dtype from the root
                 shape_b, dtype = self.mpi.bcast(None if x is None else (x.shape, x.dtype.str), root=root)
                 n = int(np.prod(shape_b)) if shape_b else 1
@@ -276,7 +278,8 @@ class MPIComm(Communicator):
         if algorithm == "mpi":
             out = self._mpi_library(collective, flat, n, dtype, root)
         else:
-            sched = build_schedule(collective, algorithm, self.size, n, root=root if root is not None else 0)
+            sched = build_schedule(collective, algorithm, self.size, n, root=root if root is not None else 0,
+                                   nodes=nodes)
             out = self._run_schedule(sched, flat, dtype)
         if shape is not None:
             out = out.reshape(shape)
@@ -401,12 +404,12 @@ class SimComm(Communicator):
         self.record(f"recv <- {src}", t, arrive, "comm", bytes=x.nbytes)
         return x
 
-    def _collective(self, collective, algorithm, flat, n, x, root=None):
+    def _collective(self, collective, algorithm, flat, n, x, root=None, nodes=None):
         self._check_algorithm(collective, algorithm)
         if algorithm == "mpi":
             algorithm = DEFAULT_ALGORITHM[collective]
         t = self._sync_clock()
-        sig = self._signature(collective, algorithm, x, root)
+        sig = self._signature(collective, algorithm, x, root, nodes)
         res = self.world.meet(self.rank, sig, t, flat)
         self.calls += 1
         self._settle(res["end"][self.rank])

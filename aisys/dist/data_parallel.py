@@ -11,6 +11,10 @@ computing their gradients (*overlap*).
 the backward pass piece by piece (one piece per bucket) and hands each finished bucket to a communication
 thread, so the all-reduce of the last layers' gradients runs while the first layers' backward computes.
 ``simulate_data_parallel`` predicts the same step on a topology with a :class:`TaskGraph`.
+
+Equal to one process: the ranks' gradients are added in another order than one process adds its batch, so
+the parameters agree to rounding — within 1e-12 relative in float64 and 1e-5 relative in float32 after a few
+Adam steps (the tolerances the tests hold them to).
 """
 from __future__ import annotations
 

@@ -349,7 +349,7 @@ class SimWorld:
         sigs = [self.arrivals[r][0] for r in ranks]
         times = np.array([self.arrivals[r][1] for r in ranks])
         Communicator._compare(sigs)
-        call, collective, algorithm, _, _, root = sigs[0]
+        call, collective, algorithm, _, _, root, nodes = sigs[0]
         if collective == "barrier":
             return {"end": np.full(self.size, times.max())}
         src = sigs[root] if collective == "broadcast" else sigs[0]
@@ -358,7 +358,8 @@ class SimWorld:
         if collective == "allgather":           # the signature carries the gathered size
             n = sum(self.arrivals[r][2].size for r in ranks)
         from .algorithms import build_schedule
-        sched = build_schedule(collective, algorithm, self.size, n, root=root if root is not None else 0)
+        sched = build_schedule(collective, algorithm, self.size, n, root=root if root is not None else 0,
+                               nodes=nodes)
         flats = [self.arrivals[r][2] for r in ranks]
         if collective == "broadcast":
             flats = [flats[r] if r == root else None for r in ranks]

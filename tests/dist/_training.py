@@ -12,30 +12,30 @@ STEPS = 3
 BATCH = 64
 
 
-def make_mlp(seed: int = 0):
+def make_mlp(seed: int = 0, dtype=aisys.float64):
     rng = np.random.default_rng(seed)
-    m = nn.Sequential(nn.Linear(64, 32, dtype=aisys.float64), nn.ReLU(), nn.Linear(32, 16, dtype=aisys.float64),
-                      nn.ReLU(), nn.Linear(16, 10, dtype=aisys.float64))
+    m = nn.Sequential(nn.Linear(64, 32, dtype=dtype), nn.ReLU(), nn.Linear(32, 16, dtype=dtype),
+                      nn.ReLU(), nn.Linear(16, 10, dtype=dtype))
     with aisys.no_grad():
         for p in m.parameters():
             p.copy_(rng.standard_normal(tuple(p.shape)) * 0.3)
     return m
 
 
-def digits_batch():
+def digits_batch(dtype=np.float64):
     from aisys.models.datasets import digits_arrays
     x, y = digits_arrays("train")
-    return x[:BATCH].reshape(BATCH, -1).astype(np.float64), y[:BATCH]
+    return x[:BATCH].reshape(BATCH, -1).astype(dtype), y[:BATCH]
 
 
 def flat(model) -> np.ndarray:
     return np.concatenate([p.numpy().ravel() for p in model.parameters()])
 
 
-def single_process(steps: int = STEPS) -> np.ndarray:
+def single_process(steps: int = STEPS, float32: bool = False) -> np.ndarray:
     """The reference: one process, the whole batch, Adam."""
-    x, y = digits_batch()
-    m = make_mlp()
+    x, y = digits_batch(np.float32 if float32 else np.float64)
+    m = make_mlp(dtype=aisys.float32 if float32 else aisys.float64)
     opt = aisys.optim.Adam(m.parameters(), lr=1e-2)
     for _ in range(steps):
         F.cross_entropy(m(aisys.tensor(x)), aisys.tensor(y)).backward()
@@ -44,15 +44,15 @@ def single_process(steps: int = STEPS) -> np.ndarray:
     return flat(m)
 
 
-def data_parallel(comm, mode: str = "plain", steps: int = STEPS, bucket_mb: float = 0.004):
+def data_parallel(comm, mode: str = "plain", steps: int = STEPS, bucket_mb: float = 0.004, float32: bool = False):
     """Each rank trains on its slice of the batch: mode 'plain', 'overlap' (DDP) or 'zero1'/'zero2'/'zero3'."""
     from aisys.dist.data_parallel import DistributedDataParallel
     from aisys.dist.zero import ZeroOptimizer
-    x, y = digits_batch()
+    x, y = digits_batch(np.float32 if float32 else np.float64)
     k = BATCH // comm.size
     xs = aisys.tensor(x[comm.rank * k:(comm.rank + 1) * k])
     ys = aisys.tensor(y[comm.rank * k:(comm.rank + 1) * k])
-    m = make_mlp()
+    m = make_mlp(dtype=aisys.float32 if float32 else aisys.float64)
     if mode.startswith("zero"):
         opt = ZeroOptimizer(m, comm, stage=int(mode[-1]), lr=1e-2)
         for _ in range(steps):

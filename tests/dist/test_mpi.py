@@ -29,9 +29,10 @@ def collective_battery(comm, n):
     x = rng.integers(-9, 9, n).astype(np.float64)
     out = {}
     for algorithm in list(ALGORITHMS["allreduce"]) + ["mpi"]:
-        if algorithm == "hierarchical":
-            continue
-        out[f"allreduce/{algorithm}"] = comm.allreduce(x, algorithm=algorithm)
+        nodes = None
+        if algorithm == "hierarchical":              # two nodes of two ranks on 4 ranks, else one rank per node
+            nodes = [[0, 1], [2, 3]] if comm.size == 4 else [[r] for r in range(comm.size)]
+        out[f"allreduce/{algorithm}"] = comm.allreduce(x, algorithm=algorithm, nodes=nodes)
     for algorithm in list(ALGORITHMS["reduce_scatter"]) + ["mpi"]:
         out[f"reduce_scatter/{algorithm}"] = comm.reduce_scatter(x, algorithm=algorithm)
     piece = x[:5]

@@ -58,9 +58,12 @@ for name in Topology.presets():
     (MD, """\
 Every link speed above is **per direction, in GB/s (10⁹ bytes per second), with the Gbps figure beside it**.
 Vendors mix the two: NVIDIA quotes NVLink 3 as "600 GB/s" — both directions added — while InfiniBand is sold as
-"200 Gb/s" — bits. One byte is 8 bits, so HDR InfiniBand's 200 Gbps is 25 GB/s, twelve times less than NVLink's
-300 GB/s per direction (the mix-up behind course issue #271). Each preset cites its sources:"""),
+"200 Gb/s" — bits. One byte is 8 bits, so a link quoted in Gbps moves an eighth of that number in GB/s (the
+mix-up behind course issue #271). Each preset cites its sources:"""),
     (CODE, """\
+nvlink, hdr = dist.LINK_TYPES["nvlink3"], dist.LINK_TYPES["ib_hdr"]
+print(f"InfiniBand HDR: 200 Gbps / 8 = {format_bandwidth(hdr.bandwidth)}; NVLink 3 moves "
+      f"{nvlink.bandwidth / hdr.bandwidth:.0f}x more per direction\\n")
 print(Topology.preset("dgx_a100_x2_ib").summary())"""),
     (MD, """\
 ## 1. Collectives as schedules (通信原语)

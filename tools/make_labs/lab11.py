@@ -156,7 +156,7 @@ for stage in range(4):
     (MD, """\
 The memory stack per device, for every stage; drag the slider to change the number of data-parallel devices.
 The dashed line is an 80 GB A100. Stage 3's cost is communication: it all-gathers the parameters before they are
-used, 1.5× the traffic of plain data parallelism."""),
+used, 1.5× the traffic of plain data parallelism (3Ψ instead of 2Ψ per step, in the ZeRO paper's accounting)."""),
     (CODE, """\
 # NBVAL_IGNORE_OUTPUT
 stack = MemoryStack(7.5e9, ndevices=64, capacity=80e9)
@@ -308,8 +308,7 @@ print("2-stage pipeline on MPI, gradients equal one device:",
 Given a model, a cluster and a device, `plan` tries every layout — dp·tp·pp = devices, tensor parallel inside a
 node, pipeline stages dividing the layers — and every ZeRO stage, prices compute, the pipeline bubble and each
 kind of communication on the topology's own links, checks the memory per device, and ranks them. Here a
-GPT-style model of 48 layers and hidden size 8192 (≈ 39 B parameters) on 8 DGX A100 nodes (64 GPUs, InfiniBand
-between nodes):"""),
+GPT-style model of 48 layers and hidden size 8192 on 8 DGX A100 nodes (64 GPUs, InfiniBand between nodes):"""),
     (CODE, """\
 model = ModelSpec.gpt(layers=48, hidden=8192, seq_len=2048, global_batch=512)
 report = plan(model, dist.Topology.cluster(8, 8), "a100_80gb")
@@ -322,8 +321,8 @@ print(report.explain())"""),
 
 - **Data parallel** = one all-reduce of the gradients per step; buckets trade latency against overlap, and the
   result equals one device on the whole batch.
-- **ZeRO** removes the 16Ψ redundancy stage by stage (120 → 31.4 → 16.6 → 1.9 GB for 7.5 B parameters on 64
-  devices) without changing the arithmetic.
+- **ZeRO** removes the 16Ψ redundancy stage by stage — down to 16Ψ/N_d per device at stage 3 — without changing
+  the arithmetic.
 - **Tensor parallel** splits a layer's matrices: one all-reduce per MLP block forward, fast links needed.
 - **Pipeline parallel** splits the layers: a bubble of (p−1)/(m+p−1), shrunk by more micro-batches; 1F1B
   bounds the activations in flight.
