@@ -18,8 +18,14 @@ pipeline parallel, the planner). Importing this package never imports mpi4py: on
 """
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, build_schedule
 from .comm import CollectiveMismatch, Communicator, RankFailed
-from .costs import (bus_factor, bytes_sent_per_rank, collective_time, cost_coefficients, crossover, fit_alpha_beta,
-                    link_alpha_beta)
+from .costs import (allreduce_time, bus_factor, bytes_sent_per_rank, collective_time, cost_coefficients, crossover,
+                    fit_alpha_beta, link_alpha_beta)
+from .data_parallel import DistributedDataParallel, layer_costs, make_buckets, simulate_data_parallel
+from .pipeline import bubble_fraction, pipeline_schedule, pipeline_step, simulate_pipeline
+from .planner import DEVICES, Device, ModelSpec, plan
+from .tensor_parallel import ColumnParallelLinear, RowParallelLinear, TensorParallelMLP
+from .timeline import TaskGraph, Timeline
+from .zero import ZeroOptimizer, memory_breakdown, zero_memory
 from .launch import DistRunError, DistTimeoutError, MPIUnavailableError, RunResult, mpiexec_path, run
 from .schedule import COLLECTIVES, DeadlockError, Schedule, ScheduleError, chunk_bounds
 from .simulator import SimReport, execute, simulate
