@@ -123,7 +123,8 @@ ALLOWED = {
     "kernels": {"framework"},
     "models": {"framework", "frontend", "chip"},
     "onnx": {"framework", "frontend", "compiler"},     # aisys.onnx: the front door's ONNX backend (composes)
-    "labkit": {"", "framework", "frontend", "compiler", "chip", "models", "kernels"},
+    "labkit": {"", "framework", "frontend", "compiler", "chip", "models", "kernels", "onnx", "dist", "inference",
+               "cluster"},                                # exercises check every layer
     "dist": {"framework", "chip", "kernels"},
     "inference": {"framework", "chip", "kernels"},
     "cluster": {"framework", "chip", "kernels", "dist"},
