@@ -21,6 +21,8 @@ _WHERE = {
     "MemoryTimeline": "memory",
     # widgets/chip.py — the simulated chip
     "UtilizationView": "chip", "RooflinePlot": "chip", "SystolicAnimator": "chip",
+    # widgets/inference.py — the inference engine and the capstone
+    "KVCacheView": "inference", "BatchTimeline": "inference", "StackView": "inference",
 }
 
 __all__ = sorted(_WHERE)

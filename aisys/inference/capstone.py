@@ -97,7 +97,9 @@ class StackReport:
              f"{self.batch / r.time_s:,.0f} tokens/s"),
         ]
 
-    def summary(self) -> str:
+    def summary(self, measured: bool = True) -> str:
+        """The layers and the throughput table (``measured=False`` leaves out this CPU's timings, which differ
+        from run to run)."""
         lines = [f"TinyGPT decode step through the stack (batch {self.batch}, context {self.context}, "
                  f"chip {self.program.chip.name})"]
         for name, what, numbers in self.layers():
@@ -105,11 +107,12 @@ class StackReport:
             lines.append(f"  {'':<22} {numbers}")
         if self.points:
             lines.append("  decode tokens/s vs batch size:")
-            lines.append(f"    {'batch':>5} {'chip (simulated)':>17} {'roofline':>12} {'this CPU':>12}")
+            lines.append(f"    {'batch':>5} {'chip (simulated)':>17} {'roofline':>12}" + (f" {'this CPU':>12}" if measured
+                                                                                          else ""))
             for pt in self.points:
                 cpu = "-" if pt.cpu_s is None else f"{pt.cpu_tokens_per_s:,.0f}"
-                lines.append(f"    {pt.batch:>5} {pt.chip_tokens_per_s:>17,.0f} {pt.roofline_tokens_per_s:>12,.0f} "
-                             f"{cpu:>12}")
+                lines.append(f"    {pt.batch:>5} {pt.chip_tokens_per_s:>17,.0f} {pt.roofline_tokens_per_s:>12,.0f}"
+                             + (f" {cpu:>12}" if measured else ""))
         return "\n".join(lines)
 
 

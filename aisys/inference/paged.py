@@ -279,18 +279,35 @@ class PagedKVCache:
         return np.concatenate([np.arange(first, first + n, dtype=np.int64) for _, first, n, _ in self._segments])
 
     def attend(self, layer: int, q, k, v) -> Tensor:
-        from ..kernels.attention import attention
+        """Write the new keys and values into their blocks, then attend: every one-token (decode) segment in
+        one ``paged_attention`` call reading through the block tables; a longer (prefill) segment gathers its
+        blocks and runs the tiled kernel."""
+        from ..kernels.attention import attention, paged_attention
         qd, kd, vd = (x._data if isinstance(x, Tensor) else np.asarray(x) for x in (q, k, v))
+        bs, segs = self.block_size, self._segments
+        if not segs:
+            return Tensor._wrap(np.zeros(qd.shape, np.float32))
+        pos = np.concatenate([np.arange(first, first + n) for _, first, n, _ in segs])
+        blocks = np.concatenate([np.asarray(self.tables[seq], np.int64)[np.arange(first, first + n) // bs]
+                                 for seq, first, n, _ in segs])
+        self.k[layer, blocks, :, pos % bs, :] = kd[0].transpose(1, 0, 2)
+        self.v[layer, blocks, :, pos % bs, :] = vd[0].transpose(1, 0, 2)
         out = np.empty(qd.shape, np.float32)
-        bs = self.block_size
-        for seq, first, n, off in self._segments:
-            table = np.asarray(self.tables[seq], np.int64)
-            pos = np.arange(first, first + n)
-            blocks, slots = table[pos // bs], pos % bs
-            self.k[layer, blocks, :, slots, :] = kd[0, :, off:off + n].transpose(1, 0, 2)
-            self.v[layer, blocks, :, slots, :] = vd[0, :, off:off + n].transpose(1, 0, 2)
+        decode = [sg for sg in segs if sg[2] == 1]
+        if decode:
+            rows = np.array([off for _, _, _, off in decode])
+            width = max(len(self.tables[seq]) for seq, _, _, _ in decode)
+            tables = np.zeros((len(decode), width), np.int64)
+            for i, (seq, _, _, _) in enumerate(decode):
+                tables[i, :len(self.tables[seq])] = self.tables[seq]
+            lengths = np.array([first + 1 for _, first, _, _ in decode])
+            res = paged_attention(qd[0][:, rows].transpose(1, 0, 2), self.k[layer], self.v[layer], tables, lengths)
+            out[0][:, rows] = res.transpose(1, 0, 2)          # (seqs, heads, d) back to (heads, seqs, d)
+        for seq, first, n, off in segs:
+            if n == 1:
+                continue
             total = first + n
-            used = table[:self.blocks_for(total)]
+            used = np.asarray(self.tables[seq][:self.blocks_for(total)], np.int64)
             keys = self.k[layer, used].transpose(1, 0, 2, 3).reshape(self.spec.n_kv_head, -1, self.spec.head_dim)
             vals = self.v[layer, used].transpose(1, 0, 2, 3).reshape(self.spec.n_kv_head, -1, self.spec.head_dim)
             out[0, :, off:off + n] = attention(qd[:, :, off:off + n], keys[None, :, :total], vals[None, :, :total],

@@ -204,17 +204,17 @@ def cpu_roof(repeat: int = 3) -> CpuRoof:
     return CpuRoof(flops, bandwidth)
 
 
-def phase_points(model, chip="davinci", batch_sizes=(1, 8, 64), prompt_len: int = 256, context: int = 256):
-    """RooflinePoints of prefill (a ``prompt_len`` prompt) and decode (one token after ``context`` cached ones)
-    at each batch size, counted in ``chip``'s word size."""
+def phase_points(model, chip="davinci", decode_batches=(1, 8, 64), prompt_lens=(64, 512), context: int = 64):
+    """RooflinePoints on ``chip`` (in its word size): prefill of one prompt of each length in ``prompt_lens``,
+    and a decode step (one token after ``context`` cached ones) at each batch size in ``decode_batches``."""
     from ..chip import preset, roofline_point
     chip = preset(chip)
     dims, b = ModelDims.of(model), chip.matrix.input_bytes
     points = []
-    for n in batch_sizes:
-        f, by = step_flops_bytes(dims, n, prompt_len, 0, b)
-        points.append(roofline_point(f"prefill b={n}", f, by, chip, kind="prefill"))
-    for n in batch_sizes:
+    for n in prompt_lens:
+        f, by = step_flops_bytes(dims, 1, n, 0, b)
+        points.append(roofline_point(f"prefill {n} tokens", f, by, chip, kind="prefill"))
+    for n in decode_batches:
         f, by = step_flops_bytes(dims, n, 1, context, b)
         points.append(roofline_point(f"decode b={n}", f, by, chip, kind="decode"))
     return points

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AttentionStats", "attention", "attention_naive", "tiled_attention_reference", "BLOCK_Q"]
+__all__ = ["AttentionStats", "attention", "attention_naive", "paged_attention", "tiled_attention_reference",
+           "BLOCK_Q"]
 
 BLOCK_Q = 64          # query rows per tile of the tiled kernel: its inner loops run over this constant
 ROWS_BELOW = 16       # fewer query rows than this (decode steps) use the row kernel instead
@@ -88,6 +89,52 @@ def attention(q, k, v, causal: bool = True, scale: float | None = None, *, block
                            int(counters[0] + counters[1] + counters[2]) * _F32, int(counters[3]) * _F32,
                            int(counters[4]) * 4 * d)
     return out, stats
+
+
+def paged_attention(q, k_pool, v_pool, block_tables, lengths, scale: float | None = None):
+    """Decode attention through block tables (vLLM's PagedAttention kernel): one new query per sequence
+    attends to that sequence's keys and values where they lie, scattered over a pool of fixed-size blocks —
+    no gathering copy.
+
+    ``q`` (seqs, heads, head_dim); ``k_pool`` and ``v_pool`` (num_blocks, kv_heads, block_size, head_dim);
+    ``block_tables`` (seqs, max_blocks) ints, row n listing sequence n's blocks in order (unused entries are
+    ignored); ``lengths`` (seqs,) tokens stored per sequence, the query's own key included. Returns
+    (seqs, heads, head_dim) float32.
+    """
+    where = "paged_attention"
+    q = _float32(where, "q", q, 3)
+    k_pool, v_pool = _float32(where, "k_pool", k_pool, 4), _float32(where, "v_pool", v_pool, 4)
+    N, H, d = q.shape
+    nb, Hkv, bs, dk = k_pool.shape
+    if v_pool.shape != k_pool.shape or dk != d:
+        raise ValueError(f"{where}: k_pool {k_pool.shape} and v_pool {v_pool.shape} must be (num_blocks, kv_heads, "
+                         f"block_size, head_dim={d})")
+    if Hkv == 0 or H % Hkv:
+        raise ValueError(f"{where}: {H} query heads cannot share {Hkv} key/value heads (heads must be a multiple)")
+    tables = np.ascontiguousarray(block_tables, np.int64)
+    lengths = np.ascontiguousarray(lengths, np.int64)
+    if tables.ndim != 2 or tables.shape[0] != N or lengths.shape != (N,):
+        raise ValueError(f"{where}: block_tables must be (seqs={N}, max_blocks) and lengths ({N},), got "
+                         f"{tables.shape} and {lengths.shape}")
+    if N and (lengths.min() < 1 or lengths.max() > tables.shape[1] * bs):
+        raise ValueError(f"{where}: lengths must be in [1, max_blocks x block_size = {tables.shape[1] * bs}], got "
+                         f"{lengths.min()}..{lengths.max()}")
+    used = np.arange(tables.shape[1])[None, :] * bs < lengths[:, None]
+    if N and (tables[used].min() < 0 or tables[used].max() >= nb):
+        raise ValueError(f"{where}: block ids must be in [0, {nb})")
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    out = np.empty((N, H, d), np.float32)
+    if N:
+        _kernel("paged")(q, k_pool, v_pool, tables, lengths, out, np.float32(scale))
+    return out
+
+
+def _float32(where, name, a, ndim):
+    a = getattr(a, "_data", a)
+    if not isinstance(a, np.ndarray) or a.ndim != ndim or a.dtype.kind != "f":
+        raise TypeError(f"{where}: {name} must be a {ndim}-D float array, got "
+                        f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    return np.ascontiguousarray(a, np.float32)
 
 
 def attention_naive(q, k, v, causal: bool = True, scale: float | None = None, *, return_stats: bool = False):
@@ -384,6 +431,48 @@ def _rows_kernel(q, k, v, out, scale, causal, block_k, counters):
                 counters[3] += d
 
 
+def _paged_kernel(q, k_pool, v_pool, tables, lengths, out, scale):
+    """One query per sequence, keys and values read block by block through the sequence's block table."""
+    N, H, d = q.shape
+    bs = k_pool.shape[2]
+    group = H // k_pool.shape[1]
+    qs = np.empty(d, np.float32)
+    acc = np.empty(d, np.float32)
+    s = np.empty(bs, np.float32)
+    for n in range(N):
+        total = lengths[n]
+        for h in range(H):
+            hk = h // group
+            for t in range(d):
+                qs[t] = q[n, h, t] * scale
+            m = _NEG
+            l = np.float32(0.0)
+            acc[:] = 0.0
+            for j0 in range(0, total, bs):
+                blk = tables[n, j0 // bs]
+                bc = min(bs, total - j0)
+                m_new = m
+                for j in range(bc):
+                    x = np.float32(0.0)
+                    for t in range(d):
+                        x += qs[t] * k_pool[blk, hk, j, t]
+                    s[j] = x
+                    m_new = max(m_new, x)
+                alpha = _exp_nonpositive(m - m_new)
+                l *= alpha
+                for t in range(d):
+                    acc[t] *= alpha
+                for j in range(bc):
+                    p = _exp_nonpositive(s[j] - m_new)
+                    l += p
+                    for t in range(d):
+                        acc[t] += p * v_pool[blk, hk, j, t]
+                m = m_new
+            inv = np.float32(1.0) / l
+            for t in range(d):
+                out[n, h, t] = acc[t] * inv
+
+
 _COMPILED: dict = {}
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}   # no "nnan"/"ninf": masks stay finite anyway
 
@@ -395,6 +484,6 @@ def _kernel(name: str):
         from numba import njit
         if not hasattr(_exp_nonpositive, "py_func"):     # the kernels call the compiled helper, inlined
             _exp_nonpositive = njit(inline="always", fastmath=_FASTMATH, cache=True)(_exp_nonpositive)
-        fn = {"tiled": _tiled_kernel, "rows": _rows_kernel}[name]
+        fn = {"tiled": _tiled_kernel, "rows": _rows_kernel, "paged": _paged_kernel}[name]
         _COMPILED[name] = njit(cache=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")(fn)
     return _COMPILED[name]

@@ -48,10 +48,10 @@ def test_mixed_iteration_and_the_chip_clock():
     d = chip.preset("davinci")
     assert clock.time(cost) == max(cost.flops / d.peak_ops_per_s, cost.bytes / d.dram_bytes_per_s)
     assert "davinci" in clock.name and "intensity" not in cost.summary() and "FLOP/B" in cost.summary()
-    points = inference.phase_points(BENCH, "davinci", batch_sizes=(1, 64), prompt_len=256, context=128)
+    points = inference.phase_points(BENCH, "davinci", decode_batches=(1, 64), prompt_lens=(64, 512), context=128)
     bounds = {p.name: p.bound for p in points}
-    assert bounds == {"prefill b=1": "compute", "prefill b=64": "compute", "decode b=1": "memory",
-                      "decode b=64": "memory"}
+    assert bounds == {"prefill 64 tokens": "memory", "prefill 512 tokens": "compute", "decode b=1": "memory",
+                      "decode b=64": "memory"}                 # fp16: a prefill needs > ridge (218) tokens
     with pytest.raises(ValueError, match="batch"):
         step_flops_bytes(BENCH, 0, 1, 0)
     with pytest.raises(TypeError, match="cannot read the sizes"):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from aisys.kernels import attention as A
-from aisys.kernels.attention import BLOCK_Q, attention, attention_naive, tiled_attention_reference
+from aisys import kernels
+from aisys.kernels.attention import BLOCK_Q, attention, attention_naive, paged_attention, tiled_attention_reference
 
 
 def _qkv(rng, B, H, Hkv, L, S, d, scale=1.0):
@@ -120,4 +120,41 @@ def test_other_float_dtypes_and_tensors_are_accepted():
     want = attention(q, k, v)
     np.testing.assert_allclose(attention(q.astype(np.float64), k, v), want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(attention(aisys.tensor(q), aisys.tensor(k), aisys.tensor(v)), want)
-    assert A._F32 == 4 and want.dtype == np.float32
+    assert want.dtype == np.float32
+    assert kernels.attention is attention          # the package's public name is the kernel (module: aisys.kernels.attention)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seqs=st.integers(1, 4), kv_heads=st.integers(1, 2), group=st.sampled_from([1, 3]), d=st.integers(1, 20),
+       block_size=st.sampled_from([1, 4, 16]), seed=st.integers(0, 2 ** 16))
+def test_paged_attention_reads_through_block_tables(seqs, kv_heads, group, d, block_size, seed):
+    """Each sequence's keys are scattered over a shared pool in table order; the result equals attention of
+    its last query over the gathered keys."""
+    rng = np.random.default_rng(seed)
+    H, nb = kv_heads * group, 40
+    k_pool = rng.standard_normal((nb, kv_heads, block_size, d)).astype(np.float32)
+    v_pool = rng.standard_normal((nb, kv_heads, block_size, d)).astype(np.float32)
+    lengths = rng.integers(1, 5 * block_size + 1, seqs)
+    width = int(-(-lengths.max() // block_size))
+    tables = np.stack([rng.permutation(nb)[:width] for _ in range(seqs)])
+    q = rng.standard_normal((seqs, H, d)).astype(np.float32)
+    got = paged_attention(q, k_pool, v_pool, tables, lengths)
+    for n in range(seqs):
+        keys = k_pool[tables[n]].transpose(1, 0, 2, 3).reshape(kv_heads, -1, d)[None, :, :lengths[n]]
+        vals = v_pool[tables[n]].transpose(1, 0, 2, 3).reshape(kv_heads, -1, d)[None, :, :lengths[n]]
+        want = _reference(q[n][None, :, None], keys, vals, causal=True)[0, :, 0]
+        np.testing.assert_allclose(got[n], want, rtol=2e-5, atol=2e-5)
+
+
+def test_paged_attention_errors():
+    pool = np.zeros((4, 2, 8, 4), np.float32)
+    q = np.zeros((2, 4, 4), np.float32)
+    tables, lengths = np.zeros((2, 2), np.int64), np.array([3, 9])
+    with pytest.raises(ValueError, match="lengths must be in"):
+        paged_attention(q, pool, pool, tables, np.array([0, 3]))
+    with pytest.raises(ValueError, match="block ids"):
+        paged_attention(q, pool, pool, np.array([[9, 0], [1, 2]]), lengths)
+    with pytest.raises(ValueError, match="multiple"):
+        paged_attention(q[:, :3], pool, pool, tables, lengths)
+    with pytest.raises(TypeError, match="3-D float"):
+        paged_attention(q[0], pool, pool, tables, lengths)

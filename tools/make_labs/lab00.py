@@ -168,6 +168,8 @@ UtilizationView(result)"""),
 - **Lab 04** — graph passes: constant folding, CSE, DCE, Conv+BN folding, fusion, layout.
 - **Lab 05** — memory planning: liveness, planners, the arena executor, checkpointing.
 - **Lab 08** — AI chips: arithmetic intensity, systolic dataflows, the TPU v1 roofline.
+- **Lab 12** — the capstone: TinyGPT served the way LLM inference engines do it (KV cache, fused attention,
+  paged memory, continuous batching), then walked through every layer of this stack down to the chip.
 
 `labs/README.md` lists every lab with its goals and exercises. Sources: ZOMI, *AISystem* (Apache-2.0),
 lecture "AI 系统组成&生态"; the digits are the UCI "Optical Recognition of Handwritten Digits" data set."""),
