@@ -39,6 +39,7 @@ _LAZY = {
     "compiler": "aisys.compiler",
     "chip": "aisys.chip",
     "kernels": "aisys.kernels",
+    "inference": "aisys.inference",
     "labkit": "aisys.labkit",
     "graph": "aisys.framework.graph",
 }

@@ -13,7 +13,7 @@ Part 2 — attention at (batch 1, 8 heads, seq 1024, head dim 64), float32, caus
 torch is installed) and vs naive numpy (scores materialized). Best of several interleaved repeats. Target:
 <= 1.5x PyTorch (causal, the kernel's default) and faster than naive numpy. Bytes moved as the kernels count them.
 
-Part 3 — serving a seeded stream of requests (Poisson arrivals, prompts of 64-256 tokens, answers of 64-256)
+Part 3 — serving a seeded stream of requests (Poisson arrivals, prompts of 48-224 tokens, answers of 48-224)
 with the same model and a KV pool of 16-token blocks: static vs continuous batching, paged vs contiguous
 (max-length) KV reservation. Time is davinci's roofline per step (deterministic). Targets: paged KV wastes
 < 4 % of its allocated bytes vs >= 50 % for contiguous reservation (the PagedAttention paper's comparison);
@@ -102,9 +102,9 @@ def part2(repeats: int, seq: int) -> None:
 def part3(model, n_requests: int, kv_blocks: int) -> None:
     dims = inference.ModelDims.of(model)
     step = inference.RooflineClock("davinci").step_time(dims, [(1, 256)])
-    reqs = inference.request_stream(n_requests, vocab_size=65, seed=0, rate=1 / (8 * step), prompt_len=(64, 256),
-                                    output_len=(64, 256))
-    print(f"\nPart 3 — {n_requests} requests (prompts 64-256, answers 64-256 tokens, one arriving every "
+    reqs = inference.request_stream(n_requests, vocab_size=65, seed=0, rate=1 / (8 * step), prompt_len=(48, 224),
+                                    output_len=(48, 224))
+    print(f"\nPart 3 — {n_requests} requests (prompts 48-224, answers 48-224 tokens, one arriving every "
           f"~{8 * step * 1e3:.2f} ms), KV pool {kv_blocks} blocks x 16 tokens, time = davinci roofline per step")
     print(f"  {'batching / KV':<24} {'steps':>6} {'tokens/s':>10} {'TTFT ms':>9} {'TPOT ms':>9} {'KV waste':>9} "
           f"{'batch':>6} {'preempt':>8} {'wall s':>7}")

@@ -259,13 +259,15 @@ class Engine:
     """Serve requests with a real model over a paged KV pool; see the module docstring.
 
     ``kv_blocks`` (or ``kv_bytes``, converted to whole blocks) is the KV budget; ``max_batch`` caps the
-    sequences in one step; ``max_tokens_per_step`` caps the tokens of one step (prompts included).
+    sequences in one step; ``max_tokens_per_step`` caps the tokens of one step (prompts included). ``clock``
+    is a chip preset (or a RooflineClock) or "wall"; the roofline clock reads the model's sizes from the model
+    (TinyGPT) or from ``dims`` (a ModelDims or dict).
     """
 
     def __init__(self, model, kv_blocks: int | None = None, *, kv_bytes: int | None = None, block_size: int = 16,
                  batching: str = "continuous", kv: str = "paged", max_batch: int | None = None,
                  max_tokens_per_step: int | None = None, preemption: str = "recompute", clock="davinci",
-                 kv_dtype="float32", swap_bandwidth: float = 32e9):
+                 kv_dtype="float32", swap_bandwidth: float = 32e9, dims=None):
         if batching not in BATCHING:
             raise ValueError(f"Engine: batching={batching!r} must be one of {BATCHING}")
         if kv not in KV_LAYOUTS:
@@ -302,8 +304,12 @@ class Engine:
             self.clock = None
             self.dims = None
         else:
-            self.clock = RooflineClock(clock)
-            self.dims = ModelDims.of(model)
+            self.clock = clock if isinstance(clock, RooflineClock) else RooflineClock(clock)
+            try:
+                self.dims = ModelDims.of(dims if dims is not None else model)
+            except TypeError as e:
+                raise TypeError(f"Engine: the roofline clock needs the model's sizes: {e}; or use clock='wall'") \
+                    from None
         if kv == "contiguous" and self.context is None:
             raise ValueError("Engine: kv='contiguous' reserves the model's whole context per request, but the model "
                              "has no block_size (context length)")

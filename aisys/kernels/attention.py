@@ -383,6 +383,29 @@ def _tiled_kernel(q, k, v, out, scale, causal, block_k, counters):
                 counters[3] += br * d
 
 
+def _online_block(qs, kb, vb, bc, m, l, acc, s):
+    """Fold one block of ``bc`` keys ``kb`` and values ``vb`` into one query's running max ``m``, sum ``l`` and
+    accumulator ``acc`` (the online-softmax step); returns the new (m, l). ``s`` is scratch for the scores."""
+    d = qs.shape[0]
+    m_new = m
+    for j in range(bc):
+        x = np.float32(0.0)
+        for t in range(d):
+            x += qs[t] * kb[j, t]
+        s[j] = x
+        m_new = max(m_new, x)
+    alpha = _exp_nonpositive(m - m_new)
+    l *= alpha
+    for t in range(d):
+        acc[t] *= alpha
+    for j in range(bc):
+        p = _exp_nonpositive(s[j] - m_new)
+        l += p
+        for t in range(d):
+            acc[t] += p * vb[j, t]
+    return m_new, l
+
+
 def _rows_kernel(q, k, v, out, scale, causal, block_k, counters):
     """One query row at a time (decode steps: one or a few new tokens against a long cache)."""
     B, H, L, d = q.shape
@@ -399,8 +422,7 @@ def _rows_kernel(q, k, v, out, scale, causal, block_k, counters):
                 for t in range(d):
                     qs[t] = q[b, h, i, t] * scale
                 counters[0] += d
-                m = _NEG
-                l = np.float32(0.0)
+                m, l = _NEG, np.float32(0.0)
                 acc[:] = 0.0
                 j_end = min(S, i + 1 + offset) if causal else S
                 for j0 in range(0, max(j_end, 0), block_k):
@@ -408,23 +430,7 @@ def _rows_kernel(q, k, v, out, scale, causal, block_k, counters):
                     counters[1] += bc * d
                     counters[2] += bc * d
                     counters[4] += bc
-                    m_new = m
-                    for j in range(bc):
-                        x = np.float32(0.0)
-                        for t in range(d):
-                            x += qs[t] * k[b, hk, j0 + j, t]
-                        s[j] = x
-                        m_new = max(m_new, x)
-                    alpha = _exp_nonpositive(m - m_new)
-                    l *= alpha
-                    for t in range(d):
-                        acc[t] *= alpha
-                    for j in range(bc):
-                        p = _exp_nonpositive(s[j] - m_new)
-                        l += p
-                        for t in range(d):
-                            acc[t] += p * v[b, hk, j0 + j, t]
-                    m = m_new
+                    m, l = _online_block(qs, k[b, hk, j0:j0 + bc], v[b, hk, j0:j0 + bc], bc, m, l, acc, s)
                 inv = np.float32(1.0) / l if l > 0.0 else np.float32(0.0)
                 for t in range(d):
                     out[b, h, i, t] = acc[t] * inv
@@ -445,29 +451,11 @@ def _paged_kernel(q, k_pool, v_pool, tables, lengths, out, scale):
             hk = h // group
             for t in range(d):
                 qs[t] = q[n, h, t] * scale
-            m = _NEG
-            l = np.float32(0.0)
+            m, l = _NEG, np.float32(0.0)
             acc[:] = 0.0
             for j0 in range(0, total, bs):
                 blk = tables[n, j0 // bs]
-                bc = min(bs, total - j0)
-                m_new = m
-                for j in range(bc):
-                    x = np.float32(0.0)
-                    for t in range(d):
-                        x += qs[t] * k_pool[blk, hk, j, t]
-                    s[j] = x
-                    m_new = max(m_new, x)
-                alpha = _exp_nonpositive(m - m_new)
-                l *= alpha
-                for t in range(d):
-                    acc[t] *= alpha
-                for j in range(bc):
-                    p = _exp_nonpositive(s[j] - m_new)
-                    l += p
-                    for t in range(d):
-                        acc[t] += p * v_pool[blk, hk, j, t]
-                m = m_new
+                m, l = _online_block(qs, k_pool[blk, hk], v_pool[blk, hk], min(bs, total - j0), m, l, acc, s)
             inv = np.float32(1.0) / l
             for t in range(d):
                 out[n, h, t] = acc[t] * inv
@@ -479,11 +467,13 @@ _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}   # no "nnan"/"ninf": 
 
 def _kernel(name: str):
     """The numba-compiled kernel (lazy: numba loads on the first attention call, machine code cached on disk)."""
-    global _exp_nonpositive
+    global _exp_nonpositive, _online_block
     if name not in _COMPILED:
         from numba import njit
-        if not hasattr(_exp_nonpositive, "py_func"):     # the kernels call the compiled helper, inlined
+        if not hasattr(_exp_nonpositive, "py_func"):     # the kernels call the compiled helpers, inlined
             _exp_nonpositive = njit(inline="always", fastmath=_FASTMATH, cache=True)(_exp_nonpositive)
+            _online_block = njit(inline="always", fastmath=_FASTMATH, boundscheck=False, error_model="numpy",
+                                 cache=True)(_online_block)
         fn = {"tiled": _tiled_kernel, "rows": _rows_kernel, "paged": _paged_kernel}[name]
         _COMPILED[name] = njit(cache=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")(fn)
     return _COMPILED[name]

@@ -9,6 +9,7 @@ import pytest
 import aisys
 from aisys import inference, models
 from aisys.inference import Engine, Request, generate, request_stream
+from tests.inference.models import TinyGQA
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,18 @@ def test_every_request_finishes_with_its_own_tokens(gpt, stream, batching, kv, p
     assert all(a.start + a.duration <= b.start + 1e-15 for a, b in zip(t, t[1:]))   # steps do not overlap
     assert report.output_tokens == sum(r.max_new_tokens for r in stream)
     assert report.throughput == pytest.approx(report.output_tokens / report.makespan)
+
+
+def test_any_model_with_the_protocol_is_served_grouped_query_attention_included():
+    aisys.manual_seed(3)
+    m = TinyGQA()
+    reqs = request_stream(5, vocab_size=20, seed=4, rate=1e5, prompt_len=(1, 9), output_len=(2, 12))
+    dims = {"n_layer": 1, "d_model": 16, "n_head": 4, "n_kv_head": 2, "head_dim": 4, "d_ff": 1, "vocab_size": 20}
+    with pytest.raises(TypeError, match="clock='wall'"):
+        Engine(m, kv_blocks=8, block_size=4)
+    report = Engine(m, kv_blocks=8, block_size=4, dims=dims).serve(reqs)
+    for r in reqs:
+        np.testing.assert_array_equal(report.outputs[r.id], _alone(m, r))
 
 
 def test_stop_tokens_end_a_request_early(gpt, stream):
