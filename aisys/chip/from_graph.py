@@ -46,10 +46,12 @@ def _square(where: str, **attrs) -> None:
 # ---- the chip's instructions -> layer records ---------------------------------------------------------
 def _gemm(name, node, ins, low, where):
     a, b = ins[0].shape, ins[1].shape
-    if len(b) != 2:
-        raise ValueError(f"{where} has a {len(b)}-D right operand {tuple(b)}; only [.., K] @ [K, N] is modelled "
-                         f"(batched matmul is not)")
-    return Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, b[1], b[0])
+    if len(b) == 2:
+        return Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, b[1], b[0])
+    if len(b) > 2 and len(a) >= 2:                     # batched: one [M, K] @ [K, N] per leading index
+        return Gemm(name, a[-2], b[-1], b[-2], count=_numel(node.shape[:-2]))
+    raise ValueError(f"{where} multiplies {tuple(a)} by {tuple(b)}; the chip model has [.., K] @ [K, N] and "
+                     f"batched [.., M, K] @ [.., K, N] products")
 
 
 def _linear(name, node, ins, low, where):

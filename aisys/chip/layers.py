@@ -41,15 +41,20 @@ class _Layer:
 
 @dataclass(frozen=True)
 class Gemm(_Layer):
-    """A fully connected layer / matmul: ``[M, K] @ [K, N]`` (M = batch rows, N = outputs)."""
+    """A fully connected layer / matmul: ``[M, K] @ [K, N]`` (M = batch rows, N = outputs).
+
+    ``count`` > 1 is a batched matmul: that many independent products of the same shape, each with its own
+    operands (attention's per-head ``q·kᵀ`` and ``p·v``). ``gemm`` and ``ifmap_words`` describe one of them.
+    """
     name: str
     M: int
     N: int
     K: int
     activation: str | None = None
+    count: int = 1
 
     def __post_init__(self):
-        _pos(f"Gemm {self.name!r}", M=self.M, N=self.N, K=self.K)
+        _pos(f"Gemm {self.name!r}", M=self.M, N=self.N, K=self.K, count=self.count)
         _check_activation(f"Gemm {self.name!r}", self.activation)
 
     kind = "gemm"
@@ -64,17 +69,19 @@ class Gemm(_Layer):
 
     @property
     def macs(self) -> int:
-        return self.M * self.N * self.K
+        return self.count * self.M * self.N * self.K
 
     @property
     def flops(self) -> int:
         return self._counted(2 * self.macs)
 
     def io_words(self) -> dict:
-        return {"ifmap": self.M * self.K, "filter": self.K * self.N, "ofmap": self.M * self.N}
+        c = self.count
+        return {"ifmap": c * self.M * self.K, "filter": c * self.K * self.N, "ofmap": c * self.M * self.N}
 
     def describe(self) -> str:
-        return f"gemm {self.M}x{self.K} @ {self.K}x{self.N}" + (f" + {self.activation}" if self.activation else "")
+        return ((f"{self.count} x " if self.count > 1 else "") + f"gemm {self.M}x{self.K} @ {self.K}x{self.N}"
+                + (f" + {self.activation}" if self.activation else ""))
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,12 @@ class _Lowering:
         acc_slot = None
         nK = plan.tiles[2]
         last_out = None
-        for mi, ni, ki, (Mt, Nt, Kt), new_a, new_b in plan.schedule():
+        count = getattr(layer, "count", 1)
+        # a batched matmul replays the tile schedule once per product (each starts with fresh A and B tiles)
+        steps = [(c, *step) for c in range(count) for step in plan.schedule()]
+        for c, mi, ni, ki, (Mt, Nt, Kt), new_a, new_b in steps:
+            if count > 1:
+                mi = f"{c}:{mi}"
             deps = []
             if new_a:
                 size = Mt * Kt * m.input_bytes
@@ -211,7 +216,8 @@ def _fusable(prev, layer) -> bool:
     if not isinstance(prev, (Gemm, Conv)) or not isinstance(layer, Elementwise):
         return False
     M, N, _ = prev.gemm
-    return layer.op in ACTIVATIONS and layer.elements == M * N and prev.activation is None
+    return (layer.op in ACTIVATIONS and layer.elements == getattr(prev, "count", 1) * M * N
+            and prev.activation is None)
 
 
 def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile") -> Program:
