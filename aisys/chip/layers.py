@@ -32,8 +32,8 @@ def _check_activation(where: str, activation) -> None:
 class _Layer:
     """What every layer record carries besides its shape: the op registry's FLOPs and bytes of the graph node
     it was lowered from (None when typed by hand: then ``flops`` is the record's own count)."""
-    registry_flops: int | None = field(default=None, kw_only=True)
-    registry_bytes: int | None = field(default=None, kw_only=True)
+    registry_flops: int | None = field(default=None, kw_only=True, compare=False)   # provenance, not shape:
+    registry_bytes: int | None = field(default=None, kw_only=True, compare=False)   # equal layers compare equal
 
     def _counted(self, own: int) -> int:
         return own if self.registry_flops is None else self.registry_flops
