@@ -71,9 +71,11 @@ def _matrix_operands(rw: Rewriter, y: int):
         return "linear", n.inputs[0], n.inputs[1], bias, {}
     if n.op == "matmul":
         w = rw.node(n.inputs[1])
-        if w.op != "permute" or tuple(w.attrs.get("dims", ())) != (1, 0):
-            return None
-        return "matmul", n.inputs[0], w.inputs[0], bias, {}
+        if w.op == "permute" and tuple(w.attrs.get("dims", ())) == (1, 0):
+            return "matmul", n.inputs[0], w.inputs[0], bias, {}            # x @ dequantize(W)ᵀ
+        if w.op == "dequantize" and rw.node(w.inputs[0]).op == "permute" and w.attrs.get("axis") is None:
+            return "matmul_t", n.inputs[0], w.id, bias, {}                 # x @ dequantize(Wᵀ): per-tensor
+        return None
     if n.op == "conv2d":
         if len(n.inputs) > 2:
             if bias is not None:
@@ -91,7 +93,8 @@ def _fold_matrix(rw: Rewriter, node) -> bool:
     if ops is None:
         return False
     kind, a_id, w_id, b_id, attrs = ops
-    cand = f"fold %{node.id} = quantize(int32) of a float {kind} into {kind if kind == 'conv2d' else 'matmul'}_integer"
+    kind_name = "matmul" if kind == "matmul_t" else kind
+    cand = f"fold %{node.id} = quantize(int32) of a float {kind_name} into {'conv2d' if kind == 'conv2d' else 'matmul'}_integer"
     a, w = _dq_parts(rw, a_id), _dq_parts(rw, w_id)
     if a is None or w is None:
         rw.reject(cand, "an operand is not a dequantize with constant scale and zero point", nodes=(node.id,))
@@ -131,11 +134,11 @@ def _fold_matrix(rw: Rewriter, node) -> bool:
         ins = [qa, qw, za_n.id, zw_n.id] + ([qb] if qb is not None else [])
         new = rw.add("conv2d_integer", ins, attrs)
     else:
-        wt = rw.add("permute", [qw], {"dims": (1, 0)})
-        new = rw.add("matmul_integer", [qa, wt.id, za_n.id, zw_n.id])
+        wt = qw if kind == "matmul_t" else rw.add("permute", [qw], {"dims": (1, 0)}).id
+        new = rw.add("matmul_integer", [qa, wt, za_n.id, zw_n.id])
         if qb is not None:
             new = rw.add("add", [new.id, qb])
-    rw.replace(node.id, new.id, note=f"%{node.id} = quantize(int32) of a float {kind} → {new.op} "
+    rw.replace(node.id, new.id, note=f"%{node.id} = quantize(int32) of a float {kind_name} → {new.op} "
                                        f"(int8 × int8 → int32{', + int32 bias' if qb is not None else ''})")
     return True
 

@@ -8,10 +8,10 @@
     loss = compress.distillation_loss(student_logits, teacher_logits, labels, temperature=4.0)
 
 One convention everywhere (``quant``): q = clamp(round(x/s) + z, qmin, qmax), x̂ = s·(q − z). The pieces:
-``quant`` (numbers), ``calibrate`` (observers), ``ptq`` (post-training quantization of a model: a float64
+``quant`` (numbers), ``calibration`` (observers), ``ptq`` (post-training quantization of a model: a float64
 fake-quant simulation whose traced graph the compiler's ``fold_quantization`` pass turns into integer-only
-inference), ``qat`` (fake-quant training, STE and LSQ), ``prune`` (magnitude and L1-channel pruning,
-schedules, sensitivity scans), ``distill`` (Hinton's knowledge-distillation loss). The registry ops they use
+inference), ``qat`` (fake-quant training, STE and LSQ), ``pruning`` (magnitude and L1-channel pruning,
+schedules, sensitivity scans), ``distillation`` (Hinton's knowledge-distillation loss). The registry ops they use
 live in ``aisys/framework/ops/quant.py``. Modules other than ``quant`` load on first use.
 """
 from __future__ import annotations
@@ -19,27 +19,31 @@ from __future__ import annotations
 import importlib
 
 from .quant import (QParams, QTYPES, QType, dequantize, fake_quantize, qparams_from_range, qrange, qtype,
+                    rounding_divide_by_pot, rounding_doubling_high_mul,
                     quantize_multiplier, quantize_tensor, real_multiplier, requantize)
 
 _WHERE = {
-    # calibrate.py — observers / calibrators
-    "calibrate": "calibrate", "kl_threshold": "calibrate", "Observer": "calibrate", "MinMaxObserver": "calibrate",
-    "MovingAverageMinMaxObserver": "calibrate", "PercentileObserver": "calibrate", "MSEObserver": "calibrate",
-    "KLObserver": "calibrate", "make_observer": "calibrate", "OBSERVERS": "calibrate", "threshold_report": "calibrate",
+    # calibration.py — observers / calibrators
+    "calibrate": "calibration", "kl_threshold": "calibration", "Observer": "calibration",
+    "MinMaxObserver": "calibration", "MovingAverageMinMaxObserver": "calibration", "PercentileObserver": "calibration",
+    "MSEObserver": "calibration", "KLObserver": "calibration", "make_observer": "calibration",
+    "OBSERVERS": "calibration", "threshold_report": "calibration", "clip_error": "calibration",
+    "kl_divergences": "calibration",
     # ptq.py — post-training quantization of a model
     "quantize": "ptq", "QuantizedModel": "ptq", "QuantLinear": "ptq", "QuantConv2d": "ptq",
-    "evaluate_accuracy": "ptq",
+    "check_quantizable": "ptq",
     # qat.py — quantization-aware training
     "FakeQuantize": "qat", "prepare_qat": "qat", "QATLinear": "qat", "QATConv2d": "qat", "convert": "qat",
-    # prune.py — pruning
-    "prune": "prune", "Pruning": "prune", "magnitude_mask": "prune", "channel_l1_norms": "prune",
-    "remove_channels": "prune", "iterative_prune": "prune", "sensitivity_scan": "prune", "SensitivityScan": "prune",
-    "sparsity_report": "prune",
-    # distill.py — knowledge distillation
-    "distillation_loss": "distill", "distill": "distill",
+    # pruning.py — pruning
+    "prune": "pruning", "Pruning": "pruning", "magnitude_mask": "pruning", "channel_l1_norms": "pruning",
+    "remove_channels": "pruning", "iterative_prune": "pruning", "sensitivity_scan": "pruning",
+    "SensitivityScan": "pruning", "sparsity_report": "pruning",
+    # distillation.py — knowledge distillation
+    "distillation_loss": "distillation", "distill": "distillation",
 }
 
 __all__ = ["QParams", "QTYPES", "QType", "dequantize", "fake_quantize", "qparams_from_range", "qrange", "qtype",
+           "rounding_divide_by_pot", "rounding_doubling_high_mul",
            "quantize_multiplier", "quantize_tensor", "real_multiplier", "requantize"] + sorted(_WHERE)
 
 

@@ -37,7 +37,7 @@ from ..nn.module import Module
 from ..ops.quant import dequantize as _dq, quantize as _q
 from ..registry import OPS
 from ..tensor import Tensor, _Mode, apply, no_grad
-from .calibrate import MinMaxObserver, OBSERVERS, make_observer
+from .calibration import MinMaxObserver, OBSERVERS, make_observer
 from .quant import QParams, qrange, qtype, quantize_multiplier, quantize_tensor
 
 __all__ = ["quantize", "QuantizedModel", "QuantLinear", "QuantConv2d", "LayerQuantization", "matrix_layer_order",

@@ -26,7 +26,7 @@ from ..nn.layers import Conv2d, Linear
 from ..nn.module import Module, Parameter
 from ..ops.quant import fake_quant
 from ..tensor import Tensor, no_grad
-from .calibrate import MinMaxObserver, MovingAverageMinMaxObserver
+from .calibration import MinMaxObserver, MovingAverageMinMaxObserver
 from .ptq import (QuantizedModel, _set_submodule, build_quantized, calibration_inputs, make_observer,
                   matrix_layer_order)
 from .quant import QParams, qrange, qtype

@@ -297,7 +297,8 @@ def quantize_multiplier(M):
 
 
 def rounding_doubling_high_mul(a: np.ndarray, b) -> np.ndarray:
-    """gemmlowp's SaturatingRoundingDoublingHighMul: round(a·b / 2³¹) with ties away from zero, on int32."""
+    """gemmlowp's SaturatingRoundingDoublingHighMul: a·b / 2³¹ rounded to nearest by its nudge (a tie of a
+    positive product rounds up, of a negative one toward zero), saturating the one overflow case."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     ab = a * b

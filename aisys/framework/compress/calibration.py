@@ -168,8 +168,9 @@ class _ValuesObserver(Observer):
     def values(self) -> np.ndarray:
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
 
-    def threshold(self, values: np.ndarray | None = None) -> float:
-        """The clip threshold on |values| (all values seen by default)."""
+    def threshold(self, values: np.ndarray | None = None, signed: bool = False) -> float:
+        """The clip threshold on |values| (all values seen by default); ``signed``: the codes will cover
+        [−T, T] (half of them per side) rather than [0, T]."""
         raise NotImplementedError
 
     def range(self):
@@ -177,9 +178,9 @@ class _ValuesObserver(Observer):
         a mean-subtracted image keeps its longer side), [0, T] when it never goes negative."""
         v = self.values
         if self.symmetric or self.lo >= 0 or self.hi <= 0:
-            t = self.threshold(v)
+            t = self.threshold(v, signed=self.symmetric or (self.lo < 0 < self.hi))
             return (-t if self.lo < 0 else 0.0), (t if self.hi > 0 else 0.0)
-        return -self.threshold(v[v < 0]), self.threshold(v[v > 0])
+        return -self.threshold(v[v < 0], signed=True), self.threshold(v[v > 0], signed=True)
 
 
 class PercentileObserver(_ValuesObserver):
@@ -192,7 +193,7 @@ class PercentileObserver(_ValuesObserver):
         self.percentile = float(percentile)
         super().__init__(dtype, symmetric, axis, cap)
 
-    def threshold(self, values=None) -> float:
+    def threshold(self, values=None, signed=False) -> float:
         return percentile_threshold(self.values if values is None else values, self.percentile)
 
 
@@ -200,9 +201,11 @@ class MSEObserver(_ValuesObserver):
     """The clip threshold with the smallest mean squared error between x and its quantized value."""
     method = "mse"
 
-    def threshold(self, values=None) -> float:
-        v = self.values if values is None else values
-        return mse_threshold(np.abs(v), self.qtype.name, negative=False)
+    def threshold(self, values=None, signed=False) -> float:
+        v = np.abs(self.values if values is None else values)
+        if signed:                                  # the grid of [−T, T]: mirror the magnitudes
+            v = np.concatenate([v, -v])
+        return mse_threshold(v, self.qtype.name, negative=signed)
 
 
 class KLObserver(_ValuesObserver):
@@ -215,7 +218,7 @@ class KLObserver(_ValuesObserver):
         self.bins, self.levels = int(bins), int(levels)
         super().__init__(dtype, symmetric, axis, cap)
 
-    def threshold(self, values=None) -> float:
+    def threshold(self, values=None, signed=False) -> float:
         return kl_threshold(self.values if values is None else values, self.bins, self.levels)
 
     def range(self):
