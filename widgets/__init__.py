@@ -21,6 +21,8 @@ _WHERE = {
     "MemoryTimeline": "memory",
     # widgets/chip.py — the simulated chip
     "UtilizationView": "chip", "RooflinePlot": "chip", "SystolicAnimator": "chip",
+    # widgets/compress.py — quantization, pruning, and what they buy on the chip
+    "QuantHistogram": "compress", "SensitivityScan": "compress", "PruningView": "compress", "ChipPayoff": "compress",
 }
 
 __all__ = sorted(_WHERE)

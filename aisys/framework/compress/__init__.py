@@ -37,7 +37,7 @@ _WHERE = {
     # pruning.py — pruning
     "prune": "pruning", "Pruning": "pruning", "magnitude_mask": "pruning", "channel_l1_norms": "pruning",
     "remove_channels": "pruning", "iterative_prune": "pruning", "sensitivity_scan": "pruning",
-    "SensitivityScan": "pruning", "sparsity_report": "pruning",
+    "Sensitivity": "pruning", "sparsity_report": "pruning",
     # distillation.py — knowledge distillation
     "distillation_loss": "distillation", "distill": "distillation",
 }

@@ -25,7 +25,7 @@ from ..tensor import Tensor, no_grad
 from .ptq import _set_submodule
 
 __all__ = ["magnitude_mask", "channel_l1_norms", "prune", "Pruning", "remove_channels", "iterative_prune",
-           "sensitivity_scan", "SensitivityScan", "sparsity_report", "prunable_layers"]
+           "sensitivity_scan", "Sensitivity", "sparsity_report", "prunable_layers"]
 
 MATRIX_LAYERS = (Linear, Conv2d)
 
@@ -96,6 +96,7 @@ class Pruning:
     scope: str = "layer"
     removed_from: int = 0                                # structured: weights of the rewired layers before …
     kept: int = 0                                        # … and after
+    original: dict = field(default_factory=dict)         # structured: layer name -> its weights before pruning
 
     def apply(self) -> None:
         """Zero every pruned weight again (after an optimizer step moved them)."""
@@ -278,6 +279,7 @@ def remove_channels(model: Module, sparsity: float, layers=None, example: Tensor
             raise ValueError(f"prune(structured=True): cannot remove channels of {name!r}: {exc}") from None
         plan[name] = (keep, names[k + 1], cols)
     # the reference: the same model with the pruned channels zeroed
+    originals = {n: dict(model.named_modules())[n].weight._data.copy() for n in plan}
     reference = copy.deepcopy(model)
     _zero_channels(reference, plan)
     smaller = copy.deepcopy(model)
@@ -303,7 +305,8 @@ def remove_channels(model: Module, sparsity: float, layers=None, example: Tensor
     for name in set(plan) | set(new_in):
         _set_submodule(model, name, new_mods[name])
     kept = sum(new_mods[n].weight._data.size for n in set(plan) | set(new_in))
-    return Pruning(model, {}, {n: p[0] for n, p in plan.items()}, structured=True, removed_from=orig, kept=kept)
+    return Pruning(model, {}, {n: p[0] for n, p in plan.items()}, structured=True, removed_from=orig, kept=kept,
+                   original=originals)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -334,7 +337,7 @@ def iterative_prune(model: Module, schedule, fine_tune, evaluate=None, scope: st
 
 
 @dataclass
-class SensitivityScan:
+class Sensitivity:
     """Per layer, the model's score with only that layer pruned (or quantized) at each setting."""
     kind: str                      # "sparsity" or "bits"
     settings: list
@@ -354,7 +357,7 @@ class SensitivityScan:
         return min(self.layers, key=lambda n: min(self.scores[n]))
 
 
-def sensitivity_scan(model: Module, evaluate, sparsities=(0.5, 0.7, 0.9), bits=None, layers=None) -> SensitivityScan:
+def sensitivity_scan(model: Module, evaluate, sparsities=(0.5, 0.7, 0.9), bits=None, layers=None) -> Sensitivity:
     """Prune (``sparsities``) or fake-quantize to ``bits`` (symmetric, per channel) one layer at a time and
     record ``evaluate(model)``; every weight is restored afterwards, whatever happens."""
     chosen = prunable_layers(model, layers)
@@ -384,4 +387,4 @@ def sensitivity_scan(model: Module, evaluate, sparsities=(0.5, 0.7, 0.9), bits=N
         finally:
             m.weight._data[...] = saved
         scores[name] = row
-    return SensitivityScan(kind, settings, [n for n, _ in chosen], scores, baseline)
+    return Sensitivity(kind, settings, [n for n, _ in chosen], scores, baseline)
