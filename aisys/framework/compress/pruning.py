@@ -253,9 +253,11 @@ def _smaller(layer: Module, out_keep: np.ndarray | None, in_keep: np.ndarray | N
     return new
 
 
-def remove_channels(model: Module, sparsity: float, layers=None, example: Tensor | None = None) -> Pruning:
+def remove_channels(model: Module, sparsity: float = 0.5, layers=None, example: Tensor | None = None,
+                    keep: dict | None = None) -> Pruning:
     """Structured L1 pruning: drop each chosen layer's weakest output channels and the next layer's matching
-    inputs (see ``prune``). The model is changed only if the smaller one reproduces the masked one."""
+    inputs (see ``prune``). ``keep``: instead, {layer name: indices of the channels to keep} (your own choice,
+    e.g. from a mask). The model is changed only if the smaller one reproduces the masked one."""
     if example is None:
         raise ValueError("prune(structured=True) needs example=<an input batch>: removing a layer's channels "
                          "also removes inputs of the layer that reads them, found by running the model once")
@@ -263,21 +265,34 @@ def remove_channels(model: Module, sparsity: float, layers=None, example: Tensor
     names = [c[0] for c in order]
     if len(set(names)) != len(names):
         raise ValueError("prune(structured=True): a layer runs twice in one forward pass; cannot rewire it")
+    if keep is not None:
+        if not isinstance(keep, dict) or not keep:
+            raise ValueError("remove_channels: keep must be a non-empty {layer name: channel indices} dict")
+        layers = list(keep)
     chosen = [n for n, _ in prunable_layers(model, layers)] if layers is not None else names[:-1]
     if names and names[-1] in chosen:
         raise ValueError(f"prune(structured=True): {names[-1]!r} is the last layer; its outputs are the model's "
                          f"(e.g. the classes), so its channels cannot be removed")
-    _count(1, sparsity, "prune")
+    if keep is None:
+        _count(1, sparsity, "prune")
     plan = {}
     for name in chosen:
         k = names.index(name)
         producer, consumer, cons_in = order[k][1], order[k + 1][1], order[k + 1][2]
-        keep = np.flatnonzero(magnitude_mask(producer.weight, sparsity, dim=0).reshape(producer.weight.shape[0], -1)[:, 0])
+        if keep is not None:
+            kept = np.unique(np.asarray(keep[name], dtype=np.int64).reshape(-1))
+            C = producer.weight.shape[0]
+            if kept.size == 0 or kept.min() < 0 or kept.max() >= C:
+                raise ValueError(f"remove_channels: keep[{name!r}] must name 1..{C} channels in 0..{C - 1}, got "
+                                 f"{np.asarray(keep[name]).tolist()[:8]}")
+        else:
+            kept = np.flatnonzero(magnitude_mask(producer.weight, sparsity, dim=0)
+                                  .reshape(producer.weight.shape[0], -1)[:, 0])
         try:
-            cols = _consumer_columns(producer, consumer, keep, cons_in)
+            cols = _consumer_columns(producer, consumer, kept, cons_in)
         except ValueError as exc:
             raise ValueError(f"prune(structured=True): cannot remove channels of {name!r}: {exc}") from None
-        plan[name] = (keep, names[k + 1], cols)
+        plan[name] = (kept, names[k + 1], cols)
     # the reference: the same model with the pruned channels zeroed
     originals = {n: dict(model.named_modules())[n].weight._data.copy() for n in plan}
     reference = copy.deepcopy(model)

@@ -62,7 +62,7 @@ class FakeQuantize(Module):
         """LSQ's initial step: 2·mean|x| / √qmax (per channel along ``axis``)."""
         qp = self.qtype.symmetric_max
         if self.axis is None:
-            s = 2 * np.abs(x).mean() / math.sqrt(qp)
+            s = np.array([2 * np.abs(x).mean() / math.sqrt(qp)])      # shape (1,): a 1-element parameter
         else:
             dims = tuple(d for d in range(x.ndim) if d != self.axis % x.ndim)
             s = 2 * np.abs(x).mean(axis=dims) / math.sqrt(qp)
@@ -91,9 +91,11 @@ class FakeQuantize(Module):
     def qparams(self) -> QParams:
         if self.scale is None:
             raise ValueError("FakeQuantize: no scale yet; run a forward pass (training) first")
-        return QParams(self.scale._data.astype(np.float64).reshape(self.scale.shape) if self.axis is not None
-                       else float(self.scale._data.reshape(())), self.zero_point._data if self.axis is not None
-                       else int(self.zero_point._data.reshape(())), self.dtype, self.axis, self.symmetric)
+        if self.axis is None:
+            return QParams(float(self.scale._data.reshape(-1)[0]), int(self.zero_point._data.reshape(-1)[0]),
+                           self.dtype, None, self.symmetric)
+        return QParams(self.scale._data.astype(np.float64), self.zero_point._data, self.dtype, self.axis,
+                       self.symmetric)
 
     def extra_repr(self) -> str:
         how = "learned scale (LSQ)" if self.learn_scale else f"{type(self.observer).__name__}"
