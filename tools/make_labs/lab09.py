@@ -240,8 +240,8 @@ print(f"{layer.name}: requantize by M0 = {int(layer.multiplier[0])} and shift {i
 
 At 4 bits the rounding error is 16 times larger. QAT trains *through* the rounding: every forward pass
 fake-quantizes weights and activations, and the gradient passes round() as if it were the identity (the
-straight-through estimator), except where a value was clipped. A few epochs of fine-tuning this way win
-back what post-training int4 loses."""),
+straight-through estimator), except where a value was clipped — so the weights can settle where the 4-bit
+grid suits them. Compare post-training int4 with a few epochs of QAT:"""),
     (CODE, """\
 int4_ptq = compress.quantize(model, calibration, weight_dtype="int4", weights="per_tensor", activations="minmax")
 aisys.manual_seed(0)
@@ -360,7 +360,7 @@ print(f"teacher (LeNet) {100 * fp32_accuracy:.2f}% | student on 100 labels {100 
   course's $-z$ is the same map with $z$ negated; mixing the two is wrong by $2zs$.
 - Calibration chooses what to clip: KL and percentile trade rare outliers for finer steps.
 - Post-training int8 costs this model little; the compiler folds its quantize/dequantize ops into
-  integer-only kernels that reproduce the simulation exactly. At 4 bits, QAT earns back the loss.
+  integer-only kernels that reproduce the simulation exactly. At 4 bits, QAT trains through the rounding.
 - Unstructured sparsity leaves a dense systolic array exactly as busy; removing channels shrinks the GEMMs.
   Int8 speeds the same array up several times and saves more energy still.
 - Distillation moves a teacher's knowledge into a smaller student, even without labels.

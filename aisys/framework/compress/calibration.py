@@ -275,33 +275,41 @@ def kl_divergences(hist: np.ndarray, levels: int = 128, start: int | None = None
     Q: the same i bins (without the outliers) merged into ``levels`` groups (bin j joins group ⌊j·levels/i⌋),
     each group's total spread evenly over its non-empty bins, normalized. Empty bins of P add nothing; a
     non-empty P bin where Q is empty makes the divergence infinite (that candidate is never chosen).
-    Returns an array indexed by i (entries below ``start`` are inf)."""
-    hist = np.asarray(hist, dtype=np.float64)
-    n = hist.size
+    Returns an array indexed by i (entries below ``start`` are inf).
+
+    All candidates at once, from prefix sums: with P = p/ΣP and Q = q/ΣQ,
+    KL = Σ p log(p/q) / Σp + log(Σq/Σp), and inside group g every non-empty bin has q = S_g/n_g (its total
+    over its count of non-empty bins), so Σ_{j∈g} h_j log(h_j/q_j) = Σ_{j∈g} h_j log h_j − S_g log(S_g/n_g)."""
+    h = np.asarray(hist, dtype=np.float64)
+    n = h.size
     start = levels if start is None else start
     if n < start:
         raise ValueError(f"kl_divergences: {n} bins is fewer than the first candidate ({start}); use more bins")
     out = np.full(n, np.inf)
-    tail = np.concatenate([np.cumsum(hist[::-1])[::-1], [0.0]])        # tail[i] = Σ hist[i:]
-    for i in range(start, n):
-        p = hist[:i].copy()
-        p[i - 1] += tail[i]
-        total = p.sum()
-        if total == 0:
-            continue
-        group = (np.arange(i) * levels) // i
-        nonzero = hist[:i] > 0
-        sums = np.bincount(group, weights=hist[:i], minlength=levels)
-        counts = np.bincount(group, weights=nonzero, minlength=levels)
-        q = np.where(nonzero, sums[group] / np.maximum(counts[group], 1), 0.0)
-        qs = q.sum()
-        if qs == 0:
-            continue
-        p, q = p / total, q / qs
-        on = p > 0
-        if np.any(q[on] == 0):
-            continue
-        out[i] = float(np.sum(p[on] * np.log(p[on] / q[on])))
+    cand = np.arange(start, n)
+    if cand.size == 0:
+        return out
+    hlogh = np.where(h > 0, h * np.log(np.where(h > 0, h, 1.0)), 0.0)
+    C = np.concatenate([[0.0], np.cumsum(h)])                    # C[i] = Σ h[:i]
+    NZ = np.concatenate([[0], np.cumsum(h > 0)])
+    HL = np.concatenate([[0.0], np.cumsum(hlogh)])
+    total = C[n]
+    k = np.arange(levels + 1)
+    bounds = (k[None, :] * cand[:, None] + levels - 1) // levels  # group g covers bins [b_g, b_{g+1})
+    S = C[bounds[:, 1:]] - C[bounds[:, :-1]]                     # (candidates, levels) group totals
+    cnt = NZ[bounds[:, 1:]] - NZ[bounds[:, :-1]]
+    used = cnt > 0
+    group_term = np.where(used, S * np.log(np.where(used, S, 1.0) / np.where(used, cnt, 1)), 0.0).sum(axis=1)
+    last = h[cand - 1]                                           # bin i−1, in the last group
+    q_last = np.where(last > 0, S[:, -1] / np.maximum(cnt[:, -1], 1), 0.0)     # an empty bin gets no share
+    log_q_last = np.log(np.where(q_last > 0, q_last, 1.0))
+    body = HL[cand - 1] - group_term + last * log_q_last         # Σ over j < i−1 of h log(h/q)
+    p_last = last + (total - C[cand])                            # plus the outliers
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail = np.where(p_last > 0, p_last * (np.log(np.where(p_last > 0, p_last, 1.0)) - log_q_last), 0.0)
+        kl = (body + tail) / total + np.log(C[cand] / total)
+    bad = (total == 0) | (C[cand] == 0) | ((p_last > 0) & (q_last == 0))
+    out[cand] = np.where(bad, np.inf, kl)
     return out
 
 
