@@ -39,16 +39,17 @@ CALIBRATORS = ("minmax", "percentile", "mse", "kl")
 
 
 def trained_models(quick: bool):
+    """The recipes of tests/framework/compress/conftest.py: seeded, each model with a fresh loader."""
     out = {}
-    train = DataLoader(digits("train"), 32, shuffle=True, generator=0)
     for name, make, epochs in (("MLP 64-128-10", lambda: MLP([64, 128, 10]), 10),
                                ("LeNet 16/32", lambda: LeNet(image_size=8, channels=(16, 32)), 6 if quick else 12)):
         aisys.manual_seed(0)
+        train = DataLoader(digits("train"), 32, shuffle=True, generator=0)
         model = make()
         train_classifier(model, train, epochs=epochs, lr=3e-3, progress=False,
                          scheduler=lambda opt, e=epochs: optim.CosineAnnealingLR(opt, e))
         out[name] = model.eval()
-    return out, train
+    return out, DataLoader(digits("train"), 32, shuffle=True, generator=0)
 
 
 def accuracy_table(models, train, calib, test, quick: bool) -> None:
@@ -117,7 +118,7 @@ def pruning_table(models, train, test, quick: bool) -> None:
     compress.prune(slim, 0.5, structured=True, layers=nn.Conv2d, example=x[:4])
     aisys.manual_seed(0)
     train_classifier(slim, train, epochs=2 if quick else 4, lr=1e-3, progress=False,
-                     scheduler=lambda opt: optim.CosineAnnealingLR(opt, 2 if quick else 4))
+                     scheduler=lambda opt: optim.CosineAnnealingLR(opt, 2 if quick else 4))    # as the test does
     sparse = copy.deepcopy(model)
     p = compress.prune(sparse, 0.9)
     train_classifier(sparse, train, epochs=2 if quick else 4, lr=1e-3, progress=False,
