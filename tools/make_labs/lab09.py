@@ -19,6 +19,24 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "labs" / "09_compression.ipynb"
 
 
+def _mac_pj(word_bytes: int) -> float:
+    from aisys.chip import mac_pj
+    return mac_pj(word_bytes)
+
+
+def _default_percentile() -> float:
+    from aisys.framework.compress import PercentileObserver
+    return PercentileObserver().percentile
+
+
+# Quantities the text states that no cell prints (computed from the library, which cites its sources).
+QUOTED = {
+    "0.3 pJ": lambda: _mac_pj(1),
+    "4.6 pJ": lambda: _mac_pj(4),
+    "99.99%": _default_percentile,
+}
+
+
 CELLS: list[tuple[str, str]] = [
     (MD, """\
 # Lab 09 — Compression: quantization, pruning, distillation (模型压缩：量化、剪枝与蒸馏)
@@ -270,6 +288,17 @@ def magnitude_mask(weight, sparsity, dim=None):
     raise NotImplementedError("exercise 9.3: rank by |w| (or channel L1 norm), prune the k smallest")"""),
     (EXERCISE_DEPENDENT, """\
 check("9.3", magnitude_mask)"""),
+    (EXERCISE_DEPENDENT, """\
+# your masks in the library's pruning record: 75% of each layer's weights, drawn by PruningView
+yours = copy.deepcopy(model)
+layers = {name: m for name, m in yours.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+your_pruning = compress.Pruning(yours, {name: magnitude_mask(m.weight.numpy(), 0.75) for name, m in layers.items()})
+your_pruning.apply()
+print(your_pruning.summary())
+print(f"test accuracy with your masks, before any fine-tuning: {100 * accuracy(yours, test):.2f}%")"""),
+    (EXERCISE_DEPENDENT, """\
+# NBVAL_IGNORE_OUTPUT
+PruningView(your_pruning)"""),
     (MD, """\
 Which layers can take it? A sensitivity scan prunes one layer at a time and measures the model:"""),
     (CODE, """\
