@@ -43,6 +43,7 @@ _LAZY = {
     "labkit": "aisys.labkit",
     "graph": "aisys.framework.graph",
     "onnx": "aisys.onnx",
+    "dist": "aisys.dist",
 }
 _LAZY_ATTRS = {
     "trace": ("aisys.frontend", "trace"),

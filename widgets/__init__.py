@@ -23,6 +23,8 @@ _WHERE = {
     "UtilizationView": "chip", "RooflinePlot": "chip", "SystolicAnimator": "chip",
     # widgets/compress.py — quantization, pruning, and what they buy on the chip
     "QuantHistogram": "compress", "SensitivityScan": "compress", "PruningView": "compress", "ChipPayoff": "compress",
+    # widgets/dist.py — interconnects, collectives, parallel training
+    "CollectiveAnimator": "dist", "TopologyView": "dist", "TimelineView": "dist", "MemoryStack": "dist",
 }
 
 __all__ = sorted(_WHERE)
