@@ -25,6 +25,8 @@ _WHERE = {
     "QuantHistogram": "compress", "SensitivityScan": "compress", "PruningView": "compress", "ChipPayoff": "compress",
     # widgets/dist.py — interconnects, collectives, parallel training
     "CollectiveAnimator": "dist", "TopologyView": "dist", "TimelineView": "dist", "MemoryStack": "dist",
+    # widgets/inference.py — the inference engine and the capstone
+    "KVCacheView": "inference", "BatchTimeline": "inference", "StackView": "inference",
 }
 
 __all__ = sorted(_WHERE)

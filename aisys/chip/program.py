@@ -58,7 +58,10 @@ class Gemm:
     """A fully connected layer / matmul: ``[M, K] @ [K, N]`` (M = batch rows, N = outputs).
 
     ``word_bytes``: operand width (1 for int8 codes; None: the chip's native word); ``density``: the share of
-    non-zero weights (a dense array multiplies the zeros anyway; zero-skipping PEs save their energy)."""
+    non-zero weights (a dense array multiplies the zeros anyway; zero-skipping PEs save their energy).
+    ``count`` > 1 is a batched matmul: that many independent products of the same shape, each with its own
+    operands (attention's per-head ``q·kᵀ`` and ``p·v``). ``gemm`` and ``ifmap_words`` describe one of them.
+    """
     name: str
     M: int
     N: int
@@ -66,9 +69,10 @@ class Gemm:
     activation: str | None = None
     word_bytes: int | None = None
     density: float = 1.0
+    count: int = 1
 
     def __post_init__(self):
-        _pos(f"Gemm {self.name!r}", M=self.M, N=self.N, K=self.K)
+        _pos(f"Gemm {self.name!r}", M=self.M, N=self.N, K=self.K, count=self.count)
         _check_activation(f"Gemm {self.name!r}", self.activation)
         _check_words(f"Gemm {self.name!r}", self.word_bytes, self.density)
 
@@ -84,17 +88,19 @@ class Gemm:
 
     @property
     def macs(self) -> int:
-        return self.M * self.N * self.K
+        return self.count * self.M * self.N * self.K
 
     @property
     def flops(self) -> int:
         return 2 * self.macs
 
     def io_words(self) -> dict:
-        return {"ifmap": self.M * self.K, "filter": self.K * self.N, "ofmap": self.M * self.N}
+        c = self.count
+        return {"ifmap": c * self.M * self.K, "filter": c * self.K * self.N, "ofmap": c * self.M * self.N}
 
     def describe(self) -> str:
-        return (f"gemm {self.M}x{self.K} @ {self.K}x{self.N}" + (f" int{8 * self.word_bytes}" if self.word_bytes else "")
+        return ((f"{self.count} x " if self.count > 1 else "") + f"gemm {self.M}x{self.K} @ {self.K}x{self.N}"
+                + (f" int{8 * self.word_bytes}" if self.word_bytes else "")
                 + (f" + {self.activation}" if self.activation else ""))
 
 
@@ -492,7 +498,12 @@ class _Lowering:
         acc_slot = None
         nK = plan.tiles[2]
         last_out = None
-        for mi, ni, ki, (Mt, Nt, Kt), new_a, new_b in plan.schedule():
+        count = getattr(layer, "count", 1)
+        # a batched matmul replays the tile schedule once per product (each starts with fresh A and B tiles)
+        steps = [(c, *step) for c in range(count) for step in plan.schedule()]
+        for c, mi, ni, ki, (Mt, Nt, Kt), new_a, new_b in steps:
+            if count > 1:
+                mi = f"{c}:{mi}"
             deps = []
             if new_a:
                 size = Mt * Kt * word
@@ -601,7 +612,8 @@ def _fusable(prev, layer) -> bool:
     if not isinstance(prev, (Gemm, Conv)) or not isinstance(layer, Elementwise):
         return False
     M, N, _ = prev.gemm
-    return layer.op in ACTIVATIONS and layer.elements == M * N and prev.activation is None
+    return (layer.op in ACTIVATIONS and layer.elements == getattr(prev, "count", 1) * M * N
+            and prev.activation is None)
 
 
 def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile") -> Program:
@@ -721,12 +733,16 @@ def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
         where = f"lower_graph: node %{node.id} = {op}"
         if op in ("matmul", "matmul_integer"):
             a, b = ins[0].shape, ins[1].shape
-            if len(b) != 2:
-                raise ValueError(f"{where} has a {len(b)}-D right operand {tuple(b)}; only [.., K] @ [K, N] "
-                                 f"is modelled (batched matmul is not)")
-            K, N = b
-            layers.append(Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, N, K, word_bytes=_word_bytes(ins[0]),
-                               density=_weight_density(graph, node.inputs[1])))
+            if len(b) == 2:
+                K, N = b
+                layers.append(Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, N, K, word_bytes=_word_bytes(ins[0]),
+                                   density=_weight_density(graph, node.inputs[1])))
+            elif len(b) > 2 and len(a) >= 2:          # batched: one [M, K] @ [K, N] per leading index
+                layers.append(Gemm(name, a[-2], b[-1], b[-2], count=_numel(node.shape[:-2]),
+                                   word_bytes=_word_bytes(ins[0])))
+            else:
+                raise ValueError(f"{where} multiplies {tuple(a)} by {tuple(b)}; the chip models [.., K] @ [K, N] "
+                                 f"and batched [.., M, K] @ [.., K, N] products")
             matrix_outputs.add(node.id)
         elif op in ("conv2d", "conv2d_integer"):
             x, w = ins[0].shape, ins[1].shape
