@@ -12,7 +12,8 @@ Pieces: ``config`` (presets), ``systolic`` (analytic model), ``cube`` (block MAC
 ``layers`` (layer records), ``program`` (tile instructions), ``lowering`` (layers -> tile programs),
 ``from_graph`` (graphs -> layers, as the op registry says), ``eventsim`` (event-driven run, bandwidth),
 ``roofline``, ``energy``, ``workloads`` (ResNet-18, the TPU v1 apps; LeNet traced from its model is
-``aisys.models.lenet_layers``). Importing this package never loads numba.
+``aisys.models.lenet_layers``), ``comparison`` (several graphs side by side: what int8 and pruning buy).
+Importing this package never loads numba.
 """
 from .config import (ChipConfig, MatrixUnit, VectorUnit, Buffer, Dram, Route, PRESETS, preset)
 from .systolic import (DATAFLOW_NAMES, MODES, MatrixReport, SystolicReport, systolic_gemm, systolic_conv, os_compute_cycles,
@@ -29,8 +30,9 @@ from .lowering import lower_layers, simulate_layer, simulate_layers
 from .from_graph import graph_to_layers, lower_graph
 from .roofline import (RooflinePoint, roofline_point, op_flops_bytes, classify_op, layer_roofline, layers_roofline,
                        tpu_v1_paper_points)
-from .energy import EnergyTable, EnergyBreakdown, horowitz_45nm, energy_breakdown
+from .energy import EnergyTable, EnergyBreakdown, horowitz_45nm, energy_breakdown, mac_pj
 from .workloads import TpuApp, resnet18_layers, tpu_v1_apps
+from .comparison import ChipRun, Comparison, compare_graphs
 
 Systolic = systolic_gemm   # the curriculum's capability name
 

@@ -43,23 +43,41 @@ def _square(where: str, **attrs) -> None:
             raise ValueError(f"{where} has {attr}={v}; the chip model needs the same {attr} in H and W")
 
 
+def _word_bytes(node):
+    """Integer tensors (int8 codes, int32 accumulators) move their own width; float ones the chip's word."""
+    dt = getattr(node, "dtype", None)
+    return None if dt is None or dt.is_floating else dt.itemsize
+
+
+def _weight_density(graph, i: int) -> float:
+    """The share of non-zero values of a weight operand (through views and casts back to a param or const)."""
+    n = graph.nodes[i]
+    while not n.is_leaf and n.inputs and (get_op(n.op).lowering.unit == "addressing"
+                                          or get_op(n.op).lowering.instruction == "cast"):
+        n = graph.nodes[n.inputs[0]]
+    if n.op in ("param", "const") and n.value is not None and n.value.size:
+        return float((n.value != 0).mean())
+    return 1.0
+
+
 # ---- the chip's instructions -> layer records ---------------------------------------------------------
-def _gemm(name, node, ins, low, where):
+def _gemm(name, node, ins, low, where, graph):
     a, b = ins[0].shape, ins[1].shape
     if len(b) == 2:
-        return Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, b[1], b[0])
+        return Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, b[1], b[0], word_bytes=_word_bytes(ins[0]),
+                    density=_weight_density(graph, node.inputs[1]))
     if len(b) > 2 and len(a) >= 2:                     # batched: one [M, K] @ [K, N] per leading index
-        return Gemm(name, a[-2], b[-1], b[-2], count=_numel(node.shape[:-2]))
+        return Gemm(name, a[-2], b[-1], b[-2], count=_numel(node.shape[:-2]), word_bytes=_word_bytes(ins[0]))
     raise ValueError(f"{where} multiplies {tuple(a)} by {tuple(b)}; the chip model has [.., K] @ [K, N] and "
                      f"batched [.., M, K] @ [.., K, N] products")
 
 
-def _linear(name, node, ins, low, where):
+def _linear(name, node, ins, low, where, graph):
     (n, k), (o, _) = ins[0].shape, ins[1].shape          # y = x·wᵀ (+ b): [N, in] @ [in, out]
-    return Gemm(name, n, o, k)
+    return Gemm(name, n, o, k, word_bytes=_word_bytes(ins[0]), density=_weight_density(graph, node.inputs[1]))
 
 
-def _conv(name, node, ins, low, where):
+def _conv(name, node, ins, low, where, graph):
     x, w = ins[0].shape, ins[1].shape
     if low.param("layout", "NCHW") == "NHWC":            # x (N, H, W, C), w (O, KH, KW, C/groups)
         (N, H, W, C), (O, KH, KW, _) = x, w
@@ -71,34 +89,39 @@ def _conv(name, node, ins, low, where):
                          f"are modelled")
     stride, padding = node.attrs.get("stride", 1), node.attrs.get("padding", 0)
     _square(where, stride=stride, padding=padding)
-    return Conv(name, H, W, C, O, KH, KW, _first(stride), _first(padding), N)
+    return Conv(name, H, W, C, O, KH, KW, _first(stride), _first(padding), N, word_bytes=_word_bytes(ins[0]),
+                density=_weight_density(graph, node.inputs[1]))
 
 
-def _pool(name, node, ins, low, where):
+def _pool(name, node, ins, low, where, graph):
     x = ins[0].shape
     k = _first(node.attrs.get("kernel_size", 2))
     stride = _first(node.attrs.get("stride", None) or k)
     return Pool(name, "max" if low.instruction == "maxpool" else "avg", x[0], x[1], x[2], x[3], k, stride,
-                _first(node.attrs.get("padding", 0)))
+                _first(node.attrs.get("padding", 0)), word_bytes=_word_bytes(ins[0]))
 
 
 def _rows(cls):
-    def build(name, node, ins, low, where):
+    def build(name, node, ins, low, where, graph):
         shape = ins[0].shape
         return cls(name, _numel(shape[:-1]), shape[-1])
     return build
 
 
-def _vector(name, node, ins, low, where):
+def _vector(name, node, ins, low, where, graph):
     op = get_op(node.op)
     reads_input = low.param("elements") == "input" or op.fusion is FusionKind.REDUCE
     elements = _numel(ins[0].shape if reads_input else node.shape)
     streams = sum(1 for x in ins if _numel(x.shape) > 1) or 1
     chain = _instructions(node, where)
-    if len(chain) == 1 and (reads_input or not (chain[0] in BINARY_OPS and streams == 1)):
+    if reads_input and len(chain) == 1:                # a reduction: costed by the elements it reads
         return Elementwise(name, chain[0], elements)
+    word = _word_bytes(node)
+    if len(chain) == 1 and not (chain[0] in BINARY_OPS and streams == 1):
+        return Elementwise(name, chain[0], elements, word_bytes=word)
     # a chain of instructions, or a binary one with a scalar operand (it sits in a register: one stream)
-    return Elementwise(name, chain[0] if len(chain) == 1 else node.op, elements, chain=chain, inputs=streams)
+    return Elementwise(name, chain[0] if len(chain) == 1 else node.op, elements, chain=chain, inputs=streams,
+                       word_bytes=word)
 
 
 #: (unit, instruction) -> the layer record it makes; vector instructions not listed make an Elementwise
@@ -211,7 +234,7 @@ def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
         build = LAYER_OF_INSTRUCTION.get((low.unit, low.instruction))
         if build is None and low.unit != "vector":
             raise ValueError(f"{where}: the {low.unit} unit has no instruction {low.instruction!r}")
-        layer = (build or _vector)(names.name(node, matrix=low.unit == "matrix"), node, ins, low, where)
+        layer = (build or _vector)(names.name(node, matrix=low.unit == "matrix"), node, ins, low, where, graph)
         cost = op.cost([x.spec for x in ins], node.spec, **node.attrs)
         layers.append(replace(layer, registry_flops=int(cost.flops), registry_bytes=int(cost.bytes)))
         if low.unit == "matrix":

@@ -14,7 +14,8 @@ from ..framework.shapes import conv_output_size
 from .systolic import conv_gemm_dims
 from .vector import BINARY_OPS
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "requantize")   # what drains with a matrix tile (TPU's Activate,
+                                                                 # Ascend's FixPipe, which also requantizes int8)
 
 
 def _pos(where: str, **vals) -> None:
@@ -26,6 +27,13 @@ def _pos(where: str, **vals) -> None:
 def _check_activation(where: str, activation) -> None:
     if activation is not None and activation not in ACTIVATIONS:
         raise ValueError(f"{where}: activation must be None or one of {ACTIVATIONS}, got {activation!r}")
+
+
+def _check_words(where: str, word_bytes, density) -> None:
+    if word_bytes is not None:
+        _pos(where, word_bytes=word_bytes)
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 <= density <= 1:
+        raise ValueError(f"{where}: density (the share of non-zero weights) must be in [0, 1], got {density!r}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class _Layer:
 class Gemm(_Layer):
     """A fully connected layer / matmul: ``[M, K] @ [K, N]`` (M = batch rows, N = outputs).
 
+    ``word_bytes``: operand width (1 for int8 codes; None: the chip's native word); ``density``: the share of
+    non-zero weights (a dense array multiplies the zeros anyway; zero-skipping PEs save their energy).
     ``count`` > 1 is a batched matmul: that many independent products of the same shape, each with its own
     operands (attention's per-head ``q·kᵀ`` and ``p·v``). ``gemm`` and ``ifmap_words`` describe one of them.
     """
@@ -51,11 +61,14 @@ class Gemm(_Layer):
     N: int
     K: int
     activation: str | None = None
+    word_bytes: int | None = None
+    density: float = 1.0
     count: int = 1
 
     def __post_init__(self):
         _pos(f"Gemm {self.name!r}", M=self.M, N=self.N, K=self.K, count=self.count)
         _check_activation(f"Gemm {self.name!r}", self.activation)
+        _check_words(f"Gemm {self.name!r}", self.word_bytes, self.density)
 
     kind = "gemm"
 
@@ -81,6 +94,7 @@ class Gemm(_Layer):
 
     def describe(self) -> str:
         return ((f"{self.count} x " if self.count > 1 else "") + f"gemm {self.M}x{self.K} @ {self.K}x{self.N}"
+                + (f" int{8 * self.word_bytes}" if self.word_bytes else "")
                 + (f" + {self.activation}" if self.activation else ""))
 
 
@@ -98,12 +112,15 @@ class Conv(_Layer):
     padding: int = 0
     batch: int = 1
     activation: str | None = None
+    word_bytes: int | None = None        # as Gemm
+    density: float = 1.0
 
     def __post_init__(self):
         if self.kw is None:
             object.__setattr__(self, "kw", self.kh)
         conv_gemm_dims(self.H, self.W, self.C, self.F, self.kh, self.kw, self.stride, self.padding, self.batch)
         _check_activation(f"Conv {self.name!r}", self.activation)
+        _check_words(f"Conv {self.name!r}", self.word_bytes, self.density)
 
     kind = "conv"
 
@@ -137,6 +154,7 @@ class Conv(_Layer):
         d = self.dims
         return (f"conv {self.C}x{self.H}x{self.W} -> {self.F}x{d['OH']}x{d['OW']} k{self.kh}x{self.kw} "
                 f"s{self.stride} p{self.padding}" + (f" b{self.batch}" if self.batch > 1 else "")
+                + (f" int{8 * self.word_bytes}" if self.word_bytes else "")
                 + (f" + {self.activation}" if self.activation else ""))
 
 
@@ -153,9 +171,11 @@ class Elementwise(_Layer):
     elements: int
     chain: tuple = ()
     inputs: int = 0
+    word_bytes: int | None = None        # element width (None: the chip's native word)
 
     def __post_init__(self):
         _pos(f"Elementwise {self.name!r}", elements=self.elements)
+        _check_words(f"Elementwise {self.name!r}", self.word_bytes, 1.0)
         if not isinstance(self.op, str) or not self.op:
             raise ValueError(f"Elementwise {self.name!r}: op must be a name such as 'relu' or 'add'")
         if self.chain and (not all(isinstance(o, str) and o for o in self.chain) or self.inputs < 1):
@@ -197,8 +217,10 @@ class Pool(_Layer):
     k: int
     stride: int | None = None
     padding: int = 0
+    word_bytes: int | None = None        # element width (None: the chip's native word)
 
     def __post_init__(self):
+        _check_words(f"Pool {self.name!r}", self.word_bytes, 1.0)
         if self.stride is None:
             object.__setattr__(self, "stride", self.k)
         if self.kind_ not in ("max", "avg"):

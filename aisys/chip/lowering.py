@@ -64,10 +64,11 @@ class _Lowering:
         self._matmul_cache: dict = {}
 
     # -- shared pieces ---------------------------------------------------------------------------
-    def matmul_cycles(self, M: int, N: int, K: int) -> int:
-        key = (M, N, K)
+    def matmul_cycles(self, M: int, N: int, K: int, pack: int = 1) -> int:
+        """Cycles of one tile; ``pack`` narrow MACs per PE per cycle shorten the reduction to ⌈K/pack⌉."""
+        key = (M, N, K, pack)
         if key not in self._matmul_cache:
-            self._matmul_cache[key] = matrix_gemm(M, N, K, self.chip).elapsed_cycles
+            self._matmul_cache[key] = matrix_gemm(M, N, -(-K // pack), self.chip).elapsed_cycles
         return self._matmul_cache[key]
 
     def chain(self, operand: str, hops: list, sizes: list, name: str, layer: str, first_deps=()):
@@ -94,7 +95,13 @@ class _Lowering:
     def matrix_layer(self, layer, activation: str | None):
         chip, m = self.chip, self.chip.matrix
         M, N, K = layer.gemm
-        plan = plan_gemm_tiles(M, N, K, chip, ifmap_words=layer.ifmap_words, on_overflow=self.on_overflow,
+        word = layer.word_bytes or m.input_bytes
+        try:
+            pack = m.macs_per_pe(word)
+        except ValueError as exc:
+            raise ValueError(f"layer {layer.name!r} ({layer.describe()}) on chip {chip.name!r}: {exc}") from None
+        tiling_chip = chip if word == m.input_bytes else chip.with_(input_bytes=word)
+        plan = plan_gemm_tiles(M, N, K, tiling_chip, ifmap_words=layer.ifmap_words, on_overflow=self.on_overflow,
                                what=f"layer {layer.name!r} ({layer.describe()})")
         self.prog.plans[layer.name] = plan
         a_hops, b_hops = _hops(chip, "ifmap", self.resident), _hops(chip, "filter", self.resident)
@@ -113,13 +120,13 @@ class _Lowering:
                 mi = f"{c}:{mi}"
             deps = []
             if new_a:
-                size = Mt * Kt * m.input_bytes
+                size = Mt * Kt * word
                 sizes = [a_tile_dram_bytes(size, plan.a_scale) if src == "dram" else size for _, src, _ in a_hops]
                 _, a_last, a_held = self.chain("ifmap", a_hops, sizes, f"{layer.name} A[{mi},{ki}]", layer.name,
                                                barrier)
             deps += [(a_last, "data")] if a_last is not None else barrier
             if new_b:
-                size = Kt * Nt * m.input_bytes
+                size = Kt * Nt * word
                 _, b_last, b_held = self.chain("filter", b_hops, [size] * len(b_hops),
                                                f"{layer.name} B[{ki},{ni}]", layer.name)
             deps.append((b_last, "data"))
@@ -127,8 +134,8 @@ class _Lowering:
                 acc_slot, acc_free = self.slots.take(("ofmap", acc_buf))
                 deps.append((acc_free, "slot"))
             mm = self.prog.add("matrix", "matmul", f"{layer.name} C[{mi},{ni}] k{ki}", layer.name, deps,
-                               cycles=self.matmul_cycles(Mt, Nt, Kt), macs=Mt * Nt * Kt,
-                               dims=(Mt, Nt, Kt))
+                               cycles=self.matmul_cycles(Mt, Nt, Kt, pack), macs=Mt * Nt * Kt,
+                               dims=(Mt, Nt, Kt), word_bytes=word, density=layer.density)
             for held in (a_held, b_held):
                 if held is not None:
                     self.slots.read(held[0], held[1], mm)
@@ -137,9 +144,9 @@ class _Lowering:
                 if activation:
                     src_id = self.prog.add("vector", "vector", f"{layer.name} {activation} C[{mi},{ni}]", layer.name,
                                            [(src_id, "data")],
-                                           cycles=elementwise_cost(activation, Mt * Nt, chip).cycles)
-                # partial sums are acc_bytes wide in the accumulators; results leave as input_bytes words
-                sizes = [Mt * Nt * (m.acc_bytes if src == acc_buf and dst != "dram" else m.input_bytes)
+                                           cycles=elementwise_cost(activation, -(-Mt * Nt // pack), chip).cycles)
+                # partial sums are acc_bytes wide in the accumulators; results leave as operand-sized words
+                sizes = [Mt * Nt * (m.acc_bytes if src == acc_buf and dst != "dram" else word)
                          for _, src, dst in o_hops]
                 first, last_out, held = self.chain("ofmap", o_hops, sizes, f"{layer.name} C[{mi},{ni}]",
                                                    layer.name, [(src_id, "data")])
@@ -153,7 +160,7 @@ class _Lowering:
     # -- vector layers ---------------------------------------------------------------------------------
     def vector_layer(self, layer):
         chip, m = self.chip, self.chip.matrix
-        b = m.input_bytes
+        b = getattr(layer, "word_bytes", None) or m.input_bytes
         vbuf = _vector_buffer(chip)
         resident = self.resident is not None
         if isinstance(layer, (Softmax, LayerNorm)):
@@ -198,13 +205,16 @@ class _Lowering:
 
     def _vector_cycles(self, layer, n: int) -> int:
         chip = self.chip
+        word = getattr(layer, "word_bytes", None)
+        pack = max(1, chip.matrix.input_bytes // word) if word else 1     # narrow elements share a lane's bits
         if isinstance(layer, Softmax):
             return softmax_cost(n, layer.cols, chip).cycles
         if isinstance(layer, LayerNorm):
             return layernorm_cost(n, layer.cols, chip).cycles
         if isinstance(layer, Pool):
             oh, ow = layer.out_hw
-            return pool_cost(layer.kind_, n * oh * ow, layer.k * layer.k, chip).cycles
+            return pool_cost(layer.kind_, -(-n * oh * ow // pack), layer.k * layer.k, chip).cycles
+        n = -(-n // pack)
         if getattr(layer, "chain", ()):
             costs = [elementwise_cost(op, n, chip) for op in layer.chain]
             startup = chip.vector.startup_cycles

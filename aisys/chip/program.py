@@ -31,6 +31,8 @@ class Instruction:
     deps: tuple = ()
     macs: int = 0
     dims: tuple = ()     # matmul: the tile's (M, N, K)
+    word_bytes: int = 0  # matmul: operand width (energy per MAC depends on it); 0: the chip's native word
+    density: float = 1.0  # matmul: share of non-zero weights (zero-skipping PEs gate the rest)
 
     @property
     def uses_dram(self) -> bool:

@@ -8,6 +8,8 @@ Each op is defined once with
   jvp(tangents, out, *inputs, **attrs) forward mode, also with ops; tangents[i] is None for zero
   fusion                               a FusionKind, read by the fusion pass
   cost(in_specs, out_spec, **attrs)    FLOPs and bytes moved, read by passes, the roofline and the chip
+  quantized                            how the op runs on quantized integer tensors (a QuantizedForm), read by
+                                       post-training quantization and the integer-folding pass; None: it has none
 
 and, for the consumers below the framework:
   scalar(*operands, **attrs) -> Expr   elementwise/broadcast ops: what one output element is, as a small
@@ -140,6 +142,25 @@ def not_lowerable(why: str) -> ChipLowering:
     return ChipLowering(None, why=why)
 
 
+@dataclass(frozen=True)
+class QuantizedForm:
+    """How an op runs on quantized tensors (aisys.framework.compress), for int8 inference without floats.
+
+    kind "same":    applied to the integer codes it gives the codes of its real result, with the input's scale
+                    and zero point (reshape, permute, slicing, max pooling: they only move or select values)
+    kind "clamp":   relu: max(q, z) on the codes (real 0 is the zero point z)
+    kind "integer": a matrix op that becomes ``integer_op`` on int8 codes, accumulating in int32 at scale
+                    s_x·s_w, followed by requantization to the output's scale (Jacob et al., CVPR 2018)
+    """
+    kind: str
+    integer_op: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("same", "clamp", "integer") or (self.kind == "integer") != bool(self.integer_op):
+            raise ValueError(f"QuantizedForm: kind must be 'same', 'clamp' or 'integer' (with integer_op), got "
+                             f"{self.kind!r}, integer_op={self.integer_op!r}")
+
+
 @dataclass
 class OpDef:
     name: str
@@ -161,6 +182,8 @@ class OpDef:
     kernels: dict = field(default_factory=dict)   # (device, dtype, layout) -> kernel, see aisys.framework.dispatch
     eager: Callable | None = None   # what an eager call runs on arrays: ``ref``, or the dispatcher once kernels
                                     # are registered for the op (one attribute read either way)
+
+    quantized: QuantizedForm | None = None   # how it runs on integer codes (compress); None: no quantized form
 
     def __post_init__(self):
         if self.eager is None:
@@ -197,7 +220,7 @@ OPS: dict[str, OpDef] = {}
 def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
           pure: bool = True, doc: str = "", torch_name: str | None = None, vjp_np=None, scalar=None,
           reduction: Reduction | None = None, chip: ChipLowering | None = None,
-          takes_indices: bool = False) -> OpDef:
+          takes_indices: bool = False, quantized: QuantizedForm | None = None) -> OpDef:
     """Register an op. Called once per op at import of aisys.framework.ops (see the module docstring)."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered at {OPS[name].source}")
@@ -216,7 +239,8 @@ def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.O
     op = OpDef(name=name, infer=infer, ref=ref, vjp=vjp, jvp=jvp, fusion=fusion,
                cost=cost or default_cost, pure=pure, doc=doc,
                source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name,
-               vjp_np=vjp_np, scalar=scalar, reduction=reduction, chip=chip, takes_indices=takes_indices)
+               vjp_np=vjp_np, scalar=scalar, reduction=reduction, chip=chip, takes_indices=takes_indices,
+               quantized=quantized)
     OPS[name] = op
     return op
 

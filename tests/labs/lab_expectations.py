@@ -98,6 +98,17 @@ EXPECTATIONS: dict[str, dict] = {
         texts=["PASS exercise 3.1", "PASS exercise 3.2", "PASS exercise 3.3", "branch baked at <cell>:7",
                "scripted right"],
     ),
+    # Lab 09: QuantHistogram (clip slider + plotly histogram), SensitivityScan and ChipPayoff (toggle buttons +
+    # plotly), PruningView (layer dropdown + heatmap). Moving the clip threshold two steps redraws its caption
+    # (scale, clipped share, MSE, KL, accuracy) and the threshold line.
+    "09_compression.ipynb": dict(
+        selectors={".widget-slider": 1, ".js-plotly-plot": 4, ".widget-toggle-buttons": 2, ".widget-dropdown": 1,
+                   ".js-plotly-plot .barlayer .trace": 2},
+        control=dict(slider=0, presses=2),
+        changed=".widget-html",
+        texts=["PASS exercise 9.1", "PASS exercise 9.2", "PASS exercise 9.3",
+               "integer-only outputs equal the simulation bit for bit: True"],
+    ),
     # Lab 10: CollectiveAnimator (Play + step slider, SVG ranks with chunk cells and message arrows), TopologyView
     # (dropdown over three topologies, links coloured by utilization), TimelineView (measured MPI run above the
     # simulated one, plotly). Two steps on the animator's slider redraw its SVG.

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import scalar as S
 from ..dtypes import as_dtype, bool_, from_numpy, promote
-from ..registry import FusionKind as K, Spec, defop, vector
+from ..registry import FusionKind as K, QuantizedForm, Spec, defop, vector
 from ..tensor import Tensor, apply, as_tensor
 from ._common import (binary_infer, broadcast_shapes, elementwise_cost, same_spec, need_float, np_binary_twin,
                       np_unbroadcast, np_zero)
@@ -185,10 +185,10 @@ defop("logical_not", infer=same_spec("logical_not"), ref=np.logical_not, fusion=
 
 
 # ---- unary --------------------------------------------------------------------------------
-def _unary(name, ref, scalar, instruction, vjp, jvp, flops=1, float_only=True, doc="", vjp_np=None):
+def _unary(name, ref, scalar, instruction, vjp, jvp, flops=1, float_only=True, doc="", vjp_np=None, quantized=None):
     defop(name, infer=same_spec(name, float_only=float_only), ref=ref, fusion=E, scalar=scalar,
           chip=vector(instruction), cost=elementwise_cost(flops), vjp=vjp, jvp=jvp, doc=doc,
-          torch_name=f"torch.{name}", vjp_np=vjp_np)
+          torch_name=f"torch.{name}", vjp_np=vjp_np, quantized=quantized)
 
 
 _unary("neg", np.negative, lambda x: -x, "neg", lambda g, out, x: (-g,), lambda t, out, x: -t[0], float_only=False,
@@ -231,7 +231,8 @@ _unary("sigmoid", _sigmoid_ref, _sigmoid_scalar, "sigmoid", lambda g, out, x: (g
        vjp_np=lambda g, out, x: (g * out._data * (1.0 - out._data),))
 _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), lambda x: S.select(S.or_(x >= 0.0, S.isnan(x)), x, 0.0),
        "relu", lambda g, out, x: (where(x > 0, g, 0.0),), lambda t, out, x: where(x > 0, t[0], 0.0),
-       float_only=False, doc="Gradient at exactly 0 is 0 (as PyTorch).", vjp_np=_relu_np)
+       float_only=False, doc="Gradient at exactly 0 is 0 (as PyTorch).", vjp_np=_relu_np,
+       quantized=QuantizedForm("clamp"))
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715

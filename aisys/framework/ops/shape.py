@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dtypes import from_numpy, promote
 from ..errors import ShapeError
-from ..registry import FusionKind as K, Spec, addressing, defop, not_lowerable, vector
+from ..registry import FusionKind as K, QuantizedForm, Spec, addressing, defop, not_lowerable, vector
 from ..tensor import Tensor, apply, as_tensor
 from ._common import (broadcast_shapes, inverse_permutation, movement_cost, norm_dims, prod, sum_to_array,
                       zero_cost)
@@ -45,7 +45,8 @@ defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.s
       ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost, chip=_VIEW,
       vjp=lambda g, out, x, shape: (g.reshape(x.shape),),
       vjp_np=lambda g, out, x, shape: (np.reshape(g, x._data.shape),),
-      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape")
+      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape",
+      quantized=QuantizedForm("same"))
 
 
 # ---- permute ------------------------------------------------------------------------------------
@@ -62,7 +63,7 @@ defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims)
       chip=addressing("a transpose the compiler folds into the consumer's addressing (strides)"),
       vjp=lambda g, out, x, dims: (g.permute(*np.argsort(dims).tolist()),),
       vjp_np=lambda g, out, x, dims: (np.transpose(g, inverse_permutation(dims)),),
-      jvp=lambda t, out, x, dims: t[0].permute(*dims))
+      jvp=lambda t, out, x, dims: t[0].permute(*dims), quantized=QuantizedForm("same"))
 
 
 # ---- broadcast_to ------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x
 defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascontiguousarray, fusion=INJ,
       cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], vjp_np=lambda g, out, x: (g,),
       chip=addressing("the chip's DMA writes tiles in the layout the next layer reads"),
-      doc="Copy a strided view into row-major order (a no-op when already contiguous).")
+      doc="Copy a strided view into row-major order (a no-op when already contiguous).", quantized=QuantizedForm("same"))
 
 
 # ---- indexing ------------------------------------------------------------------------------------
@@ -125,7 +126,8 @@ defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_
       takes_indices=True,
       vjp=lambda g, out, x, key: (apply("index_backward", g, key=key, shape=tuple(x.shape)),),
       jvp=lambda t, out, x, key: apply("index", t[0], key=key),
-      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).")
+      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).",
+      quantized=QuantizedForm("same"))
 
 
 def _index_backward_ref(g, key, shape):
