@@ -40,6 +40,7 @@ _LAZY = {
     "chip": "aisys.chip",
     "kernels": "aisys.kernels",
     "labkit": "aisys.labkit",
+    "cluster": "aisys.cluster",
     "graph": "aisys.framework.graph",
 }
 _LAZY_ATTRS = {
