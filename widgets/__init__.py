@@ -21,6 +21,8 @@ _WHERE = {
     "MemoryTimeline": "memory",
     # widgets/chip.py — the simulated chip
     "UtilizationView": "chip", "RooflinePlot": "chip", "SystolicAnimator": "chip",
+    # widgets/cluster.py — cluster scheduling
+    "ClusterTimeline": "cluster", "PolicyCompare": "cluster", "PlacementView": "cluster",
 }
 
 __all__ = sorted(_WHERE)
