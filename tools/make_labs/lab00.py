@@ -168,6 +168,7 @@ UtilizationView(result)"""),
 - **Lab 04** — graph passes: constant folding, CSE, DCE, Conv+BN folding, fusion, layout.
 - **Lab 05** — memory planning: liveness, planners, the arena executor, checkpointing.
 - **Lab 08** — AI chips: arithmetic intensity, systolic dataflows, the TPU v1 roofline.
+- **Lab 13** — cluster scheduling and multi-tenancy: FIFO vs backfilling, Tiresias, DRF and quotas, placement on the α-β model.
 
 `labs/README.md` lists every lab with its goals and exercises. Sources: ZOMI, *AISystem* (Apache-2.0),
 lecture "AI 系统组成&生态"; the digits are the UCI "Optical Recognition of Handwritten Digits" data set."""),
