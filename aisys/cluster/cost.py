@@ -122,9 +122,3 @@ def _twin(node):
     from dataclasses import replace
     return replace(node, name=node.name + "'")
 
-
-def nodes_spanned(cluster: Cluster, gpus) -> tuple[int, int]:
-    """(nodes, racks) a set of GPUs spans."""
-    nodes = {cluster.gpu_node[g] for g in gpus}
-    return len(nodes), len({cluster.nodes[i].rack for i in nodes})
-

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["GPUType", "Link", "Node", "Cluster", "GPU_TYPES", "LINKS", "PRESETS", "preset_names"]
+__all__ = ["GPUType", "Link", "Node", "Cluster", "GPU_TYPES", "LINKS", "PRESETS"]
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,3 @@ PRESETS: dict[str, tuple[str, object]] = {
     "v100_t4": ("2 DGX-1 (16 V100) and 8 four-T4 servers on 25 Gb/s Ethernet (32 T4): training next to "
                 "inference-class GPUs, as in Alibaba PAI's mixed fleet", _v100_t4),
 }
-
-
-def preset_names() -> list[str]:
-    return list(PRESETS)

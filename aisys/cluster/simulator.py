@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import Counter
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -498,7 +498,7 @@ class Simulator:
 
 
 def _index_of(items: list, item) -> int:
-    from bisect import bisect_left
+    """Where ``item`` sits in the sorted list ``items``."""
     i = bisect_left(items, item)
     if i < len(items) and items[i] == item:
         return i
