@@ -203,6 +203,7 @@ class _Preemptive(Policy):
     """Priority order over waiting and running jobs; a waiting job that *outranks* running ones may
     preempt them. Subclasses give the keys (lower = more urgent) and the outrank test."""
     preemptive = True
+    ordered_victims = True           # the running index's order is the outrank order (victim search may stop early)
 
     def attach(self, sim) -> None:
         self.wait, self.run = _SortedIndex(), _SortedIndex()
@@ -239,7 +240,9 @@ class _Preemptive(Policy):
         for _, vid in reversed(self.run.items):
             v = sim.jobs[vid]
             if not self.outranks(sim, h, v):
-                break
+                if self.ordered_victims:
+                    break                # the index is in priority order: nobody further up is outranked
+                continue
             if v.pool is pool:
                 victims.append(v)
                 need_gpus -= v.k
@@ -251,6 +254,10 @@ class _Preemptive(Policy):
 
     def _worst_running(self, sim):
         return sim.jobs[self.run.items[-1][1]] if self.run.items else None
+
+    def may_preempt(self, sim, h, worst) -> bool:
+        """Whether ``h`` outranks some running job (here: the least urgent one)."""
+        return worst is not None and self.outranks(sim, h, worst)
 
     def schedule(self, sim) -> None:
         if not self.wait.items:
@@ -268,7 +275,7 @@ class _Preemptive(Policy):
             if jid in planned:
                 continue
             h = sim.jobs[jid]
-            can_preempt = worst is not None and self.outranks(sim, h, worst)
+            can_preempt = self.may_preempt(sim, h, worst)
             if not can_preempt:
                 max_room = max(room.values())
                 if max_room < min_need:
@@ -317,8 +324,14 @@ def _planned_host_clash(plan, pool, js) -> bool:
 
 
 class SRTF(_Preemptive):
-    """Shortest remaining time first, preemptive, knowing every job's duration (an oracle bound)."""
+    """Shortest remaining time first, preemptive, knowing every job's duration (an oracle bound).
+
+    Priority is the remaining *work* (reference seconds), waiting or running, as in SRPT: restart overheads and
+    a slow placement do not make a running job look longer, so a job never preempts the one that just
+    preempted it (comparing work with wall time made such pairs swap places forever, never progressing).
+    """
     name = "srtf"
+    ordered_victims = False          # running jobs are kept in finish-time order, not remaining-work order
 
     def waiting_key(self, sim, js):
         return (js.remaining, js.submit, js.id)
@@ -327,7 +340,24 @@ class SRTF(_Preemptive):
         return (js.finish_at, js.submit, js.id)
 
     def outranks(self, sim, h, v) -> bool:
-        return h.remaining < v.finish_at - sim.now - 1e-9
+        work_left = v.remaining - v.rate * max(0.0, sim.now - v.busy_from)
+        return h.remaining < work_left - 1e-9
+
+    def attach(self, sim) -> None:
+        super().attach(sim)
+        self.by_work = _SortedIndex()    # running jobs by their work left when they (re)started: an upper bound
+
+    def on_start(self, sim, js) -> None:
+        super().on_start(sim, js)
+        self.by_work.add((js.remaining,), js.id)
+
+    def on_stop(self, sim, js, why: str) -> None:
+        self.by_work.remove(js.id)
+        super().on_stop(sim, js, why)
+
+    def may_preempt(self, sim, h, worst) -> bool:
+        # nobody has more work left than when it started: if h is not shorter than that, it outranks no one
+        return bool(self.by_work.items) and h.remaining < self.by_work.items[-1][0][0] - 1e-9
 
 
 class Tiresias(_Preemptive):

@@ -138,6 +138,17 @@ def test_srtf_matches_srpt_on_random_single_gpu_traces(raw):
     assert rep.jct_mean <= cl.simulate(Cluster.uniform(), jobs, "fifo", checkpoint=NO_COST).jct_mean + 1e-9
 
 
+def test_srtf_compares_work_left_so_a_slow_placement_cannot_make_two_jobs_swap_forever():
+    # found by hypothesis: spread over two racks, job 0 (rate < 1, restarting) looked longer in wall time than
+    # job 1's remaining work, and job 1 (restarting) longer than job 0's: they preempted each other forever
+    c = Cluster.uniform(nodes=2, gpus_per_node=2, racks=2)
+    jobs = [Job(0, 0.0, 2, 38.0, tenant="b", model="lstm_lm"), Job(1, 2.0, 4, 40.0, tenant="a", model="resnet50"),
+            Job(2, 16.0, 4, 9.0, tenant="a", model="vgg16"), Job(3, 30.0, 1, 36.0, tenant="b", model="lstm_lm")]
+    rep = cl.simulate(c, jobs, "srtf", "spread")
+    check_invariants(c, jobs, rep)
+    assert rep.preemptions <= 4
+
+
 def blocked_gang_trace():
     """4 GPUs: a 2-GPU job runs; a 4-GPU gang arrives and waits; then two 1-GPU jobs (short, long)."""
     return [Job(0, 0.0, 2, 100.0), Job(1, 1.0, 4, 50.0), Job(2, 2.0, 1, 10.0), Job(3, 3.0, 1, 200.0)]
