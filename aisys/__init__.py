@@ -40,10 +40,12 @@ _LAZY = {
     "compiler": "aisys.compiler",
     "chip": "aisys.chip",
     "kernels": "aisys.kernels",
+    "inference": "aisys.inference",
     "labkit": "aisys.labkit",
     "cluster": "aisys.cluster",
     "graph": "aisys.framework.graph",
     "onnx": "aisys.onnx",
+    "dist": "aisys.dist",
 }
 _LAZY_ATTRS = {
     "trace": ("aisys.frontend", "trace"),

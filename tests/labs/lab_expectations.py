@@ -98,6 +98,49 @@ EXPECTATIONS: dict[str, dict] = {
         texts=["PASS exercise 3.1", "PASS exercise 3.2", "PASS exercise 3.3", "branch baked at <cell>:7",
                "scripted right"],
     ),
+    # Lab 09: QuantHistogram (clip slider + plotly histogram), SensitivityScan and ChipPayoff (toggle buttons +
+    # plotly), PruningView (layer dropdown + heatmap). Moving the clip threshold two steps redraws its caption
+    # (scale, clipped share, MSE, KL, accuracy) and the threshold line.
+    "09_compression.ipynb": dict(
+        selectors={".widget-slider": 1, ".js-plotly-plot": 4, ".widget-toggle-buttons": 2, ".widget-dropdown": 1,
+                   ".js-plotly-plot .barlayer .trace": 2},
+        control=dict(slider=0, presses=2),
+        changed=".widget-html",
+        texts=["PASS exercise 9.1", "PASS exercise 9.2", "PASS exercise 9.3",
+               "integer-only outputs equal the simulation bit for bit: True"],
+    ),
+    # Lab 10: CollectiveAnimator (Play + step slider, SVG ranks with chunk cells and message arrows), TopologyView
+    # (dropdown over three topologies, links coloured by utilization), TimelineView (measured MPI run above the
+    # simulated one, plotly). Two steps on the animator's slider redraw its SVG.
+    "10_collectives.ipynb": dict(
+        selectors={".widget-play": 1, ".widget-html svg rect.cell": 16, ".widget-html svg line.msg": 4,
+                   ".widget-dropdown": 1, ".widget-html svg line.link": 8, ".js-plotly-plot": 1},
+        control=dict(slider=0, presses=2),
+        changed=".widget-html svg",
+        texts=["PASS exercise 10.1", "PASS exercise 10.2", "PASS exercise 10.3",
+               "our ring equals MPICH's MPI_Allreduce on both ranks: True"],
+    ),
+    # Lab 11: TimelineView of the real data-parallel run over the simulated one, MemoryStack (N_d slider + stacked
+    # bars), the pipeline-bubble TimelineView (micro-batch slider). Moving the MemoryStack slider restacks the bars.
+    "11_parallel_training.ipynb": dict(
+        selectors={".js-plotly-plot": 3, ".js-plotly-plot .barlayer .trace": 6, ".widget-slider": 2},
+        control=dict(slider=0, presses=2),
+        changed=".js-plotly-plot .barlayer",
+        texts=["PASS exercise 11.1", "PASS exercise 11.2", "PASS exercise 11.3",
+               "2 MPI ranks end with the parameters of one process on the whole batch (rel. error < 1e-12): True",
+               "2-stage pipeline on MPI, gradients equal one device: True"],
+    ),
+    # Lab 12: StackView first (six layer cards with buttons, throughput plot), RooflinePlot (bandwidth slider),
+    # BatchTimeline (run toggle, plotly Gantt + batch lane), KVCacheView (step slider over a 64-block SVG pool).
+    "12_capstone.ipynb": dict(
+        selectors={".widget-html svg rect.kv-block": 64, ".js-plotly-plot": 3, ".widget-slider": 2,
+                   ".widget-toggle-buttons": 1, ".widget-button": 6, ".js-plotly-plot .barlayer .trace": 2},
+        control=dict(button="UtilizationView"),  # the chip card opens the simulated chip's timeline below the cards
+        changed=".widget-html",
+        texts=["PASS exercise 12.1", "PASS exercise 12.2", "PASS exercise 12.3",
+               "same tokens with and without the cache: True",
+               "every request got exactly the tokens generate() gives it alone: True"],
+    ),
     # Lab 13: PlacementView (placement buttons, gang-size slider, model dropdown, SVG of 128 GPUs) twice (the library's
     # rules, then with the learner's), ClusterTimeline (policy dropdown, colour buttons, plotly bars) on the small
     # scenario and on six policies, PolicyCompare (metric dropdown, CDFs, bars). The gang-size slider re-places the gang.

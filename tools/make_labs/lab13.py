@@ -354,7 +354,8 @@ print(f"{len(trace.events)} events on {len(trace.lanes)} GPU lanes; counters: {t
   GPUs to the jobs that gain most from them.
 
 Lab 08 built the roofline this lab used to time each model on each GPU; lab 05's memory planner is what decides
-whether a model fits a GPU's memory at all."""),
+whether a model fits a GPU's memory at all; lab 10 derives the α-β cost of collectives on real topologies, and
+lab 11 the data-parallel (and ZeRO, tensor, pipeline) training steps whose gangs this lab schedules."""),
 ]
 
 
