@@ -5,6 +5,20 @@ through the rewriter. The manager gives every pass a private copy of the graph, 
 fails leaves the caller's graph untouched; afterwards it restores a topological order, runs
 ``graph.verify()`` and records a :class:`PassResult` (DESIGN.md, "PassResult / PassLog").
 
+At scale (thousands of ops) every step is linear or better in the graph size:
+  * one working graph for the whole run, with use-def chains built once and kept up to date by the
+    rewriter (:class:`~aisys.compiler.rewriter.UseDef`);
+  * the "before"/"after" graphs of each pass are *snapshots* (``Graph.snapshot``: a dict copy sharing
+    the nodes); before the rewriter edits a node in place it swaps a frozen clone into the snapshots
+    that hold it, so every snapshot — and the caller's graph — stays exactly as it was;
+  * after a pass that changed something: a topological re-sort (O(n)), the structural check of every
+    node and the registry's type inference of only the nodes the pass added or re-wired;
+  * metrics are computed once per snapshot, when something reads ``PassResult.metrics``;
+  * a :class:`Fixpoint` group is a worklist driver: a pass runs again only when the graph changed since
+    its last run (otherwise its result is recorded as "skipped", no change), and it is told which
+    nodes changed (``rw.dirty``) so it can revisit only those. A pass in a group must therefore leave
+    nothing for itself to do (run to its own fixpoint, as every pass here does).
+
     pm = PassManager([fold_constants, dce, Fixpoint([simplify, cse, dce])])
     log = pm.run(graph)          # -> PassLog
     print(log.summary())
@@ -16,7 +30,7 @@ Hooks run around every pass — ``pm.add_hook("before", fn(pass_name, graph))`` 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..framework.graph import Graph, GraphError
@@ -24,31 +38,49 @@ from .codegen import kernel_source
 from .metrics import Metrics, graph_metrics
 from .passes import resolve
 from .pipeline import Fixpoint, Pass, pass_name
-from .rewriter import Decision, Rewrite, Rewriter, rule_location
+from .rewriter import Decision, Rewrite, Rewriter, UseDef, rule_location
 
 
 class PassError(RuntimeError):
     """A pass raised, or left a graph the verifier rejects. Names the pass and its last rewrites."""
 
 
+def snapshot_metrics(graph: Graph) -> Metrics:
+    """``graph_metrics`` of a snapshot, computed on first request and kept with it (snapshots never change)."""
+    m = graph.__dict__.get("_metrics")
+    key = (graph._next, len(graph.nodes))
+    if m is None or m[0] != key:
+        m = (key, graph_metrics(graph))
+        graph.__dict__["_metrics"] = m
+    return m[1]
+
+
 @dataclass
 class PassResult:
-    """What one pass did: the graph before/after, its rewrites, decisions and metrics."""
+    """What one pass did: the graph before/after (snapshots), its rewrites, decisions and metrics
+    (computed when first read)."""
     name: str
     before: Graph
     graph: Graph                       # the new graph
     changed: bool
     rewrites: list[Rewrite]
     decisions: list[Decision]
-    metrics_before: Metrics
-    metrics: Metrics
     seconds: float = 0.0
     iteration: int = 0                 # which round of a Fixpoint group (0 outside one)
     location: str = ""                 # file:line of the pass function
+    skipped: bool = False              # a Fixpoint round found nothing changed since this pass last ran
 
     @property
     def after(self) -> Graph:
         return self.graph
+
+    @property
+    def metrics_before(self) -> Metrics:
+        return snapshot_metrics(self.before)
+
+    @property
+    def metrics(self) -> Metrics:
+        return snapshot_metrics(self.graph)
 
     @property
     def rejected(self) -> list[Decision]:
@@ -72,7 +104,7 @@ class PassResult:
     def summary(self, locations: bool = True) -> str:
         """Header line, then one line per rewrite and per decision (``locations`` adds each rule's file:line)."""
         mb, ma = self.metrics_before, self.metrics
-        lines = [f"pass {self.label}: {'changed' if self.changed else 'no change'}; "
+        lines = [f"pass {self.label}: {'skipped (nothing changed since its last run)' if self.skipped else 'changed' if self.changed else 'no change'}; "
                  f"{len(self.rewrites)} rewrites, {len(self.rejected)} rejected; "
                  f"nodes {mb.nodes}→{ma.nodes}, kernels {mb.kernels}→{ma.kernels}, "
                  f"bytes {mb.bytes_moved}→{ma.bytes_moved}"]
@@ -106,7 +138,7 @@ class PassLog(list):
         head = f"{'pass':<20} {'changed':>7} {'rewrites':>8} {'rejected':>8} {'nodes':>6} {'kernels':>7} {'bytes moved':>12} {'FLOPs':>12}"
         lines = [head, "-" * len(head)]
         if self.initial is not None:
-            m = graph_metrics(self.initial)
+            m = snapshot_metrics(self.initial)
             lines.append(f"{'(input)':<20} {'':>7} {'':>8} {'':>8} {m.nodes:>6} {m.kernels:>7} {m.bytes_moved:>12} {m.flops:>12}")
         for r in self:
             m = r.metrics
@@ -121,38 +153,75 @@ class PassLog(list):
         return f"<PassLog: {len(self)} passes, {sum(len(r.rewrites) for r in self)} rewrites>"
 
 
+class _Run:
+    """The state of one pipeline run: the working graph, its use-def chains and the snapshots taken so far."""
+
+    def __init__(self, graph: Graph, isolate: bool = False):
+        self.snapshots: list[Graph] = [graph]        # the caller's graph first: it must never change
+        self.work = graph.copy() if isolate else graph.snapshot()
+        self.full_verify = isolate
+        self.usedef = UseDef(self.work)
+        self.changes: list[set] = []                 # ids added or re-wired by each changing pass, in order
+
+    def before_edit(self, node) -> None:
+        """Give every snapshot holding ``node`` a frozen clone before the rewriter edits it in place."""
+        clone = None
+        for snap in reversed(self.snapshots):
+            if snap.nodes.get(node.id) is not node:
+                break                                  # older snapshots hold it only if this one does
+            clone = clone or replace(node)
+            snap.nodes[node.id] = clone
+
+    def run(self, fn, *, iteration: int = 0, verify: bool = True, dirty=None) -> PassResult:
+        name = pass_name(fn)
+        work, before = self.work, self.snapshots[-1]
+        rw = Rewriter(work, name, usedef=self.usedef, before_edit=self.before_edit, dirty=dirty)
+        t0 = time.perf_counter()
+        try:
+            ret = fn(rw)
+        except GraphError as e:
+            raise PassError(f"pass {name!r} made an invalid rewrite: {e}") from e
+        if ret is not None and not isinstance(ret, (bool, Graph)):
+            raise TypeError(f"pass {name!r} returned {type(ret).__name__}; a pass changes rw.graph through the "
+                            f"rewriter and returns None")
+        if isinstance(ret, Graph) and ret is not work:
+            raise TypeError(f"pass {name!r} returned a new Graph; change rw.graph through rw.add / rw.replace / "
+                            f"rw.remove instead, so the pass log can record each rewrite")
+        if rw._pending:
+            rw.commit(rule=name, note="nodes added")
+        seconds = time.perf_counter() - t0
+        changed = bool(rw.rewrites)
+        touched = {i for w in rw.rewrites for i in (*w.added, *w.changed) if i in work.nodes}
+        if changed or self.full_verify:
+            try:
+                work.toposort()
+                if not self.usedef.consistent(work):
+                    raise GraphError("the graph was edited outside the rewriter (its use-def chains no longer "
+                                     "match); change rw.graph only through rw.add / rw.replace / rw.remove")
+                if verify:
+                    work.verify(infer=None if self.full_verify else touched)
+            except GraphError as e:
+                recent = "; ".join(str(r) for r in rw.rewrites[-3:]) or "no rewrites recorded"
+                raise PassError(f"pass {name!r} left an invalid graph: {e} (last rewrites: {recent})") from e
+        if changed:
+            after = work.snapshot()
+            self.snapshots.append(after)
+            self.changes.append(touched)
+        else:
+            after = before
+        loc = rule_location(fn.fn if isinstance(fn, Pass) else fn)
+        return PassResult(name, before, after, changed, list(rw.rewrites), list(rw.decisions), seconds, iteration, loc)
+
+
 def run_pass(fn, graph: Graph, *, iteration: int = 0, verify: bool = True) -> PassResult:
-    """Run one pass on a copy of ``graph``; verify; return its PassResult (``graph`` is untouched)."""
+    """Run one pass on a copy of ``graph``; verify every node; return its PassResult (``graph`` is untouched).
+
+    The one-pass door (a learner's pass in lab 04): it pays for a deep copy and a full check, so even a
+    pass that edits nodes behind the rewriter's back cannot touch ``graph`` and is caught. A
+    :class:`PassManager` pipeline works on snapshots and re-checks only what each pass changed."""
     if not callable(fn):
         raise TypeError(f"a pass must be callable as fn(rw), got {type(fn).__name__}: {fn!r}")
-    name = pass_name(fn)
-    work = graph.copy()
-    rw = Rewriter(work, name)
-    t0 = time.perf_counter()
-    try:
-        ret = fn(rw)
-    except GraphError as e:
-        raise PassError(f"pass {name!r} made an invalid rewrite: {e}") from e
-    if ret is not None and not isinstance(ret, (bool, Graph)):
-        raise TypeError(f"pass {name!r} returned {type(ret).__name__}; a pass changes rw.graph through the "
-                        f"rewriter and returns None")
-    if isinstance(ret, Graph) and ret is not work:
-        raise TypeError(f"pass {name!r} returned a new Graph; change rw.graph through rw.add / rw.replace / "
-                        f"rw.remove instead, so the pass log can record each rewrite")
-    if rw._pending:
-        rw.commit(rule=name, note="nodes added")
-    seconds = time.perf_counter() - t0
-    try:
-        work.toposort()
-        if verify:
-            work.verify()
-    except GraphError as e:
-        recent = "; ".join(str(r) for r in rw.rewrites[-3:]) or "no rewrites recorded"
-        raise PassError(f"pass {name!r} left an invalid graph: {e} (last rewrites: {recent})") from e
-    changed = bool(rw.rewrites)
-    loc = rule_location(fn.fn if isinstance(fn, Pass) else fn)
-    return PassResult(name, graph, work, changed, list(rw.rewrites), list(rw.decisions),
-                      graph_metrics(graph), graph_metrics(work), seconds, iteration, loc)
+    return _Run(graph, isolate=True).run(fn, iteration=iteration, verify=verify)
 
 
 class PassManager:
@@ -177,37 +246,46 @@ class PassManager:
         self.hooks[when].append(fn)
 
     def run(self, graph: Graph) -> PassLog:
+        """Run the pipeline on ``graph`` (left unchanged); O(passes × n) plus what the passes themselves cost."""
         graph.verify()
         log = PassLog(initial=graph)
+        state = _Run(graph)
         if self.fixpoint:
-            self._run_group(Fixpoint(self.passes, self.max_rounds, "pipeline"), graph, log)
+            self._run_group(Fixpoint(self.passes, self.max_rounds, "pipeline"), state, log)
         else:
-            cur = graph
             for p in self.passes:
-                cur = self._run_item(p, cur, log, 0)
+                self._run_item(p, state, log, 0)
         return log
 
     # ---- internals -------------------------------------------------------------------------------
-    def _run_item(self, p, graph: Graph, log: PassLog, iteration: int) -> Graph:
+    def _run_item(self, p, state: _Run, log: PassLog, iteration: int, last_seen: dict | None = None) -> None:
         if isinstance(p, Fixpoint):
-            return self._run_group(p, graph, log)
+            self._run_group(p, state, log)
+            return
         for h in self.hooks["before"]:
-            h(pass_name(p), graph)
-        res = run_pass(p, graph, iteration=iteration, verify=self.verify)
+            h(pass_name(p), state.snapshots[-1])
+        seen = None if last_seen is None else last_seen.get(id(p))
+        if seen is not None and seen == len(state.changes):
+            cur = state.snapshots[-1]
+            loc = rule_location(p.fn if isinstance(p, Pass) else p)
+            res = PassResult(pass_name(p), cur, cur, False, [], [], 0.0, iteration, loc, skipped=True)
+        else:
+            dirty = None if seen is None else set().union(*state.changes[seen:])
+            res = state.run(p, iteration=iteration, verify=self.verify, dirty=dirty)
+        if last_seen is not None:
+            last_seen[id(p)] = len(state.changes)
         for h in self.hooks["after"]:
             h(res)
         log.append(res)
-        return res.graph
 
-    def _run_group(self, group: Fixpoint, graph: Graph, log: PassLog) -> Graph:
-        cur = graph
+    def _run_group(self, group: Fixpoint, state: _Run, log: PassLog) -> None:
+        last_seen: dict = {}            # pass -> number of changing passes when it last finished
         for rnd in range(1, group.max_rounds + 1):
             start = len(log)
             for p in group.passes:
-                cur = self._run_item(p, cur, log, rnd)
+                self._run_item(p, state, log, rnd, last_seen)
             if not any(r.changed for r in log[start:]):
                 break
-        return cur
 
 
 def run_passes(graph: Graph, passes, **kw) -> PassLog:

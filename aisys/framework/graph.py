@@ -19,6 +19,11 @@ from .registry import OPS, Spec, get as get_op
 
 LEAVES = ("input", "param", "const")
 
+#: How often the whole-graph structures were built: ``users`` (a full use-def rebuild, O(n)) and ``copy``
+#: (a deep copy). The compiler keeps use-def chains up to date incrementally and snapshots graphs
+#: structurally, so a pipeline run builds users once and copies nothing (tests/compiler/test_scale.py).
+COUNTERS = {"users": 0, "copy": 0, "snapshot": 0}
+
 
 @dataclass
 class Node:
@@ -147,7 +152,10 @@ class Graph:
         return [n for n in self.nodes.values() if not n.is_leaf]
 
     def users(self) -> dict[int, list[int]]:
-        """For each node id, the ids of the nodes that read it (in order, repeated if read twice)."""
+        """For each node id, the ids of the nodes that read it (in order, repeated if read twice).
+
+        O(n + edges), rebuilt on every call: a pass reads ``rw.users()``, kept up to date by the rewriter."""
+        COUNTERS["users"] += 1
         u = {i: [] for i in self.nodes}
         for n in self.nodes.values():
             for i in n.inputs:
@@ -227,9 +235,25 @@ class Graph:
         self.nodes = {i: self.nodes[i] for i in order}
 
     def copy(self) -> "Graph":
+        """A deep copy: every node copied (O(n) node copies)."""
+        COUNTERS["copy"] += 1
         g = Graph(self.name)
         g.nodes = {i: replace(n, attrs=dict(n.attrs)) for i, n in self.nodes.items()}
         g.inputs, g.outputs, g._next = list(self.inputs), list(self.outputs), self._next
+        return g
+
+    def snapshot(self) -> "Graph":
+        """A structural copy that *shares* the node objects (one dict copy: O(n) pointer copies).
+
+        The pass manager keeps one snapshot per pass for the pass stepper's "before" picture; its rewriter
+        swaps a frozen clone into the snapshots before it edits a shared node, so a snapshot never changes."""
+        COUNTERS["snapshot"] += 1
+        g = Graph(self.name)
+        g.nodes = dict(self.nodes)
+        g.inputs, g.outputs, g._next = list(self.inputs), list(self.outputs), self._next
+        for k in ("returns", "updates", "warnings"):
+            if k in self.__dict__:
+                setattr(g, k, self.__dict__[k])
         return g
 
     # ---- text -----------------------------------------------------------------------------------------
@@ -264,9 +288,12 @@ class Graph:
                 f"{len(self.op_nodes)} ops ({ops}), {len(self.outputs)} outputs")
 
     # ---- checks ---------------------------------------------------------------------------------------
-    def verify(self) -> None:
+    def verify(self, infer=None) -> None:
         """Raise GraphError on use-before-def, unknown ops, missing nodes, or a shape/dtype that the
-        registry's inference disagrees with. Run after every compiler pass."""
+        registry's inference disagrees with. Run after every compiler pass.
+
+        ``infer``: the ids whose types are re-inferred (None: every op node). The pass manager passes the
+        nodes a pass added or re-wired, so checking stays O(n) cheap structure + O(changed) inference."""
         seen = set()
         for n in self.nodes.values():
             for i in n.inputs:
@@ -282,6 +309,9 @@ class Graph:
             else:
                 if n.op not in OPS:
                     raise GraphError(f"%{n.id}: unknown op {n.op!r}")
+                if infer is not None and n.id not in infer:
+                    seen.add(n.id)
+                    continue
                 spec = get_op(n.op).infer(*[self.nodes[i] for i in n.inputs], **n.attrs)
                 if tuple(spec.shape) != tuple(n.shape) or spec.dtype is not n.dtype:
                     raise GraphError(f"%{n.id} = {n.op}: recorded type {n.type_str()} but inference gives "

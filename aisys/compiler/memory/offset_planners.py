@@ -124,6 +124,8 @@ def _breadth_order(buffers: Sequence[Buffer]) -> list[int]:
     (ties: earlier step first); at each, take the buffers alive there that are not taken yet, in
     :func:`_size_order`. Only steps where some buffer starts need visiting: what is alive at any
     other step is also alive at the last start step before it, which is at least as wide.
+    Breadths by a difference array (O(n log n)); each visited step takes its new buffers from the
+    buffers sorted by start, skipping taken ones (vectorised).
     """
     n = len(buffers)
     starts = np.array([b.start for b in buffers], dtype=np.int64)
@@ -132,15 +134,22 @@ def _breadth_order(buffers: Sequence[Buffer]) -> list[int]:
     rank = np.empty(n, dtype=np.int64)
     rank[_size_order(buffers)] = np.arange(n)
     steps = np.unique(starts)
-    breadth = [int(sizes[(starts <= t) & (ends >= t)].sum()) for t in steps]
+    horizon = int(max(ends.max(), starts.max())) + 2
+    diff = np.zeros(horizon, dtype=np.int64)
+    np.add.at(diff, starts, sizes)
+    np.add.at(diff, ends + 1, -sizes)
+    breadth = np.cumsum(diff)[steps]
+    by_start = np.argsort(starts, kind="stable")
+    sorted_starts = starts[by_start]
     taken = np.zeros(n, dtype=bool)
     order: list[int] = []
-    for k in sorted(range(len(steps)), key=lambda k: (-breadth[k], steps[k])):
+    for k in np.lexsort((steps, -breadth)):
         t = steps[k]
-        new = np.nonzero((starts <= t) & (ends >= t) & ~taken)[0]
+        cand = by_start[:np.searchsorted(sorted_starts, t, side="right")]      # started by step t
+        new = cand[(ends[cand] >= t) & ~taken[cand]]
         new = new[np.argsort(rank[new])]
         taken[new] = True
-        order.extend(int(i) for i in new)
+        order.extend(new.tolist())
         if len(order) == n:
             break
     return order
@@ -151,33 +160,37 @@ def _best_fit_in_order(buffers: Sequence[Buffer], order: Sequence[int]) -> np.nd
 
     Each buffer looks only at the already-placed buffers alive at some common step, in address
     order, and at the gaps between them (from byte 0 up). It takes the smallest gap that fits —
-    among equal gaps the lowest — or else the first byte above all of them. Vectorised over the
-    placed buffers with numpy, so 1,000 buffers plan in milliseconds.
+    among equal gaps the lowest — or else the first byte above all of them.
+
+    The placed blocks are kept in one array sorted by offset (a new block is slotted in by bisection),
+    so the lifetime-overlap test reads them already in address order: per buffer, a handful of
+    vectorised operations over the placed blocks and no sort — O(n log n) Python steps, O(n²) bytes
+    compared in C, milliseconds for thousands of buffers.
     """
     n = len(buffers)
-    starts = np.empty(n, dtype=np.int64)     # filled in placement order: row k = k-th placed buffer
-    ends = np.empty(n, dtype=np.int64)
-    offs = np.empty(n, dtype=np.int64)
-    tops = np.empty(n, dtype=np.int64)
+    placed = np.empty((4, n), dtype=np.int64)   # rows: offset, top, start, end — columns sorted by offset
+    offs, tops, starts, ends = placed
     result = np.zeros(n, dtype=np.int64)
     for k, i in enumerate(order):
         b = buffers[i]
         off = 0
-        mask = (starts[:k] <= b.end) & (ends[:k] >= b.start)
-        if mask.any():
+        if k:
+            mask = (starts[:k] <= b.end) & (ends[:k] >= b.start)
             o, t = offs[:k][mask], tops[:k][mask]
-            by_addr = np.argsort(o, kind="stable")
-            o, t = o[by_addr], t[by_addr]
-            reach = np.maximum.accumulate(t)                  # highest byte used below each one
-            prev = np.concatenate(([0], reach[:-1]))          # where the gap before each one begins
-            gaps = o - prev
-            fits = np.nonzero(gaps >= b.size)[0]
-            if fits.size:
-                j = fits[np.argmin(gaps[fits])]               # smallest gap; argmin keeps the lowest if tied
-                off = int(prev[j])
-            else:
-                off = int(reach[-1])
-        starts[k], ends[k], offs[k], tops[k] = b.start, b.end, off, off + b.size
+            if o.size:
+                reach = np.maximum.accumulate(t)              # highest byte used below each one
+                gaps = o[1:] - reach[:-1]                     # the gap before each one (but the first)
+                first = int(o[0])                             # the gap below the lowest one starts at 0
+                fits = np.flatnonzero(gaps >= b.size)
+                if fits.size:
+                    j = fits[np.argmin(gaps[fits])]           # smallest gap; argmin keeps the lowest if tied
+                    best_gap, best_off = int(gaps[j]), int(reach[j])
+                    off = 0 if b.size <= first <= best_gap else best_off
+                else:
+                    off = 0 if b.size <= first else int(reach[-1])
+        pos = int(np.searchsorted(offs[:k], off, side="right"))
+        placed[:, pos + 1:k + 1] = placed[:, pos:k]
+        placed[:, pos] = (off, off + b.size, b.start, b.end)
         result[i] = off
     return result
 

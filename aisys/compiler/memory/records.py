@@ -21,6 +21,9 @@ planning the pair is one block alive from the input's start to the output's end.
 """
 from __future__ import annotations
 
+import bisect
+import heapq
+
 import numbers
 from dataclasses import dataclass, replace
 
@@ -204,15 +207,17 @@ class MemoryPlan:
 
         Checks: offsets are multiples of the alignment, and no two buffers that are alive at the same
         step share a byte — except an in-place pair (same offset, output no larger than the input,
-        input dying exactly where the output is born). Sweeps the steps, so it costs
-        O(n log n + overlaps) instead of comparing all pairs.
+        input dying exactly where the output is born). An event sweep over the steps: the buffers alive
+        at a step are disjoint, so, kept sorted by offset, a newcomer need only be compared with its
+        neighbours — O(n log n) (bisection; list inserts are memmoves) instead of comparing all pairs.
         """
         a = self.alignment
         for b in self.buffers:
             if b.offset % a:
                 raise ValueError(f"buffer {b.name!r} sits at offset {b.offset}, not a multiple of the "
                                  f"alignment {a}")
-        shared = set()
+        partners: dict[int, set] = {}
+        index = {b.name: k for k, b in enumerate(self.buffers)}
         for src, dst in self.inplace:
             x, y = self.buffer(src), self.buffer(dst)
             if x.offset != y.offset or y.padded(a) > x.padded(a) or x.end != y.start:
@@ -220,22 +225,42 @@ class MemoryPlan:
                                  f"({x.offset} vs {y.offset}), an output no larger than the input "
                                  f"({y.size} vs {x.size} B) and the input to die where the output is born "
                                  f"(input ends at step {x.end}, output starts at step {y.start})")
-            shared.add((src, dst))
-            shared.add((dst, src))
-        order = sorted(self.buffers, key=lambda b: (b.start, b.name))
-        active: list[Buffer] = []
-        for b in order:
-            active = [x for x in active if x.end >= b.start]
-            lo, hi = b.offset, b.offset + b.padded(a)
-            for x in active:
-                xlo, xhi = x.offset, x.offset + x.padded(a)
-                if lo < xhi and xlo < hi and hi > lo and xhi > xlo and (x.name, b.name) not in shared:
-                    raise ValueError(
-                        f"planner {self.planner!r} placed {x.name!r} (steps {x.start}..{x.end}, bytes "
-                        f"{xlo}..{xhi}) and {b.name!r} (steps {b.start}..{b.end}, bytes {lo}..{hi}) in "
-                        f"overlapping bytes while both are alive at step {max(x.start, b.start)}")
-            active.append(b)
+            partners.setdefault(index[src], set()).add(index[dst])
+            partners.setdefault(index[dst], set()).add(index[src])
+        bufs = self.buffers
+        lo = [b.offset for b in bufs]
+        hi = [b.offset + -(-b.size // a) * a for b in bufs]
+        # the sweep: buffers enter in order of their first step and leave after their last one; the
+        # active ones are kept sorted by offset, so a newcomer is compared with its neighbours only
+        keys: list[tuple[int, int]] = []             # (offset, index) of the active buffers, sorted
+        leaving: list[tuple[int, int]] = []          # heap of (last step, index)
+        for k in sorted(range(len(bufs)), key=lambda k: (bufs[k].start, bufs[k].name)):
+            b = bufs[k]
+            while leaving and leaving[0][0] < b.start:
+                _, d = heapq.heappop(leaving)
+                del keys[bisect.bisect_left(keys, (lo[d], d))]
+            if hi[k] == lo[k]:
+                continue                             # zero bytes: shares nothing
+            pos = bisect.bisect_left(keys, (lo[k], k))
+            j = pos - 1                              # left: stop at the first non-overlapping, unpaired one
+            while j >= 0 and (hi[keys[j][1]] > lo[k] or keys[j][1] in partners):
+                self._check_pair(keys[j][1], k, lo, hi, partners)
+                j -= 1
+            j = pos                                  # right: everything starting below our end overlaps
+            while j < len(keys) and keys[j][0] < hi[k]:
+                self._check_pair(keys[j][1], k, lo, hi, partners)
+                j += 1
+            keys.insert(pos, (lo[k], k))
+            heapq.heappush(leaving, (b.end, k))
         return self
+
+    def _check_pair(self, i: int, k: int, lo, hi, partners) -> None:
+        if lo[k] < hi[i] and lo[i] < hi[k] and k not in partners.get(i, ()):
+            x, b = self.buffers[i], self.buffers[k]
+            raise ValueError(
+                f"planner {self.planner!r} placed {x.name!r} (steps {x.start}..{x.end}, bytes "
+                f"{lo[i]}..{hi[i]}) and {b.name!r} (steps {b.start}..{b.end}, bytes {lo[k]}..{hi[k]}) in "
+                f"overlapping bytes while both are alive at step {max(x.start, b.start)}")
 
     # ---- text ---------------------------------------------------------------------------------
     def summary(self, max_rows: int = 12) -> str:

@@ -39,7 +39,7 @@ def make_fold_conv_bn(fold_weights=fold_conv_bn_weights):
     learner's from lab 04 — the pass log and the PassStepper then show their function at work)."""
 
     def fold_conv_bn(rw: Rewriter) -> None:
-        """Fold every eval-mode batch_norm into the conv2d that feeds it."""
+        """Fold every eval-mode batch_norm into the conv2d that feeds it. O(n): one look per node."""
         g = rw.graph
         for bn in list(g.nodes.values()):
             if bn.id not in g.nodes or bn.op != "batch_norm":
@@ -60,7 +60,7 @@ def make_fold_conv_bn(fold_weights=fold_conv_bn_weights):
                           "fixed statistics folds (training mode normalizes with the batch's own statistics)",
                           rule="fold_conv_bn", nodes=(bn.id, x_id))
                 continue
-            others = sorted({u for u in g.users()[x_id] if u != bn.id})
+            others = sorted({u for u in rw.users()[x_id] if u != bn.id})
             if others or x_id in g.outputs:
                 who = [f"%{u}" for u in others] + (["the graph output"] if x_id in g.outputs else [])
                 rw.reject(cand, f"conv %{x_id} is also read by {', '.join(who)}: folding BN into its weights "

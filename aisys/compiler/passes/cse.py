@@ -57,11 +57,14 @@ def node_key(g: Graph, n) -> tuple | None:
 
 
 def cse(rw: Rewriter) -> None:
-    """Replace every node that recomputes an earlier node's value by that node."""
+    """Replace every node that recomputes an earlier node's value by that node.
+
+    O(n + edges) hash-table lookups (plus hashing each constant's bytes once)."""
     g = rw.graph
     table: dict[tuple, int] = {}
-    for n in list(g.nodes.values()):
-        if n.id not in g.nodes:
+    for i in list(g.nodes):
+        n = g.nodes.get(i)
+        if n is None:
             continue
         key = node_key(g, n)
         if key is None:

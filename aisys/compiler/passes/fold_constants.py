@@ -15,19 +15,22 @@ import numpy as np
 
 from ...framework.graph import evaluate_node
 from ...framework.registry import get as get_op
-from ..rewriter import Rewriter
+from ..rewriter import Rewriter, Worklist
 
 DEFAULT_MAX_ELEMENTS = 65536
 
 
 def fold_constants(rw: Rewriter, max_elements: int = DEFAULT_MAX_ELEMENTS, fold_params: bool = False) -> None:
-    """Replace every op whose inputs are all constants by a constant."""
+    """Replace every op whose inputs are all constants by a constant.
+
+    A worklist in topological order (whole constant chains fold in one run; in a fixpoint group only the
+    nodes changed since the last run and their readers are looked at): O(n log n) plus the folding."""
     g = rw.graph
     foldable = ("const", "param") if fold_params else ("const",)
-    for n in list(g.nodes.values()):
-        if n.id not in g.nodes or n.is_leaf or not n.inputs:
-            continue
-        ins = [g.nodes[i] for i in n.inputs]
+    work = Worklist(rw, lambda i: not g.nodes[i].is_leaf and bool(g.nodes[i].inputs))
+    for i in work:
+        n = g.nodes[i]
+        ins = [g.nodes[j] for j in n.inputs]
         if not all(x.op in foldable for x in ins):
             continue
         candidate = f"fold %{n.id} = {n.op}"
@@ -46,5 +49,6 @@ def fold_constants(rw: Rewriter, max_elements: int = DEFAULT_MAX_ELEMENTS, fold_
             rw.reject(candidate, f"evaluating it raised {type(e).__name__}: {e}", rule="fold_constants", nodes=(n.id,))
             continue
         c = rw.add_const(np.array(value, copy=True), provenance=n.provenance)
+        work.push(*rw.users()[n.id])
         rw.replace(n.id, c.id, rule="fold_constants", note=f"%{n.id} = {n.op}(" +
                    ", ".join(f"%{i}" for i in n.inputs) + f") → const %{c.id}")

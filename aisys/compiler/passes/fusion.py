@@ -26,6 +26,8 @@ create a cycle.
 """
 from __future__ import annotations
 
+from collections import deque
+
 from ...framework.graph import Graph
 from ...framework.registry import FusionKind, get as get_op
 from ...framework.scalar import EMIT_DTYPES as KERNEL_DTYPES
@@ -118,7 +120,10 @@ def _build_body(g: Graph, members: list[int], root: int) -> tuple[Graph, list[in
 
 def fuse(rw: Rewriter, reductions: bool = True, epilogues: bool = True, max_ops: int = 64) -> None:
     """Fuse chains of elementwise ops, reductions with their elementwise producers, and matmul/conv with
-    an elementwise epilogue into ``fused`` nodes."""
+    an elementwise epilogue into ``fused`` nodes.
+
+    O(n + edges): every node is a group root or a candidate a bounded number of times (once per reader),
+    and the use-def chains come from the rewriter (kept current, never rebuilt)."""
     g = rw.graph
     order = {i: k for k, i in enumerate(g.nodes)}
     assigned: dict[int, int] = {}
@@ -128,12 +133,12 @@ def fuse(rw: Rewriter, reductions: bool = True, epilogues: bool = True, max_ops:
         kind = _root_kind(g, root, reductions)
         if kind is None:
             continue
-        users = g.users()
+        users = rw.users()
         members = {root.id}
         anchor = None
-        frontier = [root.id]
+        frontier = deque([root.id])
         while frontier:
-            m = frontier.pop(0)
+            m = frontier.popleft()
             for p in dict.fromkeys(g.nodes[m].inputs):
                 pn = g.nodes[p]
                 if pn.is_leaf or p in members:

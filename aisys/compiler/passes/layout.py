@@ -32,10 +32,11 @@ def _is_permute(n, dims) -> bool:
     return n.op == "permute" and tuple(n.attrs["dims"]) == dims
 
 
-def _find_nhwc_copy(g, i: int):
-    for n in g.nodes.values():
-        if _is_permute(n, TO_NHWC) and n.inputs[0] == i:
-            return n.id
+def _find_nhwc_copy(rw: Rewriter, i: int):
+    """A node that already permutes ``i`` to NHWC (looked up among ``i``'s readers: O(readers))."""
+    for u in rw.users()[i]:
+        if _is_permute(rw.graph.nodes[u], TO_NHWC):
+            return u
     return None
 
 
@@ -56,7 +57,7 @@ def _to_nhwc_operand(rw: Rewriter, i: int):
             return rw.add_const(v, provenance=n.provenance).id, None
         return rw.add_param(rw.fresh_name(f"{n.name}.nhwc"), v, provenance=n.provenance).id, None
     if len(n.shape) == 4:
-        copy = _find_nhwc_copy(g, i)
+        copy = _find_nhwc_copy(rw, i)
         if copy is not None:
             return copy, None
     return None, (f"the other operand %{i} ({n.op}, {n.type_str()}) is NCHW with no NHWC copy: a transpose would be "
@@ -70,7 +71,7 @@ def _convert(rw: Rewriter) -> bool:
         if c.id not in g.nodes or c.op != "conv2d":
             continue
         x, w = c.inputs[0], c.inputs[1]
-        xin = _find_nhwc_copy(g, x)
+        xin = _find_nhwc_copy(rw, x)
         if xin is None:
             xin = rw.add("permute", (x,), {"dims": TO_NHWC}).id
         W = g.nodes[w]
@@ -94,7 +95,7 @@ def _sinkable(op: str) -> bool:
 
 def _sink(rw: Rewriter, seen: set) -> bool:
     g = rw.graph
-    users = g.users()
+    users = rw.users()
     for n in list(g.nodes.values()):
         if n.id not in g.nodes or n.is_leaf or len(n.inputs) not in (1, 2):
             continue

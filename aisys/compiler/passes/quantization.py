@@ -210,7 +210,7 @@ def fold_quantization(rw: Rewriter, max_rounds: int = 50) -> None:
     """Turn a quantize/dequantize (QDQ) graph into integer-only inference (see the module docstring)."""
     for _ in range(max_rounds):
         changed = False
-        users = rw.graph.users()
+        users = rw.users()
         for node in list(rw.graph.nodes.values()):
             if node.id not in rw.graph.nodes or node.is_leaf:
                 continue

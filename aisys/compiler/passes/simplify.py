@@ -19,7 +19,7 @@ import numpy as np
 
 from ...framework import dtypes as _dt
 from ...framework.graph import Node
-from ..rewriter import Rewriter
+from ..rewriter import Rewriter, Worklist
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,13 @@ def pow_two(rw, n, ctx):
 
 # ---- the pass ------------------------------------------------------------------------------------
 def simplify(rw: Rewriter, rules=None, assume_finite: bool = False, max_sweeps: int = 16) -> None:
-    """Apply the rule table until nothing changes (at most ``max_sweeps`` sweeps over the graph)."""
+    """Apply the rule table until no rule fires anywhere.
+
+    A worklist in topological order: every node a rule applies to is visited once; when a rule fires,
+    the replacement and the nodes that now read it are visited again (a rule looks at a node and its
+    inputs, so nothing else can start to match). In a fixpoint group only the nodes changed since the
+    last run, and their readers, are visited (``rw.dirty``). O(n log n + rewrites × readers); no node
+    is visited more than ``max_sweeps`` times."""
     table = SIMPLIFY_RULES if rules is None else list(rules)
     by_op: dict[str, list] = {}
     for r in table:
@@ -238,19 +244,20 @@ def simplify(rw: Rewriter, rules=None, assume_finite: bool = False, max_sweeps: 
             by_op.setdefault(op, []).append(r)
     ctx = _Ctx(assume_finite)
     g = rw.graph
-    for _ in range(max_sweeps):
-        fired = False
-        for n in list(g.nodes.values()):
-            if n.id not in g.nodes:
+    work = Worklist(rw, lambda i: g.nodes[i].op in by_op)
+    visits: dict[int, int] = {}
+    for i in work:
+        n = g.nodes[i]
+        visits[i] = visits.get(i, 0) + 1
+        if visits[i] > max_sweeps:
+            continue
+        for r in by_op.get(n.op, ()):
+            new = r(rw, n, ctx)
+            if new is None:
+                rw.discard_pending()
                 continue
-            for r in by_op.get(n.op, ()):
-                new = r(rw, n, ctx)
-                if new is None:
-                    rw.discard_pending()
-                    continue
-                before = g.format_node(n)
-                rw.replace(n.id, new, rule=r.fn, note=f"{before.split(' : ')[0]} → %{new}")
-                fired = True
-                break
-        if not fired:
+            before = g.format_node(n)
+            readers = list(rw.users()[n.id])
+            rw.replace(n.id, new, rule=r.fn, note=f"{before.split(' : ')[0]} → %{new}")
+            work.push(new, *readers)
             break
