@@ -6,11 +6,18 @@
     step.pass_log                # what every pass did (PassLog) — widgets.PassStepper(step) plays it
     step.kernels                 # {"%12": generated source, ...} for every fused group
 
-A compiled function is specialized to the example inputs' shapes and dtypes (like ``torch.jit.trace``).
-Parameters (module weights) are read live at every call, so a compiled training step sees the
-updates it makes: its in-place updates (``p.assign_``) are written back to the module's tensors.
-Parameters that a pass *derived* (BN-folded or transposed weights) are frozen at compile time:
-compile again after changing the weights they came from.
+A compiled function is specialized to the example inputs' shapes and dtypes (like ``torch.jit.trace``);
+called with inputs of other shapes, a compiled *function* traces and compiles itself again for them
+(kept, so switching back costs nothing), while a compiled Graph raises. Parameters (module weights) are
+read live at every call, so a compiled training step sees the updates it makes: its in-place updates
+(``p.assign_``) are written back to the module's tensors. Parameters that a pass *derived* (BN-folded or
+transposed weights) are frozen at compile time: compile again after changing the weights they came from.
+
+Memory: every specialization runs from the function's one :class:`~aisys.compiler.runtime.Arena`
+(allocated at compile time, grown when a larger specialization appears, reused by every call). Results
+are copied out of it, so what a call returned is never overwritten by a later call;
+``aisys.compile(..., output_views=True)`` returns views into the arena instead (no copy), valid only until
+the next call.
 """
 from __future__ import annotations
 
@@ -20,23 +27,53 @@ from ..framework.graph import Graph, interpret
 from ..framework.tensor import Tensor
 from .manager import PassLog, PassManager
 from .passes import default_pipeline, resolve
-from .runtime import Executable
+from .runtime import Arena, Executable
+
+
+def _shapes(arrays) -> tuple:
+    return tuple(tuple(np.shape(a)) for a in arrays)
 
 
 class CompiledFunction:
     """The result of :func:`compile`: call it like the original function."""
 
-    def __init__(self, original: Graph, pass_log: PassLog, backend: str, state: dict | None = None, fn=None):
-        self.original = original
-        self.pass_log = pass_log
-        self.graph: Graph = pass_log.graph
+    def __init__(self, original: Graph, pass_log: PassLog, backend: str, state: dict | None = None, fn=None, *,
+                 pipeline=None, params=None, output_views: bool = False):
         self.backend = backend
         self.fn = fn
+        self.output_views = output_views
+        self.arena = Arena()
         self._state = dict(state or {})                 # param name -> live Tensor
-        self._returns = len(getattr(original, "returns", original.outputs))
-        self._updates = list(getattr(original, "updates", {}) or {})
-        self.executable = Executable(self.graph, backend)
-        self.warnings = list(getattr(original, "warnings", []))
+        self._pipeline, self._params = pipeline, params
+        self._specializations: dict[tuple, tuple] = {}
+        self._use(self._specialize(original, pass_log))
+
+    def _specialize(self, original: Graph, pass_log: PassLog) -> tuple:
+        key = tuple(tuple(original.nodes[i].shape) for i in original.inputs)
+        spec = (original, pass_log, Executable(pass_log.graph, self.backend, arena=self.arena))
+        self._specializations[key] = spec
+        return spec
+
+    def _use(self, spec) -> None:
+        self.original, self.pass_log, self.executable = spec
+        self.graph: Graph = self.pass_log.graph
+        self._returns = len(getattr(self.original, "returns", self.original.outputs))
+        self._updates = list(getattr(self.original, "updates", {}) or {})
+        self.warnings = list(getattr(self.original, "warnings", []))
+
+    def _for_shapes(self, arrays) -> None:
+        """Switch to (or trace and compile) the specialization for these input shapes (functions only)."""
+        key = _shapes(arrays)
+        if self.fn is None or len(arrays) != len(self.original.inputs) or \
+                key == tuple(tuple(self.original.nodes[i].shape) for i in self.original.inputs):
+            return                                      # same shapes, or a Graph: the executable checks them
+        spec = self._specializations.get(key)
+        if spec is None:
+            from ..frontend import trace
+            graph = trace(self.fn, *[x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for x in arrays],
+                          params=self._params)
+            spec = self._specialize(graph, PassManager(self._pipeline).run(graph))
+        self._use(spec)
 
     # ---- what the widgets and the lab read --------------------------------------------------------
     @property
@@ -46,12 +83,9 @@ class CompiledFunction:
 
     @property
     def memory_plan(self):
-        """The memory plan of the optimized graph (greedy by size over its program order), computed once.
-        Plan another way with ``aisys.compiler.plan_memory(compiled.graph, planner=..., schedule=...)``."""
-        if getattr(self, "_memory_plan", None) is None:
-            from .memory import plan_memory
-            self._memory_plan = plan_memory(self.graph, planner="greedy_by_size")
-        return self._memory_plan
+        """The memory plan the compiled code runs from (greedy by size over the optimized graph's program
+        order). Plan another way with ``aisys.compiler.plan_memory(compiled.graph, planner=..., schedule=...)``."""
+        return self.executable.plan
 
     def kernel_source(self, node_id: int) -> str:
         src = self.executable.sources()
@@ -80,8 +114,10 @@ class CompiledFunction:
         return {name: t._data for name, t in self._state.items()}
 
     def run_arrays(self, *inputs) -> list[np.ndarray]:
-        """Run the optimized graph on arrays; returns every graph output (returns, then state updates)."""
-        return self.executable.run(*inputs, params=self._live_params())
+        """Run the optimized graph on arrays; returns every graph output (returns, then state updates) —
+        copies, or arena views when compiled with ``output_views=True``."""
+        self._for_shapes(inputs)
+        return self.executable.run(*inputs, params=self._live_params(), views=self.output_views)
 
     def reference(self, *inputs) -> list[np.ndarray]:
         """The unoptimized graph through the numpy references — what the compiled result must equal."""
@@ -89,12 +125,16 @@ class CompiledFunction:
 
     def __call__(self, *inputs):
         arrays = [x for x in inputs if isinstance(x, (Tensor, np.ndarray))]
-        outs = self.run_arrays(*arrays)
+        self._for_shapes(arrays)
+        ex = self.executable
+        outs = ex.run(*arrays, params=self._live_params(), views=True)
         for j, name in enumerate(self._updates):
             t = self._state.get(name)
             if t is not None:
                 t._data[...] = outs[self._returns + j]
-        res = [Tensor._wrap(np.asarray(o)) for o in outs[:self._returns]]
+        ids = ex.graph.outputs
+        res = [Tensor._wrap(np.asarray(o if self.output_views else ex.hand_out(ids[k], o)))
+               for k, o in enumerate(outs[:self._returns])]
         if not res:
             return None
         return res[0] if len(res) == 1 else tuple(res)
@@ -118,9 +158,13 @@ def _state_tensors(source, graph: Graph) -> dict:
     return out
 
 
-def compile(fn_or_module, *example_inputs, passes=None, backend: str = "numba", params=None) -> CompiledFunction:
+def compile(fn_or_module, *example_inputs, passes=None, backend: str = "numba", params=None,
+            output_views: bool = False) -> CompiledFunction:
     """Capture ``fn_or_module(*example_inputs)`` with ``aisys.trace``, run the pass pipeline, and return a
     :class:`CompiledFunction` (fused groups compiled by numba; ``backend="reference"`` interprets them).
+
+    ``output_views=True``: calls return views into the function's arena instead of copies — no copy per
+    call, but a result is overwritten by the next call (copy what you keep).
 
     ``passes``: a list of passes (functions, names like ``"cse"``, ``Pass``/``Fixpoint`` objects); the
     default is :func:`aisys.compiler.passes.default_pipeline`. A :class:`Graph` may be given instead of
@@ -143,4 +187,5 @@ def compile(fn_or_module, *example_inputs, passes=None, backend: str = "numba", 
             state = _state_tensors(fn_or_module if params is None else params, graph)
     pipeline = default_pipeline() if passes is None else resolve(passes)
     log = PassManager(pipeline).run(graph)
-    return CompiledFunction(graph, log, backend, state, fn)
+    return CompiledFunction(graph, log, backend, state, fn, pipeline=pipeline, params=params,
+                            output_views=output_views)

@@ -285,7 +285,11 @@ class ReduceKernel(_Compiled):
         if self.reduction.finalize is not None:              # e.g. a mean: acc / count, on the whole array
             expr = _scalar.build(self.reduction.finalize, 2)
             acc = _scalar.evaluate(expr, [acc, np.asarray(self.count)])
-        return acc.astype(self.out_dtype, copy=False).reshape(self.out_shape)
+        res = acc.astype(self.out_dtype, copy=False).reshape(self.out_shape)
+        if out is None:
+            return res
+        np.copyto(out, res)                                  # the (small) result into its planned slot
+        return out
 
 
 # ---- epilogue -----------------------------------------------------------------------------------
@@ -316,7 +320,11 @@ def split_epilogue(body: Graph) -> tuple[Node, Graph, list[int]]:
 
 
 class EpilogueKernel:
-    """matmul/conv via numpy (BLAS), then the elementwise epilogue in place on its output buffer."""
+    """matmul/conv via numpy (BLAS), then the elementwise epilogue in place on its output buffer.
+
+    Given ``out`` (a planned arena slot), an anchor whose registry entry can write into an array
+    (``ref_into``: ``np.matmul(..., out=)``) computes straight into it and the epilogue updates it there:
+    no array is allocated."""
     kind = "epilogue"
 
     def __init__(self, body: Graph):
@@ -326,6 +334,8 @@ class EpilogueKernel:
         self.elementwise = ElementwiseKernel(self.epilogue_body)
         out = body.nodes[body.outputs[0]]
         self.in_place = tuple(out.shape) == tuple(self.anchor.shape) and out.dtype is self.anchor.dtype
+        same_dtype = all(body.nodes[i].dtype is self.anchor.dtype for i in self.anchor.inputs)
+        self.into = get_op(self.anchor.op).ref_into if self.in_place and same_dtype else None
         self.source = (f"# anchor: {self.anchor.op} runs through numpy (BLAS/im2col) into its output buffer,\n"
                        f"# then the epilogue below updates that buffer {'in place' if self.in_place else 'into a new buffer'}.\n"
                        + self.elementwise.source)
@@ -336,6 +346,9 @@ class EpilogueKernel:
 
     def __call__(self, *arrays, out=None) -> np.ndarray:
         A = self.anchor
+        if out is not None and self.into is not None:
+            self.into(*[arrays[k] for k in self.anchor_args], out=out, **A.attrs)
+            return self.elementwise(out, *[arrays[k] for k in self.feeds], out=out)
         y = np.asarray(get_op(A.op).ref(*[arrays[k] for k in self.anchor_args], **A.attrs))
         if y.dtype != A.dtype.np:
             y = y.astype(A.dtype.np)

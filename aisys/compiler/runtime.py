@@ -1,8 +1,26 @@
-"""Run an optimized graph: fused nodes through their generated kernels, everything else through the
-registry's numpy references (the same executable spec ``interpret`` uses).
+"""Run an optimized graph from one planned arena: fused nodes through their generated kernels, everything
+else through the registry's numpy references (the same executable spec ``interpret`` uses).
 
-Intermediate arrays are dropped after their last reader, so a long chain does not keep every
-temporary alive. ``backend="reference"`` interprets fused nodes through their bodies instead of
+Where the values live (内存复用, the memory plan put to work):
+  * the graph is planned once (``plan_memory``, greedy by size) and every op result has a slot at its
+    planned offset in one :class:`Arena` — a byte buffer allocated once and reused by every call, so a
+    call allocates (and page-faults) nothing for its intermediates;
+  * fused kernels write straight into their slot (``out=``), and so does every op whose registry entry
+    can compute into a given array (``ref_into``: ``np.matmul(..., out=)``), including a matmul/conv
+    epilogue's anchor, which the epilogue then updates in place;
+  * a *view* op (the registry says it does no work: zero cost, or a chip lowering that is only addressing —
+    a transpose, a reshape, a broadcast) gets no slot: its result is a view of
+    its source's slot, and the plan keeps that slot alive until the view's last reader (so a matmul reads
+    a transposed operand in place, as eager BLAS calls do);
+  * any other op runs its reference; a fresh result is kept as it is (freed after its last reader), and
+    a result that unexpectedly views an arena slot is copied into its own slot, since the slot it views
+    may be reused once its producer is dead;
+  * outputs handed to the caller are copied out of the arena by default; ``output_views=True`` returns
+    views into the arena instead — no copy, but **valid only until the next call**, which overwrites them.
+
+An arena may be shared by several executables (a compiled function's specializations for different input
+shapes): it grows to the largest plan when a bigger one binds to it and every executable re-binds its
+slots on its next run. ``backend="reference"`` interprets fused nodes through their bodies instead of
 compiling them — the ground truth the numba kernels are tested against.
 """
 from __future__ import annotations
@@ -11,53 +29,191 @@ import numpy as np
 
 from ..framework.graph import Graph
 from ..framework.interpreter import Interpreter, evaluate_node
+from ..framework.registry import get as get_op
 from .codegen import build_kernel
+from .memory.liveness import default_schedule, graph_buffers, step_labels
+from .memory.offset_planners import plan_buffers
+from .memory.records import Buffer, MemoryPlan
+from .metrics import is_view
 
 BACKENDS = ("numba", "reference")
+ARENA_ALIGNMENT = 64
+
+
+class Arena:
+    """One block of bytes that planned values live in; grows (never shrinks) to the largest plan bound to it.
+
+    ``generation`` counts re-allocations (an executable re-binds its slot views when it changed);
+    ``allocations`` is how many times bytes were actually allocated."""
+
+    def __init__(self, nbytes: int = 0):
+        self.buffer = np.empty(0, np.uint8)
+        self.generation = 0
+        self.allocations = 0
+        if nbytes:
+            self.reserve(nbytes)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.buffer.size)
+
+    def reserve(self, nbytes: int) -> None:
+        """Make room for ``nbytes`` (64-byte aligned); the old contents are not kept."""
+        if nbytes > self.buffer.size:
+            raw = np.empty(nbytes + ARENA_ALIGNMENT, np.uint8)
+            skip = (-raw.ctypes.data) % ARENA_ALIGNMENT
+            self.buffer = raw[skip:skip + nbytes]
+            self.generation += 1
+            self.allocations += 1
+
+    def holds(self, a: np.ndarray) -> bool:
+        """Whether ``a`` points into the arena (a slot or a view of one)."""
+        return self.buffer.size > 0 and np.may_share_memory(a, self.buffer)
+
+    def __repr__(self) -> str:
+        return f"<Arena {self.nbytes} B, allocated {self.allocations}×>"
 
 
 class Executable(Interpreter):
-    """A graph bound to its kernels. ``run(*inputs) -> list of output arrays``."""
+    """A graph bound to its kernels and its memory plan. ``run(*inputs) -> list of output arrays``.
+
+    ``arena``: share an :class:`Arena` (default: a new one); ``output_views``: return outputs as views into
+    the arena (valid until the next call) instead of copies. ``plan`` is the memory plan the slots follow.
+    """
 
     what = "compiled graph"
-    shape_hint = ("; a compiled function is specialized to its example inputs' shapes — compile again for "
-                  "new shapes")
+    shape_hint = ("; a compiled graph is specialized to its inputs' shapes — compile again for new shapes (a "
+                  "compiled function re-specializes itself)")
 
-    def __init__(self, graph: Graph, backend: str = "numba"):
+    def __init__(self, graph: Graph, backend: str = "numba", *, arena: Arena | None = None,
+                 output_views: bool = False):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         super().__init__(graph)
         self.backend = backend
+        self.output_views = output_views
         self.kernels = {}
         if backend == "numba":
             self.kernels = {n.id: build_kernel(n) for n in graph.nodes.values() if n.op == "fused"}
-        steps = self.schedule()
+        self.plan = runtime_plan(graph)
+        self.arena = arena if arena is not None else Arena()
+        self.arena.reserve(self.plan.peak_bytes)
+        self._order = [graph.nodes[i] for i in self.plan.schedule]
+        self._slots = {int(b.name[1:]): (b.offset, b.size) for b in self.plan.buffers}
+        self._aliases = {n.id for n in self._order if n.id not in self._slots}   # views of a slot
         last: dict[int, int] = {}
-        for k, n in enumerate(steps):
+        for k, n in enumerate(self._order):
             for i in n.inputs:
                 last[i] = k
         keep = set(graph.outputs)
         self._free_after: dict[int, list[int]] = {}
         for i, k in last.items():
-            if i not in keep and graph.nodes[i].op not in ("param", "const"):
+            if i not in keep and not graph.nodes[i].is_leaf:
                 self._free_after.setdefault(k, []).append(i)
+        self._bound = None                       # arena generation the slot views were made for
 
+    # ---- what the widgets and tests read ----------------------------------------------------------
     def sources(self) -> dict[int, str]:
         """node id -> generated source, for every fused node."""
         if self.kernels:
             return {i: k.source for i, k in self.kernels.items()}
         return {n.id: build_kernel(n).source for n in self.graph.nodes.values() if n.op == "fused"}
 
-    def execute(self, node, args):
-        kern = self.kernels.get(node.id)
-        return kern(*args) if kern is not None else evaluate_node(node, args)
+    def slot(self, nid: int) -> np.ndarray:
+        """The arena slot of node ``nid``: an array of its dtype and shape at its planned offset (no copy)."""
+        self._bind()
+        return self._views[nid]
 
-    def after(self, step: int, node) -> None:
-        for i in self._free_after.get(step, ()):          # intermediates die after their last reader
-            self.values.pop(i, None)
+    # ---- running ------------------------------------------------------------------------------------
+    def run(self, *inputs, params: dict | None = None, views: bool | None = None) -> list:
+        """Execute once. Outputs are copies (or arena views with ``views=True`` / ``output_views``)."""
+        self._bind()
+        self._views_out = self.output_views if views is None else views
+        return super().run(*inputs, params=params)
+
+    def hand_out(self, nid: int, value):
+        """What a caller may keep: ``value`` itself when this run made it and nothing else points at it,
+        else a copy (arena slots are overwritten by the next call; leaves and views belong to others)."""
+        if self.graph.nodes[nid].is_leaf or value.base is not None or self.arena.holds(value):
+            return np.array(value)
+        return value
 
     def warmup(self) -> None:
         """Compile (or load from the cache) every kernel now, by running it once on zeros."""
         for i, kern in self.kernels.items():
             n = self.graph.nodes[i]
             kern(*[np.zeros(self.graph.nodes[j].shape, self.graph.nodes[j].dtype.np) for j in n.inputs])
+
+    # ---- the interpreter's pieces ---------------------------------------------------------------------
+    def schedule(self):
+        return self._order
+
+    def execute(self, node, args):
+        return self._runners[node.id](args)
+
+    def after(self, step: int, node) -> None:
+        for i in self._free_after.get(step, ()):          # intermediates die after their last reader
+            self.values.pop(i, None)
+
+    def output(self, i: int):
+        v = self.values[i]
+        return v if self._views_out else self.hand_out(i, v)
+
+    # ---- internals ------------------------------------------------------------------------------------
+    def _bind(self) -> None:
+        """(Re)make the slot views and the per-node runners when the arena was (re)allocated."""
+        if self._bound == self.arena.generation:
+            return
+        buf, g = self.arena.buffer, self.graph
+        self._views = {}
+        for nid, (off, size) in self._slots.items():
+            n = g.nodes[nid]
+            self._views[nid] = buf[off:off + size].view(n.dtype.np).reshape(n.shape)
+        self._runners = {n.id: self._runner(n) for n in self._order}
+        self._bound = self.arena.generation
+
+    def _runner(self, n):
+        if n.id in self._aliases:                    # a view of its source's slot, kept alive by the plan
+            return lambda args: evaluate_node(n, args)
+        slot, kern = self._views[n.id], self.kernels.get(n.id)
+        if kern is not None:
+            return lambda args: kern(*args, out=slot)
+        into = get_op(n.op).ref_into
+        if into is not None and all(self.graph.nodes[i].dtype is n.dtype for i in n.inputs):
+            attrs = n.attrs
+            return lambda args: into(*args, out=slot, **attrs)
+        holds = self.arena.holds
+
+        def reference(args):
+            value = evaluate_node(n, args)
+            if holds(value):                     # a view of a slot that may be reused: copy it into its own
+                np.copyto(slot, value)
+                return slot
+            return value
+        return reference
+
+
+def _may_view(graph: Graph, n) -> bool:
+    """Whether the registry says ``n`` does no work of its own (its result may be a view of its input)."""
+    return is_view(graph, n) or get_op(n.op).lowering.unit == "addressing"
+
+
+def runtime_plan(graph: Graph) -> MemoryPlan:
+    """The memory plan compiled code runs from: greedy by size over the program order, one slot per op
+    result except views (zero-cost ops reading another op's result), which share their source's slot —
+    whose lifetime is stretched to the view's last reader (or to the end, for an output). O(n log n)."""
+    order = default_schedule(graph)
+    bufs = {int(b.name[1:]): b for b in graph_buffers(graph, order)}
+    root: dict[int, int] = {}
+    for nid in order:
+        n = graph.nodes[nid]
+        src = n.inputs[0] if n.inputs else None
+        if src in bufs and len(n.inputs) == 1 and _may_view(graph, n):
+            root[nid] = root.get(src, src)
+    for v, r in root.items():
+        b = bufs[r]
+        if bufs[v].end > b.end:
+            bufs[r] = Buffer(b.name, b.size, b.start, bufs[v].end, op=b.op, kind=b.kind)
+    planned = [b for nid, b in bufs.items() if nid not in root]
+    return plan_buffers(planned, "greedy_by_size", alignment=ARENA_ALIGNMENT, steps=step_labels(graph, order),
+                        schedule=order)

@@ -184,6 +184,8 @@ class OpDef:
                                     # are registered for the op (one attribute read either way)
 
     quantized: QuantizedForm | None = None   # how it runs on integer codes (compress); None: no quantized form
+    ref_into: Callable | None = None   # ``ref`` computed straight into a given array: ``ref_into(*arrays, out=, **attrs)``
+                                       # (np.matmul(..., out=)); what a runtime writing into a planned arena calls
 
     def __post_init__(self):
         if self.eager is None:
@@ -220,7 +222,7 @@ OPS: dict[str, OpDef] = {}
 def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
           pure: bool = True, doc: str = "", torch_name: str | None = None, vjp_np=None, scalar=None,
           reduction: Reduction | None = None, chip: ChipLowering | None = None,
-          takes_indices: bool = False, quantized: QuantizedForm | None = None) -> OpDef:
+          takes_indices: bool = False, quantized: QuantizedForm | None = None, ref_into=None) -> OpDef:
     """Register an op. Called once per op at import of aisys.framework.ops (see the module docstring)."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered at {OPS[name].source}")
@@ -240,7 +242,7 @@ def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.O
                cost=cost or default_cost, pure=pure, doc=doc,
                source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name,
                vjp_np=vjp_np, scalar=scalar, reduction=reduction, chip=chip, takes_indices=takes_indices,
-               quantized=quantized)
+               quantized=quantized, ref_into=ref_into)
     OPS[name] = op
     return op
 

@@ -71,6 +71,17 @@ def _matmul_ref(x, y):
     return np.matmul(x, y)
 
 
+def _matmul_into(x, y, *, out):
+    """``_matmul_ref`` written into ``out`` (C-contiguous, the result's shape and dtype): the same BLAS call on
+    the same operands, so the same bits, without a fresh result array."""
+    if (x.ndim == 2 and y.ndim == 2 and x.size * y.shape[1] >= _TRANSPOSED_FORM_MIN_MACS
+            and y.flags.f_contiguous and not y.flags.c_contiguous):
+        np.copyto(out, np.matmul(y.T, x.T).T)
+    else:
+        np.matmul(x, y, out=out)
+    return out
+
+
 def _matmul_np(g, out, x, y):
     """``_matmul_vjp`` on arrays, product for product (the same BLAS calls, the same operand layouts)."""
     xd, yd = x._data, y._data
@@ -82,7 +93,8 @@ def _matmul_np(g, out, x, y):
     return gx, gy
 
 
-defop("matmul", infer=_matmul_infer, ref=_matmul_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_matmul_cost,
+defop("matmul", infer=_matmul_infer, ref=_matmul_ref, ref_into=_matmul_into, fusion=K.COMPLEX_OUT_FUSABLE,
+      cost=_matmul_cost,
       vjp=_matmul_vjp, vjp_np=_matmul_np, chip=matrix("gemm"),
       jvp=lambda t, out, x, y: (t[0] @ y if t[0] is not None else None) if t[1] is None else
                                (x @ t[1] if t[0] is None else t[0] @ y + x @ t[1]),
