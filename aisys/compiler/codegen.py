@@ -187,6 +187,23 @@ class ElementwiseKernel(_Compiled):
         self.fn(*ins, out.reshape(self.loop_shape))
         return out
 
+    def bind(self, out: np.ndarray, body_shapes=None):
+        """``call(arrays) -> out`` writing into the fixed array ``out`` (an arena slot): the loop-shaped view
+        of ``out`` and which inputs need reshaping are worked out once here, so a call costs the kernel
+        and little else (what keeps small fused nodes cheaper than the numpy ops they replace)."""
+        fn, loop_out = self.fn, out.reshape(self.loop_shape)
+        shapes = body_shapes or [tuple(self.body.nodes[i].shape) for i in self.body.inputs]
+        reshape = [s if s != full else None for s, full in zip(self.in_shapes, shapes)]
+        if not any(r is not None for r in reshape):
+            def call(arrays):
+                fn(*arrays, loop_out)
+                return out
+        else:
+            def call(arrays):
+                fn(*[a if r is None else a.reshape(r) for a, r in zip(arrays, reshape)], loop_out)
+                return out
+        return call
+
 
 # ---- reduce -------------------------------------------------------------------------------------
 def _reduce_dims(root: Node, in_shape: tuple) -> tuple[int, ...]:
@@ -278,6 +295,10 @@ class ReduceKernel(_Compiled):
         self.in_shapes = [(1,) * (r - len(body.nodes[i].shape)) + tuple(body.nodes[i].shape) for i in body.inputs]
         self.source = reduce_source(body)
 
+    def bind(self, out: np.ndarray):
+        """``call(arrays) -> out`` writing into the fixed array ``out``."""
+        return lambda arrays: self(*arrays, out=out)
+
     def __call__(self, *arrays, out=None) -> np.ndarray:
         ins = [np.ascontiguousarray(a).reshape(s) for a, s in zip(arrays, self.in_shapes)]
         acc = np.full(self.acc_shape, self.reduction.identity(_dt.from_numpy(self.acc_dtype)), self.acc_dtype)
@@ -343,6 +364,25 @@ class EpilogueKernel:
     @property
     def fn(self):
         return self.elementwise.fn
+
+    def bind(self, out: np.ndarray):
+        """``call(arrays) -> out`` writing into the fixed array ``out``: the anchor straight into it when the
+        registry can (``ref_into``), then the epilogue in place."""
+        if self.into is None:
+            return lambda arrays: self(*arrays, out=out)
+        into, attrs, anchor_args, feeds = self.into, self.anchor.attrs, self.anchor_args, self.feeds
+        shapes = [tuple(self.epilogue_body.nodes[i].shape) for i in self.epilogue_body.inputs]
+        epilogue = self.elementwise.bind(out, shapes)
+        a0, a1 = (anchor_args + [None, None])[:2]
+        if len(anchor_args) == 2:
+            def call(arrays):
+                into(arrays[a0], arrays[a1], out=out, **attrs)
+                return epilogue([out] + [arrays[k] for k in feeds])
+        else:
+            def call(arrays):
+                into(*[arrays[k] for k in anchor_args], out=out, **attrs)
+                return epilogue([out] + [arrays[k] for k in feeds])
+        return call
 
     def __call__(self, *arrays, out=None) -> np.ndarray:
         A = self.anchor

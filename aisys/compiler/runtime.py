@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..framework.graph import Graph
-from ..framework.interpreter import Interpreter, evaluate_node
+from ..framework.interpreter import Interpreter
 from ..framework.registry import get as get_op
 from .codegen import build_kernel
 from .memory.liveness import default_schedule, graph_buffers, step_labels
@@ -99,6 +99,8 @@ class Executable(Interpreter):
         self.arena = arena if arena is not None else Arena()
         self.arena.reserve(self.plan.peak_bytes)
         self._order = [graph.nodes[i] for i in self.plan.schedule]
+        read = {i for n in self._order for i in n.inputs} | set(graph.outputs)
+        self._leaves = [n for n in graph.nodes.values() if n.op in ("param", "const") and n.id in read]
         self._slots = {int(b.name[1:]): (b.offset, b.size) for b in self.plan.buffers}
         self._aliases = {n.id for n in self._order if n.id not in self._slots}   # views of a slot
         last: dict[int, int] = {}
@@ -148,8 +150,19 @@ class Executable(Interpreter):
     def schedule(self):
         return self._order
 
+    def leaves(self):
+        return self._leaves
+
     def execute(self, node, args):
         return self._runners[node.id](args)
+
+    def walk(self) -> None:
+        """The step loop over the precompiled program: (runner, input ids, node id, ids that die here)."""
+        vals = self.values
+        for run, ins, nid, dead in self._program:
+            vals[nid] = run([vals[i] for i in ins])
+            for i in dead:
+                del vals[i]
 
     def after(self, step: int, node) -> None:
         for i in self._free_after.get(step, ()):          # intermediates die after their last reader
@@ -170,14 +183,24 @@ class Executable(Interpreter):
             n = g.nodes[nid]
             self._views[nid] = buf[off:off + size].view(n.dtype.np).reshape(n.shape)
         self._runners = {n.id: self._runner(n) for n in self._order}
+        self._program = [(self._runners[n.id], n.inputs, n.id, tuple(self._free_after.get(k, ())))
+                         for k, n in enumerate(self._order)]
         self._bound = self.arena.generation
 
     def _runner(self, n):
+        ref, attrs, dt = get_op(n.op).ref, n.attrs, n.dtype.np
+
+        def evaluate(args):                          # evaluate_node, with the registry lookups done once
+            v = ref(*args, **attrs)
+            if type(v) is not np.ndarray:
+                v = np.asarray(v)
+            return v if v.dtype == dt else v.astype(dt)
+
         if n.id in self._aliases:                    # a view of its source's slot, kept alive by the plan
-            return lambda args: evaluate_node(n, args)
+            return evaluate
         slot, kern = self._views[n.id], self.kernels.get(n.id)
         if kern is not None:
-            return lambda args: kern(*args, out=slot)
+            return kern.bind(slot)
         into = get_op(n.op).ref_into
         if into is not None and all(self.graph.nodes[i].dtype is n.dtype for i in n.inputs):
             attrs = n.attrs
@@ -185,8 +208,8 @@ class Executable(Interpreter):
         holds = self.arena.holds
 
         def reference(args):
-            value = evaluate_node(n, args)
-            if holds(value):                     # a view of a slot that may be reused: copy it into its own
+            value = evaluate(args)
+            if value.base is not None and holds(value):                     # a view of a slot that may be reused: copy it into its own
                 np.copyto(slot, value)
                 return slot
             return value
@@ -200,20 +223,26 @@ def _may_view(graph: Graph, n) -> bool:
 
 def runtime_plan(graph: Graph) -> MemoryPlan:
     """The memory plan compiled code runs from: greedy by size over the program order, one slot per op
-    result except views (zero-cost ops reading another op's result), which share their source's slot —
-    whose lifetime is stretched to the view's last reader (or to the end, for an output). O(n log n)."""
+    result except views (ops the registry says do no work), which share their source's slot — whose
+    lifetime is stretched to the view's last reader (or to the end, for an output) — or, viewing an input or
+    a parameter, need none. O(n log n)."""
     order = default_schedule(graph)
     bufs = {int(b.name[1:]): b for b in graph_buffers(graph, order)}
     root: dict[int, int] = {}
+    outside: set[int] = set()                       # views of the caller's arrays (inputs, params): no slot
     for nid in order:
         n = graph.nodes[nid]
-        src = n.inputs[0] if n.inputs else None
-        if src in bufs and len(n.inputs) == 1 and _may_view(graph, n):
+        if len(n.inputs) != 1 or not _may_view(graph, n):
+            continue
+        src = n.inputs[0]
+        if graph.nodes[src].is_leaf or src in outside:
+            outside.add(nid)
+        else:
             root[nid] = root.get(src, src)
     for v, r in root.items():
         b = bufs[r]
         if bufs[v].end > b.end:
             bufs[r] = Buffer(b.name, b.size, b.start, bufs[v].end, op=b.op, kind=b.kind)
-    planned = [b for nid, b in bufs.items() if nid not in root]
+    planned = [b for nid, b in bufs.items() if nid not in root and nid not in outside]
     return plan_buffers(planned, "greedy_by_size", alignment=ARENA_ALIGNMENT, steps=step_labels(graph, order),
                         schedule=order)

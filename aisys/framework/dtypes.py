@@ -7,7 +7,6 @@ not (int tensor * 2.5 -> float32, the default float).
 from __future__ import annotations
 
 import numpy as np
-import ml_dtypes
 
 
 class DType:
@@ -30,17 +29,43 @@ class DType:
         return (from_name, (self.name,))
 
 
+_NP_SLOT = DType.np          # the slot that holds a loaded numpy dtype
+
+
+class _LazyDType(DType):
+    """A dtype whose numpy type lives in an optional extension (``ml_dtypes``): loaded on first use of
+    ``.np``, so ``import aisys`` does not pay for it (ml_dtypes 0.7's extension takes ~0.5 s to load)."""
+
+    __slots__ = ("_module", "_attr")
+
+    def __init__(self, name: str, module: str, attr: str, short: str, rank: int, itemsize: int):
+        self.name, self.short, self._rank, self.itemsize = name, short, rank, itemsize
+        self.is_floating = name.startswith(("float", "bfloat"))
+        self._module, self._attr = module, attr
+
+    @property
+    def np(self):
+        try:
+            return _NP_SLOT.__get__(self, DType)
+        except AttributeError:
+            import importlib
+            value = np.dtype(getattr(importlib.import_module(self._module), self._attr))
+            _NP_SLOT.__set__(self, value)
+            return value
+
+
 bool_ = DType("bool", np.bool_, "b1", 0)
 int8 = DType("int8", np.int8, "i8", 1)
 int32 = DType("int32", np.int32, "i32", 2)
 int64 = DType("int64", np.int64, "i64", 3)
 float16 = DType("float16", np.float16, "f16", 10)
-bfloat16 = DType("bfloat16", ml_dtypes.bfloat16, "bf16", 10)
+bfloat16 = _LazyDType("bfloat16", "ml_dtypes", "bfloat16", "bf16", 10, itemsize=2)
 float32 = DType("float32", np.float32, "f32", 11)
 float64 = DType("float64", np.float64, "f64", 12)
 
 ALL = (bool_, int8, int32, int64, float16, bfloat16, float32, float64)
-_BY_NP = {d.np: d for d in ALL}
+_BY_NP = {d.np: d for d in ALL if not isinstance(d, _LazyDType)}
+_BY_NP_NAME = {d.name: d for d in ALL if isinstance(d, _LazyDType)}   # matched by name: no import needed
 _BY_NAME = {d.name: d for d in ALL} | {"bool_": bool_, "half": float16, "float": float32,
                                        "double": float64, "long": int64, "int": int32}
 default_float = float32
@@ -52,7 +77,10 @@ def from_name(name: str) -> DType:
 
 def from_numpy(np_dtype) -> DType:
     """The aisys dtype storing ``np_dtype``; raises TypeError for unsupported ones (complex, uint16, ...)."""
-    d = _BY_NP.get(np.dtype(np_dtype))
+    dt = np.dtype(np_dtype)
+    d = _BY_NP.get(dt)
+    if d is None and dt.name in _BY_NP_NAME and dt == _BY_NP_NAME[dt.name].np:
+        d = _BY_NP_NAME[dt.name]
     if d is None:
         raise TypeError(f"numpy dtype {np.dtype(np_dtype)} is not supported by aisys; "
                         f"supported: {', '.join(x.name for x in ALL)}. Convert with .astype(np.float32) first.")

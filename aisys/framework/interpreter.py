@@ -38,7 +38,8 @@ class Interpreter:
 
     ``input_value`` (check and convert one input), ``leaf_value`` (a param or const), ``execute`` (one op
     node), ``schedule`` (op nodes in run order), ``write``/``read`` (the value store), ``after`` (called
-    after each step: free buffers, record a trace event) and ``output`` (what the caller gets back).
+    after each step: free buffers, record a trace event), ``output`` (what the caller gets back) and
+    ``walk`` (the step loop itself: compiled code replaces it by a loop over a precompiled program).
     ``what`` names the graph in errors; ``shape_hint`` is appended to a wrong-shape error.
     """
 
@@ -57,13 +58,20 @@ class Interpreter:
         self.values: dict = {}
         for i, x in zip(g.inputs, inputs):
             self.write(g.nodes[i], self.input_value(g.nodes[i], x))
-        for n in g.nodes.values():
-            if n.op in ("param", "const"):
-                self.write(n, self.leaf_value(n, params))
+        for n in self.leaves():
+            self.write(n, self.leaf_value(n, params))
+        self.walk()
+        return [self.output(i) for i in g.outputs]
+
+    def leaves(self):
+        """The param and const nodes to bind before the walk."""
+        return [n for n in self.graph.nodes.values() if n.op in ("param", "const")]
+
+    def walk(self) -> None:
+        """Evaluate the op nodes in ``schedule`` order (a runner with a precompiled program may override it)."""
         for step, n in enumerate(self.schedule()):
             self.write(n, self.execute(n, [self.read(i) for i in n.inputs]))
             self.after(step, n)
-        return [self.output(i) for i in g.outputs]
 
     # ---- the pieces -------------------------------------------------------------------------------
     def input_value(self, node, x):

@@ -22,7 +22,7 @@ from .errors import AnomalyError, user_location
 from .registry import OPS as _OPS, OpDef, Spec, get as _get_op
 
 
-_DTYPE_OF_NP = {d.np: d for d in _dt.ALL}
+_DTYPE_OF_NP = dict(_dt._BY_NP)          # the eager dtypes; bfloat16 (ml_dtypes, loaded lazily) via from_numpy
 
 
 class _Mode:

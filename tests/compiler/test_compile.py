@@ -120,3 +120,14 @@ def test_import_aisys_and_the_compiler_never_load_numba_or_onnx():
             "assert 'onnx' not in sys.modules, 'onnx imported'; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_import_aisys_leaves_ml_dtypes_until_a_bfloat16_is_used():
+    code = ("import sys, numpy as np, aisys, aisys.compiler; "
+            "t = aisys.randn(3) * 2; assert 'ml_dtypes' not in sys.modules, 'ml_dtypes imported'; "
+            "assert aisys.bfloat16.itemsize == 2 and 'ml_dtypes' not in sys.modules; "
+            "b = t.to(aisys.bfloat16); assert 'ml_dtypes' in sys.modules; "
+            "assert b.dtype is aisys.bfloat16 and b.numpy().dtype.name == 'bfloat16'; "
+            "assert aisys.tensor(b.numpy()).dtype is aisys.bfloat16; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"

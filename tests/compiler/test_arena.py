@@ -1,0 +1,147 @@
+"""Compiled code runs from its planned arena (issue 13): one arena per compiled function, reused by every
+call and grown for a larger specialization; kernels write into their planned slots; what a call returned
+is never overwritten by a later call unless the caller asked for views; and the three runners — the
+interpreter, the arena executor and compiled code — agree on graphs of 1,000+ ops."""
+import numpy as np
+import pytest
+
+import aisys
+from aisys.compiler import PassManager, default_pipeline
+from aisys.compiler.memory import ArenaExecutor
+from aisys.compiler.memory.workloads import sgd_training_graph
+from aisys.compiler.runtime import Arena, Executable, runtime_plan
+from aisys.compiler.testing import assert_same_outputs, random_graph, random_inputs
+from aisys.framework.graph import interpret
+
+
+def _chain(x, w, b):
+    return (x * w + b).relu() * 0.5
+
+
+def _want(x, w, b):
+    return np.maximum(x * w + b, 0) * np.float32(0.5)
+
+
+def _args(rows, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((rows, 8)).astype(np.float32) for _ in range(3)]
+
+
+def test_one_arena_is_allocated_once_and_reused_by_every_call():
+    cf = aisys.compile(_chain, *map(aisys.tensor, _args(4)))
+    arena = cf.arena
+    assert arena.allocations == 1 and arena.nbytes >= cf.memory_plan.peak_bytes
+    buf = arena.buffer
+    for seed in range(3):
+        xs = _args(4, seed)
+        np.testing.assert_allclose(cf(*xs).numpy(), _want(*xs), rtol=1e-6)
+    assert arena.allocations == 1 and arena.buffer is buf
+    fused = next(n.id for n in cf.graph.op_nodes if n.op == "fused")
+    assert np.shares_memory(cf.executable.slot(fused), arena.buffer)        # the kernel's output lives there
+
+
+def test_new_input_shapes_re_specialize_and_grow_the_same_arena():
+    cf = aisys.compile(_chain, *map(aisys.tensor, _args(4)))
+    arena, small = cf.arena, cf.arena.nbytes
+    big = _args(64, 1)
+    np.testing.assert_allclose(cf(*big).numpy(), _want(*big), rtol=1e-6)
+    assert cf.arena is arena and arena.allocations == 2 and arena.nbytes > small
+    assert tuple(cf.graph.nodes[cf.graph.inputs[0]].shape) == (64, 8)
+    again = _args(4, 2)
+    np.testing.assert_allclose(cf(*again).numpy(), _want(*again), rtol=1e-6)    # back: no new trace, no growth
+    assert arena.allocations == 2 and len(cf._specializations) == 2
+    np.testing.assert_allclose(cf(*big).numpy(), _want(*big), rtol=1e-6)          # rebinds after the growth
+
+
+def test_returned_outputs_are_never_overwritten_by_a_later_call():
+    x1, x2 = _args(4, 0), _args(4, 1)
+    cf = aisys.compile(_chain, *map(aisys.tensor, x1))
+    y1 = cf(*x1).numpy()
+    keep = y1.copy()
+    cf(*x2)
+    np.testing.assert_array_equal(y1, keep)
+    assert not np.shares_memory(y1, cf.arena.buffer)
+    (r1,) = cf.run_arrays(*x1)
+    cf.run_arrays(*x2)
+    np.testing.assert_array_equal(r1, keep)
+
+
+def test_output_views_are_valid_until_the_next_call():
+    x1, x2 = _args(4, 0), _args(4, 1)
+    cf = aisys.compile(_chain, *map(aisys.tensor, x1), output_views=True)
+    y1 = cf(*x1).numpy()
+    assert np.shares_memory(y1, cf.arena.buffer)
+    np.testing.assert_allclose(y1, _want(*x1), rtol=1e-6)
+    cf(*x2)
+    np.testing.assert_allclose(y1, _want(*x2), rtol=1e-6)          # overwritten, as documented
+
+
+def test_a_compiled_training_step_updates_its_module_from_the_arena():
+    aisys.manual_seed(0)
+    model = aisys.nn.Sequential(aisys.nn.Linear(6, 5), aisys.nn.ReLU(), aisys.nn.Linear(5, 3))
+    twin = aisys.nn.Sequential(aisys.nn.Linear(6, 5), aisys.nn.ReLU(), aisys.nn.Linear(5, 3))
+    twin.load_state_dict({k: v.numpy().copy() for k, v in model.state_dict().items()})
+
+    def stepper(m):
+        opt = aisys.optim.SGD(m.parameters(), lr=0.1)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = ((m(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+
+    x, y = aisys.randn(4, 6), aisys.randn(4, 3)
+    cf = aisys.compile(stepper(model), x, y, params=model)
+    eager = stepper(twin)
+    losses = [(float(cf(x, y).item()), float(eager(x, y).item())) for _ in range(3)]
+    for a, b in losses:
+        assert a == pytest.approx(b, rel=1e-5)
+    for (k, p), q in zip(model.state_dict().items(), twin.state_dict().values()):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+        assert not np.shares_memory(p.numpy(), cf.arena.buffer)
+
+
+def test_views_share_their_sources_slot_and_keep_it_alive():
+    g = aisys.trace(lambda x, w: (x @ w.T).T.relu() @ x, aisys.randn(4, 6), aisys.randn(5, 6))
+    plan = runtime_plan(g)
+    planned = {b.name: b for b in plan.buffers}
+    permutes = [n for n in g.op_nodes if n.op == "permute"]
+    assert len(permutes) == 2 and all(f"%{n.id}" not in planned for n in permutes)   # of w: none; of x @ wᵀ: shared
+    (mm, relu) = [n for n in g.op_nodes if n.op in ("matmul", "relu")][:2]
+    assert planned[f"%{mm.id}"].end >= plan.schedule.index(relu.id)                    # alive while its view is read
+    xs = random_inputs(g, 0)
+    np.testing.assert_array_equal(Executable(g, "reference").run(*xs)[0], interpret(g, *xs)[0])
+
+
+@pytest.fixture(scope="module")
+def big_graphs():
+    train = sgd_training_graph(64)
+    rand = random_graph(7, max_ops=1200, max_dim=6)
+    return [train, rand]
+
+
+def test_interpreter_arena_executor_and_compiled_code_agree_on_1000_op_graphs(big_graphs):
+    for g in big_graphs:
+        log = PassManager(default_pipeline()).run(g)
+        opt = log.graph
+        xs = random_inputs(g, 3)
+        want = interpret(opt, *xs)
+        arena_outs = ArenaExecutor(opt).run(*xs)
+        ref_outs = Executable(opt, "reference").run(*xs)
+        for a, b, c in zip(want, arena_outs, ref_outs):         # the same numpy calls: the same bits
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+        assert_same_outputs(Executable(opt, "numba").run(*xs), want, rtol=1e-4, atol=1e-5)
+        assert_same_outputs(want, interpret(g, *xs), rtol=1e-4, atol=1e-5)
+
+
+def test_an_arena_only_grows_and_is_aligned():
+    a = Arena(100)
+    assert a.nbytes == 100 and a.buffer.ctypes.data % 64 == 0
+    a.reserve(50)
+    assert a.allocations == 1
+    a.reserve(1000)
+    assert a.allocations == 2 and a.generation == 2 and a.buffer.ctypes.data % 64 == 0
