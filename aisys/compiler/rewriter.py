@@ -48,8 +48,8 @@ def rule_location(rule) -> str:
 def _caller_location(depth: int = 2) -> str:
     """``file:line`` of the pass code that called a rewriter method."""
     f = sys._getframe(depth)
-    here = os.path.abspath(__file__)
-    while f is not None and os.path.abspath(f.f_code.co_filename) == here:
+    here = _caller_location.__code__.co_filename          # this module, as its code objects name it
+    while f is not None and f.f_code.co_filename == here:
         f = f.f_back
     return "<unknown>" if f is None else f"{_short_path(f.f_code.co_filename)}:{f.f_lineno}"
 
@@ -223,6 +223,7 @@ class Rewriter:
         self._names: set | None = None
         self._outputs = set(graph.outputs)
         self._inputs = set(graph.inputs)
+        self._output_positions = self._positions(graph.outputs)
 
     # ---- reading ---------------------------------------------------------------------------------
     def node(self, i: int) -> Node:
@@ -335,6 +336,7 @@ class Rewriter:
         """Point the graph outputs elsewhere (e.g. a layout pass adding a final permute)."""
         self.graph.set_outputs(outputs)
         self._outputs = set(self.graph.outputs)
+        self._output_positions = self._positions(self.graph.outputs)
         self._record(rule, (), (), note or "outputs re-pointed", depth=3)
 
     def commit(self, *, rule=None, note: str = "") -> Rewrite | None:
@@ -378,6 +380,13 @@ class Rewriter:
             return rule_location(rule)
         return _caller_location(depth)
 
+    @staticmethod
+    def _positions(ids) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for k, i in enumerate(ids):
+            out.setdefault(i, []).append(k)
+        return out
+
     def _taken_names(self) -> set:
         if self._names is None:
             self._names = self.graph.names()
@@ -404,7 +413,10 @@ class Rewriter:
         users[new].extend(users[old])
         users[old] = []
         if old in self._outputs:
-            g.outputs = [new if i == old else i for i in g.outputs]
+            positions = self._output_positions.pop(old)
+            for k in positions:
+                g.outputs[k] = new
+            self._output_positions.setdefault(new, []).extend(positions)
             self._outputs.discard(old)
             self._outputs.add(new)
         self._ud.raise_ranks(g, readers)

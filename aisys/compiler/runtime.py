@@ -31,7 +31,7 @@ from ..framework.graph import Graph
 from ..framework.interpreter import Interpreter
 from ..framework.registry import get as get_op
 from .codegen import build_kernel
-from .memory.liveness import default_schedule, graph_buffers, step_labels
+from .memory.liveness import buffers_of, default_schedule, step_labels
 from .memory.offset_planners import plan_buffers
 from .memory.records import Buffer, MemoryPlan
 from .metrics import is_view
@@ -227,7 +227,7 @@ def runtime_plan(graph: Graph) -> MemoryPlan:
     lifetime is stretched to the view's last reader (or to the end, for an output) — or, viewing an input or
     a parameter, need none. O(n log n)."""
     order = default_schedule(graph)
-    bufs = {int(b.name[1:]): b for b in graph_buffers(graph, order)}
+    bufs = {int(b.name[1:]): b for b in buffers_of(graph, order)}
     root: dict[int, int] = {}
     outside: set[int] = set()                       # views of the caller's arrays (inputs, params): no slot
     for nid in order:

@@ -5,7 +5,7 @@ from typing import Sequence
 
 from aisys.framework.graph import Graph
 
-from .liveness import check_schedule, graph_buffers, inplace_candidates, step_labels
+from .liveness import buffers_of, check_schedule, inplace_candidates, step_labels
 from .records import DEFAULT_ALIGNMENT, MemoryPlan
 from .offset_planners import Planner, plan_buffers
 from .schedule import choose_schedule
@@ -35,7 +35,7 @@ def plan_memory(graph: Graph, planner: str | Planner = "greedy_by_size", schedul
         note = f"schedule {choice.name!r} chosen from " + ", ".join(f"{k} {v} B" for k, v in choice.peaks.items())
     else:
         order = check_schedule(graph, schedule)
-    bufs = graph_buffers(graph, order, include_inputs)
+    bufs = buffers_of(graph, order, include_inputs)
     pairs = inplace_candidates(graph, order) if inplace else ()
     plan = plan_buffers(bufs, planner, alignment=alignment, inplace_pairs=pairs, limit_bytes=limit_bytes,
                         steps=step_labels(graph, order), schedule=order)

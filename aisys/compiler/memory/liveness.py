@@ -78,9 +78,14 @@ def buffer_name(nid: int) -> str:
 def graph_buffers(graph: Graph, schedule: Sequence[int] | None = None,
                   include_inputs: bool = False) -> list[Buffer]:
     """One :class:`Buffer` per planned value: its bytes, interval, producing op and kind."""
+    return buffers_of(graph, check_schedule(graph, schedule), include_inputs)
+
+
+def buffers_of(graph: Graph, order: list[int], include_inputs: bool = False) -> list[Buffer]:
+    """``graph_buffers`` for an order already checked by ``check_schedule``."""
     outputs = set(graph.outputs)
     out = []
-    for nid, (s, e) in _fast_liveness(graph, check_schedule(graph, schedule), include_inputs).items():
+    for nid, (s, e) in _fast_liveness(graph, order, include_inputs).items():
         n = graph.nodes[nid]
         kind = n.op if n.is_leaf else ("output" if nid in outputs else "activation")
         out.append(Buffer(buffer_name(nid), n.nbytes, s, e, op=n.op if not n.is_leaf else f"{n.op} {n.name}".strip(),

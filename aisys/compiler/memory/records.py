@@ -71,6 +71,8 @@ class Buffer:
     def __post_init__(self):
         for attr in ("size", "start", "end"):
             v = getattr(self, attr)
+            if type(v) is int:                        # the common case, without the abstract-class check
+                continue
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):
                 raise TypeError(f"Buffer {self.name!r}: {attr} must be an integer, got {v!r}")
             object.__setattr__(self, attr, int(v))
@@ -79,7 +81,7 @@ class Buffer:
         if self.start < 0 or self.end < self.start:
             raise ValueError(f"Buffer {self.name!r}: live interval [{self.start}, {self.end}] is invalid; "
                              f"need 0 <= start <= end (steps are inclusive)")
-        if self.offset is not None:
+        if self.offset is not None and (type(self.offset) is not int or self.offset < 0):
             if isinstance(self.offset, bool) or not isinstance(self.offset, numbers.Integral) or self.offset < 0:
                 raise ValueError(f"Buffer {self.name!r}: offset must be a non-negative integer, got {self.offset!r}")
             object.__setattr__(self, "offset", int(self.offset))

@@ -62,14 +62,14 @@ def _root_kind(g: Graph, n, reductions: bool) -> str | None:
 
 
 def _why_not(g: Graph, users, p: int, m: int, members: set, kind: str, anchor, assigned: dict,
-             epilogues: bool) -> str | None:
+             epilogues: bool, outputs: set) -> str | None:
     pn = g.nodes[p]
     if p in assigned:
         return f"%{p} already belongs to the group ending at %{assigned[p]}"
     if not get_op(pn.op).pure:
         return f"%{p} = {pn.op} is impure (a fresh random draw each run)"
     outside = [u for u in users[p] if u not in members]
-    if p in g.outputs:
+    if p in outputs:
         return f"%{p} is a graph output: its value must be written to memory anyway"
     if outside:
         readers = sorted(set(users[p]))
@@ -113,7 +113,7 @@ def _build_body(g: Graph, members: list[int], root: int) -> tuple[Graph, list[in
                 ext.append(j)
     for i in members:
         n = g.nodes[i]
-        m[i] = body.add(n.op, [m[j] for j in n.inputs], n.attrs).id
+        m[i] = body.add(n.op, [m[j] for j in n.inputs], n.attrs, shape=n.shape, dtype=n.dtype).id
     body.set_outputs([m[root]])
     return body, ext
 
@@ -126,6 +126,7 @@ def fuse(rw: Rewriter, reductions: bool = True, epilogues: bool = True, max_ops:
     and the use-def chains come from the rewriter (kept current, never rebuilt)."""
     g = rw.graph
     order = {i: k for k, i in enumerate(g.nodes)}
+    outputs = set(g.outputs)
     assigned: dict[int, int] = {}
     for root in reversed(list(g.nodes.values())):
         if root.id not in g.nodes or root.is_leaf or root.id in assigned:
@@ -144,7 +145,7 @@ def fuse(rw: Rewriter, reductions: bool = True, epilogues: bool = True, max_ops:
                 if pn.is_leaf or p in members:
                     continue
                 cand = f"fuse %{p} ({pn.op}) into %{m} ({g.nodes[m].op})"
-                reason = _why_not(g, users, p, m, members, kind, anchor, assigned, epilogues)
+                reason = _why_not(g, users, p, m, members, kind, anchor, assigned, epilogues, outputs)
                 if reason is None and len(members) >= max_ops:
                     reason = f"the group already has {max_ops} ops (max_ops)"
                 if reason is not None:
@@ -170,6 +171,8 @@ def fuse(rw: Rewriter, reductions: bool = True, epilogues: bool = True, max_ops:
         prov = tuple(sorted({p for i in ordered for p in g.nodes[i].provenance}))
         new = rw.add("fused", ext, {"kind": group_kind, "ops": ops, "_body": body}, provenance=prov)
         assigned[new.id] = root.id
+        if root.id in outputs:
+            outputs.add(new.id)
         rw.replace(root.id, new.id, rule="fuse",
                    note=f"{group_kind} group {' → '.join(ops)} ({', '.join('%' + str(i) for i in ordered)}) "
                         f"→ fused %{new.id}")

@@ -1,0 +1,244 @@
+"""The compiler at scale (issue 13): compile time as graphs grow, and what compiled code gains at run time.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_compile.py            # everything (~1 min)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_compile.py --quick    # fewer sizes and repeats
+
+1. Compile time. One traced SGD training step of nn.Sequential of L × (Linear(32, 32), ReLU), batch 64
+   (``aisys.compiler.memory.workloads.sgd_training_graph``: 76 ops at L = 4 … 4,360 at L = 256): the default
+   pass pipeline, then memory planning (greedy by size) of the optimized graph, in CPU seconds of this
+   process (what other jobs on a shared machine do not inflate; wall seconds beside them). Targets: passes
+   + planning of the largest graph ≤ 1.0 s, and the log-log slope of that time from the smallest to the
+   largest graph ≤ 1.2 (linear is 1.0, quadratic 2.0).
+2. The fused chain relu(x·w + b)·s over n float32 elements (n = 1e6, 1e7): the generated kernel writing into
+   a preallocated array (bare), the compiled call returning arena views (``output_views=True``: the kernel
+   writes its planned slot), the compiled call with its default copy-out, and np.copyto. GB/s counts the
+   chain's minimal 16·n bytes (the copy's 8·n). Target: the compiled call ≥ 0.85 of copy bandwidth; the
+   copy-out call moves another 8·n bytes by design (a result the next call cannot overwrite), so its
+   ceiling is about 16/24 of copy bandwidth.
+3. One training step of an MLP 784-256-128-10 (batch 64, cross-entropy, SGD; the models and weights of
+   benchmarks/bench_train.py): aisys eager, aisys compiled, PyTorch eager (when importable). Targets:
+   compiled ≤ 0.80 × PyTorch, ≤ 0.85 × aisys eager.
+4. The depth-256 narrow MLP of part 1 (4,360 ops): eager step vs compiled step. Target: compiled ≤ eager.
+5. ``import aisys`` over ``import numpy`` (fresh interpreters, best of 5), with the installed ml_dtypes
+   version. Target ≤ 0.15 s.
+
+Times are the best of several repeats (the least-disturbed run; the implementations of one row are
+interleaved so machine load hits them alike), one thread. Nothing is asserted: the table says met/missed.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import aisys  # noqa: E402
+from aisys.compiler import PassManager, default_pipeline  # noqa: E402
+from aisys.compiler.memory import plan_memory  # noqa: E402
+from aisys.compiler.memory.workloads import sgd_training_graph  # noqa: E402
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def best(fns: dict, repeats: int, inner: int = 1) -> dict:
+    """Best per-call seconds of each function, the functions interleaved round by round."""
+    for f in fns.values():
+        f()
+    out = {k: math.inf for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                f()
+            out[k] = min(out[k], (time.perf_counter() - t0) / inner)
+    return out
+
+
+# ---- 1. compile time --------------------------------------------------------------------------------
+def compile_time(layers, repeats: int) -> list[tuple]:
+    rows = []
+    for n_layers in layers:
+        g = sgd_training_graph(n_layers)
+        tp = tm = wall = math.inf
+        for _ in range(repeats):
+            w0, t0 = time.perf_counter(), time.process_time()
+            log = PassManager(default_pipeline()).run(g)
+            t1 = time.process_time()
+            plan_memory(log.graph)
+            t2, w2 = time.process_time(), time.perf_counter()
+            tp, tm, wall = min(tp, t1 - t0), min(tm, t2 - t1), min(wall, w2 - w0)
+        rows.append((len(g.op_nodes), len(log.graph.op_nodes), tp, tm, wall))
+    return rows
+
+
+def print_compile_time(rows) -> None:
+    print("1. Compile time: SGD training step of L x (Linear(32,32), ReLU), batch 64 (CPU seconds of this process)")
+    print(f"{'ops':>6} {'after':>6} {'passes s':>9} {'planning s':>11} {'total s':>8} {'wall s':>7}")
+    for n, after, tp, tm, wall in rows:
+        print(f"{n:>6} {after:>6} {tp:>9.3f} {tm:>11.3f} {tp + tm:>8.3f} {wall:>7.3f}")
+    (n0, _, a, b, _), (n1, _, c, d, _) = rows[0], rows[-1]
+    slope = math.log((c + d) / (a + b)) / math.log(n1 / n0)
+    print(f"   largest graph: {c + d:.3f} s for passes + planning (target <= 1.0 s: {verdict(c + d <= 1.0)}); "
+          f"log-log slope {n0} -> {n1} ops: {slope:.2f} (target <= 1.2: {verdict(slope <= 1.2)})\n")
+
+
+# ---- 2. the fused chain -----------------------------------------------------------------------------
+def chain(n: int, repeats: int) -> dict:
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+    s = np.float32(0.5)
+
+    def f(x, w, b, s):
+        return (x * w + b).relu() * s
+
+    args = [aisys.tensor(a) for a in (x, w, b)] + [aisys.tensor(s)]
+    views = aisys.compile(f, *args, output_views=True)
+    copies = aisys.compile(f, *args)
+    (nid,) = [k for k in views.executable.kernels]
+    kern, out = views.executable.kernels[nid], np.empty(n, np.float32)
+    src = rng.standard_normal(n).astype(np.float32)
+    dst = np.empty_like(src)
+    t = best({"bare kernel, out=": lambda: kern(x, w, b, s, out=out),
+              "compiled (views)": lambda: views.run_arrays(x, w, b, s),
+              "compiled (copy-out)": lambda: copies.run_arrays(x, w, b, s),
+              "copy": lambda: np.copyto(dst, src)}, repeats)
+    np.testing.assert_allclose(views.run_arrays(x, w, b, s)[0], np.maximum(x * w + b, 0) * s, rtol=1e-6)
+    return {k: (v, (8 if k == "copy" else 16) * n / v / 1e9) for k, v in t.items()}
+
+
+def print_chain(n: int, rows: dict) -> None:
+    copy_gbs = rows["copy"][1]
+    print(f"2. relu(x*w + b)*s, n = {n:.0e} float32")
+    print(f"{'':<22} {'ms':>8} {'GB/s':>7} {'of copy':>8}")
+    for k, (t, gbs) in rows.items():
+        print(f"{k:<22} {t * 1e3:>8.3f} {gbs:>7.1f} {gbs / copy_gbs:>8.2f}")
+    r = rows["compiled (views)"][1] / copy_gbs
+    print(f"   compiled call {r:.2f} of copy bandwidth (target >= 0.85: {verdict(r >= 0.85)})\n")
+
+
+# ---- 3. the MLP training step -----------------------------------------------------------------------
+def mlp_step(repeats: int) -> dict:
+    import bench_train as bt
+    from aisys.framework import optim
+
+    weights = bt.init_weights(bt.mlp_shapes(bt.SIZES["mlp"]))
+    x, y = bt.make_inputs("mlp", 64)
+    fns = {"aisys eager": bt.aisys_step_fn("mlp", weights, x, y)}
+    model = bt.AisysMLP(bt.SIZES["mlp"])
+    model.load_state_dict(dict(zip(model.state_dict(), weights.values())))
+    opt = optim.SGD(model.parameters(), lr=bt.LR)
+
+    def step(X, Y):
+        loss = aisys.nn.functional.cross_entropy(model(X), Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    X, Y = aisys.tensor(x), aisys.tensor(y)
+    compiled = aisys.compile(step, X, Y, params=model)
+    first = float(compiled(X, Y).item()), fns["aisys eager"]()
+    if abs(first[0] - first[1]) > 1e-4 * max(1.0, abs(first[1])):
+        raise AssertionError(f"compiled and eager first-step losses differ: {first}")
+    fns["aisys compiled"] = lambda: compiled(X, Y)
+    if bt.torch is not None:
+        fns["torch eager"] = bt.torch_step_fn("mlp", weights, x, y)
+    return best(fns, repeats, inner=10)
+
+
+def print_mlp(t: dict) -> None:
+    print("3. MLP 784-256-128-10 training step, batch 64")
+    for k, v in t.items():
+        print(f"{k:<16} {v * 1e3:8.3f} ms")
+    r_eager = t["aisys compiled"] / t["aisys eager"]
+    line = f"   compiled / aisys eager {r_eager:.2f} (target <= 0.85: {verdict(r_eager <= 0.85)})"
+    if "torch eager" in t:
+        r_torch = t["aisys compiled"] / t["torch eager"]
+        line += f"; compiled / PyTorch eager {r_torch:.2f} (target <= 0.80: {verdict(r_torch <= 0.80)})"
+    else:
+        line += "; (torch is not installed: no PyTorch column)"
+    print(line + "\n")
+
+
+# ---- 4. the deep narrow MLP -------------------------------------------------------------------------
+def deep_mlp(layers: int, repeats: int) -> dict:
+    from aisys.framework import nn, optim
+
+    def make():
+        aisys.manual_seed(0)
+        mods = []
+        for _ in range(layers):
+            mods += [nn.Linear(32, 32), nn.ReLU()]
+        model = nn.Sequential(*mods)
+        opt = optim.SGD(model.parameters(), lr=0.01)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return model, step
+
+    x, y = aisys.randn(64, 32), aisys.randn(64, 32)
+    (_, eager), (m2, s2) = make(), make()
+    compiled = aisys.compile(s2, x, y, params=m2)
+    return best({"eager": lambda: eager(x, y), "compiled": lambda: compiled(x, y)}, repeats, inner=3)
+
+
+def print_deep(layers: int, t: dict) -> None:
+    r = t["compiled"] / t["eager"]
+    print(f"4. Depth-{layers} narrow MLP training step (Linear(32,32)+ReLU, batch 64): eager {t['eager'] * 1e3:.2f} ms, "
+          f"compiled {t['compiled'] * 1e3:.2f} ms, ratio {r:.2f} (target <= 1.0: {verdict(r <= 1.0)})\n")
+
+
+# ---- 5. import time ---------------------------------------------------------------------------------
+def import_time(repeats: int = 5) -> tuple[float, str]:
+    code = ("import time; t0 = time.perf_counter(); import numpy; t1 = time.perf_counter(); import aisys; "
+            "t2 = time.perf_counter(); import sys; print(t2 - t1, 'ml_dtypes' in sys.modules)")
+    best_t = math.inf
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        best_t = min(best_t, float(out[0]))
+        if out[1] != "False":
+            raise AssertionError("import aisys imported ml_dtypes")
+    try:
+        from importlib.metadata import version
+        mld = version("ml_dtypes")
+    except Exception:                      # not installed under that name
+        mld = "?"
+    return best_t, mld
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    args = ap.parse_args()
+    q = args.quick
+    print(f"aisys {getattr(aisys, '__version__', '')} on {os.uname().machine}, numpy {np.__version__}, one thread\n")
+    print_compile_time(compile_time((4, 64, 256) if q else (4, 16, 64, 128, 256), 1 if q else 3))
+    for n in ((10**6,) if q else (10**6, 10**7)):
+        print_chain(n, chain(n, 5 if q else 15))
+    print_mlp(mlp_step(5 if q else 15))
+    print_deep(256, deep_mlp(256, 3 if q else 7))
+    t, mld = import_time()
+    print(f"5. import aisys: {t:.3f} s over import numpy (ml_dtypes {mld}, not imported) "
+          f"(target <= 0.15 s: {verdict(t <= 0.15)})")
+
+
+if __name__ == "__main__":
+    main()
