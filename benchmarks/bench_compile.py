@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import aisys  # noqa: E402
 from aisys.compiler import PassManager, default_pipeline  # noqa: E402
 from aisys.compiler.memory import plan_memory  # noqa: E402
-from aisys.compiler.memory.workloads import sgd_training_graph  # noqa: E402
+from aisys.compiler.memory.workloads import sgd_mlp_step, sgd_training_graph  # noqa: E402
 
 
 def verdict(ok: bool) -> str:
@@ -176,27 +176,9 @@ def print_mlp(t: dict) -> None:
 
 # ---- 4. the deep narrow MLP -------------------------------------------------------------------------
 def deep_mlp(layers: int, repeats: int) -> dict:
-    from aisys.framework import nn, optim
-
-    def make():
-        aisys.manual_seed(0)
-        mods = []
-        for _ in range(layers):
-            mods += [nn.Linear(32, 32), nn.ReLU()]
-        model = nn.Sequential(*mods)
-        opt = optim.SGD(model.parameters(), lr=0.01)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = ((model(x) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            return loss
-        return model, step
-
-    x, y = aisys.randn(64, 32), aisys.randn(64, 32)
-    (_, eager), (m2, s2) = make(), make()
-    compiled = aisys.compile(s2, x, y, params=m2)
+    eager, x, y, _ = sgd_mlp_step(layers)
+    step, _, _, model = sgd_mlp_step(layers)                 # the same weights, a model of its own
+    compiled = aisys.compile(step, x, y, params=model)
     return best({"eager": lambda: eager(x, y), "compiled": lambda: compiled(x, y)}, repeats, inner=3)
 
 

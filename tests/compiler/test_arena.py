@@ -8,7 +8,7 @@ import pytest
 import aisys
 from aisys.compiler import PassManager, default_pipeline
 from aisys.compiler.memory import ArenaExecutor
-from aisys.compiler.memory.workloads import sgd_training_graph
+from aisys.compiler.memory.workloads import sgd_mlp_step, sgd_training_graph
 from aisys.compiler.runtime import Arena, Executable, runtime_plan
 from aisys.compiler.testing import assert_same_outputs, random_graph, random_inputs
 from aisys.framework.graph import interpret
@@ -77,28 +77,13 @@ def test_output_views_are_valid_until_the_next_call():
 
 
 def test_a_compiled_training_step_updates_its_module_from_the_arena():
-    aisys.manual_seed(0)
-    model = aisys.nn.Sequential(aisys.nn.Linear(6, 5), aisys.nn.ReLU(), aisys.nn.Linear(5, 3))
-    twin = aisys.nn.Sequential(aisys.nn.Linear(6, 5), aisys.nn.ReLU(), aisys.nn.Linear(5, 3))
-    twin.load_state_dict({k: v.numpy().copy() for k, v in model.state_dict().items()})
-
-    def stepper(m):
-        opt = aisys.optim.SGD(m.parameters(), lr=0.1)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = ((m(x) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-
-    x, y = aisys.randn(4, 6), aisys.randn(4, 3)
-    cf = aisys.compile(stepper(model), x, y, params=model)
-    eager = stepper(twin)
+    eager, x, y, twin = sgd_mlp_step(layers=3, width=6, batch=4)
+    step, _, _, model = sgd_mlp_step(layers=3, width=6, batch=4)        # same weights, a model of its own
+    cf = aisys.compile(step, x, y, params=model)
     losses = [(float(cf(x, y).item()), float(eager(x, y).item())) for _ in range(3)]
     for a, b in losses:
         assert a == pytest.approx(b, rel=1e-5)
+    assert losses[0][0] > losses[-1][0]
     for (k, p), q in zip(model.state_dict().items(), twin.state_dict().values()):
         np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
         assert not np.shares_memory(p.numpy(), cf.arena.buffer)

@@ -210,26 +210,26 @@ def transformer_block_training_graph(batch: int = 4, seq: int = 64, dim: int = 6
     return trace(train_step, x, params=params, name="train_transformer_block")
 
 
-def sgd_training_graph(layers: int = 16, width: int = 32, batch: int = 64, seed: int = 0):
-    """One traced SGD training step of ``nn.Sequential`` of ``layers`` × (Linear(width, width), ReLU), mean
-    square loss: forward, backward and every parameter update in one graph (17 ops per layer: 76 ops at
-    4 layers, 1,096 at 64, 4,360 at 256). The graph the compiler-at-scale benchmark and tests grow."""
+def sgd_mlp_step(layers: int = 16, width: int = 32, batch: int = 64, seed: int = 0):
+    """``(step, x, y, model)``: an eager SGD training step of ``nn.Sequential`` of ``layers`` × (Linear(width,
+    width), ReLU) with mean square loss, and a seeded batch. Two calls with the same arguments build two
+    models with the same weights (one to run eagerly, one to compile)."""
     import numpy as np
 
     from aisys.framework import nn, optim
     from aisys.framework.tensor import Tensor
-    from aisys.frontend import trace
 
     rng = np.random.default_rng(seed)
     mods = []
     for _ in range(layers):
         lin = nn.Linear(width, width)
         lin.weight._data[...] = rng.standard_normal(lin.weight.shape).astype(np.float32) / np.sqrt(width)
+        lin.bias._data[...] = 0.0
         mods += [lin, nn.ReLU()]
     model = nn.Sequential(*mods)
     opt = optim.SGD(model.parameters(), lr=0.01)
 
-    def train_step(x, y):
+    def step(x, y):
         opt.zero_grad()
         loss = ((model(x) - y) ** 2).mean()
         loss.backward()
@@ -238,4 +238,14 @@ def sgd_training_graph(layers: int = 16, width: int = 32, batch: int = 64, seed:
 
     x = Tensor(rng.standard_normal((batch, width)).astype(np.float32))
     y = Tensor(rng.standard_normal((batch, width)).astype(np.float32))
-    return trace(train_step, x, y, params=model, name=f"sgd_mlp{layers}")
+    return step, x, y, model
+
+
+def sgd_training_graph(layers: int = 16, width: int = 32, batch: int = 64, seed: int = 0):
+    """One traced SGD training step of :func:`sgd_mlp_step`: forward, backward and every parameter update in
+    one graph (17 ops per layer: 76 ops at 4 layers, 1,096 at 64, 4,360 at 256). The graph the
+    compiler-at-scale benchmark and tests grow."""
+    from aisys.frontend import trace
+
+    step, x, y, model = sgd_mlp_step(layers, width, batch, seed)
+    return trace(step, x, y, params=model, name=f"sgd_mlp{layers}")
