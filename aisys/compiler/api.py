@@ -83,9 +83,16 @@ class CompiledFunction:
 
     @property
     def memory_plan(self):
-        """The memory plan the compiled code runs from (greedy by size over the optimized graph's program
-        order). Plan another way with ``aisys.compiler.plan_memory(compiled.graph, planner=..., schedule=...)``."""
-        return self.executable.plan
+        """The memory plan of the optimized graph (greedy by size over its program order, one buffer per op
+        result), computed once: the textbook plan the memory lab draws. The arena the compiled code runs from
+        follows ``compiled.executable.plan``, the same planner with views sharing their source's slot
+        (``aisys.compiler.runtime.runtime_plan``). Plan another way with
+        ``aisys.compiler.plan_memory(compiled.graph, planner=..., schedule=...)``."""
+        if getattr(self, "_memory_plan", None) is None or self._memory_plan_graph is not self.graph:
+            from .memory import plan_memory
+            self._memory_plan = plan_memory(self.graph, planner="greedy_by_size")
+            self._memory_plan_graph = self.graph
+        return self._memory_plan
 
     def kernel_source(self, node_id: int) -> str:
         src = self.executable.sources()

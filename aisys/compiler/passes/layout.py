@@ -162,7 +162,10 @@ def _cancel(rw: Rewriter) -> bool:
 
 
 def to_nhwc(rw: Rewriter, max_rounds: int = 64) -> None:
-    """Run every conv2d in NHWC, keep elementwise chains between convs in NHWC, cancel transposes."""
+    """Run every conv2d in NHWC, keep elementwise chains between convs in NHWC, cancel transposes.
+
+    O(n · r): each round is one sweep (sinking moves a permute one op down, cancelling is local), and r, the
+    number of rounds, is the longest elementwise chain between two convs — not the network's depth."""
     _convert(rw)
     seen: set = set()
     for _ in range(max_rounds):

@@ -207,12 +207,17 @@ def _merge_clamp(rw: Rewriter, node, users) -> bool:
 
 
 def fold_quantization(rw: Rewriter, max_rounds: int = 50) -> None:
-    """Turn a quantize/dequantize (QDQ) graph into integer-only inference (see the module docstring)."""
+    """Turn a quantize/dequantize (QDQ) graph into integer-only inference (see the module docstring).
+
+    Sweeps in program order, each applying every rule it can (the use-def chains stay current, so a sweep
+    goes on after a rewrite), until a sweep changes nothing. O(n · s) for s sweeps: s is the longest chain
+    of ops one dequantize moves along (a few per layer), not the model's depth; at most ``max_rounds``."""
+    users = rw.users()
     for _ in range(max_rounds):
         changed = False
-        users = rw.users()
-        for node in list(rw.graph.nodes.values()):
-            if node.id not in rw.graph.nodes or node.is_leaf:
+        for i in list(rw.graph.nodes):
+            node = rw.graph.nodes.get(i)
+            if node is None or node.is_leaf:
                 continue
             if node.op == "quantize":
                 changed |= _fold_matrix(rw, node) or _cancel(rw, node)
@@ -220,8 +225,6 @@ def fold_quantization(rw: Rewriter, max_rounds: int = 50) -> None:
                 changed |= _merge_clamp(rw, node, users)
             else:
                 changed |= _commute(rw, node)
-            if changed:
-                break
         if not changed:
             return
 
