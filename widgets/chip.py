@@ -75,6 +75,7 @@ class SystolicAnimator(widgets.VBox):
         self.picture = widgets.HTML()
         self.slider.observe(self._on_cycle, names="value")
         super().__init__([widgets.HBox([self.play, self.slider]), self.caption, self.picture])
+        self.add_class("aisys-systolic-animator")   # the browser test finds the widget by it
         self._draw()
 
     # -- drawing ------------------------------------------------------------------------------------
@@ -288,6 +289,7 @@ class UtilizationView(widgets.VBox):
         if self._heat_source is not None:
             children.append(self.heatmap)
         super().__init__(children)
+        self.add_class("aisys-utilization-view")   # the browser test finds the widget by it
         self._refresh()
 
     @staticmethod
@@ -487,6 +489,7 @@ class RooflinePlot(widgets.VBox):
         self._build()
         self.bandwidth.observe(self._on_bandwidth, names="value")
         super().__init__([self.bandwidth, self.caption, self.figure])
+        self.add_class("aisys-roofline-plot")   # the browser test finds the widget by it
 
     # -- numbers ---------------------------------------------------------------------------------------
     @property

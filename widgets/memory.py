@@ -120,6 +120,7 @@ class MemoryTimeline(widgets.VBox):
             w.observe(self._on_change, names="value")
         super().__init__([self.planner_picker, widgets.HBox([self.inplace_box, self.checkpoint_slider]),
                           self.caption, self.figure, self.comparison])
+        self.add_class("aisys-memory-timeline")   # the browser test finds the widget by it
         self._redraw()
 
     # ---- planning ---------------------------------------------------------------------------------

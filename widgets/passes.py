@@ -232,6 +232,7 @@ class PassStepper(widgets.VBox):
         self.view.observe(self._on_slider, names="value")
         super().__init__([widgets.HBox([self.play, self.slider, self.skip_box]), self.view, self.header, self.strip,
                           self.panes, self.rewrites_box, self.rejected_box, self.kernel_box])
+        self.add_class("aisys-pass-stepper")   # the browser test finds the widget by it
         self._apply_filter()
 
     # ---- navigation --------------------------------------------------------------------------------
