@@ -397,7 +397,23 @@ class UtilizationView(widgets.VBox):
         parts.append(f'<text x="0" y="12">PE busy share (darkest = {100 * peak:.1f}%), mean '
                      f'{100 * float(heat.mean()):.1f}%</text>')
         parts.append("</svg>")
-        return "".join(parts)
+        return "".join(parts) + f"<div style='font-size:12px;color:#374151;max-width:640px'>{html.escape(self.heat_note(heat))}</div>"
+
+    @staticmethod
+    def heat_note(heat: np.ndarray) -> str:
+        """What the PE map shows, in words: a uniform map is a finding too (every tile was full)."""
+        peak, low = float(heat.max()), float(heat.min())
+        if peak <= 0:
+            return "No PE did a MAC in this window."
+        if peak - low <= 1e-9 * peak:
+            return (f"Every PE is equally busy ({100 * peak:.1f}% of the window): each matrix instruction filled "
+                    f"whole tiles, so no row or column of the array sat out. The share is low because the array "
+                    f"waits for data (the stall lanes above), not because the mapping wastes PEs.")
+        busy_rows = int((heat.max(axis=1) >= 0.99 * peak).sum())
+        busy_cols = int((heat.max(axis=0) >= 0.99 * peak).sum())
+        return (f"Darker PEs did more MACs. Only {busy_rows} of {heat.shape[0]} rows and {busy_cols} of "
+                f"{heat.shape[1]} columns reach the busiest share: the other PEs hold padding when a layer's GEMM "
+                f"does not fill a whole tile (an unaligned M, N or K).")
 
     def _on_window(self, change) -> None:
         self._refresh()
@@ -443,6 +459,7 @@ class UtilizationView(widgets.VBox):
         if heat is not None:
             lines.append(f"  PE array {heat.shape[0]}x{heat.shape[1]}: mean busy {100 * float(heat.mean()):.1f}%, "
                          f"idle PEs {int((heat == 0).sum())}")
+            lines.append("  " + self.heat_note(heat))
         return "\n".join(lines)
 
 
@@ -483,8 +500,11 @@ class RooflinePlot(widgets.VBox):
         unit = "MAC" if per == "mac" else "op"
         self.figure = go.FigureWidget(layout=dict(
             title=f"roofline of {self.chip.name}", height=height,
-            xaxis=dict(type="log", title=f"operational intensity ({unit}s per DRAM byte)"),
-            yaxis=dict(type="log", title=f"performance (T{unit}/s)"),
+            # decades only, written out (10, 100, 1k): plotly's default labels minor ticks "2" and "5"
+            xaxis=dict(type="log", title=f"operational intensity ({unit}s per DRAM byte)", dtick=1,
+                       tickformat="~s", minor=dict(showgrid=True, gridcolor="#f3f4f6")),
+            yaxis=dict(type="log", title=f"performance (T{unit}/s)", dtick=1, tickformat="~g",
+                       minor=dict(showgrid=True, gridcolor="#f3f4f6")),
             margin=dict(l=70, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2)))
         self._build()
         self.bandwidth.observe(self._on_bandwidth, names="value")
@@ -542,9 +562,10 @@ class RooflinePlot(widgets.VBox):
                         marker=dict(size=10, color="#222", symbol="diamond"))
         for bound, colour in (("memory", "#e34a33"), ("compute", "#2b8cbe")):
             pts = [p for p in self.points if self._bound(p) == bound and math.isfinite(self._x(p))]
-            fig.add_scatter(x=[self._x(p) for p in pts], y=[self._y(p) for p in pts], mode="markers+text",
-                            name=f"{bound}-bound", text=[p.name for p in pts], textposition="bottom center",
+            fig.add_scatter(x=[self._x(p) for p in pts], y=[self._y(p) for p in pts], mode="markers",
+                            name=f"{bound}-bound", hovertext=[p.name for p in pts], hoverinfo="text+x+y",
                             marker=dict(size=11, color=colour))
+        fig.layout.annotations = self._labels()
         ceil_x, ceil_y, ceil_text = [], [], []
         for p in self.points:
             for name, value in p.ceilings.items():
@@ -567,9 +588,25 @@ class RooflinePlot(widgets.VBox):
                 pts = [p for p in self.points if self._bound(p) == bound and math.isfinite(self._x(p))]
                 fig.data[k].x = [self._x(p) for p in pts]
                 fig.data[k].y = [self._y(p) for p in pts]
-                fig.data[k].text = [p.name for p in pts]
+                fig.data[k].hovertext = [p.name for p in pts]
+            fig.layout.annotations = self._labels()
             fig.layout.title.text = f"roofline of {self.chip.name} at {self.bandwidth.value:.3g} GB/s"
         self._caption()
+
+    def _labels(self) -> list[dict]:
+        """One label per point, off the roof: memory-bound points are labelled below the slanted roof,
+        compute-bound ones above the flat roof, neighbours staggered so that close points do not collide."""
+        labels = []
+        pts = sorted((p for p in self.points if math.isfinite(self._x(p))), key=self._x)
+        for k, p in enumerate(pts):
+            below = self._bound(p) == "memory"
+            step = 16 * (k % 3)
+            labels.append(dict(x=math.log10(self._x(p)), y=math.log10(self._y(p)), text=p.name, showarrow=True,
+                               arrowhead=0, arrowwidth=1, arrowcolor="#9ca3af", standoff=6,
+                               ax=28 if below else 0, ay=(22 + step) if below else -(22 + step),
+                               xanchor="left" if below else "center", font=dict(size=12, color="#1f2937"),
+                               bgcolor="rgba(255,255,255,0.8)"))
+        return labels
 
     def _caption(self) -> None:
         unit = "MAC" if self.per == "mac" else "op"

@@ -264,11 +264,16 @@ def _recolour(plan: MemoryPlan, kept: set, recomputed: set) -> MemoryPlan:
     return MemoryPlan(bufs, plan.planner, plan.alignment, plan.inplace, plan.steps, plan.schedule, plan.note)
 
 
+# How the colour key names a kind where the bare kind would read wrong: "checkpoint" next to the slider
+# "checkpoint every k" looked like the slider's own colour; these are the activations the backward pass keeps.
+KIND_LABELS = {"checkpoint": "kept for backward", "recomputed": "recomputed copy"}
+
+
 def _colour_key(kinds) -> str:
     """Small coloured squares naming the kinds of buffer drawn (in KIND_COLOURS order)."""
     present = set(kinds)
     return " ".join(f"<span style='display:inline-block;width:10px;height:10px;background:{colour};"
-                    f"border:1px solid #1f2937'></span> {html.escape(kind)}"
+                    f"border:1px solid #1f2937'></span> {html.escape(KIND_LABELS.get(kind, kind))}"
                     for kind, colour in KIND_COLOURS.items() if kind in present)
 
 

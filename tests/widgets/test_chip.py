@@ -92,3 +92,23 @@ def test_roofline_accepts_layers_and_checks_its_input():
         RooflinePlot(["x"], "tiny")
     with pytest.raises(ValueError, match="no points"):
         RooflinePlot([], preset("tiny"))
+
+
+def test_roofline_labels_sit_off_the_roof_and_ticks_name_decades():
+    plot = RooflinePlot(tpu_v1_paper_points(), "tpu_v1", per="mac")
+    labels = {a.text: a for a in plot.figure.layout.annotations}
+    assert set(labels) == {p.name for p in plot.points}
+    assert labels["MLP0"].ay > 0 and labels["CNN0"].ay < 0          # memory-bound below the roof, compute above
+    assert labels["MLP0"].ay != labels["MLP1"].ay                   # neighbours (168 and 200 MAC/B) staggered
+    assert plot.figure.layout.xaxis.dtick == 1 and plot.figure.layout.yaxis.dtick == 1   # no bare "2", "5" ticks
+    plot.bandwidth.value = 300.0
+    moved = {a.text: a for a in plot.figure.layout.annotations}
+    assert moved["MLP0"].ay < 0 and moved["MLP0"].y != labels["MLP0"].y   # now compute-bound: label above
+
+
+def test_heat_note_says_why_a_map_is_uniform_or_not():
+    uniform = UtilizationView.heat_note(np.full((4, 4), 0.25))
+    assert "Every PE is equally busy (25.0%" in uniform
+    ragged = np.zeros((4, 4))
+    ragged[:2, :3] = 0.5
+    assert "Only 2 of 4 rows and 3 of 4 columns" in UtilizationView.heat_note(ragged)
