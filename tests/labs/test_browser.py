@@ -335,7 +335,8 @@ def test_lab_runs_and_reacts_in_jupyterlab(path, browser, sync_api, lab_server):
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
     timer = Timer(path.name)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    # JupyterLab at a laptop's width; tall, so that a whole widget fits on screen when it is photographed
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
     page_errors: list[str] = []
     page.on("pageerror", lambda e: page_errors.append(str(e)))
     try:
