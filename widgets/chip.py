@@ -409,11 +409,15 @@ class UtilizationView(widgets.VBox):
             return (f"Every PE is equally busy ({100 * peak:.1f}% of the window): each matrix instruction filled "
                     f"whole tiles, so no row or column of the array sat out. The share is low because the array "
                     f"waits for data (the stall lanes above), not because the mapping wastes PEs.")
+        def share(n: int, total: int, what: str) -> str:
+            return f"all {total} {what}" if n == total else f"{n} of the {total} {what}"
+
         busy_rows = int((heat.max(axis=1) >= 0.99 * peak).sum())
         busy_cols = int((heat.max(axis=0) >= 0.99 * peak).sum())
-        return (f"Darker PEs did more MACs. Only {busy_rows} of {heat.shape[0]} rows and {busy_cols} of "
-                f"{heat.shape[1]} columns reach the busiest share: the other PEs hold padding when a layer's GEMM "
-                f"does not fill a whole tile (an unaligned M, N or K).")
+        return (f"Darker PEs did more MACs (the scale runs up to the busiest PE): "
+                f"{share(busy_rows, heat.shape[0], 'rows')} and {share(busy_cols, heat.shape[1], 'columns')} reach "
+                f"the busiest share; the others hold padding whenever a layer's GEMM does not fill a whole tile "
+                f"(an unaligned M, N or K).")
 
     def _on_window(self, change) -> None:
         self._refresh()
@@ -557,8 +561,8 @@ class RooflinePlot(widgets.VBox):
         fig = self.figure
         xs, ys = self._roof()
         fig.add_scatter(x=xs, y=ys, mode="lines", name="roof", line=dict(color="#222", width=3))
-        fig.add_scatter(x=[self.ridge], y=[self.peak], mode="markers+text", name="ridge point",
-                        text=[f"ridge {self.ridge:.4g}"], textposition="top left",
+        # the ridge is named in the legend (and the caption), not next to the marker, where point labels go
+        fig.add_scatter(x=[self.ridge], y=[self.peak], mode="markers", name=f"ridge point ({self.ridge:.4g})",
                         marker=dict(size=10, color="#222", symbol="diamond"))
         for bound, colour in (("memory", "#e34a33"), ("compute", "#2b8cbe")):
             pts = [p for p in self.points if self._bound(p) == bound and math.isfinite(self._x(p))]
@@ -583,7 +587,7 @@ class RooflinePlot(widgets.VBox):
         with fig.batch_update():
             fig.data[0].x, fig.data[0].y = xs, ys
             fig.data[1].x, fig.data[1].y = [self.ridge], [self.peak]
-            fig.data[1].text = [f"ridge {self.ridge:.4g}"]
+            fig.data[1].name = f"ridge point ({self.ridge:.4g})"
             for k, bound in ((2, "memory"), (3, "compute")):
                 pts = [p for p in self.points if self._bound(p) == bound and math.isfinite(self._x(p))]
                 fig.data[k].x = [self._x(p) for p in pts]
@@ -594,18 +598,21 @@ class RooflinePlot(widgets.VBox):
         self._caption()
 
     def _labels(self) -> list[dict]:
-        """One label per point, off the roof: memory-bound points are labelled below the slanted roof,
-        compute-bound ones above the flat roof, neighbours staggered so that close points do not collide."""
+        """One label per point, drawn off the roof line: neighbours alternate sides (memory-bound points
+        below-right / above-left of the slanted roof, compute-bound ones below / above the flat roof), each
+        tied to its point by a thin leader line, so that close points (MLP1 at 168, MLP0 at 200) do not
+        collide and no text sits on the roof."""
         labels = []
         pts = sorted((p for p in self.points if math.isfinite(self._x(p))), key=self._x)
-        for k, p in enumerate(pts):
-            below = self._bound(p) == "memory"
-            step = 16 * (k % 3)
-            labels.append(dict(x=math.log10(self._x(p)), y=math.log10(self._y(p)), text=p.name, showarrow=True,
-                               arrowhead=0, arrowwidth=1, arrowcolor="#9ca3af", standoff=6,
-                               ax=28 if below else 0, ay=(22 + step) if below else -(22 + step),
-                               xanchor="left" if below else "center", font=dict(size=12, color="#1f2937"),
-                               bgcolor="rgba(255,255,255,0.8)"))
+        for bound in ("memory", "compute"):
+            group = [p for p in pts if self._bound(p) == bound]
+            for k, p in enumerate(group):
+                flip = -1 if k % 2 else 1
+                dx, dy = (30 * flip, 26 * flip) if bound == "memory" else (0, 26 * flip)
+                labels.append(dict(x=math.log10(self._x(p)), y=math.log10(self._y(p)), text=p.name, showarrow=True,
+                                   arrowhead=0, arrowwidth=1, arrowcolor="#9ca3af", standoff=6, ax=dx, ay=dy,
+                                   xanchor="center" if dx == 0 else ("left" if dx > 0 else "right"),
+                                   font=dict(size=12, color="#1f2937"), bgcolor="rgba(255,255,255,0.8)"))
         return labels
 
     def _caption(self) -> None:

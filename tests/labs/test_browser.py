@@ -293,9 +293,21 @@ _CONTROLS = (".widget-slider, .widget-play, .widget-dropdown, .widget-checkbox, 
              ".widget-button, .widget-text, .widget-readout")
 
 
+# plotly draws a FigureWidget when it becomes visible: wait until every plot inside has drawn its traces
+_DRAWN_JS = """(el) => [...el.querySelectorAll('.js-plotly-plot')].every(
+    p => p.querySelector('.scatterlayer .trace, .barlayer .trace, .heatmaplayer .hm'))"""
+
+
+def _show(widget) -> None:
+    """Scroll the widget into view and let it finish drawing (plotly lays out lazily)."""
+    widget.scroll_into_view_if_needed()
+    widget.page.wait_for_function(_DRAWN_JS, arg=widget.element_handle(), timeout=60_000)
+    widget.page.wait_for_timeout(250)
+
+
 def _photograph(widget, path: Path | None = None) -> bytes:
     """Save a screenshot of the widget; return one with its controls masked (what the change must alter)."""
-    widget.scroll_into_view_if_needed()
+    _show(widget)
     if path is not None:
         widget.screenshot(path=str(path))
     return widget.screenshot(mask=[widget.locator(_CONTROLS)])
@@ -381,8 +393,8 @@ def test_lab_runs_and_reacts_in_jupyterlab(path, browser, sync_api, lab_server):
         moment = _widget(page, moment_spec)
         assert moment.count(), (f"{path.name}: the visual moment {moment_spec} is not on the page (lab_expectations.py "
                                 f"'moment': the widget's CSS class, e.g. '.aisys-pass-stepper', and its index)")
-        legibility = _legibility_problems(path.name, f"the visual moment {moment_spec['widget']}", moment)
         before_png = _photograph(moment, shots / "02_moment_before.png")
+        legibility = _legibility_problems(path.name, f"the visual moment {moment_spec['widget']}", moment)
         changed = row.get("changed", "")
         changed = [changed] if isinstance(changed, str) else list(changed)
         handle = moment.element_handle()
@@ -407,7 +419,7 @@ def test_lab_runs_and_reacts_in_jupyterlab(path, browser, sync_api, lab_server):
             spec = widget_spec(extra)
             widget = _widget(page, spec)
             assert widget.count(), f"{path.name}: the widget {spec} listed under 'shots' is not on the page"
-            widget.scroll_into_view_if_needed()
+            _show(widget)
             widget.screenshot(path=str(shots / f"{5 + k:02d}_{spec['widget'].lstrip('.')}.png"))
             legibility += _legibility_problems(path.name, spec["widget"], widget)
         timer.lap("screenshots")
