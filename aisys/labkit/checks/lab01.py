@@ -221,13 +221,23 @@ def _check_1_2(fn, c: Checker):
            hint="C0 larger than C still gives one (mostly padding) block")
 
 
-def _nc1hwc0_pads_first_lanes(x, c0):
-    """Mistake: the padding lanes come first, so channel c sits at lane c + padding."""
+def _padded_channels(x, c0, *, fill=0, at_front=False):
+    """(x with C padded to C1·C0 by ``fill``, C1): the first step of a learner's NC1HWC0 conversion."""
     x = np.asarray(x)
     N, C, H, W = x.shape
     C1 = -(-C // c0)
-    P = np.zeros((N, C1 * c0, H, W), x.dtype)
-    P[:, C1 * c0 - C:] = x
+    P = np.full((N, C1 * c0, H, W), fill, x.dtype)
+    if at_front:
+        P[:, C1 * c0 - C:] = x
+    else:
+        P[:, :C] = x
+    return P, C1
+
+
+def _nc1hwc0_pads_first_lanes(x, c0):
+    """Mistake: the padding lanes come first, so channel c sits at lane c + padding."""
+    P, C1 = _padded_channels(x, c0, at_front=True)
+    N, _, H, W = P.shape
     return P.reshape(N, C1, c0, H, W).transpose(0, 1, 3, 4, 2)
 
 
@@ -238,11 +248,8 @@ def _nc1hwc0_h_w_swapped(x, c0):
 
 def _nc1hwc0_pads_with_ones(x, c0):
     """Mistake: np.ones for the padded block (the cube would add the padding lanes into every sum)."""
-    x = np.asarray(x)
-    N, C, H, W = x.shape
-    C1 = -(-C // c0)
-    P = np.ones((N, C1 * c0, H, W), x.dtype)
-    P[:, :C] = x
+    P, C1 = _padded_channels(x, c0, fill=1)
+    N, _, H, W = P.shape
     return P.reshape(N, C1, c0, H, W).transpose(0, 1, 3, 4, 2)
 
 
@@ -256,21 +263,15 @@ def _nc1hwc0_floor_blocks(x, c0):
 
 def _nc1hwc0_reshape_without_transpose(x, c0):
     """Mistake: pad, then reshape straight to (N, C1, H, W, C0): right shape, scrambled values."""
-    x = np.asarray(x)
-    N, C, H, W = x.shape
-    C1 = -(-C // c0)
-    P = np.zeros((N, C1 * c0, H, W), x.dtype)
-    P[:, :C] = x
+    P, C1 = _padded_channels(x, c0)
+    N, _, H, W = P.shape
     return P.reshape(N, C1, H, W, c0)
 
 
 def _nc1hwc0_channel_split_swapped(x, c0):
     """Mistake: channel c taken as lane c // C1, block c % C1 (the split factors swapped)."""
-    x = np.asarray(x)
-    N, C, H, W = x.shape
-    C1 = -(-C // c0)
-    P = np.zeros((N, C1 * c0, H, W), x.dtype)
-    P[:, :C] = x
+    P, C1 = _padded_channels(x, c0)
+    N, _, H, W = P.shape
     return P.reshape(N, c0, C1, H, W).transpose(0, 2, 3, 4, 1)
 
 

@@ -97,35 +97,36 @@ def _check_2_1(fn, c: Checker):
             hint="seed the entry tape.output, which need not be the last entry of the tape")
 
 
-def _reverse_grad_overwrites(tape):
-    """Mistake: assigns each contribution instead of adding it (loses one use of a variable used twice)."""
-    adjoint = {tape.output: np.ones_like(tape[tape.output].value)}
-    for entry in reversed(tape.entries):
+def _sweep(tape, *, backwards=True, add=True, seed=None) -> dict:
+    """A learner-shaped reverse sweep (adjoint per entry index); the flags switch on one mistake each."""
+    adjoint = {tape.output: np.ones_like(tape[tape.output].value) if seed is None else seed}
+    for entry in (reversed(tape.entries) if backwards else tape.entries):
         if entry.is_leaf or entry.index not in adjoint:
             continue
         for i, contribution in zip(entry.inputs, T.local_vjp(tape, entry, adjoint[entry.index])):
             if contribution is not None:
-                adjoint[i] = contribution
+                adjoint[i] = adjoint[i] + contribution if add and i in adjoint else contribution
+    return adjoint
+
+
+def _inputs_of(tape, adjoint) -> list:
     return [adjoint.get(i, np.zeros_like(tape[i].value)) for i in tape.inputs]
+
+
+def _reverse_grad_overwrites(tape):
+    """Mistake: assigns each contribution instead of adding it (loses one use of a variable used twice)."""
+    return _inputs_of(tape, _sweep(tape, add=False))
 
 
 def _reverse_grad_in_tape_order(tape):
     """Mistake: sweeps forwards, so an entry's adjoint is used before all its users have contributed."""
-    adjoint = {tape.output: np.ones_like(tape[tape.output].value)}
-    for entry in tape.entries:
-        if entry.is_leaf or entry.index not in adjoint:
-            continue
-        for i, contribution in zip(entry.inputs, T.local_vjp(tape, entry, adjoint[entry.index])):
-            if contribution is not None:
-                adjoint[i] = adjoint[i] + contribution if i in adjoint else contribution
-    return [adjoint.get(i, np.zeros_like(tape[i].value)) for i in tape.inputs]
+    return _inputs_of(tape, _sweep(tape, backwards=False))
 
 
 def _reverse_grad_none_for_unused(tape):
     """Mistake: an input the sweep never reached gets None instead of a zero gradient."""
-    grads = T.reverse_grad(tape)
-    reached = {i for e in tape.entries if not e.is_leaf for i in e.inputs}
-    return [g if i in reached else None for i, g in zip(tape.inputs, grads)]
+    adjoint = _sweep(tape)
+    return [adjoint.get(i) for i in tape.inputs]
 
 
 def _reverse_grad_seeds_the_last_entry(tape):
@@ -135,26 +136,13 @@ def _reverse_grad_seeds_the_last_entry(tape):
 
 def _reverse_grad_returns_constants_too(tape):
     """Mistake: returns the adjoint of every leaf (inputs and constants), not just the inputs."""
-    adjoint = {tape.output: np.ones_like(tape[tape.output].value)}
-    for entry in reversed(tape.entries):
-        if entry.is_leaf or entry.index not in adjoint:
-            continue
-        for i, contribution in zip(entry.inputs, T.local_vjp(tape, entry, adjoint[entry.index])):
-            if contribution is not None:
-                adjoint[i] = adjoint[i] + contribution if i in adjoint else contribution
+    adjoint = _sweep(tape)
     return [adjoint.get(e.index, np.zeros_like(e.value)) for e in tape.entries if e.is_leaf]
 
 
 def _reverse_grad_seeds_with_the_value(tape):
     """Mistake: seeds the output's adjoint with its value f instead of ∂f/∂f = 1."""
-    adjoint = {tape.output: np.array(tape[tape.output].value, copy=True)}
-    for entry in reversed(tape.entries):
-        if entry.is_leaf or entry.index not in adjoint:
-            continue
-        for i, contribution in zip(entry.inputs, T.local_vjp(tape, entry, adjoint[entry.index])):
-            if contribution is not None:
-                adjoint[i] = adjoint[i] + contribution if i in adjoint else contribution
-    return [adjoint.get(i, np.zeros_like(tape[i].value)) for i in tape.inputs]
+    return _inputs_of(tape, _sweep(tape, seed=np.array(tape[tape.output].value, copy=True)))
 
 
 # ---------------------------------------------------------------------------------------------
