@@ -502,7 +502,8 @@ class RooflinePlot(widgets.VBox):
                                                 continuous_update=False, layout=widgets.Layout(width="520px"))
         self.caption = widgets.HTML()
         unit = "MAC" if per == "mac" else "op"
-        self.figure = go.FigureWidget(layout=dict(
+        # built whole as a Figure, then wrapped once: the widget starts with every trace and label in its state
+        self.figure = go.Figure(layout=dict(
             title=f"roofline of {self.chip.name}", height=height,
             # decades only, written out (10, 100, 1k): plotly's default labels minor ticks "2" and "5"
             xaxis=dict(type="log", title=f"operational intensity ({unit}s per DRAM byte)", dtick=1,
@@ -511,6 +512,7 @@ class RooflinePlot(widgets.VBox):
                        minor=dict(showgrid=True, gridcolor="#f3f4f6")),
             margin=dict(l=70, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2)))
         self._build()
+        self.figure = go.FigureWidget(self.figure)
         self.bandwidth.observe(self._on_bandwidth, names="value")
         super().__init__([self.bandwidth, self.caption, self.figure])
         self.add_class("aisys-roofline-plot")   # the browser test finds the widget by it
