@@ -25,6 +25,7 @@ from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, l
                             square, rsqrt, sum, mean, var, std, max, min, argmax, argmin, sum_to, reshape, permute,
                             transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous, index, cat,
                             concat, stack, pad, gather, matmul, softmax, log_softmax, one_hot)
+from .framework.ops import index_select
 from .framework.autograd import gradcheck, gradgradcheck, vjp, jvp, grad_fn as grad
 from .framework import autograd
 from .framework import nn, optim, data     # light (pure Python); nn aliases itself as aisys.nn
@@ -42,6 +43,8 @@ _LAZY = {
     "kernels": "aisys.kernels",
     "labkit": "aisys.labkit",
     "graph": "aisys.framework.graph",
+    "onnx": "aisys.onnx",
+    "dist": "aisys.dist",
 }
 _LAZY_ATTRS = {
     "trace": ("aisys.frontend", "trace"),

@@ -9,7 +9,7 @@ from .elementwise import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt,
                           clamp, square, rsqrt)
 from .reduce import sum, mean, var, std, max, min, argmax, argmin, sum_to
 from .shape import (reshape, permute, transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous,
-                    index, cat, concat, stack, pad, gather)
+                    index, cat, concat, stack, pad, gather, index_select)
 from .linalg import matmul
 from . import nn as _nn_ops  # noqa: F401  (registers conv2d, pooling, norms, losses)
 from .. import fast_vjp as _fast_vjp  # noqa: F401,E402  (attaches the numpy VJP twins of the eager fast path)
