@@ -20,6 +20,7 @@ from dataclasses import dataclass
 DEFAULT_OP_CYCLES = {
     "copy": 1, "cast": 1, "fma": 1, "add": 1, "sub": 1, "mul": 1, "max": 1, "min": 1, "relu": 1, "neg": 1, "abs": 1,
     "div": 4, "reciprocal": 4, "sqrt": 4, "rsqrt": 4, "exp": 4, "log": 4, "sigmoid": 5, "tanh": 5, "gelu": 6,
+    "quantize": 2, "dequantize": 1, "requantize": 2,      # scale+round+clamp; subtract+scale; mul-high+shift
 }
 BINARY_OPS = {"add", "sub", "mul", "div", "max", "min"}
 

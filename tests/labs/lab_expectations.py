@@ -128,6 +128,19 @@ EXPECTATIONS: dict[str, dict] = {
         texts=["PASS exercise 3.1", "PASS exercise 3.2", "PASS exercise 3.3", "branch baked at <cell>:7",
                "scripted right"],
     ),
+    # Lab 09: QuantHistogram (clip slider + plotly histogram), SensitivityScan and ChipPayoff (toggle buttons +
+    # plotly), PruningView (layer dropdown + heatmap). Moving the clip threshold two steps redraws its caption
+    # (scale, clipped share, MSE, KL, accuracy) and the threshold line.
+    "09_compression.ipynb": dict(
+        selectors={".widget-slider": 1, ".js-plotly-plot": 4, ".widget-toggle-buttons": 2, ".widget-dropdown": 1,
+                   ".js-plotly-plot .barlayer .trace": 2},
+        moment=".aisys-quant-histogram",   # drag the clip threshold: error and accuracy follow
+        control=dict(slider=0, presses=2),
+        changed=".widget-html",
+        shots=[".aisys-chip-payoff"],
+        texts=["PASS exercise 9.1", "PASS exercise 9.2", "PASS exercise 9.3",
+               "integer-only outputs equal the simulation bit for bit: True"],
+    ),
     # Lab 10: CollectiveAnimator (Play + step slider, SVG ranks with chunk cells and message arrows), TopologyView
     # (dropdown over three topologies, links coloured by utilization), TimelineView (measured MPI run above the
     # simulated one, plotly). Two steps on the animator's slider redraw its SVG.
@@ -152,6 +165,18 @@ EXPECTATIONS: dict[str, dict] = {
         texts=["PASS exercise 11.1", "PASS exercise 11.2", "PASS exercise 11.3",
                "2 MPI ranks end with the parameters of one process on the whole batch (rel. error < 1e-12): True",
                "2-stage pipeline on MPI, gradients equal one device: True"],
+    ),
+    # Lab 12: StackView first (six layer cards with buttons, throughput plot), RooflinePlot (bandwidth slider),
+    # BatchTimeline (run toggle, plotly Gantt + batch lane), KVCacheView (step slider over a 64-block SVG pool).
+    "12_capstone.ipynb": dict(
+        selectors={".widget-html svg rect.kv-block": 64, ".js-plotly-plot": 3, ".widget-slider": 2,
+                   ".widget-toggle-buttons": 1, ".widget-button": 6, ".js-plotly-plot .barlayer .trace": 2},
+        moment=".aisys-stack-view",        # the stack, card by card, from TinyGPT down to the chip
+        control=dict(button="UtilizationView"),  # the chip card opens the simulated chip's timeline below the cards
+        changed=".widget-html",
+        texts=["PASS exercise 12.1", "PASS exercise 12.2", "PASS exercise 12.3",
+               "same tokens with and without the cache: True",
+               "every request got exactly the tokens generate() gives it alone: True"],
     ),
 }
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dtypes import from_numpy, promote
 from ..errors import ShapeError
-from ..registry import FusionKind as K, Spec, defop
+from ..registry import FusionKind as K, QuantizedForm, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
 from ._common import broadcast_shapes, movement_cost, norm_dims, zero_cost, prod
 
@@ -39,7 +39,8 @@ def _resolve_shape(op, src, shape):
 defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.shape), shape), x.dtype),
       ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost,
       vjp=lambda g, out, x, shape: (g.reshape(x.shape),),
-      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape")
+      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape",
+      quantized=QuantizedForm("same"))
 
 
 # ---- permute ------------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ def _permute_infer(x, dims):
 defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims), fusion=INJ,
       cost=movement_cost, doc="Returns a strided view (like torch); bytes counted as if materialized.",
       vjp=lambda g, out, x, dims: (g.permute(*np.argsort(dims).tolist()),),
-      jvp=lambda t, out, x, dims: t[0].permute(*dims))
+      jvp=lambda t, out, x, dims: t[0].permute(*dims), quantized=QuantizedForm("same"))
 
 
 # ---- broadcast_to ------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x
 
 defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascontiguousarray, fusion=INJ,
       cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0],
-      doc="Copy a strided view into row-major order (a no-op when already contiguous).")
+      doc="Copy a strided view into row-major order (a no-op when already contiguous).", quantized=QuantizedForm("same"))
 
 
 # ---- indexing ------------------------------------------------------------------------------------
@@ -113,7 +114,8 @@ def _index_cost(in_specs, out_spec, key):
 defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_index_cost,
       vjp=lambda g, out, x, key: (apply("index_backward", g, key=key, shape=tuple(x.shape)),),
       jvp=lambda t, out, x, key: apply("index", t[0], key=key),
-      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).")
+      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).",
+      quantized=QuantizedForm("same"))
 
 
 def _index_backward_ref(g, key, shape):
