@@ -27,6 +27,8 @@ _WHERE = {
     "CollectiveAnimator": "dist", "TopologyView": "dist", "TimelineView": "dist", "MemoryStack": "dist",
     # widgets/inference.py — the inference engine and the capstone
     "KVCacheView": "inference", "BatchTimeline": "inference", "StackView": "inference",
+    # widgets/cluster.py — cluster scheduling
+    "ClusterTimeline": "cluster", "PolicyCompare": "cluster", "PlacementView": "cluster",
 }
 
 __all__ = sorted(_WHERE)

@@ -178,6 +178,18 @@ EXPECTATIONS: dict[str, dict] = {
                "same tokens with and without the cache: True",
                "every request got exactly the tokens generate() gives it alone: True"],
     ),
+    # Lab 13: PlacementView (placement buttons, gang-size slider, model dropdown, SVG of 128 GPUs) twice (the library's
+    # rules, then with the learner's), ClusterTimeline (policy dropdown, colour buttons, plotly bars) on the small
+    # scenario and on six policies, PolicyCompare (metric dropdown, CDFs, bars). The gang-size slider re-places the gang.
+    "13_cluster.ipynb": dict(
+        selectors={".widget-html svg rect.gpu": 256, ".js-plotly-plot": 3, ".js-plotly-plot .barlayer .trace": 2,
+                   ".widget-dropdown": 4, ".widget-slider": 2},
+        moment=".aisys-placement-view",    # a gang placed on four racks, its all-reduce ring on the links
+        control=dict(slider=0, presses=2),  # the first PlacementView's gang size: 8 -> 10 GPUs, new GPUs light up
+        changed=".widget-html svg",
+        shots=[".aisys-policy-compare"],
+        texts=["PASS exercise 13.1", "PASS exercise 13.2", "PASS exercise 13.3", "Tiresias: mean JCT"],
+    ),
 }
 
 

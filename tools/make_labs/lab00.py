@@ -248,6 +248,7 @@ for name in ("dgx_a100", "pcie_gen4"):
 - **Lab 11** — parallel training: data parallel with overlap, ZeRO, tensor and pipeline parallel, the planner.
 - **Lab 12** — the capstone: TinyGPT served the way LLM inference engines do it (KV cache, fused attention,
   paged memory, continuous batching), then walked through every layer of this stack down to the chip.
+- **Lab 13** — cluster scheduling and multi-tenancy: FIFO vs backfilling, Tiresias, DRF and quotas, placement on the α-β model.
 
 `labs/README.md` lists every lab with its goals and exercises. Sources: ZOMI, *AISystem* (Apache-2.0),
 lecture "AI 系统组成&生态"; the digits are the UCI "Optical Recognition of Handwritten Digits" data set."""),
