@@ -32,36 +32,37 @@ def _steps_schedule(steps, p: int, n: int) -> Schedule:
 
 @register("10.1", title="Ring all-reduce = reduce-scatter + all-gather", lab="10_collectives",
           reference="aisys.dist.algorithms:ring_allreduce_steps",
-          bad=[("aisys.labkit.checks.lab10:_ring_copies_instead_of_adding", 'which adds it'),
-               ("aisys.labkit.checks.lab10:_ring_forgets_the_allgather", 'All-gather'),
-               ("aisys.labkit.checks.lab10:_ring_allgather_starts_from_the_wrong_chunk", 'sends chunk (r−s) mod p on'),
-               ("aisys.labkit.checks.lab10:_ring_one_step_short", 'after p−1 steps'),
-               ("aisys.labkit.checks.lab10:_ring_everyone_sends_everything", '2(p−1)'),
-               ("aisys.labkit.checks.lab10:_ring_reduce_scatter_off_by_one_chunk", 'chunk (r−s−1) mod p')])
+          bad=[("aisys.labkit.checks.lab10:_ring_copies_instead_of_adding", 'must add'),
+               ("aisys.labkit.checks.lab10:_ring_forgets_the_allgather", 'the all-gather is missing'),
+               ("aisys.labkit.checks.lab10:_ring_allgather_starts_from_the_wrong_chunk", 'sends chunk 1, but'),
+               ("aisys.labkit.checks.lab10:_ring_one_step_short", 'p−1 hops'),
+               ("aisys.labkit.checks.lab10:_ring_everyone_sends_everything", 'one chunk per step'),
+               ("aisys.labkit.checks.lab10:_ring_reduce_scatter_off_by_one_chunk", 'completed chunk 1')])
 def _check_10_1(fn, c: Checker):
-    hint = ("reduce-scatter: at step s rank r sends chunk (r−s−1) mod p to rank r+1, which adds it; after p−1 "
-            "steps rank r holds the sum of chunk r. All-gather: at step s rank r sends chunk (r−s) mod p on, which "
-            "is copied. Each rank sends one chunk per step")
+    ring = ("The lecture's ring: reduce-scatter step s, rank r sends chunk (r−s−1) mod p to rank r+1, which adds it, "
+            "so after p−1 steps rank r holds the sum of chunk r; all-gather step s, rank r sends chunk (r−s) mod p on, "
+            "which is copied")
     for p in range(1, 10):
         steps, error = _call(fn, p)
         what = f"p = {p} ranks"
         if error:
-            c.fail(what, expected="a list of steps of (src, dst, chunk, reduce)", got=error, hint=hint)
+            c.fail(what, expected="a list of steps of (src, dst, chunk, reduce)", got=error, hint=ring)
         if not isinstance(steps, (list, tuple)):
-            c.fail(what, expected="a list of steps", got=repr(steps)[:120], hint=hint)
+            c.fail(what, expected="a list of steps", got=repr(steps)[:120], hint=ring)
         n = 12 * p + 5                                  # uneven chunks
         try:
             sched = _steps_schedule(steps, p, n)
         except (ScheduleError, ValueError, TypeError, IndexError) as exc:
             c.fail(what, expected="steps of (src, dst, chunk, reduce) tuples", got=f"{type(exc).__name__}: {exc}",
-                   hint=hint)
+                   hint=ring)
+        _ring_shape(c, steps, p, what)
+        _ring_phases(c, steps, p, n, what, ring)
         x = [c.rng.integers(-9, 9, n).astype(np.float64) for _ in range(p)]
         out = execute(sched, x)
         total = sum(x)
         bad = [r for r in range(p) if not np.array_equal(out[r], total)]
         c.true(not bad, what=f"{what}: every rank holds the sum of all vectors",
-               expected="the elementwise sum on every rank", got=f"ranks {bad} differ", hint=hint)
-        c.equal(len(steps), 2 * (p - 1), what=f"{what}: number of steps", hint="2(p−1): p−1 to reduce, p−1 to gather")
+               expected="the elementwise sum on every rank", got=f"ranks {bad} differ", hint=ring)
         if p > 1:
             chunk = 12                                  # sizes with n = 12p: every chunk holds 12 elements
             even = _steps_schedule(steps, p, chunk * p)
@@ -70,6 +71,87 @@ def _check_10_1(fn, c: Checker):
                     what=f"{what}: elements each rank sends for a vector of {chunk * p}",
                     hint="2(p−1)/p · N per rank — the busBw factor of nccl-tests; sending whole vectors costs p/2 "
                          "times more")
+
+
+def _ring_shape(c: Checker, steps, p: int, what: str) -> None:
+    """One chunk per rank per step, to the next rank on the ring; 2(p−1) steps."""
+    for k, step in enumerate(steps):
+        senders = [int(t[0]) for t in step]
+        extra = sorted({r for r in senders if senders.count(r) > 1})
+        wrong = [(int(t[0]), int(t[1])) for t in step if int(t[1]) != (int(t[0]) + 1) % p]
+        c.true(not extra and not wrong, what=f"{what}: step {k} uses the ring",
+               expected="each rank r sends one chunk, to rank (r+1) mod p",
+               got=(f"rank {extra[0]} sends {senders.count(extra[0])} messages" if extra else
+                    f"rank {wrong[0][0]} sends to rank {wrong[0][1]}" if wrong else ""),
+               hint="a ring link carries one chunk per step, from rank r to rank r+1: that is what makes every link "
+                    "busy all the time and each rank send only 2(p−1)/p of the vector; sending every chunk to every "
+                    "rank moves p/2 times more")
+    adds = sum(1 for step in steps if step and all(bool(t[3]) for t in step))
+    copies = sum(1 for step in steps if step and not any(bool(t[3]) for t in step))
+    if adds == p - 1 and copies == 0:
+        hint = ("after the p−1 reduce-scatter steps each rank holds the sum of only one chunk: the all-gather is "
+                "missing (p−1 more steps that copy each summed chunk round the ring)")
+    elif adds < p - 1:
+        hint = (f"your reduce-scatter has {adds} adding step(s): a chunk needs p−1 hops to pick up the contributions "
+                f"of all p ranks, one per hop")
+    else:
+        hint = (f"your all-gather has {copies} copying step(s): a summed chunk needs p−1 hops to reach the other p−1 "
+                f"ranks")
+    c.equal(len(steps), 2 * (p - 1), what=f"{what}: number of steps", hint=hint)
+
+
+def _ring_phases(c: Checker, steps, p: int, n: int, what: str, ring: str) -> None:
+    """Reduce-scatter adds and leaves each chunk's whole sum on one rank; the all-gather copies whole sums."""
+    if p == 1:
+        return
+    flags = [[bool(t[3]) for t in step] for step in steps]
+    copying = [k for k in range(p - 1) if not all(flags[k])]
+    c.true(not copying, what=f"{what}: reduce-scatter steps add",
+           expected="reduce=True in steps 0..p−2", got=f"a copy (reduce=False) in step {copying[0] if copying else ''}",
+           hint="in the reduce-scatter the receiver must add the incoming chunk to its own (reduce=True): a copy "
+                "overwrites the contributions it already collected")
+    adding = [k for k in range(p - 1, 2 * (p - 1)) if any(flags[k])]
+    c.true(not adding, what=f"{what}: all-gather steps copy",
+           expected="reduce=False in steps p−1..2p−3", got=f"an addition (reduce=True) in step {adding[0] if adding else ''}",
+           hint="in the all-gather the chunks are already summed: the receiver copies (reduce=False); adding would "
+                "count contributions twice")
+    # each rank contributes 2**r to every element: a chunk's value on a rank says whose contributions it holds
+    b = chunk_bounds(n, p)
+    x = [np.full(n, float(2 ** r)) for r in range(p)]
+    held = execute(_steps_schedule(steps[:p - 1], p, n), x)
+    full = float(2 ** p - 1)
+    owner = {}
+    for r in range(p):
+        for ch in range(p):
+            if np.all(held[r][b[ch]:b[ch + 1]] == full):
+                owner.setdefault(r, ch)
+    missing = [ch for ch in range(p) if ch not in owner.values()]
+    if missing:
+        ch = missing[0]
+        best = max(range(p), key=lambda r: bin(int(held[r][b[ch]])).count("1"))
+        c.fail(f"{what}: after the p−1 reduce-scatter steps",
+               expected=f"the sum of all {p} ranks' chunk {ch} on one rank",
+               got=f"at most {bin(int(held[best][b[ch]])).count('1')} of {p} contributions (on rank {best})",
+               hint="each chunk must travel p−1 hops, picking up one contribution per hop: at step s rank r "
+                    "forwards the chunk it received (and added to) at step s−1. " + ring)
+    # the all-gather: every message carries a chunk its sender holds whole
+    state = [arr.copy() for arr in held]
+    for k, step in enumerate(steps[p - 1:]):
+        for src, dst, ch, _ in step:
+            src, ch = int(src), int(ch)
+            if not np.all(state[src][b[ch]:b[ch + 1]] == full):
+                done = [q for q in range(p) if np.all(state[src][b[q]:b[q + 1]] == full)]
+                c.fail(f"{what}: all-gather step {k}",
+                       expected=f"rank {src} sends a chunk it holds whole ({', '.join(map(str, done))})",
+                       got=f"rank {src} sends chunk {ch}, but your reduce-scatter completed chunk "
+                           f"{owner.get(src)} on rank {src} (chunk {ch} is only partly summed there)",
+                       hint="the all-gather starts where the reduce-scatter ended: at its step 0 each rank sends the "
+                            "chunk it completed, then it forwards the chunk it has just received. " + ring)
+        nxt = [arr.copy() for arr in state]
+        for src, dst, ch, _ in step:
+            src, dst, ch = int(src), int(dst), int(ch)
+            nxt[dst][b[ch]:b[ch + 1]] = state[src][b[ch]:b[ch + 1]]
+        state = nxt
 
 
 def _ring_copies_instead_of_adding(p):
