@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Checker", "ExerciseFailed", "Mismatch", "CheckMismatch", "show"]
+__all__ = ["Checker", "ExerciseFailed", "Mismatch", "CheckMismatch", "show", "telltale"]
 
 
 class ExerciseFailed(AssertionError):
@@ -69,6 +69,23 @@ def show(value: Any) -> str:
     if len(text) > _MAX_SHOWN:
         text = text[: _MAX_SHOWN - 1] + "…"
     return text
+
+
+def telltale(got: Any, known: "list[tuple[Any, str]]", otherwise: str, *, rtol: float = 1e-9,
+             atol: float = 0.0) -> str:
+    """The hint for a wrong value: the words of the first classic mistake that produces exactly ``got``.
+
+    ``known`` pairs the value a mistake would give on this very case (computed by the check) with the words
+    that name it; a value no known mistake explains gets ``otherwise`` (the rule in full). So one case can
+    tell "you left out the all-gather" from "you sent whole vectors" instead of printing the formula again."""
+    for value, words in known:
+        try:
+            g, v = np.asarray(got, dtype=float), np.asarray(value, dtype=float)
+            if g.shape == v.shape and np.allclose(g, v, rtol=rtol, atol=atol):
+                return words
+        except (TypeError, ValueError):
+            continue
+    return otherwise
 
 
 def _is_arraylike(value: Any) -> bool:

@@ -19,6 +19,7 @@ from aisys.dist import Schedule, ScheduleError, Topology, chunk_bounds, execute,
 from aisys.dist.costs import allreduce_time as _allreduce_time
 from aisys.dist.costs import crossover as _crossover
 from aisys.labkit import Checker, register
+from aisys.labkit.checker import telltale
 from aisys.labkit.learner import call as _call
 
 # ---------------------------------------------------------------------------------------------------
@@ -192,11 +193,11 @@ def _ring(p):
 
 @register("10.2", title="α-β model: ring vs tree vs reduce+broadcast, and the crossover", lab="10_collectives",
           reference="aisys.dist.costs:allreduce_time",
-          bad=[("aisys.labkit.checks.lab10:_time_ring_without_the_all_gather", '2(p−1)α'),
-               ("aisys.labkit.checks.lab10:_time_ring_sends_whole_vectors", '2(p−1)/p·n/B'),
-               ("aisys.labkit.checks.lab10:_time_tree_floor_log", '⌈log₂p⌉'),
-               ("aisys.labkit.checks.lab10:_time_tree_counts_one_latency_per_level", '2⌈log₂p⌉(α + n/B)'),
-               ("aisys.labkit.checks.lab10:_time_flat_is_sequential", 'through its one port'),
+          bad=[("aisys.labkit.checks.lab10:_time_ring_without_the_all_gather", 'the reduce-scatter alone'),
+               ("aisys.labkit.checks.lab10:_time_ring_sends_whole_vectors", 'not the whole vector'),
+               ("aisys.labkit.checks.lab10:_time_tree_floor_log", 'one more level'),
+               ("aisys.labkit.checks.lab10:_time_tree_counts_one_latency_per_level", 'a latency per level'),
+               ("aisys.labkit.checks.lab10:_time_flat_is_sequential", 'one latency each way'),
                ("aisys.labkit.checks.lab10:_time_bandwidth_in_gigabits", 'B is in bytes per second')])
 def _check_10_2(fn, c: Checker):
     hint = ("ring: 2(p−1)α + 2(p−1)/p·n/B; tree (binomial reduce, then binomial broadcast): 2⌈log₂p⌉(α + n/B); "
@@ -218,7 +219,9 @@ def _check_10_2(fn, c: Checker):
                 what = f"{algorithm} all-reduce of {nbytes} B on {name}"
                 if error:
                     c.fail(what, expected=f"{sim:.6g} s (the simulator)", got=error, hint=hint)
-                c.close(float(got), sim, what=f"{what}: your model vs the simulator", rtol=1e-9, hint=hint)
+                known = [(wrong(algorithm, p, nbytes, alpha, bw), words) for wrong, words in _TIME_MISTAKES]
+                c.close(float(got), sim, what=f"{what}: your model vs the simulator", rtol=1e-9,
+                        hint=telltale(float(got), known, hint))
     # the crossover the model predicts on the DGX A100 preset
     p, alpha, bw = 8, alpha_nv, bw_nv
     want = _crossover("ring", "tree", p, alpha, bw)
@@ -268,18 +271,37 @@ def _time_bandwidth_in_gigabits(algorithm, p, nbytes, alpha, bandwidth):
     return _allreduce_time(algorithm, p, nbytes, alpha, bandwidth * 8)     # read "GB/s" as if it were Gbps
 
 
+_TIME_MISTAKES = [
+    (_time_ring_without_the_all_gather,
+     "that is the reduce-scatter alone: the all-gather that follows costs as much again, 2(p−1)α + 2(p−1)/p·n/B "
+     "in all"),
+    (_time_ring_sends_whole_vectors,
+     "each ring step moves one chunk of n/p bytes, not the whole vector: the bandwidth term is 2(p−1)/p·n/B"),
+    (_time_tree_floor_log,
+     "with p not a power of two the binomial tree needs one more level: ⌈log₂p⌉ levels (⌊log₂p⌋ leaves ranks out)"),
+    (_time_tree_counts_one_latency_per_level,
+     "the reduce and the broadcast each pay a latency per level of the tree: 2⌈log₂p⌉·α, with the bytes"),
+    (_time_flat_is_sequential,
+     "the p−1 messages to the root are sent at once and queue only for its port's bandwidth: one latency each way "
+     "(2α), and 2(p−1)·n/B for the bytes"),
+    (_time_bandwidth_in_gigabits,
+     "B is in bytes per second (25 GB/s is 25e9 B/s, 200 Gbps): read as bits, the bandwidth term comes out 8x too "
+     "small"),
+]
+
+
 # ---------------------------------------------------------------------------------------------------
 # 10.3 all-to-all
 # ---------------------------------------------------------------------------------------------------
 
 @register("10.3", title="Pairwise all-to-all: block j of rank i lands at block i of rank j", lab="10_collectives",
           reference="aisys.dist.algorithms:pairwise_alltoall_steps",
-          bad=[("aisys.labkit.checks.lab10:_a2a_keeps_the_block_index", 'where it becomes block i'),
-               ("aisys.labkit.checks.lab10:_a2a_wrong_partner", 'to rank (i+s) mod p'),
-               ("aisys.labkit.checks.lab10:_a2a_forgets_the_own_block", "step 0 copies each rank's own block"),
+          bad=[("aisys.labkit.checks.lab10:_a2a_keeps_the_block_index", 'it becomes block'),
+               ("aisys.labkit.checks.lab10:_a2a_wrong_partner", 'its block d to rank d'),
+               ("aisys.labkit.checks.lab10:_a2a_forgets_the_own_block", "own block"),
                ("aisys.labkit.checks.lab10:_a2a_all_at_once", 'one per step'),
-               ("aisys.labkit.checks.lab10:_a2a_xor_pairs", '(i+s) mod p'),
-               ("aisys.labkit.checks.lab10:_a2a_one_partner_short", 'at step s (0..p−1)')])
+               ("aisys.labkit.checks.lab10:_a2a_xor_pairs", 'power of two'),
+               ("aisys.labkit.checks.lab10:_a2a_one_partner_short", 'p steps')])
 def _check_10_3(fn, c: Checker):
     hint = ("at step s (0..p−1) rank i sends its block (i+s) mod p to rank (i+s) mod p, where it becomes block i; "
             "step 0 copies each rank's own block. Every rank sends one message and receives one per step")
@@ -296,6 +318,7 @@ def _check_10_3(fn, c: Checker):
         except (ScheduleError, ValueError, TypeError) as exc:
             c.fail(what, expected="steps of (src, dst, src_block, dst_block)", got=f"{type(exc).__name__}: {exc}",
                    hint=hint)
+        _a2a_messages(c, steps, p, what)
         x = [np.array([100 * i + 10 * j + k for j in range(p) for k in range(blk)], float) for i in range(p)]
         out = execute(sched, x)
         for i in range(p):
@@ -311,7 +334,45 @@ def _check_10_3(fn, c: Checker):
             ins = np.bincount([d for _, d in remote], minlength=p) if remote else np.zeros(p)
             worst = max(worst, int(outs.max()), int(ins.max()))
         c.true(worst <= 1, what=f"{what}: at most one message out of and into each rank per step (pairwise)",
-               expected="<= 1", got=worst, hint=hint)
+               expected="<= 1", got=worst,
+               hint="pairwise exchange: each rank sends one message and receives one per step, so no port is "
+                    "oversubscribed; sending all blocks at once makes every rank's port carry p−1 messages together")
+
+
+def _a2a_messages(c: Checker, steps, p: int, what: str) -> None:
+    """Every message carries the block its receiver owns, to the right place, and every pair is served once."""
+    sent = {}
+    for k, step in enumerate(steps):
+        for src, dst, sb, db in step:
+            src, dst, sb, db = int(src), int(dst), int(sb), int(db)
+            c.true(sb == dst, what=f"{what}: step {k}, rank {src} sends block {sb} to rank {dst}",
+                   expected=f"block {dst} (the one rank {dst} owns)", got=f"block {sb}",
+                   hint="block j of every rank belongs to rank j: rank i sends its block d to rank d (at step s, "
+                        "d = (i+s) mod p)")
+            c.true(db == src, what=f"{what}: step {k}, rank {src}'s block {sb} lands at block {db} of rank {dst}",
+                   expected=f"block {src}", got=f"block {db}",
+                   hint="at the receiver it becomes block i, i being the rank it came from: block i of rank j holds "
+                        "what rank i had for j (the source's block index says whom it is for, not where it goes)")
+            sent[src, dst] = sent.get((src, dst), 0) + 1
+    own = [i for i in range(p) if (i, i) not in sent]
+    c.true(not own, what=f"{what}: each rank keeps its own block", expected=f"(i, i, i, i) for every rank",
+           got=f"rank {own[0]} never copies its own block" if own else "",
+           hint="block i of rank i stays on rank i, moved to its place by a local copy: step 0 (s = 0, partner i+0) "
+                "copies each rank's own block")
+    missing = [(i, j) for i in range(p) for j in range(p) if (i, j) not in sent]
+    twice = [pair for pair, n in sent.items() if n > 1]
+    if missing:
+        i, j = missing[0]
+        xor = p & (p - 1) != 0 and any(int(t[1]) == int(t[0]) ^ k for k, step in enumerate(steps) for t in step
+                                       if k > 0)
+        c.fail(f"{what}: every rank sends to every rank", expected=f"rank {i} sends its block {j} to rank {j}",
+               got=f"never ({len(missing)} pairs missing, {len(steps)} steps)",
+               hint=("XOR partners i ^ s pair every rank only when p is a power of two; (i+s) mod p does for any p"
+                     if xor else "p steps: at step s = 0..p−1 rank i exchanges with rank (i+s) mod p, so over the p "
+                                 "steps it meets every rank once, itself included"))
+    c.true(not twice, what=f"{what}: each block sent once", expected="once",
+           got=f"rank {twice[0][0]} sends to rank {twice[0][1]} {sent[twice[0]]} times" if twice else "",
+           hint="each (source, destination) pair exchanges one block, at the step s = (j − i) mod p")
 
 
 def _a2a_keeps_the_block_index(p):
