@@ -71,21 +71,27 @@ def show(value: Any) -> str:
     return text
 
 
-def telltale(got: Any, known: "list[tuple[Any, str]]", otherwise: str, *, rtol: float = 1e-9,
+def telltale(got: Any, known: "list[tuple[Any, str]]", otherwise: str, *, args: tuple = (), rtol: float = 1e-9,
              atol: float = 0.0) -> str:
-    """The hint for a wrong value: the words of the first classic mistake that produces exactly ``got``.
+    """The hint for a wrong value: the words of the classic mistake(s) that produce exactly ``got``.
 
-    ``known`` pairs the value a mistake would give on this very case (computed by the check) with the words
-    that name it; a value no known mistake explains gets ``otherwise`` (the rule in full). So one case can
-    tell "you left out the all-gather" from "you sent whole vectors" instead of printing the formula again."""
+    ``known`` pairs each classic mistake — the value it gives on this very case, or a function that computes it
+    from ``args`` — with the words that name it; a value no known mistake explains gets ``otherwise`` (the rule
+    in full), and a value two mistakes explain gets both. So one case can tell "you left out the all-gather"
+    from "you sent whole vectors" instead of printing the formula again."""
+    found = []
     for value, words in known:
         try:
+            if callable(value):
+                value = value(*args)
             g, v = np.asarray(got, dtype=float), np.asarray(value, dtype=float)
-            if g.shape == v.shape and np.allclose(g, v, rtol=rtol, atol=atol):
-                return words
-        except (TypeError, ValueError):
+            if g.shape == v.shape and np.allclose(g, v, rtol=rtol, atol=atol, equal_nan=True):
+                found.append(words)
+        except Exception:          # a mistake that cannot run on this case explains nothing here
             continue
-    return otherwise
+    if len(found) > 1:
+        return "this value is what each of these mistakes would give: " + "; or ".join(found)
+    return found[0] if found else otherwise
 
 
 def _is_arraylike(value: Any) -> bool:
