@@ -284,3 +284,16 @@ def test_audit_wants_every_optional_argument_tried():
         assert "never calls the function with n= other than its default 2" in problem
     finally:
         unregister("99.8")
+
+
+def test_telltale_names_the_mistake_whose_value_the_answer_equals():
+    from aisys.labkit.checker import telltale
+    known = [(lambda n: n / 2, "keys only"), (lambda n: n * 8, "bits"), (lambda n: 1 / 0, "crashes: never named"),
+             (np.zeros(2), "wrong shape: never matched against a scalar")]
+    assert telltale(50.0, known, "the rule", args=(100,)) == "keys only"
+    assert telltale(800, known, "the rule", args=(100,)) == "bits"
+    assert telltale(0.0, known, "the rule", args=(100,)) == "the rule"         # shapes differ: no match
+    assert telltale(99.0, known, "the rule", args=(100,)) == "the rule"
+    both = telltale(50.0, known + [(50.0, "one layer")], "the rule", args=(100,))
+    assert "keys only" in both and "one layer" in both
+    assert telltale(float("nan"), [(float("nan"), "overflow")], "the rule") == "overflow"
