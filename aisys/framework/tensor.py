@@ -1,13 +1,19 @@
 """Tensor: a numpy array plus what autodiff, forward mode and tracing need to know about it.
 
 Every operation goes through :func:`apply`, which reads the op registry: shape/dtype inference
-first (so errors teach before numpy fails), then the numpy reference, then the tape record,
-the forward-mode tangent, and any observers (the tracer, the anomaly detector).
+first (so errors teach before numpy fails), then the kernel (``op.eager``: the op's numpy reference,
+or the dispatcher, which picks one, once kernels are registered for the op), then the tape record, the
+forward-mode tangent, and any observers (the tracer, the anomaly detector).
+
+Tensor's methods (``x.exp()``, ``x + y``, ``x.backward()``) call the public functions of
+``aisys.framework.ops`` and ``.autograd`` through ``_ops``, a namespace those modules fill when they
+load: they import Tensor, so Tensor does not import them (the import points one way, the call the other).
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import types
 
 import numpy as np
 
@@ -57,12 +63,12 @@ def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
         op = _OPS.get(op) or _get_op(op)         # _get_op only to raise its "did you mean" KeyError
     spec = op.infer(*inputs, **attrs)
     n = len(inputs)                               # the common arities without building a list
-    if n == 2:
-        data = op.ref(inputs[0]._data, inputs[1]._data, **attrs)
+    if n == 2:                                    # op.eager: the reference, or the dispatcher when kernels are
+        data = op.eager(inputs[0]._data, inputs[1]._data, **attrs)            # registered for the op
     elif n == 1:
-        data = op.ref(inputs[0]._data, **attrs)
+        data = op.eager(inputs[0]._data, **attrs)
     else:
-        data = op.ref(*[t._data for t in inputs], **attrs)
+        data = op.eager(*[t._data for t in inputs], **attrs)
     if type(data) is not np.ndarray:
         data = np.asarray(data)
     want = spec[1].np                             # spec.dtype (a tuple index: this runs on every op)
@@ -251,8 +257,7 @@ class Tensor:
         return self
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False):
-        from .autograd import backward
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        _ops.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, precision=4, separator=", ", threshold=50)
@@ -617,4 +622,5 @@ def randint(low, high, size, dtype=None) -> Tensor:
     return Tensor(_Generator.rng.integers(low, high, size=_shape_arg((size,))).astype(dt.np), dtype=dt)
 
 
-from . import ops as _ops   # noqa: E402  (ops import apply from here)
+_ops = types.SimpleNamespace()   # the public functions Tensor's methods call: filled by aisys.framework.ops and
+                                 # .autograd when they load (see the module docstring)

@@ -1,4 +1,4 @@
-"""Tiling, capacity and bandwidth (aisys.chip.memory + the event simulation)."""
+"""Tiling, capacity and bandwidth (aisys.chip.tiling + the event simulation)."""
 import math
 
 import pytest

@@ -225,3 +225,18 @@ def test_record_ops_is_trace_without_the_extras():
     assert _Mode.observers == []
     (y, z) = interpret(record_ops(lambda v: (v.exp(), v * 2.0), x), x2)       # several outputs
     assert np.allclose(y, np.exp(x2.numpy())) and np.allclose(z, 2 * x2.numpy())
+
+
+def test_compare_captures_is_the_record_the_widget_draws():
+    from aisys.frontend import compare_captures
+
+    x, h = rnn_inputs()
+    cmp = compare_captures(rnn_cell, [x, h], {"prev_h": [x, h], "-prev_h": [x, -h]})
+    same, other = cmp.run("prev_h"), cmp.run("-prev_h")
+    assert same.verdicts == {"traced": "right", "scripted": "right"}
+    assert other.verdicts == {"traced": "wrong", "scripted": "right"}   # the branch the trace baked in
+    np.testing.assert_allclose(other.outputs["scripted"], rnn_cell(x, -h).numpy(), rtol=1e-6)
+    assert cmp.run("-prev_h") is other and "branch baked" in cmp.warnings[0]
+    assert "traced   wrong" in cmp.summary("-prev_h") and other.eager_graph.name == "eager"
+    with pytest.raises(KeyError, match="no input variant 'h'"):
+        cmp.run("h")

@@ -357,23 +357,24 @@ LAB_DTYPE_FALLBACK = {"bfloat16": "float32", "float16": "float32", "int8": "int3
 
 
 @register("3.3", title="dispatch: the fallback order of an (op, device, dtype) dispatcher",
-          lab="03_graph_capture", reference="aisys.frontend.dispatch:dispatch_order",
-          bad=[Mistake("aisys.labkit.checks.lab03:_order_devices_before_upcast", says="then the fallback device"),
-               Mistake("aisys.labkit.checks.lab03:_order_forgets_the_reference", says="the reference"),
-               Mistake("aisys.labkit.checks.lab03:_order_any_dtype_last", says="then ('dev', '*')"),
+          lab="03_graph_capture", reference="aisys.framework.dispatch:dispatch_order",
+          bad=[Mistake("aisys.labkit.checks.lab03:_order_devices_before_upcast", says="before moving to the fallback device"),
+               Mistake("aisys.labkit.checks.lab03:_order_forgets_the_reference", says="end with ('*', '*')"),
+               Mistake("aisys.labkit.checks.lab03:_order_any_dtype_last", says="before the wider dtypes"),
                Mistake("aisys.labkit.checks.lab03:_order_one_fallback_step", says="until it has no entry"),
-               Mistake("aisys.labkit.checks.lab03:_order_any_dtype_first", says="exact dtype")])
+               Mistake("aisys.labkit.checks.lab03:_order_any_dtype_first", says="exact dtype"),
+               Mistake("aisys.labkit.checks.lab03:_order_skips_any_dtype", says="any-dtype kernel slot"),
+               Mistake("aisys.labkit.checks.lab03:_order_first_device_only", says="comes its fallback device")])
 def _check_3_3(fn, c: Checker):
-    from aisys.frontend.dispatch import Dispatcher, demo_dispatcher, dispatch_order
+    from aisys.framework.dispatch import Dispatcher, demo_dispatcher, dispatch_order
 
     kw = dict(device_fallback=LAB_DEVICE_FALLBACK, dtype_fallback=LAB_DTYPE_FALLBACK)
     got, error = _call(fn, "npu", "bfloat16", **kw)
     if error:
         c.fail("dispatch_order('npu', 'bfloat16', …)", expected="a list of (device, dtype)", got=error)
-    c.equal([tuple(k) for k in got], dispatch_order("npu", "bfloat16", **kw),
-            what="order for (npu, bfloat16)",
-            hint="per device: exact dtype, then ('dev', '*'), then wider dtypes; then the fallback device; "
-                 "finally ('*', '*'), the reference, which always exists")
+    want = dispatch_order("npu", "bfloat16", **kw)
+    got = [tuple(k) for k in got]
+    c.equal(got, want, what="order for (npu, bfloat16)", hint=_order_hint(got, want))
     got, error = _call(fn, "cpu", "float32", **kw)
     c.equal([tuple(k) for k in (got or [])], [("cpu", "float32"), ("cpu", "*"), ("*", "*")],
             what="order for (cpu, float32): no fallbacks left but the reference",
@@ -395,10 +396,49 @@ def _check_3_3(fn, c: Checker):
                                         f"{', '.join(devices)} × {', '.join(dtypes)})",
             hint="the first key in your order that has a registered kernel wins")
 
+    # the eager path: the library's own dispatcher (what every aisys op goes through) running your order
+    from aisys.framework.dispatch import DISPATCHER
+    from aisys.framework.tensor import tensor
+    a = tensor(np.arange(6.0).reshape(2, 3)).bfloat16()
+    with DISPATCHER.registered("matmul", np.matmul, "cpu", "float32", name="cpu_sgemm"), \
+            DISPATCHER.using_order(learner.order), DISPATCHER.recording() as log:
+        _, error = _call(lambda: a @ a.T)
+    c.equal(error or [r.kernel_name for r in log], ["cpu_sgemm"],
+            what="eager `a @ a.T` on bfloat16 cpu tensors, through aisys's dispatcher with your order",
+            hint="no bf16 kernel on the cpu: the order must try the wider dtype (cpu, float32) before the reference")
+
+
+def _order_hint(got, want) -> str:
+    """What a wrong fallback order got wrong, read off the keys it lists and their order."""
+    rule = ("per device: exact dtype, then ('dev', '*'), then wider dtypes; then the fallback device; finally "
+            "('*', '*'), the reference, which always exists")
+    if not got or got[-1] != ("*", "*"):
+        return "end with ('*', '*'): the registry's reference, which always exists, so no request is left without one"
+    devices = list(dict.fromkeys(d for d, _ in want if d != "*"))
+    mine = list(dict.fromkeys(d for d, _ in got if d != "*"))
+    if mine == devices[:1]:
+        return (f"after the {devices[0]} kernels comes its fallback device ({' → '.join(devices)}): only then "
+                f"('*', '*')")
+    runs = [d for k, (d, _) in enumerate(got) if d != "*" and (k == 0 or got[k - 1][0] != d)]
+    if len(runs) > len(set(runs)):
+        return ("finish one device — exact dtype, (dev, '*'), the wider dtypes — before moving to the fallback "
+                "device: computing bf16 in f32 on the npu beats leaving the npu")
+    if any((d, "*") not in got for d in devices):
+        return "each device has an any-dtype kernel slot: try (dev, '*') after the exact dtype"
+    for d in devices:
+        ours = [k for k in got if k[0] == d]
+        theirs = [k for k in want if k[0] == d]
+        if ours != theirs and sorted(ours) == sorted(theirs):
+            if ours.index((d, "*")) < ours.index((d, want[0][1])):
+                return "the exact dtype first: an exact kernel beats one that takes any dtype"
+            return (f"(dev, '*') comes right after the exact dtype, before the wider dtypes: running the kernel "
+                    f"that takes any dtype avoids a cast (device {d!r}: {theirs})")
+    return rule
+
 
 def _order_devices_before_upcast(device, dtype, *, device_fallback, dtype_fallback):
     """Mistake: try every device with the original dtype before computing in a wider dtype."""
-    from aisys.frontend.dispatch import _chain
+    from aisys.framework.dispatch import _chain
     devs, dts = _chain(device, device_fallback), _chain(dtype, dtype_fallback)
     order = [(d, t) for t in dts for d in devs]
     order += [(d, "*") for d in devs]
@@ -407,13 +447,13 @@ def _order_devices_before_upcast(device, dtype, *, device_fallback, dtype_fallba
 
 def _order_forgets_the_reference(device, dtype, *, device_fallback, dtype_fallback):
     """Mistake: no ("*", "*") at the end, so requests without a kernel fail."""
-    from aisys.frontend.dispatch import dispatch_order
+    from aisys.framework.dispatch import dispatch_order
     return dispatch_order(device, dtype, device_fallback=device_fallback, dtype_fallback=dtype_fallback)[:-1]
 
 
 def _order_any_dtype_last(device, dtype, *, device_fallback, dtype_fallback):
     """Mistake: on each device, up-cast to a wider dtype before trying the any-dtype kernel."""
-    from aisys.frontend.dispatch import _chain
+    from aisys.framework.dispatch import _chain
     order = []
     wider = _chain(dtype, dtype_fallback)[1:]
     for d in _chain(device, device_fallback):
@@ -433,7 +473,7 @@ def _order_one_fallback_step(device, dtype, *, device_fallback, dtype_fallback):
 
 def _order_any_dtype_first(device, dtype, *, device_fallback, dtype_fallback):
     """Mistake: tries the device's any-dtype kernel before the exact one."""
-    from aisys.frontend.dispatch import dispatch_order
+    from aisys.framework.dispatch import dispatch_order
     order = dispatch_order(device, dtype, device_fallback=device_fallback, dtype_fallback=dtype_fallback)
     out = []
     for k in order:
@@ -442,3 +482,16 @@ def _order_any_dtype_first(device, dtype, *, device_fallback, dtype_fallback):
         elif k[1] != "*" or k == ("*", "*"):
             out.append(k)
     return out
+
+
+def _order_skips_any_dtype(device, dtype, *, device_fallback, dtype_fallback):
+    """Mistake: never tries a device's any-dtype kernel ("*")."""
+    from aisys.framework.dispatch import dispatch_order
+    return [k for k in dispatch_order(device, dtype, device_fallback=device_fallback, dtype_fallback=dtype_fallback)
+            if k[1] != "*" or k[0] == "*"]
+
+
+def _order_first_device_only(device, dtype, *, device_fallback, dtype_fallback):
+    """Mistake: stops after the requested device (no device fallback), straight to the reference."""
+    from aisys.framework.dispatch import _chain
+    return [(device, dtype), (device, "*")] + [(device, w) for w in _chain(dtype, dtype_fallback)[1:]] + [("*", "*")]

@@ -218,10 +218,10 @@ def _plan_or_problem(fn, buffers, alignment=1):
 
 
 @register("5.2", title="Greedy best-fit offsets", lab="05_memory",
-          reference="aisys.compiler.memory.planners:greedy_by_size_offsets",
+          reference="aisys.compiler.memory.offset_planners:greedy_by_size_offsets",
           bad=[Mistake("aisys.labkit.checks.lab05:_plan_offsets_naive", says="reuse the bytes"),
                Mistake("aisys.labkit.checks.lab05:_plan_offsets_half_open_lifetimes", says="lifetimes are inclusive"),
-               Mistake("aisys.compiler.memory.planners:linear_scan_offsets", says="place the largest buffers first"),
+               Mistake("aisys.compiler.memory.offset_planners:linear_scan_offsets", says="place the largest buffers first"),
                Mistake("aisys.labkit.checks.lab05:_plan_offsets_smallest_first", says="place the largest buffers first"),
                Mistake("aisys.labkit.checks.lab05:_plan_offsets_always_on_top", says="fit each smaller one into the")])
 def _check_5_2(fn, c: Checker):
@@ -288,7 +288,7 @@ def _plan_offsets_naive(buffers):
 
 def _plan_offsets_smallest_first(buffers):
     """Mistake: best fit, but in increasing size: the big buffers arrive last and find no gap."""
-    from aisys.compiler.memory.planners import _best_fit_in_order
+    from aisys.compiler.memory.offset_planners import _best_fit_in_order
     order = sorted(range(len(buffers)), key=lambda i: (buffers[i].size, buffers[i].start))
     return {b.name: int(o) for b, o in zip(buffers, _best_fit_in_order(buffers, order))}
 
@@ -307,7 +307,7 @@ def _plan_offsets_half_open_lifetimes(buffers):
     """Mistake: treats [start, end] as half-open, so a buffer born at step s reuses one that dies at s."""
     import dataclasses
 
-    from aisys.compiler.memory.planners import greedy_by_size_offsets
+    from aisys.compiler.memory.offset_planners import greedy_by_size_offsets
     shrunk = [dataclasses.replace(b, end=max(b.start, b.end - 1)) for b in buffers]
     return greedy_by_size_offsets(shrunk)
 

@@ -76,17 +76,20 @@ def _check_10_1(fn, c: Checker):
 
 def _ring_shape(c: Checker, steps, p: int, what: str) -> None:
     """One chunk per rank per step, to the next rank on the ring; 2(p−1) steps."""
+    problem = ""
     for k, step in enumerate(steps):
         senders = [int(t[0]) for t in step]
         extra = sorted({r for r in senders if senders.count(r) > 1})
         wrong = [(int(t[0]), int(t[1])) for t in step if int(t[1]) != (int(t[0]) + 1) % p]
-        c.true(not extra and not wrong, what=f"{what}: step {k} uses the ring",
-               expected="each rank r sends one chunk, to rank (r+1) mod p",
-               got=(f"rank {extra[0]} sends {senders.count(extra[0])} messages" if extra else
-                    f"rank {wrong[0][0]} sends to rank {wrong[0][1]}" if wrong else ""),
-               hint="a ring link carries one chunk per step, from rank r to rank r+1: that is what makes every link "
-                    "busy all the time and each rank send only 2(p−1)/p of the vector; sending every chunk to every "
-                    "rank moves p/2 times more")
+        if extra or wrong:
+            problem = (f"step {k}: rank {extra[0]} sends {senders.count(extra[0])} messages" if extra else
+                       f"step {k}: rank {wrong[0][0]} sends to rank {wrong[0][1]}")
+            break
+    c.true(not problem, what=f"{what}: every step uses the ring",
+           expected="each rank r sends one chunk per step, to rank (r+1) mod p", got=problem,
+           hint="a ring link carries one chunk per step, from rank r to rank r+1: that is what makes every link "
+                "busy all the time and each rank send only 2(p−1)/p of the vector; sending every chunk to every "
+                "rank moves p/2 times more")
     adds = sum(1 for step in steps if step and all(bool(t[3]) for t in step))
     copies = sum(1 for step in steps if step and not any(bool(t[3]) for t in step))
     if adds == p - 1 and copies == 0:
@@ -321,12 +324,12 @@ def _check_10_3(fn, c: Checker):
         _a2a_messages(c, steps, p, what)
         x = [np.array([100 * i + 10 * j + k for j in range(p) for k in range(blk)], float) for i in range(p)]
         out = execute(sched, x)
-        for i in range(p):
-            for j in range(p):
-                c.true(np.array_equal(out[j][i * blk:(i + 1) * blk], x[i][j * blk:(j + 1) * blk]),
-                       what=f"{what}: block {j} of rank {i} at block {i} of rank {j}",
-                       expected=x[i][j * blk:(j + 1) * blk].tolist(), got=out[j][i * blk:(i + 1) * blk].tolist(),
-                       hint=hint)
+        wrong = [(i, j) for i in range(p) for j in range(p)
+                 if not np.array_equal(out[j][i * blk:(i + 1) * blk], x[i][j * blk:(j + 1) * blk])]
+        i, j = wrong[0] if wrong else (0, 0)
+        c.true(not wrong, what=f"{what}: block j of rank i at block i of rank j, for all {p * p} pairs",
+               expected=f"block {j} of rank {i} = {x[i][j * blk:(j + 1) * blk].tolist()} at block {i} of rank {j}",
+               got=f"{out[j][i * blk:(i + 1) * blk].tolist()} there ({len(wrong)} blocks misplaced)", hint=hint)
         worst = 0
         for step in steps:
             remote = [(int(s), int(d)) for s, d, _, _ in step if s != d]
@@ -341,19 +344,23 @@ def _check_10_3(fn, c: Checker):
 
 def _a2a_messages(c: Checker, steps, p: int, what: str) -> None:
     """Every message carries the block its receiver owns, to the right place, and every pair is served once."""
-    sent = {}
+    sent, wrong_block, wrong_place = {}, "", ""
     for k, step in enumerate(steps):
         for src, dst, sb, db in step:
             src, dst, sb, db = int(src), int(dst), int(sb), int(db)
-            c.true(sb == dst, what=f"{what}: step {k}, rank {src} sends block {sb} to rank {dst}",
-                   expected=f"block {dst} (the one rank {dst} owns)", got=f"block {sb}",
-                   hint="block j of every rank belongs to rank j: rank i sends its block d to rank d (at step s, "
-                        "d = (i+s) mod p)")
-            c.true(db == src, what=f"{what}: step {k}, rank {src}'s block {sb} lands at block {db} of rank {dst}",
-                   expected=f"block {src}", got=f"block {db}",
-                   hint="at the receiver it becomes block i, i being the rank it came from: block i of rank j holds "
-                        "what rank i had for j (the source's block index says whom it is for, not where it goes)")
+            if sb != dst and not wrong_block:
+                wrong_block = f"step {k}: rank {src} sends its block {sb} to rank {dst}"
+            if db != src and not wrong_place:
+                wrong_place = f"step {k}: rank {src}'s block {sb} lands at block {db} of rank {dst}"
             sent[src, dst] = sent.get((src, dst), 0) + 1
+    c.true(not wrong_block, what=f"{what}: each message carries the block its receiver owns",
+           expected="rank i sends block d to rank d", got=wrong_block,
+           hint="block j of every rank belongs to rank j: rank i sends its block d to rank d (at step s, "
+                "d = (i+s) mod p)")
+    c.true(not wrong_place, what=f"{what}: each block lands at the index of the rank it came from",
+           expected="block i of rank j holds what rank i sent", got=wrong_place,
+           hint="at the receiver it becomes block i, i being the rank it came from: block i of rank j holds "
+                "what rank i had for j (the source's block index says whom it is for, not where it goes)")
     own = [i for i in range(p) if (i, i) not in sent]
     c.true(not own, what=f"{what}: each rank keeps its own block", expected=f"(i, i, i, i) for every rank",
            got=f"rank {own[0]} never copies its own block" if own else "",

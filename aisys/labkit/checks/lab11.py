@@ -243,20 +243,23 @@ def _check_11_3(fn, c: Checker):
 
 def _pp_every_op_once(c: Checker, order, p: int, m: int, what: str) -> None:
     """Each stage runs F and B of every micro-batch once, each backward after its forward."""
+    missing, late = [], []
     for s, ops in enumerate(order):
-        missing = [f"{kind}{i}" for kind in "FB" for i in range(m) if ops.count((kind, i)) == 0]
-        warm = min(p - s - 1, m)
-        c.true(not missing, what=f"{what}: stage {s} runs F and B of every micro-batch",
-               expected=f"F0..F{m - 1} and B0..B{m - 1}", got=f"{', '.join(missing)} missing",
-               hint=(f"after the steady state comes the cool-down: stage {s} still owes the backwards of its "
-                     f"{warm} warm-up micro-batches (min(p−s−1, m)), run one after the other at the end"
-                     if missing and all(x.startswith("B") for x in missing) else
-                     "every stage runs the forward and the backward of each of the m micro-batches"))
-        late = [i for i in range(m) if ("B", i) in ops and ("F", i) in ops and ops.index(("B", i)) < ops.index(("F", i))]
-        c.true(not late, what=f"{what}: stage {s} runs each backward after its forward",
-               expected="F i before B i", got=f"B{late[0]} before F{late[0]}" if late else "",
-               hint="a backward needs its forward: B i uses the activations that F i saved (and the gradient from "
-                    "the next stage, which only exists once F i has gone down the whole pipeline)")
+        missing = missing or [(s, f"{kind}{i}") for kind in "FB" for i in range(m) if ops.count((kind, i)) == 0]
+        late = late or [(s, i) for i in range(m) if ("B", i) in ops and ("F", i) in ops
+                        and ops.index(("B", i)) < ops.index(("F", i))]
+    s = missing[0][0] if missing else 0
+    c.true(not missing, what=f"{what}: every stage runs F and B of every micro-batch",
+           expected=f"F0..F{m - 1} and B0..B{m - 1}",
+           got=f"stage {s}: {', '.join(x for _, x in missing)} missing" if missing else "",
+           hint=(f"after the steady state comes the cool-down: stage {s} still owes the backwards of its "
+                 f"{min(p - s - 1, m)} warm-up micro-batches (min(p−s−1, m)), run one after the other at the end"
+                 if missing and all(x.startswith("B") for _, x in missing) else
+                 "every stage runs the forward and the backward of each of the m micro-batches"))
+    c.true(not late, what=f"{what}: every backward after its forward", expected="F i before B i on every stage",
+           got=f"stage {late[0][0]} runs B{late[0][1]} before F{late[0][1]}" if late else "",
+           hint="a backward needs its forward: B i uses the activations that F i saved (and the gradient from "
+                "the next stage, which only exists once F i has gone down the whole pipeline)")
 
 
 def _pp_diagnosis(order, p: int, m: int, otherwise: str) -> str:
