@@ -266,13 +266,15 @@ class UtilizationView(widgets.VBox):
         self.window = widgets.IntRangeSlider(value=(0, int(self.total)), min=0, max=int(self.total), step=1,
                                              description="cycles", continuous_update=False,
                                              layout=widgets.Layout(width="640px"))
-        self.timeline = go.FigureWidget(layout=dict(
+        # both figures are drawn whole as Figures, then wrapped once: each widget starts with its traces in its
+        # state (traces added or updated before the browser draws the widget can be lost, leaving empty axes)
+        self.timeline = go.Figure(layout=dict(
             title=self.title, height=max(220, 60 + 34 * len(self.lanes)), barmode="overlay",
             xaxis=dict(title="cycle"), yaxis=dict(autorange="reversed", categoryorder="array",
                                                   categoryarray=self.lanes),
             margin=dict(l=90, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25)))
         self._add_timeline_traces()
-        self.bars = go.FigureWidget(layout=dict(
+        self.bars = go.Figure(layout=dict(
             title="share of the window", height=max(200, 50 + 28 * len(self.lanes)), barmode="stack",
             xaxis=dict(title="%", range=[0, 100]), yaxis=dict(autorange="reversed"),
             margin=dict(l=90, r=20, t=40, b=30)))
@@ -281,13 +283,14 @@ class UtilizationView(widgets.VBox):
                               marker_color=colour)
         self.heatmap = widgets.HTML()
         self.caption = widgets.HTML()
+        self._refresh()
+        self.timeline, self.bars = go.FigureWidget(self.timeline), go.FigureWidget(self.bars)
         self.window.observe(self._on_window, names="value")
         children = [self.window, self.caption, self.timeline, self.bars]
         if self._heat_source is not None:
             children.append(self.heatmap)
         super().__init__(children)
         self.add_class("aisys-utilization-view")   # the browser test finds the widget by it
-        self._refresh()
 
     @staticmethod
     def _segments_from_run(run: SystolicRun):
