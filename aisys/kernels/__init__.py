@@ -14,12 +14,14 @@ from .jit import cache_dir, load_kernel, loaded_kernels
 from .attention import AttentionStats, attention, attention_naive, paged_attention, tiled_attention_reference
 from . import conv
 from .conv import (ALGORITHMS, ConvGeometry, OpCounter, conv2d, im2col, winograd_matrices, winograd_1d, op_count,
-                   numerical_error, select_kernel, autotuned, autotune_cache, supports, conv2d_reference)
+                   numerical_error, select_kernel, autotuned, autotune_cache, supports, conv2d_reference,
+                   winograd_tile, Im2colRecord, im2col_record, AlgorithmComparison, compare_algorithms)
 
 __all__ = ["cache_dir", "load_kernel", "loaded_kernels", "AttentionStats", "attention", "attention_naive",
            "paged_attention", "tiled_attention_reference", "conv", "ALGORITHMS", "ConvGeometry", "OpCounter",
            "conv2d", "im2col", "winograd_matrices", "winograd_1d", "op_count", "numerical_error", "select_kernel",
-           "autotuned", "autotune_cache", "supports", "conv2d_reference"]          # and the lazy `cuda`
+           "autotuned", "autotune_cache", "supports", "conv2d_reference", "winograd_tile", "Im2colRecord", "im2col_record",
+           "AlgorithmComparison", "compare_algorithms"]          # and the lazy `cuda`
 
 
 def __getattr__(name):

@@ -39,6 +39,7 @@ from ..framework.registry import get as get_op
 from ..framework.shapes import conv_output_size
 
 __all__ = ["ALGORITHMS", "ConvGeometry", "OpCounter", "conv2d", "im2col", "winograd_matrices", "winograd_1d",
+           "winograd_tile", "Im2colRecord", "im2col_record", "AlgorithmComparison", "compare_algorithms",
            "op_count", "numerical_error", "select_kernel", "autotuned", "autotune_cache", "supports",
            "conv2d_reference"]
 
@@ -739,3 +740,112 @@ def _depthwise_weight_grad(g, x, geo: ConvGeometry):
                      _window(kw, geo.stride[1], geo.dilation[1], geo.OW)]
             dw[:, :, kh, kw] = np.einsum("ncmhw,nchw->cm", g5, win)
     return dw.reshape(geo.O, 1, geo.KH, geo.KW)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Records the widgets draw
+# ---------------------------------------------------------------------------------------------------
+
+def winograd_tile(d, g, m: int = 2):
+    """F(m×m, 3×3) on one (m+2)×(m+2) input tile ``d`` and a 3×3 filter ``g``: Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A,
+    the m×m outputs of correlating d with g. Returns (Y, multiplications in the elementwise product)."""
+    BT, G, AT = winograd_matrices(m, 3)
+    d, g = np.asarray(d, np.float64), np.asarray(g, np.float64)
+    if d.shape != (m + 2, m + 2) or g.shape != (3, 3):
+        raise ValueError(f"winograd_tile: F({m}×{m},3×3) takes a {m + 2}×{m + 2} tile and a 3×3 filter, got "
+                         f"{d.shape} and {g.shape}")
+    U, V = G @ g @ G.T, BT @ d @ BT.T
+    M = U * V
+    return AT @ M @ AT.T, M.size
+
+
+@dataclass
+class Im2colRecord:
+    """An NHWC batch, a kernel geometry and the im2col matrix some function made of it (Im2colView draws it):
+    for an output pixel, :meth:`row` is its row in the matrix and :meth:`patch` the input positions it reads."""
+    x: np.ndarray
+    geometry: ConvGeometry
+    cols: np.ndarray
+
+    def row(self, n: int, oh: int, ow: int) -> int:
+        g = self.geometry
+        return (n * g.OH + oh) * g.OW + ow
+
+    def patch(self, oh: int, ow: int) -> list[tuple[int, int, int, int, bool]]:
+        """(kh, kw, ih, iw, inside the image) for each tap, in the row's (kh, kw) order (channels innermost)."""
+        g = self.geometry
+        out = []
+        for kh in range(g.KH):
+            for kw in range(g.KW):
+                ih = oh * g.stride[0] - g.padding[0] + kh * g.dilation[0]
+                iw = ow * g.stride[1] - g.padding[1] + kw * g.dilation[1]
+                out.append((kh, kw, ih, iw, 0 <= ih < g.H and 0 <= iw < g.W))
+        return out
+
+    @property
+    def expansion(self) -> float:
+        """Bytes of the im2col matrix over bytes of the input (≈ KH·KW)."""
+        return self.cols.size / self.x.size
+
+
+def im2col_record(x_nhwc, kernel_size, stride=1, padding=0, dilation=1, *, im2col_fn=None) -> Im2colRecord:
+    """The record for Im2colView; ``im2col_fn`` (default :func:`im2col`) makes the matrix — a learner's own."""
+    x = np.asarray(x_nhwc)
+    KH, KW = _pair("kernel_size", kernel_size, 1)
+    geo = ConvGeometry.of(x.shape, (1, x.shape[3], KH, KW), stride, padding, dilation, 1, layout="NHWC")
+    cols = np.asarray((im2col_fn or im2col)(x, (KH, KW), stride, padding, dilation))
+    want = (geo.N * geo.OH * geo.OW, KH * KW * geo.C)
+    if cols.shape != want:
+        raise ValueError(f"im2col_record: the im2col matrix is {cols.shape}; for this batch it must be {want} "
+                         f"= (N·OH·OW, KH·KW·C)")
+    return Im2colRecord(x, geo, cols)
+
+
+@dataclass
+class AlgorithmComparison:
+    """Every algorithm that supports one convolution, side by side (KernelCompare draws it): counts, the best
+    of ``repeat`` timed runs, and the error against float64 in each dtype."""
+    x_shape: tuple
+    w_shape: tuple
+    attrs: dict
+    selected: str
+    reason: str
+    rows: list = field(default_factory=list)      # dicts: algorithm, mults, workspace_bytes, bytes_moved, seconds, error_<dtype>
+
+    def summary(self) -> str:
+        errs = [k for k in self.rows[0] if k.startswith("error_")] if self.rows else []
+        head = f"{'algorithm':13s} {'mults':>13s} {'workspace':>11s} {'time':>9s} " + " ".join(f"{e:>15s}" for e in errs)
+        lines = [f"conv {self.x_shape} * {self.w_shape} {self.attrs}: selected {self.selected} ({self.reason})", head]
+        for r in self.rows:
+            lines.append(f"{r['algorithm']:13s} {r['mults']:13,d} {r['workspace_bytes'] / 1024:9.1f}KB "
+                         f"{r['seconds'] * 1e3:7.2f}ms " + " ".join(f"{r[e]:15.2e}" for e in errs))
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+def compare_algorithms(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *,
+                       dtypes=("float32", "float16"), repeat: int = 3, seed: int = 0) -> AlgorithmComparison:
+    """Run every algorithm that supports this convolution: op counts, best-of-``repeat`` time (float32), and
+    the error against float64 in each of ``dtypes``."""
+    g = ConvGeometry.of(x_shape, w_shape, stride, padding, dilation, groups)
+    sel, why = select_kernel(x_shape, w_shape, g.stride, g.padding, g.dilation, g.groups, mode="rules")
+    rec = AlgorithmComparison(tuple(x_shape), tuple(w_shape), g.attrs(), sel, why)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    for alg in ALGORITHMS:
+        if _why_not(alg, g) is not None:
+            continue
+        row = dict(algorithm=alg, **op_count(alg, x_shape, w_shape, **g.attrs()))
+        conv2d(x, w, algorithm=alg, **g.attrs())                          # warm up (numba compiles)
+        best = math.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            conv2d(x, w, algorithm=alg, **g.attrs())
+            best = min(best, time.perf_counter() - t0)
+        row["seconds"] = best
+        for dt in dtypes:
+            row[f"error_{np.dtype(dt).name}"] = numerical_error(alg, x_shape, w_shape, **g.attrs(), dtype=dt, seed=seed)
+        rec.rows.append(row)
+    return rec
