@@ -40,7 +40,9 @@ SIMULATOR = numba_cuda.jit.__module__.startswith("numba.cuda.simulator")   #: ru
 
 from .device import DEVICES, DeviceSpec, LaunchError, check_launch  # noqa: E402
 from .trace import TrafficReport, profile, current_device, launch, to_device  # noqa: E402
-from .kernels import vector_add, reduce_sum, matmul, softmax_rows, conv2d, KERNELS  # noqa: E402
+from .kernels import (vector_add, reduce_sum, matmul, softmax_rows, conv2d, KERNELS,  # noqa: E402
+                      tiled_matmul_kernel)
 
 __all__ = ["numba_cuda", "SIMULATOR", "DEVICES", "DeviceSpec", "LaunchError", "check_launch", "TrafficReport",
-           "profile", "current_device", "launch", "to_device", "vector_add", "reduce_sum", "matmul", "softmax_rows", "conv2d", "KERNELS"]
+           "profile", "current_device", "launch", "to_device", "tiled_matmul_kernel", "vector_add", "reduce_sum",
+           "matmul", "softmax_rows", "conv2d", "KERNELS"]

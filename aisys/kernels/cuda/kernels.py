@@ -23,7 +23,7 @@ from numba import float32
 from . import numba_cuda as cuda
 from .trace import launch, to_device
 
-__all__ = ["vector_add", "reduce_sum", "matmul", "softmax_rows", "conv2d", "KERNELS"]
+__all__ = ["vector_add", "reduce_sum", "matmul", "softmax_rows", "conv2d", "KERNELS", "tiled_matmul_kernel"]
 
 KERNELS: dict = {}        # (kind, size) -> compiled kernel
 
@@ -65,7 +65,8 @@ def _conv2d(x, w, out, pad_h, pad_w):
         out[n, o, oh, ow] = acc
 
 
-def _tiled_kernel(T: int):
+def tiled_matmul_kernel(T: int):
+    """The shared-memory tiled matmul kernel for T×T tiles (launch it with T×T blocks over the output)."""
     key = ("matmul_tiled", T)
     if key not in KERNELS:
         @cuda.jit
@@ -216,7 +217,7 @@ def matmul(A, B, tile: int | None = None, block: int = 16) -> np.ndarray:
     else:
         if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
             raise ValueError(f"cuda.matmul: tile={tile!r} must be a positive int (or None for the naive kernel)")
-        launch(_tiled_kernel(tile), (-(-N // tile), -(-M // tile)), (tile, tile), dA, dB, dC,
+        launch(tiled_matmul_kernel(tile), (-(-N // tile), -(-M // tile)), (tile, tile), dA, dB, dC,
                shared_bytes=2 * tile * tile * 4, name=f"matmul_tiled{tile}")
     return dC.copy_to_host()
 
