@@ -585,18 +585,22 @@ def numerical_error(algorithm: str, x_shape, w_shape, stride=1, padding=0, dilat
 
 #: below this many (input × output) channels Winograd's transforms cost more than the multiplications saved
 WINOGRAD_MIN_CHANNELS = 64 * 64
+#: Measured (benchmarks/bench_conv.py --kernels, one thread): BLAS's im2col GEMM beats this module's numpy Winograd
+#: on every ResNet-18 3×3 layer — fewer multiplications, but its transforms add memory passes that cost more. So
+#: the rule sends Winograd-eligible layers to im2col unless asked (``prefer_winograd=True``) or autotuned.
+PREFER_WINOGRAD = False
 _AUTOTUNED: dict = {}
 _MODE = {"mode": "rules"}
 
 
 def select_kernel(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32", *,
-                  mode: str | None = None) -> tuple[str, str]:
+                  mode: str | None = None, prefer_winograd: bool | None = None) -> tuple[str, str]:
     """(algorithm, reason) for this convolution.
 
     ``mode="rules"`` (the default): depthwise when groups = in_channels; a 1×1, padding-0 convolution as one
-    GEMM; Winograd F(2×2,3×3) for a 3×3, stride-1, dilation-1, ungrouped float32/float64 convolution with
-    enough channels for its transforms to pay; im2col + GEMM otherwise (measured fastest on the remaining
-    shapes in benchmarks/bench_conv.py). ``mode="autotune"`` times every algorithm that supports the shape once
+    GEMM; Winograd F(2×2,3×3) only for a 3×3, stride-1, dilation-1, ungrouped float32/float64 convolution with
+    enough channels for its transforms to pay — and only when ``prefer_winograd`` (default
+    :data:`PREFER_WINOGRAD`, False: measured slower than im2col here); im2col + GEMM otherwise. ``mode="autotune"`` times every algorithm that supports the shape once
     (on seeded data of that shape) and remembers the winner per (shapes, attributes, dtype); ``autotuned()``
     makes it the eager default."""
     g = ConvGeometry.of(x_shape, w_shape, stride, padding, dilation, groups)
@@ -622,6 +626,10 @@ def select_kernel(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, d
         if g.C * g.O < WINOGRAD_MIN_CHANNELS:
             return "im2col", (f"3×3 stride 1, but only {g.C}×{g.O} channels: Winograd's tile transforms cost "
                               f"more than its 16-vs-36 multiplications save; im2col + GEMM")
+        if not (PREFER_WINOGRAD if prefer_winograd is None else prefer_winograd):
+            return "im2col", ("3×3 stride 1: Winograd-eligible (16 instead of 36 multiplications per 2×2 output "
+                              "tile), but measured slower than BLAS im2col on this CPU (bench_conv.py --kernels); "
+                              "im2col + GEMM (prefer_winograd=True or mode='autotune' to choose otherwise)")
         return "winograd_2x2", ("3×3 stride 1: Winograd F(2×2,3×3), 16 multiplications per 2×2 output tile "
                                 "instead of 36")
     why = _why_not("winograd_2x2", g)
@@ -670,7 +678,7 @@ _SELECTED: dict = {}
 
 def _selected(x, w, attrs) -> str:
     key = (x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"], x.dtype.str,
-           _MODE["mode"])
+           _MODE["mode"], PREFER_WINOGRAD)
     alg = _SELECTED.get(key)
     if alg is None:
         alg = _SELECTED[key] = select_kernel(x.shape, w.shape, **attrs, dtype=x.dtype)[0]

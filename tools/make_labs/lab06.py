@@ -206,18 +206,22 @@ print("in float16, F(4×4,3×3)'s error exceeds F(2×2,3×3)'s, which exceeds im
     (MD, """\
 `kernels.select_kernel` is the dispatch rule: Winograd only for 3×3, stride-1, dilation-1 convolutions in full
 precision with enough channels to pay for the transforms; depthwise for groups = channels; a 1×1 convolution as
-one GEMM on the image itself; im2col + GEMM for everything else. Each choice comes with its reason:"""),
+one GEMM on the image itself; im2col + GEMM for everything else. Look at the time bars above, though: with
+numpy, BLAS runs im2col's larger GEMM faster than Winograd's smaller one plus its transforms, so the rule sends
+even Winograd-eligible layers to im2col unless asked (`prefer_winograd=True`). Fewer multiplications is a
+means, not the goal. Each choice comes with its reason:"""),
     (CODE, """\
 table = [((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
-         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, stride=2)),
-         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, dtype="float16")),
-         ((1, 8, 32, 32), (8, 8, 3, 3), dict(padding=1)),
+         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, prefer_winograd=True)),
+         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, stride=2, prefer_winograd=True)),
+         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, dtype="float16", prefer_winograd=True)),
+         ((1, 8, 32, 32), (8, 8, 3, 3), dict(padding=1, prefer_winograd=True)),
          ((1, 64, 56, 56), (64, 1, 3, 3), dict(padding=1, groups=64)),
          ((1, 64, 56, 56), (128, 64, 1, 1), dict(stride=2)),
          ((1, 6, 14, 14), (16, 6, 5, 5), dict())]
 for xs_, ws_, attrs in table:
     alg, why = kernels.select_kernel(xs_, ws_, **attrs)
-    print(f"{str(ws_):16s} {str(attrs):36s} -> {alg:13s} {why}")"""),
+    print(f"{str(ws_):16s} {str(attrs):60s} -> {alg:13s} {why}")"""),
     (MD, """\
 `mode="autotune"` instead times every eligible algorithm once per shape and remembers the winner — what cuDNN's
 benchmark mode does. And eager execution uses all this: `F.conv2d` (and the two convolutions of its backward
@@ -231,7 +235,11 @@ with DISPATCHER.recording() as log:
 for r in log:
     if r.op.startswith("conv2d"):
         print(f"{r.op:23s} -> {r.kernel_name}")
-print("forward algorithm:", kernels.select_kernel(tuple(xt.shape), tuple(wt.shape), padding=1)[0])"""),
+print("forward algorithm:", kernels.select_kernel(tuple(xt.shape), tuple(wt.shape), padding=1)[0])
+with kernels.autotuned():                    # time the candidates once for this shape, then use the winner
+    kernels.select_kernel(tuple(xt.shape), tuple(wt.shape), padding=1)
+winner, timed = next(iter(kernels.autotune_cache().values()))
+print("autotune timed:", ", ".join(timed), "- and remembers the fastest for this shape")"""),
     (MD, """\
 ## 5. The CUDA programming model
 
