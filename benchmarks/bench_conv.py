@@ -10,7 +10,8 @@ convolutions (MACs of the direct convolution; the pools have none, so their colu
 plus output read and written); "matmul µs", for the convolutions, the time of just the batched matmul
 the reference performs (operands already built), the floor an im2col-style numpy reference can reach,
 so ref − matmul is what building columns / scattering them back costs.
-``--kernels`` instead times the *selected* kernel of ``aisys.kernels`` (what eager conv2d runs) at LeNet-5's and
+``--kernels`` instead times the *selected* kernel of ``aisys.kernels`` (what eager conv2d runs: the dispatcher,
+then the kernel the selection rule picks) at LeNet-5's and
 ResNet-18's 3×3 layer shapes, batch 1 and 32, against PyTorch's CPU conv2d (one thread, when installed) and the
 numpy reference, all in the same run; prints Winograd F(2×2,3×3)'s counted multiplications per 2×2 output tile
 (against the direct loops') and its float32 error; and times a LeNet-5 training step (bench_train.py's) with the
@@ -24,6 +25,7 @@ alike. Run by hand; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
@@ -133,17 +135,24 @@ LAYERS = [("LeNet conv1 5×5", (1, 28, 28), (6, 1, 5, 5), 2), ("LeNet conv2 5×5
           ("ResNet 3×3 512ch 7²", (512, 7, 7), (512, 512, 3, 3), 1)]
 
 
-def _best_s(fn, repeat, budget_s=0.2):
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    number = max(1, int(budget_s / max(once, 1e-6)))
-    return min(timeit.repeat(fn, repeat=repeat, number=number)) / number
+def _interleaved_s(fns: dict, repeat: int, budget_s: float = 0.2) -> dict:
+    """Best seconds per call of each function, timed in alternation (machine load hits all alike)."""
+    numbers = {}
+    for name, fn in fns.items():
+        fn()                                               # warm up (numba compiles, BLAS buffers)
+        t0 = time.perf_counter()
+        fn()
+        numbers[name] = max(1, int(budget_s / max(time.perf_counter() - t0, 1e-6)))
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            best[name] = min(best[name], timeit.timeit(fn, number=numbers[name]) / numbers[name])
+    return best
 
 
 def measure_kernels(repeat: int) -> list[dict]:
     from aisys import kernels
+    from aisys.framework.registry import get as get_op
     try:
         import torch
         torch.set_num_threads(1)
@@ -157,23 +166,29 @@ def measure_kernels(repeat: int) -> list[dict]:
             w = rng.standard_normal(ws).astype(np.float32)
             a = dict(stride=(1, 1), padding=(pad, pad), dilation=(1, 1), groups=1)
             alg, _ = kernels.select_kernel(x.shape, w.shape, **a)
-            sel = _best_s(lambda: kernels.conv2d(x, w, None, algorithm="auto", **a), repeat)
-            ref = _best_s(lambda: refs._conv_ref(x, w, None, **a), repeat)
-            row = dict(name=name, batch=batch, algorithm=alg, selected_s=sel, reference_s=ref, torch_s=None)
+            eager = get_op("conv2d").eager                 # what eager conv2d runs: the dispatcher -> the kernel
+            fns = {"selected": lambda: eager(x, w, **a),
+                   "reference": lambda: refs._conv_ref(x, w, None, **a)}
+            if kernels.supports("winograd_2x2", x.shape, w.shape, **a):
+                fns["winograd_2x2"] = lambda: kernels.conv2d(x, w, None, algorithm="winograd_2x2", **a)
             if torch is not None:
                 xt, wt = torch.from_numpy(x), torch.from_numpy(w)
-                with torch.no_grad():
-                    row["torch_s"] = _best_s(lambda: torch.nn.functional.conv2d(xt, wt, padding=pad), repeat)
-            rows.append(row)
+                fns["torch"] = lambda: torch.nn.functional.conv2d(xt, wt, padding=pad)
+            with (torch.no_grad() if torch is not None else contextlib.nullcontext()):
+                t = _interleaved_s(fns, repeat)
+            rows.append(dict(name=name, batch=batch, algorithm=alg, selected_s=t["selected"],
+                             reference_s=t["reference"], torch_s=t.get("torch"), winograd_s=t.get("winograd_2x2")))
     return rows
 
 
 def kernels_table(rows) -> str:
-    lines = [f"{'layer':<22} {'batch':>5} {'selected':<13} {'ms':>8} {'÷ torch (1 thr)':>16} {'÷ numpy ref':>12}"]
+    lines = [f"{'layer':<22} {'batch':>5} {'selected':<9} {'ms':>8} {'÷ torch (1 thr)':>16} {'÷ numpy ref':>12} "
+             f"{'winograd_2x2 ÷ ref':>19}"]
     for r in rows:
         vs_t = f"{r['selected_s'] / r['torch_s']:16.2f}" if r["torch_s"] else f"{'-':>16}"
-        lines.append(f"{r['name']:<22} {r['batch']:5d} {r['algorithm']:<13} {r['selected_s'] * 1e3:8.2f} {vs_t} "
-                     f"{r['selected_s'] / r['reference_s']:12.2f}")
+        wino = f"{r['winograd_s'] / r['reference_s']:19.2f}" if r["winograd_s"] else f"{'-':>19}"
+        lines.append(f"{r['name']:<22} {r['batch']:5d} {r['algorithm']:<9} {r['selected_s'] * 1e3:8.2f} {vs_t} "
+                     f"{r['selected_s'] / r['reference_s']:12.2f} {wino}")
     return "\n".join(lines)
 
 
@@ -204,16 +219,20 @@ def lenet_step_with_and_without(repeat: int) -> str:
     step = bt.aisys_step_fn("lenet", bt.init_weights(bt.LENET_SHAPES), x, y)
     ops = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
     saved = {op: dict(get_op(op).kernels) for op in ops}
-    with_k = _best_s(step, repeat, 0.5)
-    for op in ops:
-        for key in list(saved[op]):
-            DISPATCHER.unregister(op, *key)
-    try:
-        without = _best_s(step, repeat, 0.5)
-    finally:
+
+    def without_kernels():
         for op in ops:
-            for (dev, dt, lay), k in saved[op].items():
-                DISPATCHER.register(op, dev, dt, lay, k.name)(k.fn)
+            for key in list(saved[op]):
+                DISPATCHER.unregister(op, *key)
+        try:
+            step()
+        finally:
+            for op in ops:
+                for (dev, dt, lay), k in saved[op].items():
+                    DISPATCHER.register(op, dev, dt, lay, k.name)(k.fn)
+
+    t = _interleaved_s({"with": step, "without": without_kernels}, repeat, 0.3)
+    with_k, without = t["with"], t["without"]
     return (f"LeNet-5 training step, batch 32: {with_k * 1e3:.2f} ms with the conv kernels, {without * 1e3:.2f} ms "
             f"with the references: after / before = {with_k / without:.2f}")
 

@@ -676,12 +676,13 @@ def autotune_cache() -> dict:
 _SELECTED: dict = {}
 
 
-def _selected(x, w, attrs) -> str:
-    key = (x.shape, w.shape, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"], x.dtype.str,
+def _selected(op: str, x_shape, w_shape, attrs, dtype) -> str:
+    """The algorithm for one eager call, remembered per (op, shapes, attributes, dtype, mode)."""
+    key = (op, x_shape, w_shape, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"], dtype.str,
            _MODE["mode"], PREFER_WINOGRAD)
     alg = _SELECTED.get(key)
     if alg is None:
-        alg = _SELECTED[key] = select_kernel(x.shape, w.shape, **attrs, dtype=x.dtype)[0]
+        alg = _SELECTED[key] = select_kernel(x_shape, w_shape, **attrs, dtype=dtype)[0]
     return alg
 
 
@@ -691,28 +692,35 @@ def _native(*arrays) -> bool:
 
 @register_kernel("conv2d", device="cpu", layout="contiguous", name="aisys.kernels.conv2d")
 def _eager_conv2d(x, w, b=None, *, stride, padding, dilation, groups):
-    """float32/float64: the selected algorithm; other dtypes (float16, bfloat16) keep the registry's reference."""
-    if not _native(x, w, b) or x.dtype != w.dtype:
-        return get_op("conv2d").ref(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    """float32/float64: the selected algorithm (im2col is the registry's reference itself); other dtypes
+    (float16, bfloat16) keep the reference."""
     attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return conv2d(x, w, b, algorithm=_selected(x, w, attrs), **attrs)
+    if not _native(x, w, b) or x.dtype != w.dtype:
+        return _REFERENCE["conv2d"](x, w, b, **attrs)
+    alg = _selected("conv2d", x.shape, w.shape, attrs, x.dtype)
+    if alg == "im2col":
+        return _REFERENCE["conv2d"](x, w, b, **attrs)
+    return conv2d(x, w, b, algorithm=alg, **attrs)
 
 
 @register_kernel("conv2d_backward_input", device="cpu", layout="contiguous", name="aisys.kernels.conv2d_backward_input")
 def _eager_conv2d_backward_input(g, w, *, input_shape, stride, padding, dilation, groups):
     """At stride 1 the input gradient is itself a convolution: g, padded by dilation·(K−1) − padding, correlated
-    with the filters flipped in space and transposed (in ↔ out channels, per group) — so it runs the selected
-    forward algorithm (Winograd for a 3×3 layer). Strided layers keep the reference's col2im."""
+    with the filters flipped in space and transposed (in ↔ out channels, per group) — so when the selected
+    algorithm for *that* convolution is not im2col (Winograd, depthwise, a 1×1 GEMM) it runs it. Otherwise,
+    and for strided layers, the reference: im2col's own adjoint (col2im)."""
+    attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     (KH, KW), (ph, pw), (dh, dw) = w.shape[2:], padding, dilation
     fph, fpw = dh * (KH - 1) - ph, dw * (KW - 1) - pw
-    if stride != (1, 1) or fph < 0 or fpw < 0 or not _native(g, w) or g.dtype != w.dtype:
-        return get_op("conv2d_backward_input").ref(g, w, input_shape=input_shape, stride=stride, padding=padding,
-                                                   dilation=dilation, groups=groups)
-    O, Cg = w.shape[:2]
-    wt = w.reshape(groups, O // groups, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-    wt = np.ascontiguousarray(wt).reshape(groups * Cg, O // groups, KH, KW)
-    attrs = dict(stride=(1, 1), padding=(fph, fpw), dilation=dilation, groups=groups)
-    return conv2d(g, wt, None, algorithm=_selected(g, wt, attrs), **attrs)
+    if stride == (1, 1) and fph >= 0 and fpw >= 0 and _native(g, w) and g.dtype == w.dtype:
+        O, Cg = w.shape[:2]
+        wt_shape = (groups * Cg, O // groups, KH, KW)
+        flipped = dict(stride=(1, 1), padding=(fph, fpw), dilation=dilation, groups=groups)
+        alg = _selected("conv2d_backward_input", g.shape, wt_shape, flipped, g.dtype)
+        if alg != "im2col":
+            wt = w.reshape(groups, O // groups, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+            return conv2d(g, np.ascontiguousarray(wt).reshape(wt_shape), None, algorithm=alg, **flipped)
+    return _REFERENCE["conv2d_backward_input"](g, w, input_shape=input_shape, **attrs)
 
 
 @register_kernel("conv2d_backward_weight", device="cpu", layout="contiguous",
@@ -721,18 +729,21 @@ def _eager_conv2d_backward_weight(g, x, *, weight_shape, stride, padding, dilati
     """The weight gradient is a reduction over the batch and the output pixels: depthwise layers reduce each
     tap's shifted plane against g (no columns), 1×1 layers are one GEMM per image on the image itself; the
     rest use the reference's im2col + GEMM."""
-    geo = ConvGeometry.of(x.shape, weight_shape, stride, padding, dilation, groups)
+    attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     if _native(g, x) and g.dtype == x.dtype:
-        alg = select_kernel(x.shape, weight_shape, stride, padding, dilation, groups, dtype=x.dtype, mode="rules")[0]
+        alg = _selected("conv2d", x.shape, tuple(weight_shape), attrs, x.dtype)
         if alg == "depthwise":
-            return _depthwise_weight_grad(g, x, geo)
+            return _depthwise_weight_grad(g, x, ConvGeometry.of(x.shape, weight_shape, **attrs))
         if alg == "gemm_1x1":
+            geo = ConvGeometry.of(x.shape, weight_shape, **attrs)
             xs = x if geo.stride == (1, 1) else x[:, :, ::geo.stride[0], ::geo.stride[1]]
             G, Og, Cg, P = geo.groups, geo.O // geo.groups, geo.Cg, geo.OH * geo.OW
             per = np.matmul(g.reshape(geo.N, G, Og, P), xs.reshape(geo.N, G, Cg, P).transpose(0, 1, 3, 2))
             return per.sum(0).reshape(weight_shape).astype(g.dtype, copy=False)
-    return get_op("conv2d_backward_weight").ref(g, x, weight_shape=weight_shape, stride=stride, padding=padding,
-                                                dilation=dilation, groups=groups)
+    return _REFERENCE["conv2d_backward_weight"](g, x, weight_shape=weight_shape, **attrs)
+
+
+_REFERENCE = {op: get_op(op).ref for op in ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")}
 
 
 def _depthwise_weight_grad(g, x, geo: ConvGeometry):

@@ -97,6 +97,20 @@ def tiled_matmul_kernel(T: int):
     return KERNELS[key]
 
 
+@cuda.jit(device=True)
+def _tree(s, t, T, take_max):
+    """Halve the active threads each round: s[t] ⊕= s[t + stride]; afterwards s[0] holds the block's result."""
+    stride = T // 2
+    while stride > 0:
+        if t < stride:
+            if take_max:
+                s[t] = max(s[t], s[t + stride])
+            else:
+                s[t] += s[t + stride]
+        cuda.syncthreads()
+        stride //= 2
+
+
 def _reduce_kernel(T: int):
     key = ("reduce_sum", T)
     if key not in KERNELS:
@@ -112,12 +126,7 @@ def _reduce_kernel(T: int):
                 v += x[i + T]
             s[t] = v
             cuda.syncthreads()
-            stride = T // 2
-            while stride > 0:
-                if t < stride:
-                    s[t] += s[t + stride]
-                cuda.syncthreads()
-                stride //= 2
+            _tree(s, t, T, False)
             if t == 0:
                 partial[cuda.blockIdx.x] = s[0]
         KERNELS[key] = reduce_tree
@@ -136,12 +145,7 @@ def _softmax_kernel(T: int):
                 m = max(m, x[row, j])
             s[t] = m
             cuda.syncthreads()
-            stride = T // 2
-            while stride > 0:
-                if t < stride:
-                    s[t] = max(s[t], s[t + stride])
-                cuda.syncthreads()
-                stride //= 2
+            _tree(s, t, T, True)
             mx = s[0]
             cuda.syncthreads()
             acc = 0.0
@@ -149,12 +153,7 @@ def _softmax_kernel(T: int):
                 acc += math.exp(x[row, j] - mx)
             s[t] = acc
             cuda.syncthreads()
-            stride = T // 2
-            while stride > 0:
-                if t < stride:
-                    s[t] += s[t + stride]
-                cuda.syncthreads()
-                stride //= 2
+            _tree(s, t, T, False)
             total = s[0]
             for j in range(t, n, T):
                 out[row, j] = math.exp(x[row, j] - mx) / total

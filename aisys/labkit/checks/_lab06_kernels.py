@@ -24,28 +24,10 @@ def naive(T):
 
 def whole_row_per_thread(T):
     """Correct, but each thread loads its whole tile row of A and column of B (T values each) per phase."""
-    @cuda.jit
-    def kernel(A, B, C):
-        sA = cuda.shared.array((T, T), float32)
-        sB = cuda.shared.array((T, T), float32)
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        row, col = cuda.blockIdx.y * T + ty, cuda.blockIdx.x * T + tx
-        M, K, N = A.shape[0], A.shape[1], B.shape[1]
-        acc = 0.0
-        for p in range((K + T - 1) // T):
-            for k in range(T):
-                sA[ty, k] = A[row, p * T + k] if row < M and p * T + k < K else 0.0
-                sB[k, tx] = B[p * T + k, col] if col < N and p * T + k < K else 0.0
-            cuda.syncthreads()
-            for k in range(T):
-                acc += sA[ty, k] * sB[k, tx]
-            cuda.syncthreads()
-        if row < M and col < N:
-            C[row, col] = acc
-    return kernel
+    return _tiled(T, whole_row=True)
 
 
-def _tiled(T, phases_ceil=True, zero_fill=True, swap_a=False, b_by_tx=False):
+def _tiled(T, phases_ceil=True, zero_fill=True, swap_a=False, b_by_tx=False, whole_row=False):
     @cuda.jit
     def kernel(A, B, C):
         sA = cuda.shared.array((T, T), float32)
@@ -56,14 +38,20 @@ def _tiled(T, phases_ceil=True, zero_fill=True, swap_a=False, b_by_tx=False):
         phases = (K + T - 1) // T if phases_ceil else K // T
         acc = 0.0
         for p in range(phases):
-            if row < M and p * T + tx < K:
+            if whole_row:
+                for k in range(T):
+                    sA[ty, k] = A[row, p * T + k] if row < M and p * T + k < K else 0.0
+                    sB[k, tx] = B[p * T + k, col] if col < N and p * T + k < K else 0.0
+            elif row < M and p * T + tx < K:
                 if swap_a:
                     sA[tx, ty] = A[row, p * T + tx]
                 else:
                     sA[ty, tx] = A[row, p * T + tx]
             elif zero_fill:
                 sA[ty, tx] = 0.0
-            if col < N and p * T + ty < K:
+            if whole_row:
+                pass
+            elif col < N and p * T + ty < K:
                 sB[ty, tx] = B[p * T + tx, col] if b_by_tx else B[p * T + ty, col]
             elif zero_fill:
                 sB[ty, tx] = 0.0
