@@ -15,32 +15,10 @@ imports it.
 """
 from __future__ import annotations
 
-import ctypes.util
-import os
-import sys
-
-
-def _want_simulator() -> bool:
-    env = os.environ.get("NUMBA_ENABLE_CUDASIM")
-    if env is not None:
-        return env not in ("", "0")
-    return not (os.path.exists("/dev/nvidiactl") or ctypes.util.find_library("cuda"))
-
-
-def _load_numba_cuda():
-    from numba.core import config
-    if "numba.cuda" not in sys.modules and _want_simulator():
-        config.ENABLE_CUDASIM = True
-    from numba import cuda
-    return cuda
-
-
-numba_cuda = _load_numba_cuda()
-SIMULATOR = numba_cuda.jit.__module__.startswith("numba.cuda.simulator")   #: running under the simulator
-
-from .device import DEVICES, DeviceSpec, LaunchError, check_launch  # noqa: E402
-from .trace import TrafficReport, profile, current_device, launch, to_device  # noqa: E402
-from .kernels import (vector_add, reduce_sum, matmul, softmax_rows, conv2d, KERNELS,  # noqa: E402
+from .backend import SIMULATOR, numba_cuda
+from .device import DEVICES, DeviceSpec, LaunchError, check_launch
+from .trace import TrafficReport, profile, current_device, launch, to_device
+from .kernels import (vector_add, reduce_sum, matmul, softmax_rows, conv2d, KERNELS,
                       tiled_matmul_kernel)
 
 __all__ = ["numba_cuda", "SIMULATOR", "DEVICES", "DeviceSpec", "LaunchError", "check_launch", "TrafficReport",

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import float32
 
-from . import numba_cuda as cuda
+from .backend import numba_cuda as cuda
 from .trace import launch, to_device
 
 __all__ = ["vector_add", "reduce_sum", "matmul", "softmax_rows", "conv2d", "KERNELS", "tiled_matmul_kernel"]

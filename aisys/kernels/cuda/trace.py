@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import SIMULATOR, numba_cuda
+from .backend import SIMULATOR, numba_cuda
 from .device import DEVICES, DeviceSpec, check_launch
 
 __all__ = ["TrafficReport", "profile", "current_device", "launch", "to_device"]
