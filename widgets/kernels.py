@@ -75,8 +75,9 @@ class Im2colView(widgets.VBox):
         row = r.row(n, oh, ow)
         ph, pw = g.padding
         cell = max(12, min(28, 360 // max(g.H + 2 * ph, g.W + 2 * pw)))
-        body, top, left = [], 40, 20
-        body.append(_text(left, 18, f"input (image {n}, channel {self.channel}); padding in grey", 13, weight="bold"))
+        body, top, left = [], 48, 20
+        body.append(_text(left, 18, f"input: image {n}, channel {self.channel}", 13, weight="bold"))
+        body.append(_text(left, 34, "grey: padding; red: the patch", 12))
         plane = r.x[n, :, :, self.channel]
         lo, hi = float(plane.min()), float(plane.max())
         read = {(ih, iw) for _, _, ih, iw, _ in taps}
@@ -87,12 +88,13 @@ class Im2colView(widgets.VBox):
                 hit = (i, j) in read
                 body.append(_rect(left + (j + pw) * cell, top + (i + ph) * cell, cell, cell, fill,
                                   "#dc2626" if hit else "#d1d5db", 2.5 if hit else 1))
-        width_in = left + (g.W + 2 * pw) * cell + 30
+        width_in = left + max((g.W + 2 * pw) * cell, 200) + 40
         # the im2col matrix: rows (n, oh, ow), columns (kh, kw, c)
         R, K = r.cols.shape
-        mc = max(3.0, min(14.0, 460 / max(K, 1), 380 / max(R, 1)))
-        mx = width_in + 10
-        body.append(_text(mx, 18, f"im2col matrix {R} × {K}  (N·OH·OW × KH·KW·C)", 13, weight="bold"))
+        mc = max(3.0, min(14.0, 460 / max(K, 1), 600 / max(R, 1)))
+        mx = width_in
+        body.append(_text(mx, 18, f"im2col matrix {R} × {K}", 13, weight="bold"))
+        body.append(_text(mx, 34, "rows N·OH·OW, columns KH·KW·C", 12))
         clo, chi = float(r.cols.min()), float(r.cols.max())
         for i in range(R):
             for j in range(K):
@@ -100,7 +102,7 @@ class Im2colView(widgets.VBox):
         body.append(_rect(mx - 1, top + row * mc - 1, K * mc + 2, mc + 2, "none", "#dc2626", 2.5))
         body.append(_text(mx + K * mc + 6, top + row * mc + mc, f"row {row}", 12, fill="#dc2626"))
         height = top + max((g.H + 2 * ph) * cell, R * mc) + 20
-        self.picture.value = _svg(mx + K * mc + 70, height, body)
+        self.picture.value = _svg(max(mx + K * mc + 70, mx + 200), height, body)
         outside = sum(1 for t in taps if not t[4])
         self.caption.value = (f"<span style='font-size:13px'>output pixel (n={n}, oh={oh}, ow={ow}) is row {row} = "
                               f"(n·OH + oh)·OW + ow; it reads {len(taps)} taps × {g.C} channels, {outside} of the "
