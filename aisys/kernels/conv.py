@@ -551,7 +551,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm
            layout: str = "NCHW", counter: OpCounter | None = None) -> np.ndarray:
     """The convolution ``algorithm`` computes (cross-correlation, as PyTorch's conv2d): NCHW input (NHWC with
     ``layout="NHWC"``), (O, C/groups, KH, KW) weights, optional (O,) bias. ``algorithm="auto"`` asks
-    :func:`select_kernel`. ``counter`` (an :class:`OpCounter`) receives what the kernel did."""
+    :func:`select_kernel` (NHWC: im2col). ``counter`` (an :class:`OpCounter`) receives what the kernel did."""
     x = np.asarray(getattr(x, "_data", x))
     w = np.asarray(getattr(w, "_data", w))
     b = None if bias is None else np.asarray(getattr(bias, "_data", bias))
@@ -562,7 +562,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm
         raise ValueError(f"kernels.conv2d: bias shape {b.shape} must be ({g.O},)")
     if algorithm == "auto":
         if layout == "NHWC":
-            algorithm = "direct"
+            algorithm = "im2col"                  # the lecture's (N·OH·OW) × (KH·KW·C) matrix and one BLAS GEMM
         else:
             algorithm, _ = select_kernel(x.shape, w.shape, g.stride, g.padding, g.dilation, g.groups,
                                          dtype=x.dtype.name)

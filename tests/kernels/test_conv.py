@@ -71,7 +71,7 @@ def test_every_algorithm_equals_the_float64_reference(algorithm):
     check()
 
 
-@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+@pytest.mark.parametrize("algorithm", ["direct", "im2col", "auto"])
 def test_nhwc_layout_equals_nchw(algorithm):
     x, w, b = _data((2, 7, 9, 4), (6, 2, 3, 2))
     a = dict(stride=(2, 1), padding=(1, 0), dilation=(2, 1), groups=2)
