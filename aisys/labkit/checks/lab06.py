@@ -144,7 +144,7 @@ def _check_6_1(fn, c: Checker):
         label = f"{what}: im2col_nhwc(x{shape}, kernel_size={k}, stride={s}, padding={p}, dilation={d})"
         if err is not None:
             c.fail(label, expected=f"an array of shape {expected.shape}", got=err,
-                   hint=_diagnose(None, [], (), "build the padded image, then copy each tap's strided window"))
+                   hint="build the zero-padded image, then copy each tap's strided window into its columns")
         got = np.asarray(got)
         hint = _diagnose(got, _MISTAKES_61, (x, k, s, p, d),
                          "row (n·OH + oh)·OW + ow holds x at (oh·stride − padding + kh·dilation, ...) for each "
@@ -245,8 +245,8 @@ def _check_6_2(fn, c: Checker):
         if err is not None or not isinstance(got, tuple) or len(got) != 2:
             shown = err or f"{type(got).__name__} {got!r}"
             c.fail(label, expected="(Y as a 2×2 array, multiplications)", got=shown,
-                   hint=_diagnose(None, [], (), "return a pair: the 2×2 output and the count of the ⊙ products")
-                   if err is None else _hint_for_error(err))
+                   hint="return a pair: the 2×2 output and the count of the ⊙ products" if err is None
+                   else _hint_for_error(err))
         Y, mults = got
         hint = _diagnose((np.asarray(Y, float), mults), _MISTAKES_62, (d, g),
                          "Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A with the lecture's Bᵀ (4×4), G (4×3), Aᵀ (2×4)")
