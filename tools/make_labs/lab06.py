@@ -207,9 +207,10 @@ print("in float16, F(4×4,3×3)'s error exceeds F(2×2,3×3)'s, which exceeds im
 `kernels.select_kernel` is the dispatch rule: Winograd only for 3×3, stride-1, dilation-1 convolutions in full
 precision with enough channels to pay for the transforms; depthwise for groups = channels; a 1×1 convolution as
 one GEMM on the image itself; im2col + GEMM for everything else. Look at the time bars above, though: with
-numpy, BLAS runs im2col's larger GEMM faster than Winograd's smaller one plus its transforms, so the rule sends
-even Winograd-eligible layers to im2col unless asked (`prefer_winograd=True`). Fewer multiplications is a
-means, not the goal. Each choice comes with its reason:"""),
+numpy, BLAS usually runs im2col's larger GEMM faster than Winograd's smaller one plus its transforms
+(`benchmarks/bench_conv.py --kernels` measures ResNet-18's layers), so the rule sends even Winograd-eligible
+layers to im2col unless asked (`prefer_winograd=True`). Fewer multiplications is a means, not the goal. Each
+choice comes with its reason:"""),
     (CODE, """\
 table = [((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
          ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, prefer_winograd=True)),
