@@ -3,7 +3,8 @@ depends on the layer, and each trades multiplications, workspace and accuracy di
 
     algorithm       what it does                                                   supports
     direct          the seven nested loops (numba), NCHW; NHWC with layout="NHWC"  everything
-    im2col          copy every receptive field into a row, then one GEMM (BLAS)    everything
+    im2col          copy every receptive field into a row, then one GEMM (BLAS),   everything
+                    over cache-sized chunks of the batch
     winograd_2x2    F(2×2,3×3): Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 4×4 input tile     3×3, stride 1, dilation 1, groups 1
     winograd_4x4    F(4×4,3×3) on 6×6 tiles: fewer multiplications, more rounding   3×3, stride 1, dilation 1, groups 1
     depthwise       one filter per channel: KH·KW multiply-adds of whole planes     groups = in_channels
@@ -12,10 +13,11 @@ depends on the layer, and each trades multiplications, workspace and accuracy di
 Every algorithm can fill an :class:`OpCounter` as it runs (``counter=``): the multiplications it performed
 (for Winograd, the elementwise products it actually computed: 16 per 2×2 output tile and (input, output)
 channel pair, against 36 for the direct loops), additions, the bytes of extra workspace it allocated
-(im2col's column matrix is ≈KH·KW times the input) and the bytes it moved. :func:`op_count` gives the same
+(im2col's column matrix is ≈KH·KW times the input — of one chunk of the batch) and the bytes it moved. :func:`op_count` gives the same
 figures in closed form, without running anything; tests hold the two equal.
 
-:func:`select_kernel` is the dispatch rule (with its reason); ``mode="autotune"`` times the eligible
+:func:`select_kernel` is the dispatch rule (with its reason; Winograd-eligible layers go to im2col unless
+``prefer_winograd``, because BLAS's GEMM measured faster here); ``mode="autotune"`` times the eligible
 algorithms once per shape and remembers the winner. The eager ``conv2d`` op and its two backward ops run
 the selected kernel: this module registers them with :func:`aisys.framework.dispatch.register_kernel`
 (``aisys`` imports it at start-up; numba loads only when the direct kernel first runs).
