@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import nbformat
+
 import labcells  # tools/make_labs/labcells.py (this folder is on sys.path when run as a script)
 from labcells import CODE, EXERCISE_DEPENDENT, MD
 
@@ -324,6 +326,10 @@ block → warp → thread, memory global → shared → registers — in a kerne
 factor. Next, lab 08 puts these counts on a roofline: how many operations per byte a kernel does decides whether
 it is limited by compute or by memory."""),
 ]
+
+
+def build() -> nbformat.NotebookNode:
+    return labcells.build(CELLS, "lab06")
 
 
 if __name__ == "__main__":
