@@ -15,13 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from aisys.labkit import Checker, register
-from aisys.labkit import registry as _registry
 from aisys.labkit.learner import call as _call
-
-
-def _bad(pairs):
-    """``(target, words)`` pairs where the lab platform names each mistake's words (``Mistake``), else targets."""
-    return list(pairs) if hasattr(_registry, "Mistake") else [t for t, _ in pairs]
 
 
 def _diagnose(got, mistakes, case, otherwise: str) -> str:
@@ -124,7 +118,7 @@ _BAD_61 = [(f"aisys.labkit.checks.lab06:{fn.__name__}", words.split(":")[0].spli
 
 
 @register("6.1", title="im2col for an NHWC batch", lab="06_kernels", reference="aisys.kernels.conv:im2col",
-          bad=_bad(_BAD_61))
+          bad=_BAD_61)
 def _check_6_1(fn, c: Checker):
     from aisys.kernels import conv2d_reference, im2col as reference
 
@@ -223,7 +217,7 @@ _BAD_62 = [(f"aisys.labkit.checks.lab06:{fn.__name__}", words.split(":")[0].spli
 
 
 @register("6.2", title="Winograd F(2×2,3×3) on one tile", lab="06_kernels",
-          reference="aisys.kernels.conv:winograd_tile", bad=_bad(_BAD_62))
+          reference="aisys.kernels.conv:winograd_tile", bad=_BAD_62)
 def _check_6_2(fn, c: Checker):
     from numpy.lib.stride_tricks import sliding_window_view
 
@@ -279,7 +273,7 @@ _HINT_63 = ("thread (tx, ty) of block (bx, by) computes C[by·T + ty, bx·T + tx
 
 
 @register("6.3", title="A shared-memory tiled matmul in the CUDA model", lab="06_kernels",
-          reference="aisys.kernels.cuda.kernels:tiled_matmul_kernel", bad=_bad(_BAD_63))
+          reference="aisys.kernels.cuda.kernels:tiled_matmul_kernel", bad=_BAD_63)
 def _check_6_3(fn, c: Checker):
     from aisys.kernels import cuda as gpu
 
