@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..framework.graph import Graph, interpret
+from ..framework.inplace import bump
 from ..framework.tensor import Tensor
 from .manager import PassLog, PassManager
 from .passes import default_pipeline, resolve
@@ -94,6 +95,7 @@ class CompiledFunction:
             t = self._state.get(name)
             if t is not None:
                 t._data[...] = outs[self._returns + j]
+                bump(t._data, f"the compiled {self.original.name!r} updating its state")
         res = [Tensor._wrap(np.asarray(o)) for o in outs[:self._returns]]
         if not res:
             return None

@@ -11,12 +11,15 @@ import itertools
 
 import numpy as np
 
+from .inplace import check_saved, resolve_rebased
 from .tensor import Tensor, _Mode, enable_grad, no_grad, set_grad_enabled
 
 
 def _topo(roots):
-    """Tensors reachable from ``roots`` through recorded ops, inputs before outputs (iterative DFS)."""
+    """Tensors reachable from ``roots`` through recorded ops, inputs before outputs (iterative DFS). An input
+    that an in-place op rebased after this op ran is replaced, once, by the shadow of its old history."""
     order, seen = [], set()
+    rebased = _Mode.rebases
     for root in roots:
         if root._ctx is None or id(root) in seen:
             continue
@@ -36,6 +39,10 @@ def _topo(roots):
             if ctx[1] is _FREED:
                 raise RuntimeError("backward through a graph a second time: its saved intermediates were freed "
                                    "after the first backward(); pass retain_graph=True to the first call")
+            if rebased:
+                ins = resolve_rebased(ctx[1], t._epoch)
+                if ins is not ctx[1]:
+                    t._ctx = ctx = (ctx[0], ins, ctx[2])
             for x in ctx[1]:
                 if x._ctx is not None and id(x) not in seen:
                     stack.append((x, False))
@@ -120,6 +127,7 @@ def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None, own_leave
         keep[id(r)] = r
     target_ids = None if targets is None else {id(t) for t in targets}
     order = _topo(roots)
+    epoch = _Mode.epoch
     prev, _Mode.grad_enabled = _Mode.grad_enabled, False
     try:
         for t in reversed(order):
@@ -127,6 +135,8 @@ def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None, own_leave
             g = grads.get(tid)
             if g is None:
                 continue
+            if t._epoch < epoch:                        # an in-place write happened since this op ran
+                check_saved(t)
             op, inputs, attrs = t._ctx
             twin = op.vjp_np
             if twin is not None:
@@ -169,11 +179,14 @@ def _run_backward(roots, grad_roots, create_graph, retain_graph, targets=None):
         keep[id(r)] = r
     target_ids = None if targets is None else {id(t) for t in targets}
     order = _topo(roots)
+    epoch = _Mode.epoch
     with set_grad_enabled(create_graph):
         for t in reversed(order):
             g = grads.get(id(t))
             if g is None:
                 continue
+            if t._epoch < epoch:
+                check_saved(t)
             op, inputs, attrs = t._ctx
             prev = getattr(_Mode, "backward_of", None)
             _Mode.backward_of = op.name

@@ -16,9 +16,13 @@ from collections import defaultdict
 
 import numpy as np
 
+from .inplace import bump
 from .tensor import Tensor, _Mode, no_grad
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+
+
+_STEP = "an optimizer's step()"          # where a version error says the write happened
 
 
 def _fast() -> bool:
@@ -33,6 +37,7 @@ def _val(t: Tensor, fast: bool):
 def _set(t: Tensor, value, fast: bool) -> None:
     if fast:
         t._data[...] = value
+        bump(t._data, _STEP)
     else:
         t.assign_(value)
 
@@ -41,6 +46,7 @@ def _sub_(t: Tensor, delta, fast: bool) -> None:
     """t ← t − delta (in place on the array when fast: the same rounding as computing t − delta, then copying)."""
     if fast:
         np.subtract(t._data, delta, out=t._data)
+        bump(t._data, _STEP)
     else:
         t.assign_(t - delta)
 

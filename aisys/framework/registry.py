@@ -9,6 +9,10 @@ Each op is defined once with
   fusion                               a FusionKind, read by the fusion pass
   cost(in_specs, out_spec, **attrs)    FLOPs and bytes moved, read by passes, the roofline and the chip
 
+Optional, for in-place safety: ``saved``, which values the VJP reads (input indices and/or "out"; an entry
+``(v, j, ...)`` means v is read only for the gradient of inputs j, ...; None, the default, means all of them). ``backward()`` refuses to run a VJP whose saved values were overwritten in place
+after the op ran (see ``inplace``), as PyTorch does; ops that only need shapes declare ``saved=()``.
+
 Optional, for speed only: ``vjp_np(g, out, *inputs, **attrs)``, the same VJP on numpy arrays, which a plain
 first-order ``backward()`` uses instead of building backward ops (see ``fast_vjp``; a test holds every one
 equal to ``vjp``, which stays the definition).
@@ -69,6 +73,7 @@ class OpDef:
     source: str = ""                # file:line of the definition, shown by pass logs and docs
     torch_name: str | None = None   # the PyTorch function this mirrors, for docs
     vjp_np: Callable | None = None  # numpy twin of vjp for the eager fast path (fast_vjp.py); optional
+    saved: tuple | None = None      # values the VJP reads: input indices and/or "out"; None: all of them
 
     @property
     def differentiable(self) -> bool:
@@ -82,14 +87,15 @@ OPS: dict[str, OpDef] = {}
 
 
 def defop(name: str, *, infer, ref, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
-          pure: bool = True, doc: str = "", torch_name: str | None = None) -> OpDef:
+          pure: bool = True, doc: str = "", torch_name: str | None = None, saved: tuple | None = None) -> OpDef:
     """Register an op. Called once per op at import of aisys.framework.ops."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered at {OPS[name].source}")
     frame = sys._getframe(1)         # where the op is defined (cheap: no source lines are read)
     op = OpDef(name=name, infer=infer, ref=ref, vjp=vjp, jvp=jvp, fusion=FusionKind(fusion),
                cost=cost or default_cost, pure=pure, doc=doc,
-               source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name)
+               source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name,
+               saved=None if saved is None else tuple(saved))
     OPS[name] = op
     return op
 

@@ -25,6 +25,8 @@ class _Mode:
     forward_ad = 0          # depth of active aisys.jvp calls
     anomaly = 0
     observers: list = []    # callables (op, inputs, attrs, out) — the tracer hooks in here
+    epoch = 0               # in-place writes so far: a recorded op keeps the count it ran at (see inplace.py)
+    rebases = 0             # in-place ops that gave a tensor a new history (backward then resolves old readers)
 
 
 def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
@@ -56,6 +58,7 @@ def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
             if t.requires_grad:
                 out.requires_grad = True
                 out._ctx = (op, inputs, attrs)
+                out._epoch = _Mode.epoch
                 break
     if _Mode.forward_ad and op.jvp is not None:
         tans = tuple(t._tangent for t in inputs)
@@ -96,7 +99,7 @@ def _report_anomaly(op, inputs, data):
 class Tensor:
     """An n-dimensional array with autodiff. Mirrors torch.Tensor where the concept exists."""
 
-    __slots__ = ("_data", "requires_grad", "grad", "_ctx", "_tangent", "_trace", "__weakref__")
+    __slots__ = ("_data", "requires_grad", "grad", "_ctx", "_tangent", "_trace", "_epoch", "_prior", "__weakref__")
     __array_priority__ = 1000   # numpy scalars on the left defer to Tensor's reflected operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
@@ -166,6 +169,8 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The underlying numpy array (shares memory, like torch's .numpy())."""
+        if _Mode.observers:
+            _escaped(self, ".numpy()")
         return self._data
 
     def item(self):
@@ -179,6 +184,8 @@ class Tensor:
         return self._data.reshape(()).item()
 
     def tolist(self):
+        if _Mode.observers:
+            _escaped(self, ".tolist()")
         return self._data.tolist()
 
     @property
@@ -191,31 +198,104 @@ class Tensor:
         return None if self._ctx is None else self._ctx[0]
 
     def detach(self) -> "Tensor":
-        """Same data, cut from the tape (no gradient flows back through it)."""
+        """Same data, cut from the tape (no gradient flows back through it). Shares the storage, so an
+        in-place write through it bumps the version autograd checks (as in PyTorch)."""
         return Tensor._wrap(self._data)
+
+    @property
+    def data(self) -> "Tensor":
+        """The values without history (as ``detach()``); ``t.data = other`` replaces the values."""
+        return Tensor._wrap(self._data)
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value, dtype=self._data.dtype)
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's storage has had (PyTorch's ``_version``)."""
+        return _inplace.version(self._data)
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
         if flag and not self.dtype.is_floating:
             raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype.name}")
+        if not flag and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False) on a tensor computed from others: only a leaf can stop "
+                               "requiring grad; use .detach() to get a copy without history")
         self.requires_grad = flag
         return self
 
+    def clone(self) -> "Tensor":
+        """A copy with its own storage; gradients flow back to this tensor (as torch.clone)."""
+        return apply("clone", self)
+
+    # ---- in-place ops (PyTorch's rules, version counters: see aisys.framework.inplace) ---------------
+    def _inplace(self, name, compute, *operands, reads_self=True):
+        return _inplace.update(self, name, compute, *operands, reads_self=reads_self)
+
+    def add_(self, other, alpha=1):
+        return self._inplace("add_", (lambda s, o: s + o) if alpha == 1 else (lambda s, o: s + o * alpha), other,
+                             reads_self=False)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace("sub_", (lambda s, o: s - o) if alpha == 1 else (lambda s, o: s - o * alpha), other,
+                             reads_self=False)
+
+    def mul_(self, other): return self._inplace("mul_", lambda s, o: s * o, other)
+    def div_(self, other): return self._inplace("div_", lambda s, o: s / o, other, reads_self=False)
+    def pow_(self, exponent): return self._inplace("pow_", lambda s, e: s ** e, exponent)
+    def neg_(self): return self._inplace("neg_", lambda s: -s, reads_self=False)
+    def exp_(self): return self._inplace("exp_", lambda s: s.exp(), reads_self=False)
+    def log_(self): return self._inplace("log_", lambda s: s.log())
+    def sqrt_(self): return self._inplace("sqrt_", lambda s: s.sqrt(), reads_self=False)
+    def abs_(self): return self._inplace("abs_", lambda s: s.abs())
+    def sin_(self): return self._inplace("sin_", lambda s: s.sin())
+    def cos_(self): return self._inplace("cos_", lambda s: s.cos())
+    def tanh_(self): return self._inplace("tanh_", lambda s: s.tanh(), reads_self=False)
+    def sigmoid_(self): return self._inplace("sigmoid_", lambda s: s.sigmoid(), reads_self=False)
+    def relu_(self): return self._inplace("relu_", lambda s: s.relu())
+    def clamp_(self, min=None, max=None): return self._inplace("clamp_", lambda s: s.clamp(min, max))
+    def clamp_min_(self, min): return self._inplace("clamp_min_", lambda s: s.clamp(min, None))
+    def clamp_max_(self, max): return self._inplace("clamp_max_", lambda s: s.clamp(None, max))
+
+    def masked_fill_(self, mask, value):
+        return self._inplace("masked_fill_", lambda s, m: _ops.where(m, _fill_value(value, s), s),
+                             _as_mask("masked_fill_", mask), reads_self=False)
+
+    def masked_fill(self, mask, value):
+        """A copy with ``value`` where ``mask`` is True (mask broadcasts, as torch.masked_fill)."""
+        return _ops.where(_as_mask("masked_fill", mask), _fill_value(value, self), self)
+
+    def fill_(self, value):
+        return self._inplace("fill_", lambda s: _ops.where(_TRUE, _fill_value(value, s), s), reads_self=False)
+
     def zero_(self) -> "Tensor":
-        self._data[...] = 0
-        return self
+        return self.fill_(0)
 
     def copy_(self, src) -> "Tensor":
-        """In-place copy of values (no autodiff record; used by optimizers and load_state_dict)."""
-        arr = src._data if isinstance(src, Tensor) else np.asarray(src)
-        if arr.shape != self._data.shape:
-            raise ValueError(f"copy_: shape {tuple(arr.shape)} does not match {tuple(self.shape)}")
-        self._data[...] = arr
-        return self
+        """Copy ``src``'s values in (broadcast to this shape, converted to this dtype), as torch's copy_.
+        Recorded when ``src`` requires grad, so gradients flow back to it."""
+        src = src if isinstance(src, Tensor) else Tensor(np.asarray(src))
+        return self._inplace("copy_", lambda s, o: _ops.broadcast_to(_ops.cast(o, s.dtype), s.shape), src,
+                             reads_self=False)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        return _inplace.fill_random(self, "uniform_", lambda shape: _Generator.rng.uniform(a, b, shape))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        return _inplace.fill_random(self, "normal_", lambda shape: _Generator.rng.normal(mean, std, shape))
+
+    def __iadd__(self, o): return self.add_(o)
+    def __isub__(self, o): return self.sub_(o)
+    def __imul__(self, o): return self.mul_(o)
+    def __itruediv__(self, o): return self.div_(o)
+    def __ipow__(self, o): return self.pow_(o)
 
     def assign_(self, value) -> "Tensor":
         """Replace this tensor's values in place with ``value`` (same shape). This is how optimizers and
         running statistics update state: not recorded on the tape, but observers (the tracer) see it, so
         a traced training step knows which parameter each update writes."""
+        _inplace.check_leaf(self, "assign_")
         arr = value._data if isinstance(value, Tensor) else np.asarray(value)
         if tuple(arr.shape) != tuple(self._data.shape):
             raise ValueError(f"assign_: new value has shape {tuple(arr.shape)}, tensor has {tuple(self.shape)}")
@@ -224,6 +304,7 @@ class Tensor:
                 if hasattr(ob, "on_assign"):
                     ob.on_assign(self, value)
         self._data[...] = arr
+        _inplace.bump(self._data, "assign_")
         return self
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False):
@@ -356,11 +437,19 @@ class Tensor:
     def __getitem__(self, key): return _ops.index(self, key)
 
     def __setitem__(self, key, value):
-        """In-place assignment into the data. Not recorded by autodiff: refuse on tape tensors."""
-        if self.requires_grad or self._ctx is not None:
-            raise RuntimeError("in-place assignment into a tensor that requires grad would break the tape; "
-                               "build a new tensor with aisys.where(...) or assign under aisys.no_grad() to a leaf's .detach()")
-        self._data[_ops.shape._norm_key(key)] = value._data if isinstance(value, Tensor) else value
+        """In-place assignment ``x[key] = value`` (numpy's indexing rules). Recorded when grad mode is on and
+        this tensor or ``value`` requires grad, so gradients flow to both (PyTorch's rules otherwise apply:
+        see aisys.framework.inplace)."""
+        key = _ops.shape._norm_key(key)
+        if _Mode.grad_enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)) \
+                or _Mode.observers:
+            value = value if isinstance(value, Tensor) else as_tensor(value, like=self)
+            return self._inplace("setitem", lambda s, v: _ops.shape.index_put(s, key, v), value, reads_self=False)
+        _inplace.check_leaf(self, "setitem")
+        if not self._data.flags.writeable:
+            raise RuntimeError(f"setitem: this tensor is a read-only view of shape {tuple(self.shape)}; .clone() it first")
+        self._data[key] = value._data if isinstance(value, Tensor) else value
+        _inplace.bump(self._data, user_location())
 
     # ---- methods mirroring torch.Tensor --------------------------------------------------
     def exp(self): return _ops.exp(self)
@@ -593,4 +682,31 @@ def randint(low, high, size, dtype=None) -> Tensor:
     return Tensor(_Generator.rng.integers(low, high, size=_shape_arg((size,))).astype(dt.np), dtype=dt)
 
 
+def _escaped(t: Tensor, how: str) -> None:
+    for ob in list(_Mode.observers):
+        hook = getattr(ob, "on_escape", None)
+        if hook is not None:
+            hook(t, how)
+
+
+def _fill_value(value, like: Tensor) -> Tensor:
+    """A fill value in ``like``'s dtype (a float fill of an integer tensor truncates, as in torch)."""
+    if isinstance(value, Tensor):
+        if value._data.size != 1:
+            raise ValueError(f"fill value must be a number or a one-element tensor, got shape {tuple(value.shape)}")
+        return _ops.cast(value.reshape(()), like.dtype)
+    return Tensor._wrap(np.asarray(value, dtype=like._data.dtype))
+
+
+def _as_mask(name: str, mask) -> Tensor:
+    mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+    if mask.dtype is not _dt.bool_:
+        raise TypeError(f"{name}: mask must be a bool tensor, got {mask.dtype.name}; compare first (e.g. x > 0)")
+    return mask
+
+
 from . import ops as _ops   # noqa: E402  (ops import apply from here)
+from . import inplace as _inplace   # noqa: E402
+
+_TRUE = Tensor._wrap(np.ones((), np.bool_))
+_TRUE._data.flags.writeable = False

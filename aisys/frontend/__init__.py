@@ -6,10 +6,10 @@
 - :func:`script` compiles the function's source (tokens → ast → semantic pass → graph); tensor-valued
   ``if``/``while`` become :func:`cond` / :func:`while_loop` ops that hold their subgraphs.
 """
-from .trace import trace, Tracer
+from .trace import trace, Tracer, TracerWarning
 from .tape import graph_of_tape
 from .control_flow import cond, while_loop, run_graph
 from .script import script, ScriptFunction, ScriptError
 
-__all__ = ["trace", "Tracer", "graph_of_tape", "cond", "while_loop", "run_graph", "script", "ScriptFunction",
+__all__ = ["trace", "Tracer", "TracerWarning", "graph_of_tape", "cond", "while_loop", "run_graph", "script", "ScriptFunction",
            "ScriptError"]

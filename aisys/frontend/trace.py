@@ -16,15 +16,33 @@ written by autodiff and each parameter update becomes a graph output (``graph.up
 from __future__ import annotations
 
 import inspect
+import traceback
+import warnings
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ..framework.errors import user_location
 from ..framework.graph import Graph
+from ..framework.inplace import bump
 from ..framework.tensor import Tensor, _Generator, _Mode
 
-__all__ = ["trace", "Tracer", "named_state", "find_modules", "referenced_tensors"]
+__all__ = ["trace", "Tracer", "TracerWarning", "named_state", "find_modules", "referenced_tensors"]
+
+
+class TracerWarning(UserWarning):
+    """``aisys.trace`` recorded something that holds only for the example input: a branch taken on a tensor's
+    value, or a value that left the graph as a Python number or numpy array (as ``torch.jit.TracerWarning``)."""
+
+
+def _warn(message: str, where: str) -> None:
+    """A TracerWarning attributed to the user's line ``where`` ("file:line"), shown once per line."""
+    filename, _, line = where.rpartition(":")
+    try:
+        lineno = int(line)
+    except ValueError:
+        filename, lineno = where, 0
+    warnings.warn_explicit(message, TracerWarning, filename or where, lineno)
 
 
 class Tracer:
@@ -103,6 +121,7 @@ class Tracer:
             f"branch baked at {where}: the tensor %{nid} was used as a Python bool (it was {value} for the "
             f"example input), so the graph keeps only that branch and will silently take it for every input; "
             f"use aisys.script or aisys.cond for control flow that depends on tensor values")
+        _warn(self.warnings[-1], where)
 
     def on_item(self, t: Tensor) -> None:
         """A tensor became a Python number (``.item()``, ``float(t)``, ``int(t)``): the graph keeps that number."""
@@ -114,6 +133,31 @@ class Tracer:
             f"value baked at {where}: the tensor %{nid} was turned into a Python number ({t._data.reshape(-1)[0]!r} "
             f"for the example input), so any computation with that number is a constant in the graph; keep it "
             f"a tensor to make it part of the graph")
+        _warn(self.warnings[-1], where)
+
+    def on_escape(self, t: Tensor, how: str) -> None:
+        """A tensor left the graph as plain data (``.numpy()``, ``.tolist()``): whatever is computed from it
+        outside aisys ops comes back as a constant."""
+        nid = self.node_of(t)
+        if nid not in self._dynamic:
+            return
+        where = self.location()
+        self.warnings.append(
+            f"value baked at {where}: {how} turned the tensor %{nid} into plain data, so anything computed "
+            f"from it outside aisys ops (numpy, Python) enters the graph as a constant computed from the example "
+            f"input; compute it with aisys ops instead")
+        _warn(self.warnings[-1], where)
+
+    def on_inplace(self, t: Tensor, new: Tensor) -> None:
+        """``t`` was changed in place to ``new`` (``x += y``, ``copy_`` ...): later reads of ``t`` read ``new``.
+        State (a parameter, buffer or captured constant) gets an update output, as with ``assign_``."""
+        old = self.node_of(t)
+        if self.graph.nodes[old].op in ("param", "const") or old in self._state_of_node \
+                or id(t) in self.state_names:
+            self.on_assign(t, new)
+            return
+        self._saved_data.setdefault(id(t), (t, t._data.copy()))
+        self.bind(t, self.node_of(new))
 
     def on_assign(self, t: Tensor, value) -> None:
         """``t.assign_(value)`` updates state in place: the new value becomes a graph output."""
@@ -155,9 +199,20 @@ class Tracer:
         if restore_state:
             for t, data in self._saved_data.values():
                 t._data[...] = data
+                bump(t._data, "aisys.trace restoring the state it changed")
             for t, g in self._saved_grad.values():
                 t.grad = g
         self._bound.clear()
+
+
+def _raise_site(e: BaseException) -> str:
+    """file:line of the innermost frame of ``e``'s traceback outside aisys (the user's line that raised)."""
+    from ..framework.errors import _PKG_DIR
+    site = "<unknown>"
+    for fs in traceback.extract_tb(e.__traceback__):
+        if not fs.filename.startswith(_PKG_DIR):
+            site = f"{fs.filename}:{fs.lineno}"
+    return site
 
 
 def _is_module(obj) -> bool:
@@ -306,6 +361,9 @@ def trace(fn: Callable, *example_inputs, params=None, input_names: list[str] | N
     if len(names) != len(example_inputs):
         raise ValueError(f"aisys.trace: {len(names)} input_names for {len(example_inputs)} example inputs")
 
+    if not any(isinstance(x, (Tensor, np.ndarray)) for x in example_inputs):
+        raise TypeError(f"aisys.trace: {fname} got no tensor inputs, so the graph would have no inputs and every "
+                        f"value would be a constant; pass example tensors, e.g. aisys.trace(fn, aisys.randn(2, 3))")
     args = []
     src = user_location()
     for nm, x in zip(names, example_inputs):
@@ -322,11 +380,22 @@ def trace(fn: Callable, *example_inputs, params=None, input_names: list[str] | N
             args.append(x)          # a Python value: the program specializes on it
 
     rng_state = _Generator.rng.bit_generator.state
+    grad_mode = _Mode.grad_enabled
+    finished = False
     _Mode.observers.append(tracer)
     try:
         result = fn(*args)
+        finished = True
+    except Exception as e:
+        e.add_note(f"aisys.trace: {fname} raised at {_raise_site(e)} while being traced; the parameters, their "
+                   f".grad, the random generator and grad mode were restored to what they were before the trace")
+        raise
     finally:
         _Mode.observers.remove(tracer)
+        if not finished:                    # leave nothing half-changed: undo the steps the program took
+            tracer.release(restore_state=True)
+            _Generator.rng.bit_generator.state = rng_state
+            _Mode.grad_enabled = grad_mode
     try:
         returns, out_names = [], []
         outs = [r for r in _flatten(result) if r is not None]
@@ -338,6 +407,9 @@ def trace(fn: Callable, *example_inputs, params=None, input_names: list[str] | N
                 tracer.warnings.append(f"output {k} is a Python {type(r).__name__} ({r!r}), not a tensor: "
                                        f"it is not part of the graph")
         update_ids = list(tracer.updates.values())
+        if not returns and not update_ids:
+            raise ValueError(f"aisys.trace: {fname} returned no tensors and updated no state, so the graph has no "
+                             f"outputs; return the tensors you want to compute (got {type(result).__name__})")
         graph.set_outputs(returns + update_ids)
         out_names += [f"update {k}" for k in tracer.updates]
     finally:

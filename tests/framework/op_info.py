@@ -705,6 +705,9 @@ row("broadcast_to", lambda rng: [Sample((normal(rng, 3, 1),), {"shape": (2, 3, 4
 row("contiguous", lambda rng: [Sample((transposed_view(normal(rng, 3, 4)),)),
                                Sample((strided_view(normal(rng, 2, 3)),))],
     lambda x: reshape_ref(x, x.shape), int_dtypes=_INTS + ("bool",))
+row("clone", lambda rng: [Sample((normal(rng, 3, 4),)), Sample((transposed_view(normal(rng, 3, 4)),)),
+                          Sample((strided_view(normal(rng, 2, 3)),)), Sample((normal(rng),), note="0-d")],
+    lambda x: reshape_ref(x, x.shape), int_dtypes=_INTS + ("bool",))
 
 
 def _index_samples(rng):

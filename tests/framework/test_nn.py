@@ -155,8 +155,9 @@ def test_batchnorm_cumulative_momentum_none_and_1d():
 
 def test_layernorm_embedding_dropout():
     ln = nn.LayerNorm(4)
-    ln.weight.copy_(np.array([1.0, 2.0, 3.0, 4.0], np.float32))
-    ln.bias.copy_(np.full(4, 0.5, np.float32))
+    with aisys.no_grad():                    # parameters change in place only outside autograd (as in torch)
+        ln.weight.copy_(np.array([1.0, 2.0, 3.0, 4.0], np.float32))
+        ln.bias.copy_(np.full(4, 0.5, np.float32))
     x = aisys.randn(3, 4)
     xa = x.numpy()
     ref = (xa - xa.mean(-1, keepdims=True)) / np.sqrt(xa.var(-1, keepdims=True) + 1e-5) * [1, 2, 3, 4] + 0.5
@@ -235,14 +236,16 @@ def test_gradcheck_linear_conv_pool():
 def test_gradcheck_batchnorm_flows_through_batch_statistics():
     aisys.manual_seed(0)
     bn = to64(nn.BatchNorm2d(2))
-    bn.weight.copy_(np.array([1.5, 0.5]))
+    with aisys.no_grad():
+        bn.weight.copy_(np.array([1.5, 0.5]))
     assert _param_check(bn, t64(3, 2, 2, 2), reduce=lambda y: y * y)     # y*y: the sum of a BN output is flat
 
 
 def test_gradcheck_layernorm_lstmcell_attention():
     aisys.manual_seed(0)
     ln = to64(nn.LayerNorm(4))
-    ln.weight.copy_(np.array([1.0, 2.0, -1.0, 0.5]))
+    with aisys.no_grad():
+        ln.weight.copy_(np.array([1.0, 2.0, -1.0, 0.5]))
     assert _param_check(ln, t64(2, 4), reduce=lambda y: y * y)
     cell = to64(nn.LSTMCell(3, 2))
     assert _param_check(cell, t64(2, 3), reduce=lambda hc: hc[0] * 2.0 + hc[1])
@@ -308,7 +311,8 @@ def test_lstm_equals_unrolled_cells_and_batch_first():
     for k in range(2):
         cell = nn.LSTMCell(3 if k == 0 else 4, 4)
         for nm in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(cell, nm).copy_(getattr(lstm, f"{nm}_l{k}"))
+            with aisys.no_grad():
+                getattr(cell, nm).copy_(getattr(lstm, f"{nm}_l{k}"))
         cells.append(cell)
     seq = [x[:, t] for t in range(5)]
     for k, cell in enumerate(cells):

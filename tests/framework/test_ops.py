@@ -190,6 +190,45 @@ def test_jvp_agrees_with_vjp(row):
         np.testing.assert_allclose(jv.numpy(), (plus - minus) / (2 * h), rtol=1e-4, atol=1e-6, err_msg=repr(s))
 
 
+@pytest.mark.parametrize("row", DIFFERENTIABLE, ids=lambda r: r.name)
+def test_saved_declares_every_value_the_vjp_reads(row):
+    """``OpDef.saved`` drives the in-place version check: a value the VJP reads but the op does not declare
+    could be overwritten silently. So run each VJP with every undeclared float value replaced by NaN: the
+    gradients must not change."""
+    from aisys.framework.inplace import _saved_values
+    op = OPS[row.name]
+    if op.saved is None:
+        return                                            # None: every value counts as read (conservative)
+    rng = np.random.default_rng(3)
+    for s in row.samples(row.rng()):
+        gi = s.grad_indices()
+        if not gi:
+            continue
+        ins = tensors(s.args)
+        for i in gi:
+            ins[i].requires_grad = True
+        with aisys.no_grad():
+            out = apply(row.name, *ins, **s.attrs)
+        out._ctx, out._epoch = (op, tuple(ins), s.attrs), 0
+        g = aisys.tensor(rng.standard_normal(out.shape))
+        with aisys.no_grad():
+            want = op.vjp(g, out, *ins, **s.attrs)
+        kept = {id(t) for _, t in _saved_values(out)}
+
+        def poisoned(t):
+            if id(t) in kept or not t.dtype.is_floating:
+                return t
+            p = aisys.tensor(np.full(t.shape, np.nan, t.numpy().dtype))
+            p.requires_grad = t.requires_grad
+            return p
+        with aisys.no_grad():
+            got = op.vjp(g, poisoned(out), *[poisoned(t) for t in ins], **s.attrs)
+        for a, b in zip(want, got):
+            if a is not None:
+                np.testing.assert_array_equal(b.numpy(), a.numpy(), err_msg=f"{row.name} {s}: the VJP reads a "
+                                              f"value its OpDef.saved={op.saved} does not declare")
+
+
 # ---- dtypes ----------------------------------------------------------------------------------------------
 _LOWP_TOL = {"float32": 1e-5, "float64": 1e-12, "float16": 1e-2, "bfloat16": 6e-2}
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..errors import ShapeError
+from ..inplace import bump
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -198,7 +199,7 @@ class _BatchNorm(Module):
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean.zero_()
-            self.running_var._data[...] = 1
+            self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 
     def forward(self, input: Tensor) -> Tensor:
@@ -211,7 +212,8 @@ class _BatchNorm(Module):
         use_batch = self.training or not self.track_running_stats
         momentum = self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked._data[...] += 1
+            self.num_batches_tracked._data[...] += 1           # a counter: tracers need not see it
+            bump(self.num_batches_tracked._data, "BatchNorm counting batches")
             if momentum is None:                   # cumulative moving average, as torch
                 momentum = 1.0 / float(self.num_batches_tracked._data)
         return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,

@@ -49,17 +49,17 @@ def _tan_sum(*terms, out):
 # ---- binary arithmetic ---------------------------------------------------------------------
 defop("add", infer=binary_infer("add"), ref=np.add, fusion=B, cost=elementwise_cost(1),
       vjp=lambda g, out, x, y: (_unb(g, x) if x.requires_grad else None, _unb(g, y) if y.requires_grad else None),
-      jvp=lambda t, out, x, y: _tan_sum(t[0], t[1], out=out), torch_name="torch.add")
+      jvp=lambda t, out, x, y: _tan_sum(t[0], t[1], out=out), torch_name="torch.add", saved=())
 
 defop("sub", infer=binary_infer("sub"), ref=np.subtract, fusion=B, cost=elementwise_cost(1),
       vjp=lambda g, out, x, y: (_unb(g, x) if x.requires_grad else None, _unb(-g, y) if y.requires_grad else None),
-      jvp=lambda t, out, x, y: _tan_sum(t[0], None if t[1] is None else -t[1], out=out))
+      jvp=lambda t, out, x, y: _tan_sum(t[0], None if t[1] is None else -t[1], out=out), saved=())
 
 defop("mul", infer=binary_infer("mul"), ref=np.multiply, fusion=B, cost=elementwise_cost(1),
       vjp=lambda g, out, x, y: (_unb(g * y, x) if x.requires_grad else None,
                                 _unb(g * x, y) if y.requires_grad else None),
       jvp=lambda t, out, x, y: _tan_sum(None if t[0] is None else t[0] * y,
-                                        None if t[1] is None else x * t[1], out=out))
+                                        None if t[1] is None else x * t[1], out=out), saved=((0, 1), (1, 0)))
 
 
 def _div_ref(x, y):
@@ -78,7 +78,7 @@ defop("div", infer=_div_infer, ref=_div_ref, fusion=B, cost=elementwise_cost(1),
       vjp=lambda g, out, x, y: (_unb(g / y, x) if x.requires_grad else None,
                                 _unb(-g * out / y, y) if y.requires_grad else None),
       jvp=lambda t, out, x, y: _tan_sum(None if t[0] is None else t[0] / y,
-                                        None if t[1] is None else -t[1] * out / y, out=out))
+                                        None if t[1] is None else -t[1] * out / y, out=out), saved=(1, "out"))
 
 
 def _pow_vjp(g, out, x, y):
@@ -93,19 +93,19 @@ def _pow_jvp(t, out, x, y):
 
 
 defop("pow", infer=binary_infer("pow"), ref=np.power, fusion=B, cost=elementwise_cost(1),
-      vjp=_pow_vjp, jvp=_pow_jvp)
+      vjp=_pow_vjp, jvp=_pow_jvp, saved=(0, 1, "out"))
 
 defop("maximum", infer=binary_infer("maximum"), ref=np.maximum, fusion=B, cost=elementwise_cost(1),
       doc="Ties send the gradient to the first operand.",
       vjp=lambda g, out, x, y: (_unb(where(x >= y, g, 0.0), x), _unb(where(x >= y, 0.0, g), y)),
       jvp=lambda t, out, x, y: where(x >= y, _bc(t[0], out) if t[0] is not None else 0.0,
-                                     _bc(t[1], out) if t[1] is not None else 0.0))
+                                     _bc(t[1], out) if t[1] is not None else 0.0), saved=(0, 1))
 
 defop("minimum", infer=binary_infer("minimum"), ref=np.minimum, fusion=B, cost=elementwise_cost(1),
       doc="Ties send the gradient to the first operand.",
       vjp=lambda g, out, x, y: (_unb(where(x <= y, g, 0.0), x), _unb(where(x <= y, 0.0, g), y)),
       jvp=lambda t, out, x, y: where(x <= y, _bc(t[0], out) if t[0] is not None else 0.0,
-                                     _bc(t[1], out) if t[1] is not None else 0.0))
+                                     _bc(t[1], out) if t[1] is not None else 0.0), saved=(0, 1))
 
 
 # ---- where and comparisons ------------------------------------------------------------------
@@ -151,7 +151,7 @@ def _where_ref(c, x, y):
 defop("where", infer=_where_infer, ref=_where_ref, fusion=B, cost=elementwise_cost(1),
       vjp=lambda g, out, c, x, y: (None, _unb(where(c, g, 0.0), x), _unb(where(c, 0.0, g), y)),
       jvp=lambda t, out, c, x, y: where(c, _bc(t[1], out) if t[1] is not None else 0.0,
-                                        _bc(t[2], out) if t[2] is not None else 0.0))
+                                        _bc(t[2], out) if t[2] is not None else 0.0), saved=(0,))
 
 for _name, _fn in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
                    ("gt", np.greater), ("ge", np.greater_equal)]:
@@ -162,20 +162,21 @@ defop("logical_not", infer=same_spec("logical_not"), ref=np.logical_not, fusion=
 
 
 # ---- unary --------------------------------------------------------------------------------
-def _unary(name, ref, vjp, jvp, flops=1, float_only=True, doc=""):
+def _unary(name, ref, vjp, jvp, flops=1, float_only=True, doc="", saved=(0,)):
     defop(name, infer=same_spec(name, float_only=float_only), ref=ref, fusion=E,
-          cost=elementwise_cost(flops), vjp=vjp, jvp=jvp, doc=doc, torch_name=f"torch.{name}")
+          cost=elementwise_cost(flops), vjp=vjp, jvp=jvp, doc=doc, torch_name=f"torch.{name}", saved=saved)
 
 
-_unary("neg", np.negative, lambda g, out, x: (-g,), lambda t, out, x: -t[0], float_only=False)
-_unary("exp", np.exp, lambda g, out, x: (g * out,), lambda t, out, x: t[0] * out)
+_unary("neg", np.negative, lambda g, out, x: (-g,), lambda t, out, x: -t[0], float_only=False, saved=())
+_unary("exp", np.exp, lambda g, out, x: (g * out,), lambda t, out, x: t[0] * out, saved=("out",))
 _unary("log", np.log, lambda g, out, x: (g / x,), lambda t, out, x: t[0] / x)
-_unary("sqrt", np.sqrt, lambda g, out, x: (g / (2.0 * out),), lambda t, out, x: t[0] / (2.0 * out))
+_unary("sqrt", np.sqrt, lambda g, out, x: (g / (2.0 * out),), lambda t, out, x: t[0] / (2.0 * out), saved=("out",))
 _unary("sin", np.sin, lambda g, out, x: (g * x.cos(),), lambda t, out, x: t[0] * x.cos())
 _unary("cos", np.cos, lambda g, out, x: (-g * x.sin(),), lambda t, out, x: -t[0] * x.sin())
-_unary("tanh", np.tanh, lambda g, out, x: (g * (1.0 - out * out),), lambda t, out, x: t[0] * (1.0 - out * out))
+_unary("tanh", np.tanh, lambda g, out, x: (g * (1.0 - out * out),), lambda t, out, x: t[0] * (1.0 - out * out),
+       saved=("out",))
 _unary("sign", np.sign, lambda g, out, x: (g * 0.0,), lambda t, out, x: t[0] * 0.0, float_only=False,
-       doc="Gradient is zero everywhere (PyTorch's convention).")
+       doc="Gradient is zero everywhere (PyTorch's convention).", saved=())
 _unary("abs", np.abs, lambda g, out, x: (g * x.sign(),), lambda t, out, x: t[0] * x.sign(), float_only=False,
        doc="d|x|/dx = sign(x), 0 at 0.")
 
@@ -187,7 +188,7 @@ def _sigmoid_ref(x):
 
 
 _unary("sigmoid", _sigmoid_ref, lambda g, out, x: (g * out * (1.0 - out),),
-       lambda t, out, x: t[0] * out * (1.0 - out), flops=4)
+       lambda t, out, x: t[0] * out * (1.0 - out), flops=4, saved=("out",))
 _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
        lambda g, out, x: (where(x > 0, g, 0.0),), lambda t, out, x: where(x > 0, t[0], 0.0),
        float_only=False, doc="Gradient at exactly 0 is 0 (as PyTorch).")
@@ -222,7 +223,7 @@ def _cast_vjp(g, out, x, dtype):
 defop("cast", infer=_cast_infer, ref=lambda x, dtype: x.astype(as_dtype(dtype).np), fusion=E,
       cost=elementwise_cost(0), vjp=_cast_vjp,
       jvp=lambda t, out, x, dtype: cast(t[0], out.dtype) if out.dtype.is_floating else None,
-      doc="Change the element type (rounding to nearest even for floats, as numpy/ml_dtypes do).")
+      doc="Change the element type (rounding to nearest even for floats, as numpy/ml_dtypes do).", saved=())
 
 
 # ---- public functions ---------------------------------------------------------------------

@@ -76,7 +76,7 @@ defop("matmul", infer=_matmul_infer, ref=_matmul_ref, fusion=K.COMPLEX_OUT_FUSAB
       vjp=_matmul_vjp,
       jvp=lambda t, out, x, y: (t[0] @ y if t[0] is not None else None) if t[1] is None else
                                (x @ t[1] if t[0] is None else t[0] @ y + x @ t[1]),
-      doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul")
+      doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul", saved=((0, 1), (1, 0)))
 
 
 def matmul(x, y):
@@ -153,4 +153,4 @@ defop("linear", infer=_linear_infer, ref=_linear_ref, fusion=K.OPAQUE, cost=_lin
       vjp=_linear_vjp, jvp=_linear_jvp, torch_name="torch.nn.functional.linear",
       doc="y = x·wᵀ + b in one op: what an eager nn.Linear records (one tape entry instead of permute, matmul, "
           "add). A tracer is shown the three-op decomposition instead, so graphs, the compiler's epilogue fusion "
-          "and the chip's lowering see the matmul; both forms compute the same bits.")
+          "and the chip's lowering see the matmul; both forms compute the same bits.", saved=((0, 1), (1, 0)))

@@ -286,7 +286,7 @@ def _conv_jvp(t, out, x, w, *b, **a):
 
 defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
       vjp=_conv_vjp, jvp=_conv_jvp, torch_name="torch.nn.functional.conv2d",
-      doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.")
+      doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.", saved=((0, 1), (1, 0)))
 
 
 def _bwd_in_infer(g, w, *, input_shape, **a):
@@ -477,7 +477,7 @@ def _window_cost(in_specs, out_spec, kernel_size, **a):
 defop("max_pool2d", infer=_pool_infer("max_pool2d"), ref=_maxpool_ref, fusion=K.OPAQUE, cost=_window_cost,
       vjp=lambda g, out, x, **a: (apply("max_pool2d_backward", g, x, **a),),
       jvp=lambda t, out, x, **a: apply("max_pool2d_select", t[0], x, **a),
-      torch_name="torch.nn.functional.max_pool2d", doc="Ties: the first maximum in the window gets the gradient.")
+      torch_name="torch.nn.functional.max_pool2d", doc="Ties: the first maximum in the window gets the gradient.", saved=(0,))
 
 defop("max_pool2d_backward", infer=lambda g, x, **a: Spec(tuple(x.shape), g.dtype), ref=_maxpool_backward_ref,
       fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(flops=ins[0].numel, bytes=builtins.sum(s.nbytes for s in ins) + out.nbytes),
@@ -527,7 +527,7 @@ def _avgpool_backward_ref(g, *, input_shape, kernel_size, stride, padding, dilat
 defop("avg_pool2d", infer=_pool_infer("avg_pool2d"), ref=_avgpool_ref, fusion=K.OPAQUE, cost=_window_cost,
       vjp=lambda g, out, x, **a: (apply("avg_pool2d_backward", g, input_shape=tuple(x.shape), **a),),
       jvp=lambda t, out, x, **a: apply("avg_pool2d", t[0], **a),
-      torch_name="torch.nn.functional.avg_pool2d", doc="Padding counts as zeros (count_include_pad=True).")
+      torch_name="torch.nn.functional.avg_pool2d", doc="Padding counts as zeros (count_include_pad=True).", saved=())
 
 defop("avg_pool2d_backward", infer=lambda g, *, input_shape, **a: Spec(tuple(input_shape), g.dtype),
       ref=_avgpool_backward_ref, fusion=K.OPAQUE,
@@ -562,11 +562,11 @@ def _softmax_cost(in_specs, out_spec, dim):
 defop("softmax", infer=_softmax_infer("softmax"), ref=_softmax_ref, fusion=K.OPAQUE, cost=_softmax_cost,
       vjp=lambda g, out, x, dim: (out * (g - (g * out).sum(dim, keepdim=True)),),
       jvp=lambda t, out, x, dim: out * (t[0] - (t[0] * out).sum(dim, keepdim=True)),
-      doc="Numerically stable: subtracts the row max first.", torch_name="torch.softmax")
+      doc="Numerically stable: subtracts the row max first.", torch_name="torch.softmax", saved=("out",))
 
 defop("log_softmax", infer=_softmax_infer("log_softmax"), ref=_log_softmax_ref, fusion=K.OPAQUE, cost=_softmax_cost,
       vjp=lambda g, out, x, dim: (g - out.exp() * g.sum(dim, keepdim=True),),
-      jvp=lambda t, out, x, dim: t[0] - (out.exp() * t[0]).sum(dim, keepdim=True))
+      jvp=lambda t, out, x, dim: t[0] - (out.exp() * t[0]).sum(dim, keepdim=True), saved=("out",))
 
 
 # ---- normalization --------------------------------------------------------------------------------
@@ -603,7 +603,7 @@ defop("layer_norm", infer=_ln_infer, ref=_ln_ref, fusion=K.OPAQUE,
       vjp=lambda g, out, x, **a: (_ln_tangent(g, out, x, **a),),
       jvp=lambda t, out, x, **a: _ln_tangent(t[0], out, x, **a),
       doc="Normalization only: (x − mean) / √(var + ε) over the last dims. The affine weight and bias are "
-          "separate mul/add ops in F.layer_norm, so fusion can see them.")
+          "separate mul/add ops in F.layer_norm, so fusion can see them.", saved=(0, "out"))
 
 
 def _bn_infer(x, mean, var, weight, bias, eps):
@@ -698,7 +698,7 @@ def _emb_bwd_ref(g, idx, num_embeddings):
 
 defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE, cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
       vjp=lambda g, out, idx, weight: (None, apply("embedding_backward", g, idx, num_embeddings=weight.shape[0])),
-      jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding")
+      jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding", saved=(0,))
 
 defop("embedding_backward", infer=lambda g, idx, num_embeddings: Spec((num_embeddings, g.shape[-1]), g.dtype),
       ref=_emb_bwd_ref, fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(ins[0].numel, ins[0].nbytes + out.nbytes),
@@ -722,7 +722,7 @@ defop("dropout", infer=lambda x, p, seed: Spec(tuple(x.shape), x.dtype), ref=_dr
       vjp=lambda g, out, x, p, seed: (apply("dropout", g, p=p, seed=seed),),
       jvp=lambda t, out, x, p, seed: apply("dropout", t[0], p=p, seed=seed),
       doc="The mask is drawn from `seed`, so the backward (the same dropout of g) sees the same mask. Marked "
-          "impure: CSE never merges two dropouts.")
+          "impure: CSE never merges two dropouts.", saved=())
 
 
 # ---- losses ---------------------------------------------------------------------------------------
@@ -773,7 +773,7 @@ def _ce_jvp(t, out, x, target, reduction):
 defop("cross_entropy", infer=_ce_infer, ref=_ce_ref, fusion=K.OPAQUE,
       cost=lambda ins, out, **a: Cost(6 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
       vjp=_ce_vjp, jvp=_ce_jvp, torch_name="torch.nn.functional.cross_entropy",
-      doc="log_softmax + negative log-likelihood in one op; gradient (softmax − one_hot)/N.")
+      doc="log_softmax + negative log-likelihood in one op; gradient (softmax − one_hot)/N.", saved=(0, 1))
 
 
 def _mse_infer(x, y, reduction):
@@ -798,7 +798,7 @@ defop("mse_loss", infer=_mse_infer, ref=_mse_ref, fusion=K.OPAQUE,
       cost=lambda ins, out, **a: Cost(3 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
       vjp=lambda g, out, x, y, reduction: ((x - y) * g * _mse_scale(x, reduction) if x.requires_grad else None,
                                            (y - x) * g * _mse_scale(x, reduction) if y.requires_grad else None),
-      jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss")
+      jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss", saved=(0, 1))
 
 
 def _mse_jvp(t, x, y, reduction):

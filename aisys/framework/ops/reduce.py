@@ -63,12 +63,12 @@ defop("sum", infer=_sum_infer, fusion=R, cost=_reduce_cost,
       ref=lambda x, dim=None, keepdim=False: np.add.reduce(x, axis=_axis(x.ndim, dim), keepdims=keepdim,
                                                           dtype=x.dtype if x.dtype.kind not in "biu" else np.int64),
       vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape),),
-      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].sum(dim, keepdim), torch_name="torch.sum")
+      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].sum(dim, keepdim), torch_name="torch.sum", saved=())
 
 defop("mean", infer=_reduce_infer("mean", float_only=True), fusion=R, cost=_reduce_cost,
       ref=lambda x, dim=None, keepdim=False: np.mean(x, axis=_axis(x.ndim, dim), keepdims=keepdim),
       vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape) / float(_count(x, dim)),),
-      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].mean(dim, keepdim))
+      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].mean(dim, keepdim), saved=())
 
 
 def _var_ref(x, dim=None, keepdim=False, correction=1):
@@ -87,7 +87,7 @@ def _var_jvp(t, out, x, dim=None, keepdim=False, correction=1):
 
 
 defop("var", infer=_reduce_infer("var", float_only=True), fusion=R, cost=_reduce_cost, ref=_var_ref,
-      vjp=_var_vjp, jvp=_var_jvp, doc="correction=1 (unbiased) by default, as torch.var.")
+      vjp=_var_vjp, jvp=_var_jvp, doc="correction=1 (unbiased) by default, as torch.var.", saved=(0,))
 
 
 def _extreme(name, fn):
@@ -145,7 +145,7 @@ def _sum_to_ref(x, shape):
 defop("sum_to", infer=_sum_to_infer, ref=_sum_to_ref, fusion=R, cost=_reduce_cost,
       vjp=lambda g, out, x, shape: (g.broadcast_to(x.shape),),
       jvp=lambda t, out, x, shape: t[0].sum_to(shape),
-      doc="Sum a broadcast result back to an operand's shape (the backward of broadcasting).")
+      doc="Sum a broadcast result back to an operand's shape (the backward of broadcasting).", saved=())
 
 
 # ---- public functions ---------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def _resolve_shape(op, src, shape):
 defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.shape), shape), x.dtype),
       ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost,
       vjp=lambda g, out, x, shape: (g.reshape(x.shape),),
-      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape")
+      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape", saved=())
 
 
 # ---- permute ------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ def _permute_infer(x, dims):
 defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims), fusion=INJ,
       cost=movement_cost, doc="Returns a strided view (like torch); bytes counted as if materialized.",
       vjp=lambda g, out, x, dims: (g.permute(*np.argsort(dims).tolist()),),
-      jvp=lambda t, out, x, dims: t[0].permute(*dims))
+      jvp=lambda t, out, x, dims: t[0].permute(*dims), saved=())
 
 
 # ---- broadcast_to ------------------------------------------------------------------------------
@@ -69,11 +69,16 @@ def _bcast_infer(x, shape):
 defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x, shape), fusion=K.BROADCAST,
       cost=movement_cost,
       vjp=lambda g, out, x, shape: (g.sum_to(x.shape),),
-      jvp=lambda t, out, x, shape: t[0].broadcast_to(shape), torch_name="torch.broadcast_to")
+      jvp=lambda t, out, x, shape: t[0].broadcast_to(shape), torch_name="torch.broadcast_to", saved=())
 
 defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascontiguousarray, fusion=INJ,
       cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0],
-      doc="Copy a strided view into row-major order (a no-op when already contiguous).")
+      doc="Copy a strided view into row-major order (a no-op when already contiguous).", saved=())
+
+
+defop("clone", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=lambda x: np.array(x, order="C"), fusion=INJ,
+      cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], saved=(),
+      torch_name="torch.clone", doc="A copy with its own storage (what x.clone() and an in-place op's result record).")
 
 
 # ---- indexing ------------------------------------------------------------------------------------
@@ -113,7 +118,7 @@ def _index_cost(in_specs, out_spec, key):
 defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_index_cost,
       vjp=lambda g, out, x, key: (apply("index_backward", g, key=key, shape=tuple(x.shape)),),
       jvp=lambda t, out, x, key: apply("index", t[0], key=key),
-      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).")
+      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).", saved=())
 
 
 def _index_backward_ref(g, key, shape):
@@ -129,7 +134,7 @@ defop("index_backward", infer=lambda g, key, shape: Spec(tuple(shape), g.dtype),
       fusion=K.OPAQUE, cost=movement_cost,
       vjp=lambda h, out, g, key, shape: (apply("index", h, key=key),),
       jvp=lambda t, out, g, key, shape: apply("index_backward", t[0], key=key, shape=shape),
-      doc="Scatter-add a gradient into zeros of the indexed tensor's shape.")
+      doc="Scatter-add a gradient into zeros of the indexed tensor's shape.", saved=())
 
 
 # ---- concat --------------------------------------------------------------------------------------
@@ -171,7 +176,7 @@ def _concat_ref(*xs, dim=0):
 defop("concat", infer=_concat_infer, ref=_concat_ref, fusion=INJ,
       cost=lambda ins, out, dim=0: movement_cost([out], out), vjp=_concat_vjp,
       jvp=lambda t, out, *xs, dim=0: apply("concat", *[ti if ti is not None else x * 0.0 for ti, x in zip(t, xs)], dim=dim),
-      torch_name="torch.cat")
+      torch_name="torch.cat", saved=())
 
 
 # ---- pad -----------------------------------------------------------------------------------------
@@ -202,7 +207,7 @@ def _pad_vjp(g, out, x, pad, value=0.0):
 defop("pad", infer=_pad_infer, ref=lambda x, pad, value=0.0: np.pad(x, _pad_widths(x.ndim, pad), constant_values=value),
       fusion=INJ, cost=movement_cost, vjp=_pad_vjp,
       jvp=lambda t, out, x, pad, value=0.0: apply("pad", t[0], pad=pad, value=0.0),
-      doc="Constant padding with torch's pad order (last dim first).")
+      doc="Constant padding with torch's pad order (last dim first).", saved=())
 
 
 # ---- gather / scatter_add ----------------------------------------------------------------------------
@@ -228,7 +233,7 @@ def _gather_ref(x, index, dim):
 defop("gather", infer=_gather_infer, ref=_gather_ref,
       fusion=INJ, cost=movement_cost,
       vjp=lambda g, out, x, index, dim: (apply("scatter_add", g, index, dim=dim, shape=tuple(x.shape)), None),
-      jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather")
+      jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather", saved=(1,))
 
 
 def _scatter_add_ref(g, index, dim, shape):
@@ -243,7 +248,7 @@ defop("scatter_add", infer=lambda g, index, dim, shape: Spec(tuple(shape), g.dty
       fusion=K.OPAQUE, cost=movement_cost,
       vjp=lambda h, out, g, index, dim, shape: (apply("gather", h, index, dim=dim), None),
       jvp=lambda t, out, g, index, dim, shape: apply("scatter_add", t[0], index, dim=dim, shape=shape),
-      doc="Adds g into zeros(shape) at index along dim (the adjoint of gather).")
+      doc="Adds g into zeros(shape) at index along dim (the adjoint of gather).", saved=(1,))
 
 
 # ---- public functions ---------------------------------------------------------------------------
@@ -315,6 +320,23 @@ def contiguous(x):
 
 def index(x, key):
     return apply("index", x, key=_norm_key(key))
+
+
+def index_put(x, key, value):
+    """``x`` with ``x[key]`` replaced by ``value`` (broadcast to that region): the value of ``x[key] = value``
+    written with ops (a scatter of the value, selected by a constant mask), so its gradient reaches both."""
+    key = _norm_key(key)
+    region = _index_infer(x, key).shape
+    if _has_array(key):
+        ids = np.arange(x.numel()).reshape(x.shape)[key]
+        if np.unique(ids).size != ids.size:
+            raise ValueError("setitem: the index repeats positions, and which write wins cannot be recorded for "
+                             "autograd; assign under aisys.no_grad() or use unique indices")
+    mask = np.zeros(tuple(x.shape), np.bool_)
+    mask[key] = True
+    from .elementwise import cast, where
+    v = broadcast_to(cast(as_tensor(value, like=x), x.dtype), region)
+    return where(Tensor._wrap(mask), apply("index_backward", v, key=key, shape=tuple(x.shape)), x)
 
 
 def cat(tensors, dim=0):
