@@ -16,9 +16,12 @@ from .framework import dtypes as _dtypes
 from .framework.dtypes import (DType, bool_, int8, int32, int64, float16, bfloat16, float32, float64)
 from .framework.registry import OPS as ops_registry, FusionKind, get as get_op
 from .framework.errors import ShapeError, AnomalyError
-from .framework.tensor import (Tensor, tensor, as_tensor, zeros, ones, full, zeros_like, ones_like, arange, eye,
-                               randn, rand, randint, manual_seed, no_grad, enable_grad, set_grad_enabled,
-                               is_grad_enabled, detect_anomaly)
+from .framework.tensor import (Tensor, manual_seed, no_grad, enable_grad, set_grad_enabled, is_grad_enabled,
+                               detect_anomaly)
+from .framework.factories import (tensor, as_tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like,
+                                  empty_like, full_like, rand_like, randn_like, randint_like, arange, linspace,
+                                  logspace, eye, randn, rand, randint, randperm, multinomial, Generator)
+from .framework.device import (device, cuda, backends, accelerator, set_default_device, get_default_device)
 from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not, neg,
                             exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast, clamp,
                             square, rsqrt, sum, mean, var, std, max, min, argmax, argmin, sum_to, reshape, permute,
@@ -32,6 +35,10 @@ _sys.modules.setdefault("aisys.optim", optim)      # so `import aisys.optim` and
 _sys.modules.setdefault("aisys.data", data)
 
 bool = bool_  # noqa: A001  (aisys.bool, as torch.bool)
+# PyTorch's other dtype names (torch.float is float32, torch.long is int64, ...)
+float, double, half, long, int = float32, float64, float16, int64, int32  # noqa: A001
+_sys.modules.setdefault("aisys.cuda", cuda)
+inference_mode = no_grad
 
 _LAZY = {
     "models": "aisys.models",
@@ -50,7 +57,23 @@ _LAZY_ATTRS = {
 }
 
 
+# PyTorch names aisys does not have, and what to use instead (an AttributeError says so)
+_INSTEAD = {
+    "uint8": "aisys.int8 or aisys.int32 (aisys has no unsigned types)", "int16": "aisys.int32",
+    "short": "aisys.int32", "uint16": "aisys.int32", "uint32": "aisys.int64", "uint64": "aisys.int64",
+    "cfloat": "none: aisys has no complex dtypes", "complex64": "none: aisys has no complex dtypes",
+    "complex128": "none: aisys has no complex dtypes", "float8_e4m3fn": "aisys.framework.bits (FP8 as bit formats)",
+    "float8_e5m2": "aisys.framework.bits (FP8 as bit formats)", "jit": "aisys.trace / aisys.script (graph capture)",
+    "fx": "aisys.trace (it records a Graph, like torch.fx symbolic tracing)", "nn.functional": "aisys.nn.functional",
+    "vmap": "a batch dimension (aisys has no vmap)", "einsum": "aisys.matmul with reshape/permute",
+    "distributions": "aisys.multinomial / aisys.randn (no distributions package)",
+    "utils": "aisys.data (Dataset, DataLoader, TensorDataset, random_split)",
+}
+
+
 def __getattr__(name):
+    if name in _INSTEAD:
+        raise AttributeError(f"module 'aisys' has no attribute {name!r}; use {_INSTEAD[name]}")
     if name in _LAZY:
         mod = importlib.import_module(_LAZY[name])
         globals()[name] = mod

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from . import device as _device
 from . import dtypes as _dt
 from .errors import AnomalyError, user_location
 from .registry import OPS as _OPS, OpDef, Spec, get as _get_op
@@ -105,6 +106,11 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data._data
+        if not isinstance(data, (np.ndarray, np.generic)):
+            from .factories import _array_of, _python_dtype        # checks the data, with errors that say why
+            data, numpy_typed = _array_of(data)
+            if dtype is None and not numpy_typed:
+                dtype = _python_dtype(data)
         dt = _dt.as_dtype(dtype) if dtype is not None else _dt.infer_from_data(data)
         arr = np.asarray(data, dtype=dt.np)
         if requires_grad and not dt.is_floating:
@@ -224,6 +230,10 @@ class Tensor:
                                "requiring grad; use .detach() to get a copy without history")
         self.requires_grad = flag
         return self
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None) -> "Tensor":
+        from .factories import multinomial
+        return multinomial(self, num_samples, replacement, generator=generator)
 
     def clone(self) -> "Tensor":
         """A copy with its own storage; gradients flow back to this tensor (as torch.clone)."""
@@ -355,10 +365,32 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ---- conversions -------------------------------------------------------------------
-    def to(self, dtype) -> "Tensor":
-        return _ops.cast(self, dtype)
+    def to(self, *args, **kwargs) -> "Tensor":
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``, or the keywords ``dtype=``,
+        ``device=``, ``copy=`` (``non_blocking=`` is accepted and ignored), as torch. Every device is the CPU
+        (see aisys.device); a dtype change is a recorded cast, so gradients flow through it."""
+        dtype, dev = parse_to(args, kwargs)
+        if dev is not None:
+            _device.as_device(dev)
+        out = self if dtype is None else _ops.cast(self, dtype)
+        return out.clone() if kwargs.get("copy") and out is self else out
 
     type = to
+
+    @property
+    def device(self):
+        """Always the CPU (aisys tensors are numpy arrays)."""
+        return _device.CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    def cuda(self, *args, **kwargs):
+        raise RuntimeError("Tensor.cuda(): " + _device.NO_ACCELERATOR.format(what="CUDA"))
 
     def float(self):
         return self.to(_dt.float32)
@@ -559,23 +591,6 @@ class detect_anomaly(contextlib.ContextDecorator):
 
 
 # ---- factories ---------------------------------------------------------------------------
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Make a tensor; dtype inferred like PyTorch (numpy float64 stays float64, Python floats -> float32)."""
-    if isinstance(data, Tensor):
-        data = data._data.copy()
-    elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
-        data = np.array([x._data if isinstance(x, Tensor) else x for x in data])
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
-
-
-def _flat(seq):
-    for x in seq:
-        if isinstance(x, (list, tuple)):
-            yield from _flat(x)
-        else:
-            yield x
-
-
 _SCALARS: dict = {}
 
 
@@ -594,9 +609,14 @@ def _scalar_array(value: float, np_dtype) -> np.ndarray:
     return arr
 
 
-def as_tensor(x, like: Tensor | None = None) -> Tensor:
-    """Lift Python scalars/arrays into tensors. A Python scalar takes ``like``'s dtype (a "weak" scalar),
-    except a float scalar next to an integer tensor, which becomes the default float."""
+def as_tensor(x, dtype=None, device=None, like: Tensor | None = None) -> Tensor:
+    """Lift Python scalars/arrays into tensors, sharing memory when possible (torch.as_tensor). Inside the
+    library, a Python scalar takes ``like``'s dtype (a "weak" scalar), except a float scalar next to an
+    integer tensor, which becomes the default float."""
+    if dtype is not None or device is not None:
+        from .factories import tensor
+        t = x if isinstance(x, Tensor) else tensor(x, device=device)
+        return t if dtype is None or t.dtype is _dt.as_dtype(dtype) else _ops.cast(t, dtype)
     if isinstance(x, Tensor):
         return x
     if type(x) is float and like is not None:            # x * 0.5 on a float tensor: the common case, first
@@ -617,47 +637,6 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     return Tensor(x)
 
 
-def _shape_arg(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
-
-
-def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(np.zeros(_shape_arg(shape), dt.np), dtype=dt, requires_grad=requires_grad)
-
-
-def ones(*shape, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(np.ones(_shape_arg(shape), dt.np), dtype=dt, requires_grad=requires_grad)
-
-
-def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else (_dt.default_float if isinstance(fill_value, float) else _dt.infer_from_data(fill_value))
-    return Tensor(np.full(_shape_arg((shape,)), fill_value, dt.np), dtype=dt, requires_grad=requires_grad)
-
-
-def zeros_like(t: Tensor, dtype=None) -> Tensor:
-    return zeros(*t.shape, dtype=dtype or t.dtype)
-
-
-def ones_like(t: Tensor, dtype=None) -> Tensor:
-    return ones(*t.shape, dtype=dtype or t.dtype)
-
-
-def arange(start, end=None, step=1, dtype=None) -> Tensor:
-    if end is None:
-        start, end = 0, start
-    arr = np.arange(start, end, step)
-    return Tensor(arr, dtype=dtype or (_dt.int64 if np.issubdtype(arr.dtype, np.integer) else _dt.default_float))
-
-
-def eye(n: int, m: int | None = None, dtype=None) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(np.eye(n, m, dtype=dt.np), dtype=dt)
-
-
 class _Generator:
     """The global random generator (seed with aisys.manual_seed)."""
     rng = np.random.default_rng(0)
@@ -667,19 +646,22 @@ def manual_seed(seed: int) -> None:
     _Generator.rng = np.random.default_rng(seed)
 
 
-def randn(*shape, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(_Generator.rng.standard_normal(_shape_arg(shape)).astype(dt.np), dtype=dt, requires_grad=requires_grad)
-
-
-def rand(*shape, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(_Generator.rng.random(_shape_arg(shape)).astype(dt.np), dtype=dt, requires_grad=requires_grad)
-
-
-def randint(low, high, size, dtype=None) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.int64
-    return Tensor(_Generator.rng.integers(low, high, size=_shape_arg((size,))).astype(dt.np), dtype=dt)
+def parse_to(args, kwargs):
+    """(dtype or None, device or None) from the arguments of Tensor.to / Module.to."""
+    extra = set(kwargs) - {"dtype", "device", "copy", "non_blocking", "memory_format"}
+    if extra:
+        raise TypeError(f"to(): unexpected keyword argument(s) {', '.join(sorted(extra))}")
+    dtype, dev = kwargs.get("dtype"), kwargs.get("device")
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, _device.device) or isinstance(a, int) and not isinstance(a, bool):
+            dev = a
+        elif isinstance(a, str) and a.partition(":")[0] in _device._KNOWN:
+            dev = a
+        elif a is not None:
+            dtype = a
+    return (None if dtype is None else _dt.as_dtype(dtype)), dev
 
 
 def _escaped(t: Tensor, how: str) -> None:
