@@ -113,13 +113,22 @@ def _log_softmax(g, out, x, dim):
     return (g - np.exp(out._data) * np.sum(g, axis=(dim % g.ndim,), keepdims=True, dtype=g.dtype),)
 
 
-def _cross_entropy(g, out, x, target, reduction):
-    xd = x._data
+def _cross_entropy(g, out, x, target, reduction, ignore_index=None):
+    xd, td = x._data, target._data
     one_hot = np.zeros(xd.shape, xd.dtype)                   # row-major, as the recorded path's one_hot op makes it,
-    one_hot[np.arange(xd.shape[0]), target._data] = 1        # so the difference below gets the same memory order
+    if ignore_index is None:                                 # so the difference below gets the same memory order
+        one_hot[np.arange(xd.shape[0]), td] = 1
+    else:
+        one_hot[...] = td[:, None] == np.arange(xd.shape[1])
     d = np.subtract(_nn._softmax_ref(xd, 1), one_hot)
-    if reduction == "mean":
-        d = np.divide(d, float(xd.shape[0]))
+    if ignore_index is None:
+        if reduction == "mean":
+            d = np.divide(d, float(xd.shape[0]))
+    else:
+        keep = (td != ignore_index).astype(xd.dtype)
+        d = d * keep.reshape(-1, 1)
+        if reduction == "mean":
+            d = d / np.add.reduce(keep)
     return (d * (g.reshape(-1, 1) if reduction == "none" else g), None)
 
 

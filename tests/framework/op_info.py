@@ -462,8 +462,13 @@ def _reduce(v, reduction):
     return {"mean": np.asarray(v.mean()), "sum": np.asarray(v.sum()), "none": v}[reduction]
 
 
-def cross_entropy_ref(x, target, reduction):
-    nll = np.array([math.log(sum(math.exp(v) for v in row)) - row[int(t)] for row, t in zip(x, target)])
+def cross_entropy_ref(x, target, reduction, ignore_index=None):
+    """PyTorch's definition: ignored rows add 0, and the mean divides by the rows kept."""
+    kept = [(row, int(t)) for row, t in zip(x, target) if t != ignore_index]
+    nll = np.array([math.log(sum(math.exp(v) for v in row)) - row[t] if t != ignore_index else 0.0
+                    for row, t in zip(x, target)])
+    if reduction == "mean":
+        return np.asarray(nll.sum() / len(kept))
     return _reduce(nll, reduction)
 
 
@@ -915,8 +920,13 @@ row("dropout", lambda rng: [Sample((normal(rng, 3, 4),), {"p": 0.5, "seed": 3}),
 
 def _ce_samples(rng):
     x, t = normal(rng, 4, 5), np.array([0, 4, 2, 4])
+    skip = np.array([0, -100, 2, -100])
     return [Sample((x, t), {"reduction": "mean"}), Sample((x, t), {"reduction": "sum"}),
-            Sample((transposed_view(normal(rng, 3, 5)), np.array([1, 1, 3])), {"reduction": "none"}, note="view")]
+            Sample((transposed_view(normal(rng, 3, 5)), np.array([1, 1, 3])), {"reduction": "none"}, note="view"),
+            Sample((x, skip), {"reduction": "mean", "ignore_index": -100}, note="ignored rows"),
+            Sample((x, t), {"reduction": "sum", "ignore_index": 4}, note="ignore a class in use"),
+            Sample((transposed_view(normal(rng, 3, 5)), np.array([1, 0, 3])), {"reduction": "none", "ignore_index": 0},
+                   note="ignore, no reduction, view")]
 
 
 row("cross_entropy", _ce_samples, cross_entropy_ref, lowp_tol=3)

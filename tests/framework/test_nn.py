@@ -540,3 +540,62 @@ def test_linear_property_matches_numpy(n, fin, fout, seed):
     x = aisys.randn(n, fin)
     np.testing.assert_allclose(lin(x).numpy(), x.numpy() @ lin.weight.numpy().T + lin.bias.numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+# ---- cross_entropy targets: the bad value named, ignore_index as torch (issue 14) ------------------------
+def test_cross_entropy_names_the_bad_target_value():
+    with pytest.raises(IndexError, match=r"target -1 \(at position 0\) is out of range for 3 classes"):
+        F.cross_entropy(aisys.randn(2, 3), aisys.tensor([-1, 2]))           # once reported "class 2"
+    with pytest.raises(IndexError, match=r"target 7 \(at position 1\)"):
+        F.cross_entropy(aisys.randn(2, 3), aisys.tensor([0, 7]))
+    with pytest.raises(IndexError, match="nll_loss: target -5"):
+        F.nll_loss(aisys.randn(2, 3), aisys.tensor([-5, 1]))
+    with pytest.raises(ValueError, match="weight= is not supported"):
+        F.cross_entropy(aisys.randn(2, 3), aisys.tensor([0, 1]), weight=aisys.ones(3))
+
+
+def test_cross_entropy_ignore_index_values_and_gradients():
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    t = np.array([0, -100, 2, -100])
+    logp = x - np.log(np.exp(x).sum(1, keepdims=True))
+    kept = [0, 2]
+    want = -np.mean([logp[i, t[i]] for i in kept])
+    xt = aisys.tensor(x, requires_grad=True)
+    loss = F.cross_entropy(xt, aisys.tensor(t))                            # -100 is skipped by default
+    assert loss.item() == pytest.approx(want, rel=1e-12)
+    loss.backward()
+    assert np.all(xt.grad.numpy()[[1, 3]] == 0)
+    assert aisys.gradcheck(lambda z: F.cross_entropy(z, aisys.tensor(t)), [t64(4, 3)])
+    assert aisys.gradcheck(lambda z: F.cross_entropy(z, aisys.tensor([1, 0, 2, 0]), ignore_index=0,
+                                                     label_smoothing=0.2), [t64(4, 3)])
+    none = F.cross_entropy(aisys.tensor(x), aisys.tensor(t), reduction="none").numpy()
+    assert none[1] == 0 and none[3] == 0
+    assert np.isnan(F.cross_entropy(aisys.tensor(x), aisys.tensor([-100] * 4)).item())   # nothing kept: nan
+
+
+@pytest.mark.parametrize("targets", [[0, -100, 2, 3, -100], [1, 2, 3, 0, 1], [0, 3, 3, 1, 0]])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore_index,smoothing", [(-100, 0.0), (3, 0.0), (3, 0.1), (-100, 0.1)])
+def test_cross_entropy_and_nll_agree_with_pytorch(targets, reduction, ignore_index, smoothing):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    a, b = aisys.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    if -100 in targets and ignore_index != -100:                            # out of range for both
+        with pytest.raises(IndexError):
+            torch.nn.functional.cross_entropy(b, torch.tensor(targets), ignore_index=ignore_index)
+        with pytest.raises(IndexError, match="target -100"):
+            F.cross_entropy(a, aisys.tensor(targets), ignore_index=ignore_index)
+        return
+    la = F.cross_entropy(a, aisys.tensor(targets), ignore_index=ignore_index, reduction=reduction,
+                         label_smoothing=smoothing)
+    lb = torch.nn.functional.cross_entropy(b, torch.tensor(targets), ignore_index=ignore_index, reduction=reduction,
+                                           label_smoothing=smoothing)
+    np.testing.assert_allclose(la.detach().numpy(), lb.detach().numpy(), rtol=1e-5, atol=1e-6)
+    la.sum().backward()
+    lb.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-5, atol=1e-6)
+    na = F.nll_loss(F.log_softmax(aisys.tensor(x), 1), aisys.tensor(targets), ignore_index=ignore_index,
+                    reduction=reduction)
+    nb = torch.nn.functional.nll_loss(torch.log_softmax(torch.tensor(x), 1), torch.tensor(targets),
+                                      ignore_index=ignore_index, reduction=reduction)
+    np.testing.assert_allclose(na.numpy(), nb.numpy(), rtol=1e-5, atol=1e-6)

@@ -286,13 +286,32 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tenso
 
 
 # ---- losses ------------------------------------------------------------------------------------------
-def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+def _no_legacy(op: str, weight=None, size_average=None, reduce=None) -> None:
+    if weight is not None:
+        raise ValueError(f"{op}: per-class weight= is not supported by aisys; weight the per-sample losses "
+                         f"(reduction='none') yourself")
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{op}: size_average= and reduce= are deprecated in torch; use reduction='mean'/'sum'/'none'")
+
+
+def _ignore(target: Tensor, ignore_index: int):
+    """The ignore_index attr to record: only when a target uses it (PyTorch's default -100 then costs nothing
+    in the graph). A trace keeps that choice: a later target of -100 raises rather than being misread."""
+    if ignore_index is None or not (target._data == ignore_index).any():
+        return {}
+    return {"ignore_index": int(ignore_index)}
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight=None, size_average=None, ignore_index: int = -100,
+                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of logits against class indices (or class probabilities of the same shape).
 
     Shapes as torch: (N, C) with (N,), (C,) with (), or (N, C, d1, ...) with (N, d1, ...). The common
-    case is one fused registry op whose gradient is (softmax − one_hot)/N. No ``weight``/``ignore_index``.
+    case is one fused registry op whose gradient is (softmax − one_hot)/N. Targets equal to
+    ``ignore_index`` (default -100, as torch) add nothing and the mean is over the others. No ``weight``.
     """
     _tensor("cross_entropy", "input", input)
+    _no_legacy("cross_entropy", weight, size_average, reduce)
     target = as_tensor(target)
     _reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -306,8 +325,9 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
         if label_smoothing:
             target = target * (1.0 - label_smoothing) + label_smoothing / input.shape[cdim]
         return _reduce(-(target * log_softmax(input, cdim)).sum(cdim), reduction)
+    kw = dict(ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing)
     if input.ndim == 1:
-        out = cross_entropy(input.unsqueeze(0), target.reshape(1), reduction, label_smoothing)
+        out = cross_entropy(input.unsqueeze(0), target.reshape(1), **kw)
         return out.reshape(()) if reduction == "none" else out
     if input.ndim > 2:
         C = input.shape[1]
@@ -316,18 +336,28 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
                              f"without its class dim 1", shapes=(input.shape, target.shape))
         perm = (0,) + tuple(range(2, input.ndim)) + (1,)
         flat = input.permute(*perm).reshape(-1, C)
-        out = cross_entropy(flat, target.reshape(-1), reduction, label_smoothing)
+        out = cross_entropy(flat, target.reshape(-1), **kw)
         return out.reshape(tuple(target.shape)) if reduction == "none" else out
-    loss = apply("cross_entropy", input, target, reduction=reduction)
+    attrs = _ignore(target, ignore_index)
+    loss = apply("cross_entropy", input, target, reduction=reduction, **attrs)
     if label_smoothing:
-        smooth = _reduce(-log_softmax(input, 1).mean(1), reduction)
+        per_row = -log_softmax(input, 1).mean(1)
+        if attrs:                                         # ignored rows smooth nothing either
+            keep = (target != ignore_index).to(input.dtype)
+            per_row = per_row * keep
+            smooth = per_row.sum() / keep.sum() if reduction == "mean" else _reduce(per_row, reduction)
+        else:
+            smooth = _reduce(per_row, reduction)
         loss = loss * (1.0 - label_smoothing) + smooth * label_smoothing
     return loss
 
 
-def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities (N, C) at integer targets (N,)."""
+def nll_loss(input: Tensor, target: Tensor, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (N, C) at integer targets (N,); targets equal to
+    ``ignore_index`` are skipped (the mean is over the others), as torch."""
     _tensor("nll_loss", "input", input)
+    _no_legacy("nll_loss", weight, size_average, reduce)
     _reduction("nll_loss", reduction)
     target = as_tensor(target)
     if target.dtype.is_floating:
@@ -336,8 +366,18 @@ def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     if input.ndim != 2 or tuple(target.shape) != (input.shape[0],):
         raise ShapeError("nll_loss", f"expects log-probabilities (N, C) and targets (N,), got {tuple(input.shape)} and "
                          f"{tuple(target.shape)}", shapes=(input.shape, target.shape))
-    picked = input.gather(1, target.reshape(-1, 1)).reshape(-1)
-    return _reduce(-picked, reduction)
+    from ..ops.nn import check_targets
+    check_targets("nll_loss", target._data, input.shape[1], ignore_index)
+    if not _ignore(target, ignore_index):
+        picked = input.gather(1, target.reshape(-1, 1)).reshape(-1)
+        return _reduce(-picked, reduction)
+    from ..ops import where
+    keep = target != ignore_index
+    picked = input.gather(1, where(keep, target, 0).reshape(-1, 1)).reshape(-1)
+    losses = where(keep, -picked, 0.0)
+    if reduction == "mean":
+        return losses.sum() / keep.to(input.dtype).sum()
+    return _reduce(losses, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

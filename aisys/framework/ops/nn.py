@@ -726,7 +726,7 @@ defop("dropout", infer=lambda x, p, seed: Spec(tuple(x.shape), x.dtype), ref=_dr
 
 
 # ---- losses ---------------------------------------------------------------------------------------
-def _ce_infer(x, target, reduction):
+def _ce_infer(x, target, reduction, ignore_index=None):
     need_float("cross_entropy", x)
     _int_check("cross_entropy", target)
     if len(x.shape) != 2 or tuple(target.shape) != (x.shape[0],):
@@ -736,12 +736,30 @@ def _ce_infer(x, target, reduction):
     return Spec(() if reduction != "none" else (x.shape[0],), x.dtype)
 
 
-def _ce_ref(x, target, reduction):
-    if target.size and (target.min() < 0 or target.max() >= x.shape[1]):
-        raise IndexError(f"cross_entropy: target class {target.max()} is out of range for {x.shape[1]} classes")
+def check_targets(op: str, target: np.ndarray, classes: int, ignore_index=None) -> None:
+    """Refuse a class index outside 0..classes-1 (other than ``ignore_index``), naming the first bad value."""
+    bad = (target < 0) | (target >= classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bad.any():
+        i = int(np.argmax(bad.reshape(-1)))
+        skip = f" (ignore_index={ignore_index} marks targets to skip)" if ignore_index is not None else \
+            " (ignore_index marks targets to skip)"
+        raise IndexError(f"{op}: target {int(target.reshape(-1)[i])} (at position {i}) is out of range for "
+                         f"{classes} classes: class indices are 0..{classes - 1}{skip}")
+
+
+def _ce_ref(x, target, reduction, ignore_index=None):
+    check_targets("cross_entropy", target, x.shape[1], ignore_index)
     s = x - x.max(axis=1, keepdims=True)                 # log_softmax's steps, read at the targets only:
     lse = np.log(np.exp(s).sum(axis=1))                  # −(s − lse) is exactly lse − s in IEEE arithmetic
-    nll = lse - s[np.arange(x.shape[0]), target]
+    if ignore_index is None:
+        return _reduced(lse - s[np.arange(x.shape[0]), target], reduction)
+    keep = target != ignore_index
+    nll = np.where(keep, lse - s[np.arange(x.shape[0]), np.where(keep, target, 0)], 0).astype(x.dtype)
+    if reduction == "mean":                              # as torch: the mean over the targets kept (nan if none)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(np.add.reduce(nll) / x.dtype.type(keep.sum()), x.dtype)
     return _reduced(nll, reduction)
 
 
@@ -755,25 +773,31 @@ def _reduced(v, reduction):
     return v.sum() if reduction == "sum" else v
 
 
-def _ce_dlogits(x, target, reduction):
+def _ce_dlogits(x, target, reduction, ignore_index=None):
     d = x.softmax(1) - apply("one_hot", target, num_classes=x.shape[1]).to(x.dtype)
-    return d / float(x.shape[0]) if reduction == "mean" else d
+    if ignore_index is None:
+        return d / float(x.shape[0]) if reduction == "mean" else d
+    keep = (target != ignore_index).to(x.dtype)          # rows of ignored targets get no gradient
+    d = d * keep.reshape(-1, 1)
+    return d / keep.sum() if reduction == "mean" else d
 
 
-def _ce_vjp(g, out, x, target, reduction):
+def _ce_vjp(g, out, x, target, reduction, ignore_index=None):
     gg = g.reshape(-1, 1) if reduction == "none" else g
-    return (_ce_dlogits(x, target, reduction) * gg, None)
+    return (_ce_dlogits(x, target, reduction, ignore_index) * gg, None)
 
 
-def _ce_jvp(t, out, x, target, reduction):
-    prod_ = (_ce_dlogits(x, target, reduction) * t[0])
+def _ce_jvp(t, out, x, target, reduction, ignore_index=None):
+    prod_ = (_ce_dlogits(x, target, reduction, ignore_index) * t[0])
     return prod_.sum(1) if reduction == "none" else prod_.sum()
 
 
 defop("cross_entropy", infer=_ce_infer, ref=_ce_ref, fusion=K.OPAQUE,
       cost=lambda ins, out, **a: Cost(6 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
       vjp=_ce_vjp, jvp=_ce_jvp, torch_name="torch.nn.functional.cross_entropy",
-      doc="log_softmax + negative log-likelihood in one op; gradient (softmax − one_hot)/N.", saved=(0, 1))
+      doc="log_softmax + negative log-likelihood in one op; gradient (softmax − one_hot)/N. With ignore_index, "
+          "rows whose target equals it count for nothing and the mean is over the others (as torch).",
+      saved=(0, 1))
 
 
 def _mse_infer(x, y, reduction):
