@@ -26,7 +26,7 @@ from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, l
                             exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast, clamp,
                             square, rsqrt, sum, mean, var, std, max, min, argmax, argmin, sum_to, reshape, permute,
                             transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous, index, cat,
-                            concat, stack, pad, gather, matmul, softmax, log_softmax, one_hot)
+                            concat, stack, pad, gather, matmul, softmax, log_softmax, one_hot, erf)
 from .framework.autograd import gradcheck, gradgradcheck, vjp, jvp, grad_fn as grad
 from .framework import autograd
 from .framework import nn, optim, data     # light (pure Python); nn aliases itself as aisys.nn

@@ -27,7 +27,7 @@ from .memory import CapacityError, a_tile_dram_bytes, plan_gemm_tiles, resident_
 from .systolic import conv_gemm_dims
 from .vector import BINARY_OPS, elementwise_cost, layernorm_cost, pool_cost, softmax_cost
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh")
 
 
 def _pos(where: str, **vals) -> None:
@@ -612,7 +612,7 @@ def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: st
 
 # graph op -> the vector primitive that costs the same (aisys.chip.vector.DEFAULT_OP_CYCLES)
 _VECTOR_OF_GRAPH_OP = {
-    "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "exp": "exp", "log": "log",
+    "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "erf": "erf", "exp": "exp", "log": "log",
     "sqrt": "sqrt", "abs": "abs", "neg": "neg", "cast": "cast", "add": "add", "sub": "sub", "mul": "mul",
     "div": "div", "maximum": "max", "minimum": "min", "pow": "mul", "sign": "abs", "sin": "exp", "cos": "exp",
     "where": "max", "eq": "sub", "ne": "sub", "lt": "sub", "le": "sub", "gt": "sub", "ge": "sub",
@@ -625,6 +625,15 @@ _REDUCE_OF_GRAPH_OP = {"sum": "add", "mean": "add", "var": "add", "sum_to": "add
 # shape-only ops: the compiler turns them into addressing, the chip does no work
 _FREE_GRAPH_OPS = {"reshape", "permute", "contiguous", "broadcast_to", "dropout", "transpose", "flatten",
                    "squeeze", "unsqueeze", "expand"}
+
+
+def _vector_primitive(node) -> str | None:
+    """The vector primitive costing a graph node: the table's entry, refined by the attrs the cost depends on
+    (exact GELU evaluates an erf, its approximate='tanh' form a tanh)."""
+    vop = _VECTOR_OF_GRAPH_OP.get(node.op)
+    if vop == "gelu" and node.attrs.get("approximate", "none") == "tanh":
+        return "gelu_tanh"
+    return vop
 
 
 def _first(v):
@@ -708,7 +717,7 @@ def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
             matrix_outputs.add(node.id)        # still "the matmul's output" for a following activation
             continue
         elif op in _VECTOR_OF_GRAPH_OP:
-            vop = _VECTOR_OF_GRAPH_OP[op]
+            vop = _vector_primitive(node)
             streams = sum(1 for x in ins if _numel(x.shape) > 1)
             if vop in BINARY_OPS and streams == 1:      # x * 0.5: the scalar sits in a register, one stream
                 layers.append(Elementwise(name, vop, _numel(node.shape), chain=(vop,), inputs=1))
@@ -740,7 +749,7 @@ def _fused_layers(node, name) -> list:
     for n in body.op_nodes:
         if n.op in _FREE_GRAPH_OPS:
             continue
-        vop = _VECTOR_OF_GRAPH_OP.get(n.op) or _REDUCE_OF_GRAPH_OP.get(n.op)
+        vop = _vector_primitive(n) or _REDUCE_OF_GRAPH_OP.get(n.op)
         if vop is None:
             raise ValueError(f"lower_graph: fused node %{node.id} contains {n.op}, which has no vector-unit model")
         chain.append(vop)

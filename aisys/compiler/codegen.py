@@ -39,12 +39,13 @@ KERNEL_DTYPES = frozenset({"bool", "int8", "int32", "int64", "float32", "float64
 #: elementwise ops with a code template
 ELEMENTWISE_OPS = frozenset({"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "eq", "ne", "lt",
                              "le", "gt", "ge", "logical_not", "neg", "exp", "log", "sqrt", "sin", "cos", "tanh",
-                             "sign", "abs", "sigmoid", "relu", "gelu", "cast", "broadcast_to"})
+                             "sign", "abs", "sigmoid", "relu", "gelu", "erf", "cast", "broadcast_to"})
 REDUCE_OPS = frozenset({"sum", "mean", "max", "min", "sum_to"})
 ANCHOR_OPS = frozenset({"matmul", "conv2d", "conv2d_nhwc"})
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
+_SQRT1_2 = math.sqrt(0.5)
 
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -115,9 +116,14 @@ def _emit(n: Node, args: list[str], argdt: list[_dt.DType], t: str, C: _Consts) 
         one, zero = C.get(1.0, D), C.get(0.0, D)
         return [f"{t}_e = np.exp(-abs({a}))",
                 f"{t} = {_cast(f'({one} / ({one} + {t}_e)) if {a} >= {zero} else ({t}_e / ({one} + {t}_e))', D)}"]
-    if op == "gelu":
+    if op == "gelu" and n.attrs.get("approximate", "none") == "tanh":
         half, one, c, k = C.get(0.5, D), C.get(1.0, D), C.get(_GELU_C, D), C.get(_GELU_A, D)
-        return [f"{t} = {_cast(f'{half} * {a} * ({one} + np.tanh({c} * ({a} + {k} * {a} * {a} * {a})))', D)}"]
+        return [f"{t} = {_cast(f'{half} * {a} * ({one} + np.tanh({c} * ({a} * {a} * {a} * {k} + {a})))', D)}"]
+    if op == "gelu":           # the reference's form: x·Φ(x) = x·erfc(−x/√2)/2, in float64 as the reference does
+        return [f"{t}_x = np.float64({a})",
+                f"{t} = {_cast(f'0.5 * {t}_x * math.erfc(-{t}_x * {_SQRT1_2!r})', D)}"]
+    if op == "erf":
+        return [f"{t} = {_cast(f'math.erf(np.float64({a}))', D)}"]
     if op == "cast":
         if D.name == "bool":
             return [f"{t} = {a} != 0"]
@@ -146,6 +152,12 @@ def _check_dtypes(body: Graph) -> None:
         if n.dtype.name not in KERNEL_DTYPES:
             raise TypeError(f"codegen: node {n.op} computes {n.dtype.name}; generated kernels support "
                             f"{', '.join(sorted(KERNEL_DTYPES))}")
+
+
+def _assemble(head: list[str], C: _Consts, lines: list[str]) -> str:
+    if any("math." in ln for ln in lines):                # erf/erfc (exact GELU) come from Python's math module
+        head = head[:-3] + ["import math"] + head[-3:]
+    return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
 
 
 def _header(kind: str, body: Graph, note: str) -> list[str]:
@@ -221,7 +233,7 @@ def elementwise_source(body: Graph) -> str:
     lines.append(f"{ind}out[{idx}] = {var[out.id]}")
     pattern = "; ".join("".join("F" if f else "b" for f in p) for p in pats)
     head = _header("elementwise", body, f"loop levels: {r}; input patterns (F full, b broadcast): {pattern or '-'}")
-    return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
+    return _assemble(head, C, lines)
 
 
 class ElementwiseKernel:
@@ -330,7 +342,7 @@ def reduce_source(body: Graph) -> str:
     note = (f"reduce {root.op} over dims {list(red)} of {len(in_shape)}-D input; accumulator {acc_np.name}"
             + ("; local accumulator (reduced dims innermost)" if suffix else ""))
     head = _header("reduce", body, note)
-    return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
+    return _assemble(head, C, lines)
 
 
 class ReduceKernel:

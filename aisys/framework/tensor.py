@@ -494,6 +494,7 @@ class Tensor:
     def tanh(self): return _ops.tanh(self)
     def sigmoid(self): return _ops.sigmoid(self)
     def relu(self): return _ops.relu(self)
+    def erf(self): return _ops.erf(self)
     def sin(self): return _ops.sin(self)
     def cos(self): return _ops.cos(self)
     def square(self): return _ops.mul(self, self)

@@ -132,7 +132,7 @@ def _gelu(v):
 
 
 def gelu_exact(v):
-    """The erf form GELU(x) = x·Φ(x); aisys uses the tanh approximation, within 1e-3 of this."""
+    """GELU(x) = x·Φ(x), PyTorch's default (approximate='none')."""
     return 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0)))
 
 
@@ -621,7 +621,13 @@ row("abs", _unary_samples("away0"), lambda x: elementwise(lambda a: a if a >= 0 
 row("sigmoid", _unary_samples("normal"), lambda x: elementwise(_sigmoid, x), kind="unary")
 row("relu", _unary_samples("away0"), lambda x: elementwise(lambda a: a if a > 0 else 0 * a, x, dtype=_same_kind(x)),
     kind="unary", domain="away0", int_dtypes=_INTS)
-row("gelu", _unary_samples("normal"), lambda x: elementwise(_gelu, x), kind="unary")
+row("gelu", lambda rng: _unary_samples("normal")(rng) + [
+        Sample((normal(rng, 3, 4),), {"approximate": "tanh"}, note="tanh form"),
+        Sample((transposed_view(normal(rng, 4, 3)),), {"approximate": "tanh"}, note="tanh form, view"),
+        Sample((normal(rng, 2, 3) * 4,), {"approximate": "none"}, note="exact, wide range")],
+    lambda x, approximate="none": elementwise(_gelu if approximate == "tanh" else gelu_exact, x), kind="unary")
+row("erf", lambda rng: _unary_samples("normal")(rng) + [Sample((normal(rng, 3, 4) * 3,), note="tails")],
+    lambda x: elementwise(math.erf, x), kind="unary")
 
 
 def _cast_samples(rng):

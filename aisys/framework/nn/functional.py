@@ -150,13 +150,10 @@ def relu(input: Tensor) -> Tensor:
     return apply(_RELU, _tensor("relu", "input", input))
 
 
-def gelu(input: Tensor, approximate: str = "tanh") -> Tensor:
-    """GELU. Differs from torch: aisys computes the tanh approximation (torch's approximate='tanh'), which
-    is therefore the default here; approximate='none' (exact erf) is refused rather than approximated."""
-    if approximate != "tanh":
-        raise ValueError(f"gelu: approximate={approximate!r} is not available; aisys implements only the tanh "
-                         f"approximation (pass approximate='tanh'; it differs from erf-GELU by < 1e-3)")
-    return apply("gelu", _tensor("gelu", "input", input))
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """GELU, x·Φ(x), as torch: exact (with erf) by default; ``approximate='tanh'`` for the tanh form."""
+    from ..ops import gelu as _gelu
+    return _gelu(_tensor("gelu", "input", input), approximate)
 
 
 def sigmoid(input: Tensor) -> Tensor:

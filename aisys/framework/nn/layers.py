@@ -302,16 +302,20 @@ class ReLU(Module):
 
 
 class GELU(Module):
-    """GELU, tanh approximation (see aisys.nn.functional.gelu for why)."""
+    """GELU, x·Φ(x): exact (erf) by default, ``approximate='tanh'`` for the tanh form, as torch.nn.GELU."""
 
-    def __init__(self, approximate: str = "tanh"):
+    def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate != "tanh":
-            F.gelu(Tensor(np.zeros(1, np.float32)), approximate)     # raises with the explanation
+        from ..ops.elementwise import GELU_FORMS
+        if approximate not in GELU_FORMS:
+            raise ValueError(f"GELU: approximate={approximate!r} is not one of {', '.join(map(repr, GELU_FORMS))}")
         self.approximate = approximate
 
     def forward(self, input):
-        return F.gelu(input)
+        return F.gelu(input, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}" if self.approximate != "none" else ""
 
 
 class Tanh(Module):

@@ -11,6 +11,7 @@ from .reduce import sum, mean, var, std, max, min, argmax, argmin, sum_to
 from .shape import (reshape, permute, transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous,
                     index, cat, concat, stack, pad, gather)
 from .linalg import matmul
+from .special import erf
 from . import nn as _nn_ops  # noqa: F401  (registers conv2d, pooling, norms, losses)
 from .. import fast_vjp as _fast_vjp  # noqa: F401,E402  (attaches the numpy VJP twins of the eager fast path)
 

@@ -195,20 +195,49 @@ _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
+_SQRT1_2 = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+GELU_FORMS = ("none", "tanh")
 
 
-def _gelu_ref(x):
-    return (0.5 * x * (1.0 + np.tanh(_GELU_C * (x + _GELU_A * x ** 3)))).astype(x.dtype, copy=False)
+def _gelu_infer(x, approximate="none"):
+    if approximate not in GELU_FORMS:
+        raise ValueError(f"gelu: approximate={approximate!r} is not one of 'none' (exact, x·Φ(x) with erf: the "
+                         f"default, as torch) or 'tanh' (the tanh approximation)")
+    return same_spec("gelu", float_only=True)(x)
 
 
-def _gelu_grad(x):
-    t = (_GELU_C * (x + _GELU_A * x * x * x)).tanh()
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_A * x * x)
+def _gelu_ref(x, approximate="none"):
+    if approximate == "tanh":
+        inner = x * x                                      # x³ as multiplications: np.power is ~50× slower
+        inner *= x
+        inner *= _GELU_A
+        inner += x
+        return (0.5 * x * (1.0 + np.tanh(_GELU_C * inner))).astype(x.dtype, copy=False)
+    from .special import erfc_np
+    x64 = x.astype(np.float64)                             # x·Φ(x) = x·erfc(−x/√2)/2: exact also far left of 0
+    return (0.5 * x64 * erfc_np(-x64 * _SQRT1_2)).astype(x.dtype, copy=False)
 
 
-_unary("gelu", _gelu_ref, lambda g, out, x: (g * _gelu_grad(x),), lambda t, out, x: t[0] * _gelu_grad(x),
-       flops=8, doc="aisys uses the tanh approximation (PyTorch's gelu(approximate='tanh')): numpy has "
-                    "no erf, and the tanh form is what many accelerators implement.")
+def _gelu_grad(x, approximate="none"):
+    if approximate == "tanh":
+        t = (_GELU_C * (x + _GELU_A * x * x * x)).tanh()
+        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_A * x * x)
+    from .special import erf
+    return (erf(x * _SQRT1_2) + 1.0) * 0.5 + x * (x * x * -0.5).exp() * _INV_SQRT_2PI    # Φ(x) + x·φ(x)
+
+
+def _gelu_cost(in_specs, out_spec, approximate="none"):
+    return elementwise_cost(8 if approximate == "tanh" else 24)(in_specs, out_spec)
+
+
+defop("gelu", infer=_gelu_infer, ref=_gelu_ref, fusion=E, cost=_gelu_cost, saved=(0,),
+      vjp=lambda g, out, x, approximate="none": (g * _gelu_grad(x, approximate),),
+      jvp=lambda t, out, x, approximate="none": t[0] * _gelu_grad(x, approximate),
+      torch_name="torch.nn.functional.gelu",
+      doc="x·Φ(x), Φ the standard normal CDF, computed with erf (approximate='none', the default, as torch); "
+          "approximate='tanh' gives 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), the form many accelerators "
+          "implement. They differ by up to ~5e-4 (gelu(−1): −0.15866 exact, −0.15881 tanh).")
 
 
 # ---- cast ---------------------------------------------------------------------------------
@@ -252,7 +281,8 @@ def sign(x): return apply("sign", as_tensor(x))
 def abs(x): return apply("abs", as_tensor(x))
 def sigmoid(x): return apply("sigmoid", as_tensor(x))
 def relu(x): return apply("relu", as_tensor(x))
-def gelu(x): return apply("gelu", as_tensor(x))
+def gelu(x, approximate="none"):
+    return apply("gelu", as_tensor(x), approximate=approximate) if approximate != "none" else apply("gelu", as_tensor(x))
 
 
 def where(cond, x, y):
