@@ -597,3 +597,17 @@ def test_pooling_geometry_property(data, case):
     x = data.draw(filled(xs))
     _close(apply("max_pool2d", aisys.tensor(x), **a).numpy(), max_pool2d_ref(x, **a), f"max_pool {xs} {a}")
     _close(apply("avg_pool2d", aisys.tensor(x), **a).numpy(), avg_pool2d_ref(x, **a), f"avg_pool {xs} {a}")
+
+
+def test_small_whole_powers_are_multiplications():
+    """x ** 3 once went through np.power (libm pow per element, ~50x slower); the reference now multiplies,
+    which must agree with pow to float rounding, keep dtypes, and leave other exponents to np.power."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(64)
+    for e in (1, 2, 3, 4, -1, -2, -3, -4, 2.0, 3.0):
+        got = (aisys.tensor(x) ** e).numpy()
+        np.testing.assert_allclose(got, np.power(x, float(e)), rtol=4e-16)
+        assert (aisys.tensor(x.astype(np.float32)) ** e).dtype is aisys.float32
+    np.testing.assert_array_equal((aisys.tensor(x) ** 2.5).numpy()[x > 0], np.power(x[x > 0], 2.5))
+    assert (aisys.tensor([1, 2, 3]) ** 3).tolist() == [1, 8, 27]
+    assert aisys.gradcheck(lambda t: t ** 3, [aisys.tensor(x[:5])], second_order=True)
