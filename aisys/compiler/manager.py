@@ -148,6 +148,7 @@ def run_pass(fn, graph: Graph, *, iteration: int = 0, verify: bool = True) -> Pa
     if not callable(fn):
         raise TypeError(f"a pass must be callable as fn(rw), got {type(fn).__name__}: {fn!r}")
     name = pass_name(fn)
+    graph.check_edges()                            # a broken input graph is the caller's error, not the pass's
     work = graph.copy()
     rw = Rewriter(work, name)
     t0 = time.perf_counter()
