@@ -33,6 +33,7 @@ from .framework import nn, optim, data     # light (pure Python); nn aliases its
 import sys as _sys
 _sys.modules.setdefault("aisys.optim", optim)      # so `import aisys.optim` and `import aisys.data` work too
 _sys.modules.setdefault("aisys.data", data)
+_sys.modules.setdefault("aisys.optim.lr_scheduler", optim.lr_scheduler)
 
 bool = bool_  # noqa: A001  (aisys.bool, as torch.bool)
 # PyTorch's other dtype names (torch.float is float32, torch.long is int64, ...)

@@ -549,30 +549,26 @@ class Tensor:
 
 # ---- grad mode ---------------------------------------------------------------------------
 class no_grad(contextlib.ContextDecorator):
-    """Ops run inside are not recorded on the tape (inference, optimizer updates)."""
+    """Ops run inside are not recorded on the tape (inference, optimizer updates). On exit the mode is what it
+    was on entry (a stack, so one instance used as a decorator of a recursive function nests correctly)."""
+    _mode = False
 
     def __enter__(self):
-        self._prev = _Mode.grad_enabled
-        _Mode.grad_enabled = False
+        self.__dict__.setdefault("_prev", []).append(_Mode.grad_enabled)
+        _Mode.grad_enabled = self._mode
 
     def __exit__(self, *exc):
-        _Mode.grad_enabled = self._prev
+        _Mode.grad_enabled = self._prev.pop()
         return False
 
 
 class enable_grad(no_grad):
-    def __enter__(self):
-        self._prev = _Mode.grad_enabled
-        _Mode.grad_enabled = True
+    _mode = True
 
 
 class set_grad_enabled(no_grad):
     def __init__(self, mode: bool):
         self._mode = bool(mode)
-
-    def __enter__(self):
-        self._prev = _Mode.grad_enabled
-        _Mode.grad_enabled = self._mode
 
 
 def is_grad_enabled() -> bool:

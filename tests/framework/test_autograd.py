@@ -134,6 +134,32 @@ def test_no_grad_records_nothing():
         assert not (x * 2.0).requires_grad
 
 
+def test_grad_mode_contexts_restore_the_previous_mode_when_nested():
+    """A seeded bug (no_grad restoring True instead of the previous mode) survived the single-level test:
+    check after the *inner* block, in every nesting, and through a reused decorator instance."""
+    assert aisys.is_grad_enabled()
+    with aisys.no_grad():
+        with aisys.no_grad():
+            assert not aisys.is_grad_enabled()
+        assert not aisys.is_grad_enabled()                 # the outer no_grad still holds
+        with aisys.enable_grad():
+            with aisys.set_grad_enabled(False):
+                assert not aisys.is_grad_enabled()
+            assert aisys.is_grad_enabled()
+        assert not aisys.is_grad_enabled()
+    assert aisys.is_grad_enabled()
+    off = aisys.no_grad()
+
+    @off
+    def depth(n):
+        return depth(n - 1) if n else aisys.is_grad_enabled()
+    assert depth(3) is False and aisys.is_grad_enabled()   # one instance entered 4 times, unwound in order
+    with pytest.raises(KeyError):
+        with aisys.no_grad():
+            raise KeyError
+    assert aisys.is_grad_enabled()
+
+
 def test_detach_cuts_the_tape_but_shares_memory():
     x = scalar(3.0)
     d = x.detach()
