@@ -94,8 +94,9 @@ def _pow_jvp(t, out, x, y):
 
 def _pow_ref(x, y):
     """np.power, except a float raised to a small whole constant (x**2, x**3, x**-1 ...), which is repeated
-    multiplication: np.power calls libm's pow per element, ~50× slower (x**3 was most of a GELU's time)."""
-    if y.ndim == 0 and x.dtype.kind == "f" and y.dtype.kind in "fiu":
+    multiplication: np.power calls libm's pow per element, ~50× slower (x**3 was most of a GELU's time).
+    A 0-d base keeps np.power (nothing to gain, and numpy's own ``0.9 ** t`` stays bit-identical)."""
+    if y.ndim == 0 and x.ndim and x.dtype.kind == "f" and y.dtype.kind in "fiu":
         n = y.item()
         k = n if n >= 0 else -n                              # (the builtin abs is shadowed by the op here)
         if k in (1, 2, 3, 4):
