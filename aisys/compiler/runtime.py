@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..framework import dtypes
 from ..framework.graph import Graph, evaluate_node
 from .codegen import build_kernel
 
@@ -57,7 +58,12 @@ class Executable:
                 raise ValueError(f"input {node.name!r} expects shape {tuple(node.shape)} ({node.dtype.name}), "
                                  f"got {tuple(arr.shape)}; a compiled function is specialized to its example "
                                  f"inputs' shapes — compile again for new shapes")
-            env[i] = arr.astype(node.dtype.np, copy=False)
+            if arr.dtype != node.dtype.np:
+                given = next((d.name for d in dtypes.ALL if d.np == arr.dtype), str(arr.dtype))
+                raise TypeError(f"input {node.name!r} was compiled for {node.dtype.name}, got {given}; a compiled "
+                                f"function is specialized to its example inputs' dtypes (its kernels are typed) — "
+                                f"convert the input (x.to(aisys.{node.dtype.name})) or compile again with this dtype")
+            env[i] = arr
         for k, n in enumerate(g.nodes.values()):
             if n.op == "input":
                 continue

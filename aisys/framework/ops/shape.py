@@ -227,9 +227,20 @@ def _gather_infer(x, index, dim):
     return Spec(tuple(index.shape), x.dtype)
 
 
+def _check_index(op: str, index: np.ndarray, size: int, dim: int, shape) -> None:
+    """torch's rule for gather/scatter indices: 0 <= index < size (no negative indices), naming the bad one."""
+    if index.size and (index.min() < 0 or index.max() >= size):
+        flat = index.reshape(-1)
+        k = int(np.argmax((flat < 0) | (flat >= size)))
+        at = tuple(int(i) for i in np.unravel_index(k, index.shape))
+        raise IndexError(f"{op}: index {int(flat[k])} (at position {at}) is out of range for dim {dim} of size "
+                         f"{size} (input shape {tuple(shape)}); valid indices are 0..{size - 1}")
+
+
 def _gather_ref(x, index, dim):
     """torch.gather: out[i][j] = x[index[i][j]][j] (dim 0). np.take_along_axis would broadcast index against x in
     the other dims, so first cut x down to index's extent there."""
+    _check_index("gather", index, x.shape[dim], dim, x.shape)
     x = x[tuple(slice(None) if d == dim else slice(0, s) for d, s in enumerate(index.shape))]
     return np.take_along_axis(x, index, axis=dim)
 
@@ -241,6 +252,7 @@ defop("gather", infer=_gather_infer, ref=_gather_ref,
 
 
 def _scatter_add_ref(g, index, dim, shape):
+    _check_index("scatter_add", index, shape[dim], dim, shape)
     z = np.zeros(shape, g.dtype)
     idx = list(np.indices(index.shape, sparse=True))
     idx[dim] = index
