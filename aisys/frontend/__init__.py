@@ -8,8 +8,8 @@
 """
 from .trace import trace, Tracer, TracerWarning
 from .tape import graph_of_tape
-from .control_flow import cond, while_loop, run_graph
+from .control_flow import cond, while_loop, run_graph, set_max_while_iterations
 from .script import script, ScriptFunction, ScriptError
 
-__all__ = ["trace", "Tracer", "TracerWarning", "graph_of_tape", "cond", "while_loop", "run_graph", "script", "ScriptFunction",
-           "ScriptError"]
+__all__ = ["trace", "Tracer", "TracerWarning", "graph_of_tape", "cond", "while_loop", "set_max_while_iterations",
+           "run_graph", "script", "ScriptFunction", "ScriptError"]
