@@ -23,6 +23,7 @@ from .memory import CapacityError, TilePlan, plan_gemm_tiles, bandwidth_demand, 
 from .program import (Gemm, Conv, Elementwise, Pool, Softmax, LayerNorm, Instruction, Program, lower_layers,
                       lower_graph, graph_to_layers)
 from .eventsim import ProgramResult, UnitStats, simulate, simulate_layer, simulate_layers
+from .estimate import AnalyticEstimate, SimulationTooLarge, count_instructions, estimate_layers
 from .roofline import (RooflinePoint, roofline_point, op_flops_bytes, classify_op, layer_roofline, layers_roofline,
                        tpu_v1_paper_points)
 from .energy import EnergyTable, EnergyBreakdown, horowitz_45nm, energy_breakdown

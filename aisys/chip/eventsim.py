@@ -325,12 +325,23 @@ def _attribute_gap(segments, stats, unit, gap_start, gap_end, issued_at, ins, in
         stats.add_stall(cause, gap_end - t)
 
 
-def simulate_layers(layers, chip, **kw) -> ProgramResult:
-    """Lower ``layers`` for ``chip`` and simulate the program (``lower_layers`` + ``simulate``)."""
+def simulate_layers(layers, chip, *, mode: str = "simulate", **kw):
+    """Lower ``layers`` for ``chip`` and simulate the program (``lower_layers`` + ``simulate``).
+
+    ``mode="analytic"`` returns an :class:`~aisys.chip.estimate.AnalyticEstimate` instead (no simulation,
+    microseconds at any size). Layers that would lower to more than ``max_instructions`` (default
+    ``aisys.chip.estimate.MAX_INSTRUCTIONS``, seconds of work) raise ``SimulationTooLarge``, which says so."""
+    if mode == "analytic":
+        from .estimate import estimate_layers
+        kw.pop("max_instructions", None)
+        return estimate_layers(layers, chip, **kw)
+    if mode != "simulate":
+        raise ValueError(f"simulate_layers: mode must be 'simulate' or 'analytic', got {mode!r}")
     from .program import lower_layers
     return simulate(lower_layers(layers, chip, **kw))
 
 
-def simulate_layer(layer, chip, **kw) -> ProgramResult:
-    """One layer on ``chip``: tiled to fit its buffers, with DMA, stalls and the trace."""
+def simulate_layer(layer, chip, **kw):
+    """One layer on ``chip``: tiled to fit its buffers, with DMA, stalls and the trace (``mode="analytic"``:
+    the analytic estimate, for layers too large to simulate instruction by instruction)."""
     return simulate_layers([layer], chip, **kw)

@@ -129,6 +129,33 @@ def _granules(chip: ChipConfig) -> tuple[int, int, int]:
     return m.rows, m.cols, m.rows
 
 
+def _sizes(full: int, tile: int) -> dict:
+    """{tile size: how many tiles have it} along one axis (full tiles, then one remainder)."""
+    n, rest = divmod(full, tile)
+    out = {tile: n} if n else {}
+    if rest:
+        out[rest] = out.get(rest, 0) + 1
+    return out
+
+
+def tile_loads(plan: "TilePlan") -> tuple[dict, dict]:
+    """How many times ``plan.schedule()`` loads each shape of A tile {(mt, kt): loads} and of B tile
+    {(kt, nt): loads}, counted in closed form. K is innermost, so a tile is kept only when K has one step:
+    then ``m_outer`` keeps the A tile across the n loop (and the single B tile if N has one step), and
+    ``n_outer`` the reverse. ``tests/chip/test_memory.py`` holds this equal to walking the schedule."""
+    nM, nN, nK = plan.tiles
+    ms, ns, ks = _sizes(plan.M, plan.Mt), _sizes(plan.N, plan.Nt), _sizes(plan.K, plan.Kt)
+    if plan.order == "m_outer":
+        a_each = 1 if nK == 1 else nN                 # per (mi, ki)
+        b_each = 1 if nK == 1 and nN == 1 else nM      # per (ki, ni)
+    else:
+        b_each = 1 if nK == 1 else nM
+        a_each = 1 if nK == 1 and nM == 1 else nN
+    a = {(mt, kt): cm * ck * a_each for mt, cm in ms.items() for kt, ck in ks.items()}
+    b = {(kt, nt): ck * cn * b_each for kt, ck in ks.items() for nt, cn in ns.items()}
+    return a, b
+
+
 def _candidates(full: int, granule: int) -> list[int]:
     out = {full}
     g = granule
@@ -220,11 +247,12 @@ def plan_gemm_tiles(M: int, N: int, K: int, chip, *, ifmap_words: int | None = N
         plan = TilePlan(M, N, K, Mt, Nt, Kt, order, {}, compulsory,
                         {b: (need[b], chip.buffer(b).tile_bytes) for b in need}, resident, a_scale)
         traffic = {"ifmap": 0, "filter": 0, "ofmap": 0 if resident else M * N * m.input_bytes}
-        for _, _, _, (mt, nt, kt), new_a, new_b in plan.schedule():
-            if new_a and not resident:
-                traffic["ifmap"] += a_tile_dram_bytes(mt * kt * m.input_bytes, a_scale)
-            if new_b:
-                traffic["filter"] += kt * nt * m.input_bytes
+        a_loads, b_loads = tile_loads(plan)           # closed form of schedule()'s reuse: O(1), not O(tiles)
+        for (mt, kt), n in a_loads.items():
+            if not resident:
+                traffic["ifmap"] += n * a_tile_dram_bytes(mt * kt * m.input_bytes, a_scale)
+        for (kt, nt), n in b_loads.items():
+            traffic["filter"] += n * kt * nt * m.input_bytes
         return replace(plan, dram_bytes=traffic)
 
     full_need = _buffer_need(chip, M, N, K, res_buf)

@@ -506,22 +506,7 @@ class _Lowering:
         b = m.input_bytes
         vbuf = _vector_buffer(chip)
         resident = self.resident is not None
-        if isinstance(layer, (Softmax, LayerNorm)):
-            unit_in, unit_out, units = layer.cols, layer.cols, layer.rows          # whole rows
-        elif isinstance(layer, Pool):
-            oh, ow = layer.out_hw
-            rows_in = layer.H * layer.W
-            unit_in, unit_out, units = rows_in, oh * ow, layer.batch * layer.C      # whole channels
-        else:
-            unit_in, unit_out, units = layer.operands, 1, layer.elements
-        per_unit = (unit_in + unit_out) * b
-        limit = chip.buffer(vbuf).tile_bytes
-        if resident:
-            chunk = units
-        else:
-            if per_unit > limit:
-                raise CapacityError(vbuf, limit, per_unit, f"layer {layer.name!r} ({layer.describe()}): one row/channel")
-            chunk = max(1, min(units, limit // per_unit))
+        unit_in, unit_out, units, chunk = vector_chunks(layer, chip)
         load_engine = chip.routes["ifmap"].hops[0][0]
         store_engine = chip.routes["ofmap"].hops[-1][0]
         barrier = [(self.prev_output, "data")] if self.prev_output is not None else []
@@ -562,6 +547,27 @@ class _Lowering:
         return elementwise_cost(layer.op, n, chip).cycles
 
 
+def vector_chunks(layer, chip: ChipConfig) -> tuple[int, int, int, int]:
+    """(words in, words out per unit, units, units per chunk) of a vector layer: it is processed in whole units
+    (rows for softmax/layernorm, channels for pooling, elements otherwise), as many per chunk as fit the vector
+    buffer (all at once when activations stay resident on chip)."""
+    if isinstance(layer, (Softmax, LayerNorm)):
+        unit_in, unit_out, units = layer.cols, layer.cols, layer.rows          # whole rows
+    elif isinstance(layer, Pool):
+        oh, ow = layer.out_hw
+        unit_in, unit_out, units = layer.H * layer.W, oh * ow, layer.batch * layer.C      # whole channels
+    else:
+        unit_in, unit_out, units = layer.operands, 1, layer.elements
+    if resident_buffer(chip) is not None:
+        return unit_in, unit_out, units, units
+    vbuf = _vector_buffer(chip)
+    per_unit = (unit_in + unit_out) * chip.matrix.input_bytes
+    limit = chip.buffer(vbuf).tile_bytes
+    if per_unit > limit:
+        raise CapacityError(vbuf, limit, per_unit, f"layer {layer.name!r} ({layer.describe()}): one row/channel")
+    return unit_in, unit_out, units, max(1, min(units, limit // per_unit))
+
+
 def _fusable(prev, layer) -> bool:
     if not isinstance(prev, (Gemm, Conv)) or not isinstance(layer, Elementwise):
         return False
@@ -569,12 +575,16 @@ def _fusable(prev, layer) -> bool:
     return layer.op in ACTIVATIONS and layer.elements == M * N and prev.activation is None
 
 
-def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile") -> Program:
+def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile",
+                 max_instructions: int | None = None) -> Program:
     """Lower layer records (``Gemm``, ``Conv``, ``Elementwise``, ``Pool``, ``Softmax``, ``LayerNorm``)
     to a tile program for ``chip`` (a ``ChipConfig`` or a preset name).
 
     An activation that directly follows a matmul/conv of the same size is fused into it (applied to
     each output tile before it is drained), as TPU v1's Activate and Ascend's FixPipe do.
+
+    A program over ``max_instructions`` (default ``aisys.chip.estimate.MAX_INSTRUCTIONS``, seconds of work)
+    is refused before it is built, with the analytic estimate to use instead (see ``aisys.chip.estimate``).
     """
     chip = preset(chip)
     layers = list(layers)
@@ -588,6 +598,8 @@ def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: st
         if layer.name in names:
             raise ValueError(f"lower_layers: two layers are named {layer.name!r}; names must be unique")
         names.add(layer.name)
+    from .estimate import check_size
+    check_size(layers, chip, fuse_activations=fuse_activations, on_overflow=on_overflow, limit=max_instructions)
     low = _Lowering(chip, on_overflow)
     low.prog.layers = layers
     i = 0
