@@ -130,3 +130,14 @@ def test_a_compiled_function_refuses_another_dtype_than_it_was_compiled_for():
         f(aisys.tensor([1.0, 2.0, 3.0], dtype=aisys.float64))
     with pytest.raises(TypeError, match="got int64"):
         f(np.array([1, 2, 3]))
+
+
+def test_tests_compile_kernels_into_a_temporary_cache():
+    """Every test session points AISYS_CACHE_DIR at a fresh temporary directory (tests/conftest.py): compiled
+    kernels never land in, or come from, the user's ~/.cache/aisys."""
+    import os
+    import tempfile
+    from aisys.kernels.jit import cache_dir
+    where = os.path.realpath(str(cache_dir()))
+    assert where.startswith(os.path.realpath(tempfile.gettempdir())), where
+    assert ".cache/aisys" not in where
