@@ -25,6 +25,7 @@ from .framework.device import (device, cuda, backends, accelerator, set_default_
 from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not, neg,
                             exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast, clamp,
                             square, rsqrt, sum, mean, var, std, max, min, argmax, argmin, sum_to, reshape, permute,
+                            amax, amin, argsort, sort, topk, kthvalue, median, mode,
                             transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous, index, cat,
                             concat, stack, pad, gather, matmul, softmax, log_softmax, one_hot, erf)
 from .framework.autograd import gradcheck, gradgradcheck, vjp, jvp, grad_fn as grad

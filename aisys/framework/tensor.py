@@ -509,12 +509,21 @@ class Tensor:
     def std(self, dim=None, keepdim=False, correction=1): return _ops.sqrt(_ops.var(self, dim, keepdim, correction=correction))
 
     def max(self, dim=None, keepdim=False):
-        """Differs from torch: with ``dim`` it returns the values only (use argmax for indices)."""
+        """As torch: the maximum (a tensor), or with ``dim`` the (values, indices) named tuple."""
         return _ops.max(self, dim, keepdim)
 
     def min(self, dim=None, keepdim=False):
-        """Differs from torch: with ``dim`` it returns the values only (use argmin for indices)."""
+        """As torch: the minimum (a tensor), or with ``dim`` the (values, indices) named tuple."""
         return _ops.min(self, dim, keepdim)
+
+    def amax(self, dim=None, keepdim=False): return _ops.amax(self, dim, keepdim)
+    def amin(self, dim=None, keepdim=False): return _ops.amin(self, dim, keepdim)
+    def sort(self, dim=-1, descending=False, stable=False): return _ops.sort(self, dim, descending, stable)
+    def argsort(self, dim=-1, descending=False, stable=False): return _ops.argsort(self, dim, descending, stable)
+    def topk(self, k, dim=-1, largest=True, sorted=True): return _ops.topk(self, k, dim, largest, sorted)
+    def kthvalue(self, k, dim=-1, keepdim=False): return _ops.kthvalue(self, k, dim, keepdim)
+    def median(self, dim=None, keepdim=False): return _ops.median(self, dim, keepdim)
+    def mode(self, dim=-1, keepdim=False): return _ops.mode(self, dim, keepdim)
 
     def argmax(self, dim=None, keepdim=False): return _ops.argmax(self, dim, keepdim)
     def argmin(self, dim=None, keepdim=False): return _ops.argmin(self, dim, keepdim)

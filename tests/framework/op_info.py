@@ -690,6 +690,29 @@ row("argmin", _arg_samples, lambda x, dim=None, keepdim=False: argext_ref(operat
     differentiable=False, not_differentiable_because="an index: integer output", int_dtypes=_INTS)
 
 
+def argsort_ref(x, dim, descending=False):
+    """Insertion order of a stable sort, one line at a time (ties keep their original order)."""
+    moved = np.moveaxis(x, dim, -1)
+    out = np.empty(moved.shape, np.int64)
+    for idx in np.ndindex(*moved.shape[:-1]):
+        line = [(v, i) for i, v in enumerate(moved[idx].tolist())]
+        key = (lambda p: (-p[0], p[1])) if descending else (lambda p: (p[0], p[1]))
+        out[idx] = [i for _, i in sorted(line, key=key)]
+    return np.moveaxis(out, -1, dim)
+
+
+def _argsort_samples(rng):
+    ties = integers(rng, 3, 5)                                  # small integers: ties, kept in order
+    return [Sample((ties,), {"dim": 1}, grad=()), Sample((ties,), {"dim": 0, "descending": True}, grad=()),
+            Sample((transposed_view(normal(rng, 4, 3)),), {"dim": -1, "descending": True}, grad=(), note="view"),
+            Sample((normal(rng, 6),), {"dim": 0}, grad=())]
+
+
+row("argsort", _argsort_samples, argsort_ref, differentiable=False,
+    not_differentiable_because="an index: integer output (sort's values are a gather, which is differentiable)",
+    int_dtypes=_INTS)
+
+
 def _sum_to_samples(rng):
     return [Sample((normal(rng, 2, 3, 4),), {"shape": (3, 1)}), Sample((normal(rng, 2, 3, 4),), {"shape": (1, 4)}),
             Sample((normal(rng, 2, 3),), {"shape": ()}),

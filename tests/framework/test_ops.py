@@ -238,7 +238,7 @@ def _expected_dtype(row, s, dt, ref):
         return s.attrs["dtype"]
     if ref.dtype == np.bool_ and dt is not D.bool_:
         return D.bool_
-    if row.name in ("argmax", "argmin", "one_hot"):
+    if row.name in ("argmax", "argmin", "argsort", "one_hot"):
         return D.int64
     if row.name == "sum" and not dt.is_floating:
         return D.int64

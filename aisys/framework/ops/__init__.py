@@ -7,7 +7,8 @@ from ..tensor import Tensor, apply, as_tensor, _Generator
 from .elementwise import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not,
                           neg, exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast,
                           clamp, square, rsqrt)
-from .reduce import sum, mean, var, std, max, min, argmax, argmin, sum_to
+from .reduce import sum, mean, var, std, max, min, amax, amin, argmax, argmin, sum_to
+from .sorting import argsort, sort, topk, kthvalue, median, mode
 from .shape import (reshape, permute, transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous,
                     index, cat, concat, stack, pad, gather)
 from .linalg import matmul

@@ -8,7 +8,7 @@ import numpy as np
 from ..dtypes import int64
 from ..errors import ShapeError
 from ..registry import Cost, FusionKind as K, Spec, defop
-from ..tensor import apply, as_tensor
+from ..tensor import Tensor, apply, as_tensor
 from ._common import norm_dims, reduced_shape, need_float, prod
 
 R = K.REDUCE
@@ -157,8 +157,39 @@ def sum(x, dim=None, keepdim=False): return apply("sum", as_tensor(x), dim=_dima
 def mean(x, dim=None, keepdim=False): return apply("mean", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
 def var(x, dim=None, keepdim=False, correction=1): return apply("var", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim, correction=correction)
 def std(x, dim=None, keepdim=False, correction=1): return var(x, dim, keepdim, correction).sqrt()
-def max(x, dim=None, keepdim=False): return apply("max", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def min(x, dim=None, keepdim=False): return apply("min", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
+def _extreme_fn(name, pairwise):
+    def fn(input, dim=None, keepdim=False):
+        """torch.max/min: over everything (a tensor); with ``dim`` PyTorch's (values, indices) named tuple, the
+        gradient going to the returned index; with a tensor as the second argument, elementwise. For the
+        reduction over several dims with ties sharing the gradient, use amax/amin."""
+        x = as_tensor(input)
+        if isinstance(dim, Tensor):
+            return pairwise(x, dim)
+        if dim is None:
+            return apply(name, x, dim=None, keepdim=False)
+        if isinstance(dim, (tuple, list)):
+            raise TypeError(f"{name}: dim must be one int (torch.{name} returns values and indices along one dim); "
+                            f"for several dims use aisys.a{name}(x, dim={tuple(dim)})")
+        from .sorting import extreme_with_indices
+        return extreme_with_indices(name, x, dim, keepdim)
+    fn.__name__ = name
+    return fn
+
+
+def _maximum(x, y):
+    from .elementwise import maximum
+    return maximum(x, y)
+
+
+def _minimum(x, y):
+    from .elementwise import minimum
+    return minimum(x, y)
+
+
+max = _extreme_fn("max", _maximum)
+min = _extreme_fn("min", _minimum)
+def amax(x, dim=None, keepdim=False): return apply("max", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
+def amin(x, dim=None, keepdim=False): return apply("min", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
 def argmax(x, dim=None, keepdim=False): return apply("argmax", as_tensor(x), dim=dim, keepdim=keepdim)
 def argmin(x, dim=None, keepdim=False): return apply("argmin", as_tensor(x), dim=dim, keepdim=keepdim)
 
