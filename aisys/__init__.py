@@ -27,7 +27,8 @@ from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, l
                             square, rsqrt, sum, mean, var, std, max, min, argmax, argmin, sum_to, reshape, permute,
                             amax, amin, argsort, sort, topk, kthvalue, median, mode,
                             transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous, index, cat,
-                            concat, stack, pad, gather, matmul, softmax, log_softmax, one_hot, erf)
+                            concat, stack, pad, gather, matmul, softmax, log_softmax, one_hot, erf, split, chunk,
+                            tril, triu)
 from .framework.autograd import gradcheck, gradgradcheck, vjp, jvp, grad_fn as grad
 from .framework import autograd
 from .framework import nn, optim, data     # light (pure Python); nn aliases itself as aisys.nn
@@ -41,6 +42,19 @@ bool = bool_  # noqa: A001  (aisys.bool, as torch.bool)
 float, double, half, long, int = float32, float64, float16, int64, int32  # noqa: A001
 _sys.modules.setdefault("aisys.cuda", cuda)
 inference_mode = no_grad
+mm = bmm = matmul
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input) -> int:
+    return input.numel()
+
+
+def masked_fill(input, mask, value):
+    return input.masked_fill(mask, value)
 
 _LAZY = {
     "models": "aisys.models",

@@ -503,10 +503,13 @@ class Tensor:
     def minimum(self, o): return _ops.minimum(self, o)
     def clamp(self, min=None, max=None): return _ops.clamp(self, min, max)
     def matmul(self, o): return _ops.matmul(self, o)
-    def sum(self, dim=None, keepdim=False): return _ops.sum(self, dim, keepdim)
-    def mean(self, dim=None, keepdim=False): return _ops.mean(self, dim, keepdim)
-    def var(self, dim=None, keepdim=False, correction=1): return _ops.var(self, dim, keepdim, correction=correction)
-    def std(self, dim=None, keepdim=False, correction=1): return _ops.sqrt(_ops.var(self, dim, keepdim, correction=correction))
+    def sum(self, dim=None, keepdim=False, *, dtype=None): return _ops.sum(self, dim, keepdim, dtype=dtype)
+    def mean(self, dim=None, keepdim=False, *, dtype=None): return _ops.mean(self, dim, keepdim, dtype=dtype)
+    def var(self, dim=None, keepdim=False, *, correction=1, unbiased=None):
+        return _ops.var(self, dim, keepdim, correction=correction, unbiased=unbiased)
+
+    def std(self, dim=None, keepdim=False, *, correction=1, unbiased=None):
+        return _ops.std(self, dim, keepdim, correction=correction, unbiased=unbiased)
 
     def max(self, dim=None, keepdim=False):
         """As torch: the maximum (a tensor), or with ``dim`` the (values, indices) named tuple."""
@@ -527,8 +530,12 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False): return _ops.argmax(self, dim, keepdim)
     def argmin(self, dim=None, keepdim=False): return _ops.argmin(self, dim, keepdim)
-    def any(self): return bool(self._data.any())
-    def all(self): return bool(self._data.all())
+    def any(self, dim=None, keepdim=False):
+        """A bool tensor, as torch (``if x.any():`` works too): composed of cast, sum and ne, so it traces."""
+        return _ops.ne(_ops.sum(_ops.cast(self, _dt.bool_), dim, keepdim), 0)
+
+    def all(self, dim=None, keepdim=False):
+        return _ops.eq(_ops.sum(_ops.logical_not(_ops.cast(self, _dt.bool_)), dim, keepdim), 0)
     def softmax(self, dim): return _ops.softmax(self, dim)
     def log_softmax(self, dim): return _ops.log_softmax(self, dim)
     def reshape(self, *shape): return _ops.reshape(self, *shape)
@@ -544,6 +551,39 @@ class Tensor:
     def sum_to(self, shape): return _ops.sum_to(self, shape)
     def gather(self, dim, index): return _ops.gather(self, dim, index)
     def where(self, cond, other): return _ops.where(cond, self, other)
+
+    # PyTorch's method spellings of the ops (x.add(y), x.eq(y), x.view_as(y) ...)
+    def add(self, other, *, alpha=1): return _ops.add(self, other, alpha=alpha)
+    def sub(self, other, *, alpha=1): return _ops.sub(self, other, alpha=alpha)
+    def mul(self, other): return _ops.mul(self, other)
+    def div(self, other): return _ops.div(self, other)
+    def eq(self, other): return _ops.eq(self, other)
+    def ne(self, other): return _ops.ne(self, other)
+    def lt(self, other): return _ops.lt(self, other)
+    def le(self, other): return _ops.le(self, other)
+    def gt(self, other): return _ops.gt(self, other)
+    def ge(self, other): return _ops.ge(self, other)
+    def mm(self, other): return _ops.matmul(self, other)
+    def bmm(self, other): return _ops.matmul(self, other)
+    def view_as(self, other): return _ops.reshape(self, *other.shape)
+    def reshape_as(self, other): return _ops.reshape(self, *other.shape)
+    def expand_as(self, other): return _ops.broadcast_to(self, tuple(other.shape))
+    def type_as(self, other): return _ops.cast(self, other.dtype)
+    def split(self, split_size, dim=0): return _ops.split(self, split_size, dim)
+    def chunk(self, chunks, dim=0): return _ops.chunk(self, chunks, dim)
+    def tril(self, diagonal=0): return _ops.tril(self, diagonal)
+    def triu(self, diagonal=0): return _ops.triu(self, diagonal)
+    def is_floating_point(self) -> bool: return self.dtype.is_floating
+    def element_size(self) -> int: return self._data.itemsize
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"`` formats a 0-d tensor as its number (as torch); other tensors only with an empty spec."""
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError(f"unsupported format string {spec!r} for a tensor of shape {tuple(self.shape)}: only "
+                            f"0-d tensors format as numbers (as in torch); format t.item() or t.tolist() instead")
+        return str(self)
 
     @property
     def T(self):

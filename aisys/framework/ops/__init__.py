@@ -10,19 +10,19 @@ from .elementwise import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt,
 from .reduce import sum, mean, var, std, max, min, amax, amin, argmax, argmin, sum_to
 from .sorting import argsort, sort, topk, kthvalue, median, mode
 from .shape import (reshape, permute, transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous,
-                    index, cat, concat, stack, pad, gather)
+                    index, cat, concat, stack, pad, gather, split, chunk, tril, triu)
 from .linalg import matmul
 from .special import erf
 from . import nn as _nn_ops  # noqa: F401  (registers conv2d, pooling, norms, losses)
 from .. import fast_vjp as _fast_vjp  # noqa: F401,E402  (attaches the numpy VJP twins of the eager fast path)
 
 
-def softmax(x, dim):
-    return apply("softmax", as_tensor(x), dim=builtins.int(dim))
+def softmax(input, dim):
+    return apply("softmax", as_tensor(input), dim=builtins.int(dim))
 
 
-def log_softmax(x, dim):
-    return apply("log_softmax", as_tensor(x), dim=builtins.int(dim))
+def log_softmax(input, dim):
+    return apply("log_softmax", as_tensor(input), dim=builtins.int(dim))
 
 
 def one_hot(idx, num_classes: int):

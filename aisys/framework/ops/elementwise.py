@@ -275,37 +275,47 @@ defop("cast", infer=_cast_infer, ref=lambda x, dtype: x.astype(as_dtype(dtype).n
 
 
 # ---- public functions ---------------------------------------------------------------------
-def add(x, y): return apply("add", *_lift2(x, y))
-def sub(x, y): return apply("sub", *_lift2(x, y))
-def mul(x, y): return apply("mul", *_lift2(x, y))
-def div(x, y): return apply("div", *_lift2(x, y))
-def pow(x, y): return apply("pow", *_lift2(x, y))
-def maximum(x, y): return apply("maximum", *_lift2(x, y))
-def minimum(x, y): return apply("minimum", *_lift2(x, y))
-def eq(x, y): return apply("eq", *_lift2(x, y))
-def ne(x, y): return apply("ne", *_lift2(x, y))
-def lt(x, y): return apply("lt", *_lift2(x, y))
-def le(x, y): return apply("le", *_lift2(x, y))
-def gt(x, y): return apply("gt", *_lift2(x, y))
-def ge(x, y): return apply("ge", *_lift2(x, y))
-def logical_not(x): return apply("logical_not", x)
-def neg(x): return apply("neg", as_tensor(x))
-def exp(x): return apply("exp", as_tensor(x))
-def log(x): return apply("log", as_tensor(x))
-def sqrt(x): return apply("sqrt", as_tensor(x))
-def sin(x): return apply("sin", as_tensor(x))
-def cos(x): return apply("cos", as_tensor(x))
-def tanh(x): return apply("tanh", as_tensor(x))
-def sign(x): return apply("sign", as_tensor(x))
-def abs(x): return apply("abs", as_tensor(x))
-def sigmoid(x): return apply("sigmoid", as_tensor(x))
-def relu(x): return apply("relu", as_tensor(x))
-def gelu(x, approximate="none"):
-    return apply("gelu", as_tensor(x), approximate=approximate) if approximate != "none" else apply("gelu", as_tensor(x))
+def add(input, other, *, alpha=1):
+    return apply("add", *_lift2(input, other if alpha == 1 else other * alpha))
 
 
-def where(cond, x, y):
-    """Pick from ``x`` where ``cond`` is true, else from ``y`` (Python scalars allowed for x or y)."""
+def sub(input, other, *, alpha=1):
+    return apply("sub", *_lift2(input, other if alpha == 1 else other * alpha))
+
+
+def mul(input, other): return apply("mul", *_lift2(input, other))
+def div(input, other): return apply("div", *_lift2(input, other))
+def pow(input, exponent): return apply("pow", *_lift2(input, exponent))
+def maximum(input, other): return apply("maximum", *_lift2(input, other))
+def minimum(input, other): return apply("minimum", *_lift2(input, other))
+def eq(input, other): return apply("eq", *_lift2(input, other))
+def ne(input, other): return apply("ne", *_lift2(input, other))
+def lt(input, other): return apply("lt", *_lift2(input, other))
+def le(input, other): return apply("le", *_lift2(input, other))
+def gt(input, other): return apply("gt", *_lift2(input, other))
+def ge(input, other): return apply("ge", *_lift2(input, other))
+def logical_not(input): return apply("logical_not", input)
+def neg(input): return apply("neg", as_tensor(input))
+def exp(input): return apply("exp", as_tensor(input))
+def log(input): return apply("log", as_tensor(input))
+def sqrt(input): return apply("sqrt", as_tensor(input))
+def sin(input): return apply("sin", as_tensor(input))
+def cos(input): return apply("cos", as_tensor(input))
+def tanh(input): return apply("tanh", as_tensor(input))
+def sign(input): return apply("sign", as_tensor(input))
+def abs(input): return apply("abs", as_tensor(input))
+def sigmoid(input): return apply("sigmoid", as_tensor(input))
+def relu(input): return apply("relu", as_tensor(input))
+
+
+def gelu(input, approximate="none"):
+    x = as_tensor(input)
+    return apply("gelu", x, approximate=approximate) if approximate != "none" else apply("gelu", x)
+
+
+def where(condition, input, other):
+    """Pick from ``input`` where ``condition`` is true, else from ``other`` (Python scalars allowed)."""
+    cond, x, y = condition, input, other
     cond = as_tensor(cond)
     if isinstance(x, Tensor):
         y = as_tensor(y, like=x)
@@ -323,8 +333,9 @@ def cast(x, dtype):
     return apply("cast", x, dtype=dt)
 
 
-def clamp(x, min=None, max=None):
+def clamp(input, min=None, max=None):
     """Composed from maximum/minimum, so fusion sees two elementwise ops."""
+    x = input
     if min is not None:
         x = maximum(x, min)
     if max is not None:
@@ -332,5 +343,5 @@ def clamp(x, min=None, max=None):
     return x
 
 
-def square(x): return mul(x, x)
-def rsqrt(x): return div(1.0, sqrt(x))
+def square(input): return mul(input, input)
+def rsqrt(input): return div(1.0, sqrt(input))

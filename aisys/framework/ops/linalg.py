@@ -79,9 +79,9 @@ defop("matmul", infer=_matmul_infer, ref=_matmul_ref, fusion=K.COMPLEX_OUT_FUSAB
       doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul", saved=((0, 1), (1, 0)))
 
 
-def matmul(x, y):
+def matmul(input, other):
     """numpy/PyTorch matmul semantics, including 1-D operands (unsqueezed, then squeezed)."""
-    x, y = as_tensor(x), as_tensor(y)
+    x, y = as_tensor(input), as_tensor(other)
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError("matmul", f"both operands need at least 1 dimension, got {tuple(x.shape)} and {tuple(y.shape)}",
                          shapes=(x.shape, y.shape), rule="use * for scalar multiplication")

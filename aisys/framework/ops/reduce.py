@@ -153,10 +153,23 @@ def _dimarg(dim):
     return tuple(dim) if isinstance(dim, list) else dim
 
 
-def sum(x, dim=None, keepdim=False): return apply("sum", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def mean(x, dim=None, keepdim=False): return apply("mean", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def var(x, dim=None, keepdim=False, correction=1): return apply("var", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim, correction=correction)
-def std(x, dim=None, keepdim=False, correction=1): return var(x, dim, keepdim, correction).sqrt()
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    x = as_tensor(input) if dtype is None else as_tensor(input).to(dtype)
+    return apply("sum", x, dim=_dimarg(dim), keepdim=keepdim)
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    x = as_tensor(input) if dtype is None else as_tensor(input).to(dtype)
+    return apply("mean", x, dim=_dimarg(dim), keepdim=keepdim)
+
+
+def var(input, dim=None, keepdim=False, *, correction=1, unbiased=None):
+    correction = (1 if unbiased else 0) if unbiased is not None else correction
+    return apply("var", as_tensor(input), dim=_dimarg(dim), keepdim=keepdim, correction=correction)
+
+
+def std(input, dim=None, keepdim=False, *, correction=1, unbiased=None):
+    return var(input, dim, keepdim, correction=correction, unbiased=unbiased).sqrt()
 def _extreme_fn(name, pairwise):
     def fn(input, dim=None, keepdim=False):
         """torch.max/min: over everything (a tensor); with ``dim`` PyTorch's (values, indices) named tuple, the
@@ -188,10 +201,10 @@ def _minimum(x, y):
 
 max = _extreme_fn("max", _maximum)
 min = _extreme_fn("min", _minimum)
-def amax(x, dim=None, keepdim=False): return apply("max", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def amin(x, dim=None, keepdim=False): return apply("min", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def argmax(x, dim=None, keepdim=False): return apply("argmax", as_tensor(x), dim=dim, keepdim=keepdim)
-def argmin(x, dim=None, keepdim=False): return apply("argmin", as_tensor(x), dim=dim, keepdim=keepdim)
+def amax(input, dim=None, keepdim=False): return apply("max", as_tensor(input), dim=_dimarg(dim), keepdim=keepdim)
+def amin(input, dim=None, keepdim=False): return apply("min", as_tensor(input), dim=_dimarg(dim), keepdim=keepdim)
+def argmax(input, dim=None, keepdim=False): return apply("argmax", as_tensor(input), dim=dim, keepdim=keepdim)
+def argmin(input, dim=None, keepdim=False): return apply("argmin", as_tensor(input), dim=dim, keepdim=keepdim)
 
 
 def sum_to(x, shape):

@@ -274,17 +274,20 @@ def _shape_args(shape):
     return tuple(shape)
 
 
-def reshape(x, *shape):
+def reshape(input, *shape):
+    x = input
     shape = _resolve_shape("reshape", tuple(x.shape), _shape_args(shape))
     return x if shape == tuple(x.shape) else apply("reshape", x, shape=shape)
 
 
-def permute(x, *dims):
+def permute(input, *dims):
+    x = input
     dims = tuple(builtins.int(d) % builtins.max(x.ndim, 1) for d in _shape_args(dims))
     return x if dims == tuple(range(x.ndim)) else apply("permute", x, dims=dims)
 
 
-def transpose(x, dim0, dim1):
+def transpose(input, dim0, dim1):
+    x = input
     nd = x.ndim
     d0, d1 = norm_dims("transpose", dim0, nd, x.shape)[0], norm_dims("transpose", dim1, nd, x.shape)[0]
     dims = list(range(nd))
@@ -355,6 +358,56 @@ def index_put(x, key, value):
     return where(Tensor._wrap(mask), apply("index_backward", v, key=key, shape=tuple(x.shape)), x)
 
 
+def split(tensor, split_size_or_sections, dim=0):
+    """Pieces along ``dim``: of ``split_size_or_sections`` each (the last may be shorter), or of the sizes listed
+    (they must add up to the size of ``dim``). Views through the index op, so gradients flow back (torch.split)."""
+    d = norm_dims("split", dim, tensor.ndim, tensor.shape)[0]
+    n = tensor.shape[d]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [builtins.int(s) for s in split_size_or_sections]
+        if builtins.sum(sizes) != n or builtins.any(s < 0 for s in sizes):
+            raise ShapeError("split", f"sections {sizes} must be non-negative and add up to {n}, the size of dim {dim} "
+                             f"of {tuple(tensor.shape)}", shapes=(tensor.shape,))
+    else:
+        size = builtins.int(split_size_or_sections)
+        if size <= 0:
+            raise ValueError(f"split: split_size={split_size_or_sections!r} must be positive")
+        sizes = [builtins.min(size, n - k) for k in range(0, n, size)] or [0]
+    out, start = [], 0
+    for s in sizes:
+        out.append(index(tensor, (slice(None),) * d + (slice(start, start + s),)))
+        start += s
+    return tuple(out)
+
+
+def chunk(input, chunks, dim=0):
+    """``chunks`` pieces (fewer if the size does not allow), each of ceil(size / chunks) but the last (torch.chunk)."""
+    if builtins.int(chunks) <= 0:
+        raise ValueError(f"chunk: chunks={chunks!r} must be positive")
+    d = norm_dims("chunk", dim, input.ndim, input.shape)[0]
+    n = input.shape[d]
+    return split(input, builtins.max(1, -(-n // builtins.int(chunks))), d)
+
+
+def _triangle(op, x, diagonal, lower):
+    if x.ndim < 2:
+        raise ShapeError(op, f"expects a tensor of at least 2 dims, got {tuple(x.shape)}", shapes=(x.shape,))
+    rows, cols = x.shape[-2:]
+    keep = (np.tril if lower else np.triu)(np.ones((rows, cols), np.bool_), builtins.int(diagonal))
+    from .elementwise import where
+    return where(Tensor._wrap(keep), x, Tensor._wrap(np.zeros((), x._data.dtype)))
+
+
+def tril(input, diagonal=0):
+    """The lower triangle (j <= i + diagonal) of the last two dims, zeros elsewhere: a constant mask, so it traces."""
+    return _triangle("tril", input, diagonal, True)
+
+
+def triu(input, diagonal=0):
+    """The upper triangle (j >= i + diagonal) of the last two dims, zeros elsewhere."""
+    return _triangle("triu", input, diagonal, False)
+
+
 def cat(tensors, dim=0):
     tensors = [as_tensor(t) for t in tensors]
     return tensors[0] if len(tensors) == 1 else apply("concat", *tensors, dim=dim)
@@ -372,5 +425,5 @@ def pad(x, pad, value=0.0):
     return apply("pad", x, pad=tuple(builtins.int(p) for p in pad), value=value)
 
 
-def gather(x, dim, index):
-    return apply("gather", x, as_tensor(index), dim=builtins.int(dim) % x.ndim)
+def gather(input, dim, index):
+    return apply("gather", input, as_tensor(index), dim=builtins.int(dim) % input.ndim)
