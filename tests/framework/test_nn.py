@@ -600,3 +600,75 @@ def test_cross_entropy_and_nll_agree_with_pytorch(targets, reduction, ignore_ind
     nb = torch.nn.functional.nll_loss(torch.log_softmax(torch.tensor(x), 1), torch.tensor(targets),
                                       ignore_index=ignore_index, reduction=reduction)
     np.testing.assert_allclose(na.numpy(), nb.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ---- loss modules and adaptive pooling, as torch (issue 15) ----------------------------------------------
+LOSSES = [("MSELoss", {}, "real"), ("L1Loss", {}, "real"), ("SmoothL1Loss", {"beta": 0.5}, "real"),
+          ("SmoothL1Loss", {"beta": 0.0}, "real"), ("CrossEntropyLoss", {"label_smoothing": 0.1}, "classes"),
+          ("CrossEntropyLoss", {"ignore_index": 1}, "classes"), ("NLLLoss", {}, "logp"), ("BCELoss", {}, "prob"),
+          ("BCEWithLogitsLoss", {}, "binary"), ("KLDivLoss", {}, "dist"), ("KLDivLoss", {"log_target": True}, "logdist")]
+
+
+def _loss_inputs(kind, T):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3))
+    if kind == "real":
+        return T.tensor(x), T.tensor(rng.standard_normal((4, 3)))
+    if kind in ("classes", "logp"):
+        inp = T.tensor(x if kind == "classes" else x - np.log(np.exp(x).sum(1, keepdims=True)))
+        return inp, T.tensor([0, 2, 1, 1])
+    if kind == "prob":
+        return T.tensor(1 / (1 + np.exp(-x))), T.tensor((rng.random((4, 3)) > 0.5).astype(np.float64))
+    if kind == "binary":
+        return T.tensor(x), T.tensor((rng.random((4, 3)) > 0.5).astype(np.float64))
+    p = np.exp(x) / np.exp(x).sum(1, keepdims=True)
+    q = rng.random((4, 3))
+    q /= q.sum(1, keepdims=True)
+    return T.tensor(np.log(p)), T.tensor(np.log(q) if kind == "logdist" else q)
+
+
+@pytest.mark.parametrize("name,kw,kind", LOSSES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(LOSSES)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "batchmean"])
+def test_loss_modules_agree_with_pytorch(name, kw, kind, reduction):
+    torch = pytest.importorskip("torch")
+    if reduction == "batchmean" and name != "KLDivLoss":
+        with pytest.raises(ValueError, match="reduction='batchmean' is not one of"):
+            getattr(nn, name)(reduction=reduction, **kw)
+        return
+    ours, theirs = getattr(nn, name)(reduction=reduction, **kw), getattr(torch.nn, name)(reduction=reduction, **kw)
+    a, t = _loss_inputs(kind, aisys)
+    b, u = _loss_inputs(kind, torch)
+    a.requires_grad_(True)
+    b.requires_grad_(True)
+    la, lb = ours(a, t), theirs(b, u)
+    np.testing.assert_allclose(la.detach().numpy(), lb.detach().numpy(), rtol=1e-10, atol=1e-12)
+    la.sum().backward()
+    lb.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_losses_without_torch():
+    x, y = aisys.tensor([[0.5, -1.0]]), aisys.tensor([[1.0, 1.0]])
+    assert nn.L1Loss()(x, y).item() == pytest.approx(1.25)
+    assert nn.SmoothL1Loss()(x, y).item() == pytest.approx((0.125 + 1.5) / 2)
+    assert nn.MSELoss(reduction="sum")(x, y).item() == pytest.approx(4.25)
+    p = aisys.tensor([0.0, 1.0, 0.5])
+    assert nn.BCELoss(reduction="none")(p, aisys.tensor([1.0, 0.0, 1.0])).tolist() == pytest.approx(
+        [100.0, 100.0, 0.6931472], rel=1e-6)                                # logs clamped at -100, as torch
+    with pytest.raises(ValueError, match="probabilities in \\[0, 1\\].*sigmoid"):
+        nn.BCELoss()(aisys.tensor([1.5]), aisys.tensor([1.0]))
+    with pytest.raises(ShapeError, match="must have the same shape.*view_as"):
+        nn.L1Loss()(aisys.ones(3, 1), aisys.ones(3))
+    with pytest.raises(ValueError, match="size_average= and reduce= are deprecated"):
+        nn.MSELoss(size_average=True)
+
+
+@pytest.mark.parametrize("size,out", [((6, 6), (1, 1)), ((6, 9), (2, 3)), ((7, 5), (3, 2)), ((5, 5), (None, 4))])
+def test_adaptive_avg_pool2d_agrees_with_pytorch(size, out):
+    x = np.random.default_rng(0).standard_normal((2, 3) + size)
+    got = nn.AdaptiveAvgPool2d(out)(aisys.tensor(x, requires_grad=True))
+    assert got.shape[2:] == tuple(s if o is None else o for s, o in zip(size, out))
+    assert aisys.gradcheck(lambda t: F.adaptive_avg_pool2d(t, out), [aisys.tensor(x[:1, :1])])
+    torch = pytest.importorskip("torch")
+    want = torch.nn.AdaptiveAvgPool2d(out)(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-12)

@@ -19,7 +19,8 @@ from ..tensor import Tensor, _Mode, apply, as_tensor, no_grad
 
 __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "relu", "gelu", "sigmoid", "tanh", "silu", "leaky_relu",
            "softplus", "softmax", "log_softmax", "layer_norm", "batch_norm", "embedding", "dropout", "cross_entropy",
-           "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "one_hot", "pad",
+           "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+           "kl_div", "adaptive_avg_pool2d", "one_hot", "pad",
            "scaled_dot_product_attention", "causal_mask"]
 
 _MATMUL, _ADD, _PERMUTE, _RESHAPE, _LINEAR = (_OPS["matmul"], _OPS["add"], _OPS["permute"], _OPS["reshape"],
@@ -377,23 +378,122 @@ def nll_loss(input: Tensor, target: Tensor, weight=None, size_average=None, igno
     return _reduce(losses, reduction)
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+def _same_shape(op: str, input: Tensor, target: Tensor) -> Tensor:
+    target = as_tensor(target, like=input)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ShapeError(op, f"input {tuple(input.shape)} and target {tuple(target.shape)} must have the same shape",
+                         shapes=(input.shape, target.shape), rule="aisys does not broadcast inside losses (torch "
+                         "warns and broadcasts, a common silent bug): reshape the target, e.g. y.view_as(pred)")
+    return target
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """Mean squared error. Differs from torch: shapes must match exactly (no silent broadcasting)."""
     _tensor("mse_loss", "input", input)
+    _no_legacy("mse_loss", None, size_average, reduce)
     _reduction("mse_loss", reduction)
     return apply("mse_loss", input, as_tensor(target, like=input), reduction=reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """Mean absolute error |input − target| (the gradient at 0 is 0, as torch's sign)."""
+    _tensor("l1_loss", "input", input)
+    _no_legacy("l1_loss", None, size_average, reduce)
+    _reduction("l1_loss", reduction)
+    return _reduce((input - _same_shape("l1_loss", input, target)).abs(), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """0.5·d²/β where |d| < β, else |d| − 0.5·β (d = input − target; β = 0 is the L1 loss), as torch."""
+    _tensor("smooth_l1_loss", "input", input)
+    _no_legacy("smooth_l1_loss", None, size_average, reduce)
+    _reduction("smooth_l1_loss", reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta={beta} must be ≥ 0")
+    d = (input - _same_shape("smooth_l1_loss", input, target)).abs()
+    if beta == 0:
+        return _reduce(d, reduction)
+    from ..ops import where
+    return _reduce(where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    """−[y·log p + (1−y)·log(1−p)] for probabilities p in [0, 1]; each log is clamped at −100, as torch, so
+    p = 0 or 1 gives a finite loss. Prefer binary_cross_entropy_with_logits on logits (more stable)."""
+    _tensor("binary_cross_entropy", "input", input)
+    _no_legacy("binary_cross_entropy", weight, size_average, reduce)
+    _reduction("binary_cross_entropy", reduction)
+    target = _same_shape("binary_cross_entropy", input, target)
+    d = input._data
+    if d.size and (np.nanmin(d) < 0 or np.nanmax(d) > 1):
+        raise ValueError(f"binary_cross_entropy: input values must be probabilities in [0, 1], got a range "
+                         f"[{np.nanmin(d):.4g}, {np.nanmax(d):.4g}]; apply sigmoid first, or use "
+                         f"binary_cross_entropy_with_logits on the logits")
+    log_p = input.log().clamp(min=-100.0)
+    log_q = (1.0 - input).log().clamp(min=-100.0)
+    return _reduce(-(target * log_p + (1.0 - target) * log_q), reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None) -> Tensor:
     """−[y·log σ(x) + (1−y)·log(1−σ(x))], computed stably as relu(x) − x·y + log(1 + exp(−|x|))."""
     _tensor("binary_cross_entropy_with_logits", "input", input)
+    _no_legacy("binary_cross_entropy_with_logits", weight, size_average, reduce)
+    if pos_weight is not None:
+        raise ValueError("binary_cross_entropy_with_logits: pos_weight= is not supported by aisys")
     _reduction("binary_cross_entropy_with_logits", reduction)
-    target = as_tensor(target, like=input)
-    if tuple(target.shape) != tuple(input.shape):
-        raise ShapeError("binary_cross_entropy_with_logits", f"input {tuple(input.shape)} and target "
-                         f"{tuple(target.shape)} must have the same shape", shapes=(input.shape, target.shape))
+    target = _same_shape("binary_cross_entropy_with_logits", input, target)
     loss = input.relu() - input * target + ((-input.abs()).exp() + 1.0).log()
     return _reduce(loss, reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """KL(target ‖ exp(input)) pointwise, target·(log target − input), with ``input`` log-probabilities, as
+    torch. reduction='batchmean' divides the sum by the batch size (the true KL divergence); 'mean'
+    averages over every element (torch's default, which it warns about)."""
+    _tensor("kl_div", "input", input)
+    _no_legacy("kl_div", None, size_average, reduce)
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"kl_div: reduction={reduction!r} is not one of 'mean', 'batchmean', 'sum', 'none'")
+    target = _same_shape("kl_div", input, target)
+    if log_target:
+        point = target.exp() * (target - input)
+    else:
+        from ..ops import where
+        safe = where(target > 0, target, 1.0)                  # 0·log 0 = 0, as torch's xlogy
+        point = where(target > 0, target * (safe.log() - input), 0.0)
+    if reduction == "batchmean":
+        return point.sum() / float(input.shape[0] if input.ndim else 1)
+    return _reduce(point, reduction)
+
+
+# ---- adaptive pooling ---------------------------------------------------------------------------------
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Average pooling to a given output size, as torch: output cell i covers rows ⌊i·H/oh⌋ .. ⌈(i+1)·H/oh⌉ − 1
+    (likewise for columns); ``None`` keeps a size. When the sizes divide evenly it is one avg_pool2d."""
+    _tensor("adaptive_avg_pool2d", "input", input)
+    if input.ndim != 4:
+        raise ShapeError("adaptive_avg_pool2d", f"expects a 4-D input (N, C, H, W), got {tuple(input.shape)}",
+                         shapes=(input.shape,))
+    H, W = input.shape[2:]
+    oh, ow = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
+    oh, ow = H if oh is None else int(oh), W if ow is None else int(ow)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size {output_size!r} must be positive")
+    if H % oh == 0 and W % ow == 0:
+        if (oh, ow) == (1, 1):
+            return input.mean((2, 3), keepdim=True)
+        return avg_pool2d(input, (H // oh, W // ow))
+    from ..ops import cat
+    rows = []
+    for i in range(oh):
+        h0, h1 = (i * H) // oh, -(-((i + 1) * H) // oh)
+        cells = [input[:, :, h0:h1, (j * W) // ow:-(-((j + 1) * W) // ow)].mean((2, 3), keepdim=True) for j in range(ow)]
+        rows.append(cat(cells, 3))
+    return cat(rows, 2)
 
 
 # ---- attention ----------------------------------------------------------------------------------------
