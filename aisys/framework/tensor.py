@@ -200,8 +200,12 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        """The op that produced this tensor on the tape (None for leaves)."""
-        return None if self._ctx is None else self._ctx[0]
+        """The node of the backward graph that made this tensor (None for leaves): ``.name()`` as PyTorch spells
+        it, ``.op`` the registry op, ``.next_functions`` its inputs' nodes (see aisys.autograd.Node)."""
+        if self._ctx is None:
+            return None
+        from .autograd import Node
+        return Node(self)
 
     def detach(self) -> "Tensor":
         """Same data, cut from the tape (no gradient flows back through it). Shares the storage, so an
