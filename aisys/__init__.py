@@ -30,6 +30,7 @@ from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, l
                             transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous, index, cat,
                             concat, stack, pad, gather, matmul, softmax, log_softmax, one_hot, erf, split, chunk,
                             tril, triu)
+from .framework.ops import index_select
 from .framework.autograd import gradcheck, gradgradcheck, vjp, jvp, grad_fn as grad
 from .framework import autograd
 from .framework import nn, optim, data     # light (pure Python); nn aliases itself as aisys.nn
@@ -65,6 +66,7 @@ _LAZY = {
     "kernels": "aisys.kernels",
     "labkit": "aisys.labkit",
     "graph": "aisys.framework.graph",
+    "onnx": "aisys.onnx",
 }
 _LAZY_ATTRS = {
     "trace": ("aisys.frontend", "trace"),

@@ -114,9 +114,10 @@ def test_errors_that_teach():
         cf.run_arrays()
 
 
-def test_import_aisys_and_the_compiler_never_load_numba():
-    code = ("import sys, aisys, aisys.compiler, aisys.kernels; "
-            "f = aisys.compile; assert 'numba' not in sys.modules, 'numba imported'; print('ok')")
+def test_import_aisys_and_the_compiler_never_load_numba_or_onnx():
+    code = ("import sys, aisys, aisys.compiler, aisys.kernels, aisys.frontend, aisys.models, aisys.chip; "
+            "f = aisys.compile; assert 'numba' not in sys.modules, 'numba imported'; "
+            "assert 'onnx' not in sys.modules, 'onnx imported'; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
 

@@ -797,6 +797,25 @@ def _gather_samples(rng):
 row("gather", _gather_samples, gather_ref, int_dtypes=_INTS)
 
 
+def index_select_ref(x, index, dim):
+    """out[a, i..., b] = x[a, index[i...] (negative counts from the end), b], by explicit loops."""
+    n = x.shape[dim]
+    out = np.empty(x.shape[:dim] + index.shape + x.shape[dim + 1:], x.dtype)
+    for o in np.ndindex(*out.shape):
+        k = int(index[o[dim:dim + index.ndim]])
+        out[o] = x[o[:dim] + (k + n if k < 0 else k,) + o[dim + index.ndim:]]
+    return out
+
+
+def _index_select_samples(rng):
+    return [Sample((normal(rng, 3, 4), np.array([2, 0, 2])), {"dim": 0}, note="repeated index"),
+            Sample((normal(rng, 2, 5, 3), np.array([[-1, 0], [4, -5]])), {"dim": 1}, note="2-D index, negative"),
+            Sample((transposed_view(normal(rng, 3, 4)), np.array(1)), {"dim": 1}, note="0-d index, view")]
+
+
+row("index_select", _index_select_samples, index_select_ref, int_dtypes=_INTS)
+
+
 def _scatter_samples(rng):
     return [Sample((normal(rng, 3, 2), np.array([[0, 0], [3, 1], [2, 2]])), {"dim": 1, "shape": (3, 4)},
                    note="repeated indices accumulate"),

@@ -85,7 +85,7 @@ EXPECTATIONS: dict[str, dict] = {
                    ".widget-toggle-buttons": 1, ".widget-checkbox": 1},
         control=dict(slider=0, presses=2),  # two passes further: fold_conv_bn → simplify, panes and strip redraw
         changed=".widget-html svg",
-        texts=["PASS exercise 4.1", "PASS exercise 4.2", "PASS exercise 4.3",
+        texts=["PASS exercise 4.1", "PASS exercise 4.2", "PASS exercise 4.3", "PASS exercise 4.4",
                "same outputs as the converted model: True"],
     ),
     # Lab 03: GraphView toggles (tape forward/backward, direction), CaptureCompare's dropdown flips the RNN

@@ -14,7 +14,8 @@ from packaging.version import Version
 from tests.labs.notebooks import REPO
 
 BINDER = REPO / "binder"
-TEST_ONLY = {"pytest", "nbval", "playwright", "nbconvert", "nbclient", "jupyterlab", "notebook", "jupyter-server"}
+TEST_ONLY = {"pytest", "nbval", "playwright", "nbconvert", "nbclient", "jupyterlab", "notebook", "jupyter-server",
+             "onnxruntime"}
 
 
 def _pyproject() -> dict:

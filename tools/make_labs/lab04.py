@@ -34,23 +34,27 @@ ResNet block shrink under them.
 03OPFusion (算子融合), 07ConstantFold (常量折叠), 08CSE (公共子表达式消除), 09DCE (死代码消除),
 10Algebraic (代数化简), 11 pass ordering; `04Inference/04Converter` (模型转换) and
 `04Inference/05Optimize/02Basic, 03Extend` (离线图优化: Conv+BN folding, redundant nodes, layout).
+Models come in and go out as real ONNX files (the `onnx` package), checked against onnxruntime.
 The ResNet basic block is from He et al., *Deep Residual Learning for Image Recognition* (2016); the
 fusion classes (injective / reduction / complex-out-fusable / opaque) are TVM's (Chen et al., 2018).
 
 **Goals.** After this lab you can
-- convert an exported model into a graph IR and say what a converter drops on the way;
+- convert a real ONNX model into a graph IR, read the converter's log, and say what it drops on the way;
+- export a model of your own to ONNX, check it against an independent engine, and bring a model made
+  elsewhere (PyTorch) through the passes onto the simulated chip;
 - write a pass against a rewriter API, so that every change is logged with the rule that made it;
 - implement constant folding, CSE with a value-numbering hash table, and Conv+BN folding, and know the
   traps (impure ops, size caps, NaN semantics, the conv bias);
 - read a fusion decision log — which producer joined which group and why the others did not;
 - measure a pass by kernel launches and bytes moved, and watch the numbers fall pass by pass.
 
-**Exercises.** 4.1 `fold_constants` · 4.2 `cse` · 4.3 `fold_conv_bn_weights`. Each stub raises
+**Exercises.** 4.1 `fold_constants` · 4.2 `cse` · 4.3 `fold_conv_bn_weights` · 4.4 `gemm_to_registry`. Each stub raises
 `NotImplementedError` until you write it; the cell after it checks your function and prints PASS or
 what went wrong. Your passes then run inside the library's pass manager, and the PassStepper at the end
 shows *your* rewrites."""),
     (CODE, """\
-import json
+import os
+import tempfile
 
 import numpy as np
 
@@ -58,7 +62,8 @@ import aisys
 from aisys import compiler as lib          # the library's passes: lib.fold_constants, lib.cse, ...
 from aisys.compiler import (Fixpoint, dce, default_pipeline, fold_conv_bn, fuse, make_fold_conv_bn, run_pass,
                             run_passes, simplify)
-from aisys.compiler.convert import from_onnx_json, resnet_block_model
+import aisys.onnx
+from aisys.frontend.onnx.examples import gemm_mlp, resnet_block
 from aisys.compiler.passes.simplify import SIMPLIFY_RULES
 from aisys.compiler.testing import random_inputs
 from aisys.framework.graph import interpret
@@ -70,19 +75,27 @@ print("ready")"""),
     (MD, """\
 ## 1. Model conversion (模型转换)
 
-Training frameworks export models in an exchange format such as ONNX: a list of nodes, each naming its
-input and output tensors, plus *initializers* holding the weights. The converter maps every operator
-onto the engine's own ops (here: the aisys op registry) and already drops the ones that do nothing at
-inference time — `Identity`, and `Dropout` (in eval mode it passes its input through).
+Training frameworks export models in an exchange format, and ONNX is the ecosystem's: a protobuf
+`ModelProto` holding a graph of nodes — each an operator type (`Conv`, `Gemm`, `Relu` …) naming its input
+and output tensors, with attributes — plus *initializers* holding the weights, and the *opset* saying
+which version of each operator is meant. The converter (`aisys.onnx.load`) maps every node onto the
+engine's own ops (here: the aisys op registry) — sometimes one op, sometimes several (`Gemm` is a
+transpose, a matmul, a scale and an add), sometimes none: `Identity`, and `Dropout` (in eval mode it
+passes its input through). Anything it cannot map exactly — an operator, an attribute value, a type — is
+refused with an error naming the node, never converted into a wrong graph, and every converted value's
+shape is checked against ONNX's own shape inference.
 
 Our model is a ResNet basic block in eval mode — Conv → BatchNorm → ReLU → Conv → BatchNorm → (+x) →
-ReLU — written the way exporters often write it, with leftovers every pass below will find."""),
+ReLU — built with `onnx.helper` the way exporters often write it, with leftovers every pass below will find."""),
     (CODE, """\
-model = resnet_block_model(channels=4, size=8, seed=0)
-print(json.dumps(model["nodes"][:3], indent=None)[:400], "...")
-print(len(model["nodes"]), "ONNX nodes,", len(model["initializers"]), "initializers,", "outputs:", model["outputs"])"""),
+model = resnet_block(channels=4, size=8, seed=0)          # an onnx.ModelProto
+for node in model.graph.node[:4]:
+    print(f"{node.op_type:18s} {list(node.input)} -> {list(node.output)}")
+print("...")
+print(len(model.graph.node), "ONNX nodes,", len(model.graph.initializer), "initializers, opset",
+      model.opset_import[0].version, "| outputs:", [o.name for o in model.graph.output])"""),
     (CODE, """\
-block = from_onnx_json(model)
+block = aisys.onnx.load(model)
 print("\\n".join(block.conversion_log))
 print()
 print(block)"""),
@@ -373,9 +386,126 @@ print("same outputs:", all(np.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in z
 # NBVAL_IGNORE_OUTPUT
 PassStepper(my_log)"""),
     (MD, """\
+## 12. Bring your own model: ONNX out, and back in (模型转换)
+
+The converter also runs the other way. `aisys.onnx.export(model, (x,), path)` traces an aisys model in
+eval mode and writes each registry op as the ONNX operators that compute the same values; the file is
+checked by `onnx.checker`. An *independent* engine then runs it — onnxruntime when it is installed, else
+ONNX's own reference evaluator (`onnx.reference`) — and must agree with aisys's eager result. Below, a
+small CNN built in this notebook makes the whole trip: export, check, re-import, passes, chip."""),
+    (CODE, """\
+aisys.manual_seed(0)
+net = aisys.nn.Sequential(aisys.nn.Conv2d(1, 4, 3, padding=1), aisys.nn.BatchNorm2d(4), aisys.nn.ReLU(),
+                          aisys.nn.MaxPool2d(2), aisys.nn.Flatten(), aisys.nn.Linear(4 * 4 * 4, 10)).eval()
+image = aisys.randn(2, 1, 8, 8)
+path = os.path.join(tempfile.mkdtemp(), "small_cnn.onnx")
+proto = aisys.onnx.export(net, (image,), path)
+print(f"wrote {os.path.basename(path)}: {len(proto.graph.node)} ONNX nodes",
+      [n.op_type for n in proto.graph.node], "| input", proto.graph.input[0].name)"""),
+    (CODE, """\
+import onnx
+onnx.checker.check_model(proto, full_check=True)          # raises if the file is not valid ONNX
+try:
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    def oracle(feeds):
+        return session.run(None, feeds)[0]
+except ImportError:                                      # onnxruntime is optional: ONNX's reference evaluator
+    from onnx.reference import ReferenceEvaluator
+    reference_engine = ReferenceEvaluator(proto)
+    def oracle(feeds):
+        return reference_engine.run(None, feeds)[0]
+theirs = oracle({proto.graph.input[0].name: image.numpy()})
+ours = net(image).numpy()
+print("onnx.checker: valid;  the ONNX engine agrees with aisys eager to 1e-5:",
+      np.allclose(theirs, ours, rtol=1e-5, atol=1e-6))"""),
+    (MD, """\
+Read it back in: the conversion log says what each ONNX node became. The imported graph is an ordinary
+`Graph`, so the same pipeline folds its BatchNorm into the conv and fuses the epilogues, and the chip
+lowering runs it — a model from a file, on the simulated accelerator:"""),
+    (CODE, """\
+small = aisys.onnx.load(path)
+print("\\n".join(small.conversion_log))
+small_log = run_passes(small, default_pipeline())
+print()
+print(small_log.summary())
+print("same outputs after the passes:", np.allclose(interpret(small_log.graph, image.numpy())[0], ours,
+                                                    rtol=1e-5, atol=1e-5))
+on_chip = aisys.chip.simulate(aisys.chip.lower_graph(small_log.graph, "davinci"))
+print(on_chip.summary().splitlines()[0])"""),
+    (MD, """\
+Step through what the pipeline did to the model that came from the file: BatchNorm folded into the conv,
+the epilogues fused into the conv and the matmul — the same stepper as above, on an imported graph."""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+onnx_stepper = PassStepper(small_log)
+onnx_stepper"""),
+    (CODE, """\
+print(onnx_stepper.summary())"""),
+    (MD, """\
+**A model made elsewhere.** When PyTorch is installed, the next cell exports a PyTorch CNN with
+`torch.onnx.export` and sends it through the same steps (PyTorch is optional: without it the cell says
+so and the lab goes on)."""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+try:
+    import torch
+except ImportError:
+    torch = None
+    print("PyTorch is not installed here: this cell is optional (pip install torch to try it)")
+if torch is not None:
+    torch.manual_seed(0)
+    tnet = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    timage = torch.randn(2, 1, 8, 8)
+    tpath = os.path.join(tempfile.mkdtemp(), "torch_cnn.onnx")
+    import warnings
+    with warnings.catch_warnings():                      # the TorchScript-based exporter says it is the old one
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(tnet, (timage,), tpath, input_names=["image"], output_names=["logits"], dynamo=False)
+    from_torch = aisys.onnx.load(tpath)
+    print("\\n".join(from_torch.conversion_log))
+    mine = aisys.onnx.run(from_torch, {"image": timage.numpy()})["logits"]
+    print("equals PyTorch:", np.allclose(mine, tnet(timage).detach().numpy(), rtol=1e-5, atol=1e-6))
+    torch_log = run_passes(from_torch, default_pipeline())
+    print(torch_log.graph.summary())
+    print(aisys.chip.simulate(aisys.chip.lower_graph(torch_log.graph, "davinci")).summary().splitlines()[0])"""),
+    (MD, """\
+### Exercise 4.4 — ONNX `Gemm` on registry ops
+
+`Gemm` is how exporters write a fully connected layer: **Y = alpha·A′·B′ + beta·C**, where A′ is A
+transposed when `transA=1` (likewise B′ with `transB`), and C broadcasts to Y's shape (it may be a
+scalar, a row `(N,)` or `(1, N)`, a column `(M, 1)`, the full `(M, N)`, or absent). Write
+`gemm_to_registry(g, a, b, c=None, alpha=1.0, beta=1.0, trans_a=0, trans_b=0)`: `a`, `b`, `c` are node ids
+of graph `g`; add registry ops with `g.add(op, inputs, attrs).id` (`permute` with `{"dims": (1, 0)}`,
+`matmul`, `mul`, `add`) and constants with `g.add_const(np.float32(v)).id`, and return the id of Y. Emit a
+multiply only when alpha (or beta) is not 1, and skip C when beta is 0. The check compares your graph with
+an ONNX engine (onnxruntime, or onnx's reference evaluator) on golden and random shapes and attributes."""),
+    (CODE, """\
+@exercise("4.4")
+def gemm_to_registry(g, a, b, c=None, alpha=1.0, beta=1.0, trans_a=0, trans_b=0):
+    \"\"\"ONNX Gemm, Y = alpha·A'·B' + beta·C, as registry ops on graph g; returns Y's node id.\"\"\"
+    raise NotImplementedError("exercise 4.4: permute when transposed, matmul, mul by alpha/beta, add C")"""),
+    (EXERCISE_DEPENDENT, """\
+check("4.4", gemm_to_registry)"""),
+    (MD, """\
+Your converter now plugs into the importer: `converters={"Gemm": …}` replaces the library's mapping for
+every Gemm node of a model. This two-layer MLP uses every Gemm attribute:"""),
+    (EXERCISE_DEPENDENT, """\
+mlp_model = gemm_mlp(seed=0)
+yours = aisys.onnx.load(mlp_model, converters={"Gemm": aisys.onnx.gemm_converter(gemm_to_registry)})
+print("\\n".join(yours.conversion_log))
+xb = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
+print("same as the library's import:", np.allclose(aisys.onnx.run(yours, x=xb)["y"],
+                                                   aisys.onnx.run(aisys.onnx.load(mlp_model), x=xb)["y"],
+                                                   rtol=1e-6, atol=1e-6))"""),
+    (MD, """\
 ## What to take away
 
-- A converter maps an exported model onto the engine's IR and already drops no-ops (Identity, Dropout).
+- A converter maps an exported model onto the engine's IR, operator by operator (Gemm is four registry ops),
+  already drops no-ops (Identity, Dropout), and refuses what it cannot map exactly — never a wrong graph.
+- An exchange format is only as good as its checks: the exported file must pass `onnx.checker` and agree
+  with an independent engine; ONNX's own backend tests run against aisys (`make test`).
 - Each pass is a small, verifiable rewrite; a log of rule, removed/added nodes and rejected candidates
   makes a compiler debuggable — and teachable.
 - Constant folding needs purity and a size cap; CSE needs value-based keys and must skip impure ops;

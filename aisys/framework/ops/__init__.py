@@ -10,7 +10,7 @@ from .elementwise import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt,
 from .reduce import sum, mean, var, std, max, min, amax, amin, argmax, argmin, sum_to
 from .sorting import argsort, sort, topk, kthvalue, median, mode
 from .shape import (reshape, permute, transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous,
-                    index, cat, concat, stack, pad, gather, split, chunk, tril, triu)
+                    index, cat, concat, stack, pad, gather, index_select, split, chunk, tril, triu)
 from .linalg import matmul
 from .special import erf
 from . import nn as _nn_ops  # noqa: F401  (registers conv2d, pooling, norms, losses)

@@ -251,6 +251,39 @@ defop("gather", infer=_gather_infer, ref=_gather_ref,
       jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather", saved=(1,))
 
 
+def _index_select_infer(x, index, dim):
+    if index.dtype.is_floating or index.dtype.name == "bool":
+        raise TypeError(f"index_select: indices must be an integer tensor, got {index.dtype.name}")
+    d = norm_dims("index_select", dim, len(x.shape), x.shape)[0]
+    return Spec(tuple(x.shape[:d]) + tuple(index.shape) + tuple(x.shape[d + 1:]), x.dtype)
+
+
+def _index_select_ref(x, index, dim):
+    n = x.shape[dim]
+    if index.size and (index.min() < -n or index.max() >= n):
+        bad = index.max() if index.max() >= n else index.min()
+        raise IndexError(f"index_select: index {bad} is out of range for dim {dim} of size {n} "
+                         f"(valid {-n}..{n - 1}; negative indices count from the end)")
+    return np.take(x, index, axis=dim)
+
+
+def _index_select_vjp(g, out, x, index, dim):
+    """Scatter-add written with ops: one_hot(index) (m, n)ᵀ @ g viewed as (before, m, after)."""
+    d, n, m = dim, x.shape[dim], prod(index.shape)
+    wrapped = apply("where", index < 0, index + n, index)
+    oh = apply("one_hot", wrapped.reshape(m), num_classes=n).to(g.dtype)
+    gm = g.reshape(prod(x.shape[:d]), m, prod(x.shape[d + 1:]))
+    return ((oh.mT @ gm).reshape(x.shape), None)
+
+
+defop("index_select", infer=_index_select_infer, ref=_index_select_ref, fusion=INJ, cost=movement_cost,
+      vjp=_index_select_vjp, jvp=lambda t, out, x, index, dim: apply("index_select", t[0], index, dim=dim),
+      torch_name="torch.index_select",
+      doc="Take whole slices of x along dim at integer positions: x.shape[:dim] + index.shape + "
+          "x.shape[dim+1:] (numpy.take; ONNX Gather). torch.index_select with an index of any rank; "
+          "negative indices count from the end, as in ONNX.")
+
+
 def _scatter_add_ref(g, index, dim, shape):
     _check_index("scatter_add", index, shape[dim], dim, shape)
     z = np.zeros(shape, g.dtype)
@@ -427,3 +460,7 @@ def pad(x, pad, value=0.0):
 
 def gather(input, dim, index):
     return apply("gather", input, as_tensor(index), dim=builtins.int(dim) % input.ndim)
+
+
+def index_select(input, dim, index):
+    return apply("index_select", input, as_tensor(index), dim=builtins.int(dim) % builtins.max(input.ndim, 1))

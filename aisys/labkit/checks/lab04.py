@@ -12,6 +12,10 @@
     folding pass, the folded conv must match conv → batch_norm to 1e-5 on seeded blocks (with and
     without conv bias, grouped, strided). The course's snippet (γ and β swapped, conv bias dropped)
     fails this check.
+4.4 ``gemm_to_registry(g, a, b, c=None, alpha=1.0, beta=1.0, trans_a=0, trans_b=0) -> node id``: ONNX Gemm
+    written with registry ops on a Graph. Checked against an ONNX oracle (onnxruntime when installed,
+    else onnx's own ``onnx.reference.ReferenceEvaluator``) on golden and random shapes and attributes,
+    with every broadcastable shape of C; a multiply by exactly 1 must not be emitted.
 """
 from __future__ import annotations
 
@@ -370,3 +374,181 @@ def _fold_forgets_sqrt(weight, bias, gamma, beta, mean, var, eps):
     b = np.zeros(weight.shape[0]) if bias is None else bias
     scale = gamma / (var + eps)
     return (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype), ((b - mean) * scale + beta).astype(weight.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4.4 ONNX Gemm on registry ops
+# ---------------------------------------------------------------------------------------------
+
+def gemm_oracle(A, B, C=None, alpha=1.0, beta=1.0, trans_a=0, trans_b=0):
+    """Y of one ONNX Gemm node, computed by onnxruntime when it is installed, else by onnx.reference."""
+    from onnx import TensorProto, helper
+
+    names = ["A", "B"] + (["C"] if C is not None else [])
+    arrays = [A, B] + ([C] if C is not None else [])
+    node = helper.make_node("Gemm", names, ["Y"], alpha=float(alpha), beta=float(beta), transA=int(trans_a),
+                            transB=int(trans_b))
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(a.shape)) for n, a in zip(names, arrays)]
+    graph = helper.make_graph([node], "gemm", ins, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    feeds = dict(zip(names, arrays))
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+        return ReferenceEvaluator(model).run(None, feeds)[0]
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)[0]
+
+
+def _gemm_case(rng, M, K, N, c_shape, alpha, beta, ta, tb):
+    A = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+    B = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
+    C = None if c_shape is None else rng.standard_normal(c_shape).astype(np.float32)
+    return A, B, C, dict(alpha=alpha, beta=beta, trans_a=ta, trans_b=tb)
+
+
+def _run_gemm(fn, A, B, C, attrs):
+    """The learner's Gemm on a fresh graph: (graph, output values) or (None, problem)."""
+    from aisys.framework.graph import Graph, interpret
+    from aisys.labkit.learner import call
+
+    g = Graph("gemm")
+    a, b = g.add_input("A", A.shape).id, g.add_input("B", B.shape).id
+    c = g.add_input("C", C.shape).id if C is not None else None
+    y, problem = call(fn, g, a, b, c, **attrs)
+    if problem:
+        return None, problem
+    if not isinstance(y, (int, np.integer)) or int(y) not in g.nodes:
+        return None, f"returned {y!r}, not the id of a node of g"
+    g.set_outputs([int(y)])
+    try:
+        g.verify()
+        out = interpret(g, *([A, B] + ([C] if C is not None else [])))[0]
+    except Exception as exc:
+        return None, f"the graph does not run: {type(exc).__name__}: {exc}"
+    return g, out
+
+
+def _describe(A, B, C, attrs):
+    return (f"A{list(A.shape)}, B{list(B.shape)}, C{'' if C is None else list(C.shape)}"
+            f"{' none' if C is None else ''}, alpha={attrs['alpha']:g}, beta={attrs['beta']:g}, "
+            f"transA={attrs['trans_a']}, transB={attrs['trans_b']}")
+
+
+def _gemm_diagnosis(out, A, B, C, attrs) -> str:
+    """Which common mistake reproduces the learner's wrong values (computed with numpy), as a hint."""
+    al, be, ta, tb = attrs["alpha"], attrs["beta"], attrs["trans_a"], attrs["trans_b"]
+    c = np.zeros((), np.float64) if C is None else C.astype(np.float64)
+
+    def prod(t=np.transpose, swap=False):
+        fa, fb = (tb, ta) if swap else (ta, tb)
+        a = t(A) if fa else A
+        b = t(B) if fb else B
+        return a.astype(np.float64) @ b.astype(np.float64)
+
+    def reshape_t(m):
+        return m.reshape(m.shape[::-1])
+    candidates = [
+        (lambda: al * (prod() + be * c), "alpha multiplies the whole sum here, C included: alpha scales A'·B' only"),
+        (lambda: be * prod() + al * c, "alpha and beta are swapped: alpha scales A'·B', beta scales C"),
+        (lambda: al * prod() + c, "C is added without beta: add beta·C"),
+        (lambda: prod() + be * c, "alpha is ignored: multiply A'·B' by alpha"),
+        (lambda: al * prod(reshape_t) + be * c, "a reshape to the swapped shape is not a transpose: the values stay "
+                                                "in row-major order; use permute with dims (1, 0)"),
+        (lambda: al * prod(swap=True) + be * c, "the flags are swapped: trans_a transposes A, trans_b transposes B"),
+    ]
+    for f, hint in candidates:
+        try:
+            alt = f()
+        except ValueError:
+            continue
+        if alt.shape == np.shape(out) and np.allclose(out, alt, rtol=1e-4, atol=1e-4):
+            return hint
+    return _GEMM_HINT
+
+
+_GEMM_HINT = ("Y = alpha·A'·B' + beta·C: A' = Aᵀ when trans_a (a permute with dims (1, 0), not a reshape), "
+              "B' = Bᵀ when trans_b; alpha scales the product only, beta scales C only, C broadcasts")
+
+
+@register("4.4", title="ONNX Gemm on registry ops: alpha·A'B' + beta·C", lab="04_graph_passes",
+          reference="aisys.frontend.onnx.importer:gemm_ops",
+          bad=["aisys.labkit.checks.lab04:_gemm_ignores_trans_b",
+               "aisys.labkit.checks.lab04:_gemm_swaps_trans_flags",
+               "aisys.labkit.checks.lab04:_gemm_alpha_scales_c_too",
+               "aisys.labkit.checks.lab04:_gemm_swaps_alpha_beta",
+               "aisys.labkit.checks.lab04:_gemm_transposes_by_reshape",
+               "aisys.labkit.checks.lab04:_gemm_ignores_beta"])
+def _check_4_4(fn, c: Checker):
+    golden = [(2, 3, 4, None, 1.0, 1.0, 0, 0), (2, 3, 4, (4,), 1.0, 1.0, 0, 1), (3, 2, 5, (3, 1), 1.0, 1.0, 1, 0),
+              (2, 4, 3, (2, 3), 0.5, 3.0, 1, 1), (3, 3, 2, (), -1.5, 0.25, 0, 1), (2, 5, 3, (1, 3), 2.0, 0.0, 1, 0)]
+    rng = c.rng
+    cases = [_gemm_case(rng, *g) for g in golden]
+    for _ in range(20):
+        M, K, N = (int(v) for v in rng.integers(1, 6, 3))
+        c_shape = [None, (), (N,), (1, N), (M, 1), (M, N)][int(rng.integers(0, 6))]
+        alpha, beta = (float(rng.choice([1.0, 0.5, -2.0, 1.25])) for _ in range(2))
+        cases.append(_gemm_case(rng, M, K, N, c_shape, alpha, beta, int(rng.integers(0, 2)), int(rng.integers(0, 2))))
+    for k, (A, B, C, attrs) in enumerate(cases):
+        what = f"{'golden' if k < len(golden) else 'random'} case {_describe(A, B, C, attrs)}"
+        g, out = _run_gemm(fn, A, B, C, attrs)
+        if g is None:
+            hint = ("a matmul received operands whose inner sizes differ: trans_a transposes A and trans_b "
+                    "transposes B (A' is (M, K), B' is (K, N))" if "inner dimensions" in out else
+                    "add nodes with g.add(op, inputs, attrs) and constants with g.add_const(value); " + _GEMM_HINT)
+            c.fail(what, expected="a registry-op graph computing Gemm", got=out, hint=hint)
+        want = gemm_oracle(A, B, C, **attrs)
+        ok = out.shape == want.shape and np.allclose(out, want, rtol=1e-5, atol=1e-5)
+        if k < len(golden) or not ok:                 # the random cases are reported together, or where one fails
+            c.close(out, want, rtol=1e-5, atol=1e-5, what=what + " equals the ONNX oracle",
+                    hint="" if ok else _gemm_diagnosis(out, A, B, C, attrs))
+        if k == len(golden) - 1:
+            c.true(True, what=f"{len(golden)} golden cases (every transpose flag, C absent, scalar, (N,), (M,1), "
+                              f"(1,N), (M,N), beta 0) equal the ONNX oracle")
+    c.true(True, what=f"{len(cases) - len(golden)} random shapes and attributes equal the ONNX oracle")
+    A, B, C, attrs = _gemm_case(rng, 2, 3, 4, (4,), 1.0, 1.0, 0, 0)
+    g, _ = _run_gemm(fn, A, B, C, attrs)
+    c.equal(g.count_ops().get("mul", 0), 0, what="alpha = beta = 1: no multiply by one is emitted",
+            hint="emit the mul only when alpha (or beta) differs from 1: a graph compiler should not have to "
+                 "remove what the converter needlessly added")
+
+
+def _gemm_variant(honours_trans_b=True, swap_flags=False, alpha_on_c=False, swap_ab=False, reshape_t=False,
+                  use_beta=True, beta_zero_drops=True):
+    def gemm(g, a, b, c=None, alpha=1.0, beta=1.0, trans_a=0, trans_b=0):
+        ta, tb = trans_a, trans_b
+        if swap_flags:
+            ta, tb = tb, ta
+        if swap_ab:
+            alpha, beta = beta, alpha
+
+        def t(i):
+            s = g.nodes[i].shape
+            if reshape_t:
+                return g.add("reshape", (i,), {"shape": (s[1], s[0])}).id
+            return g.add("permute", (i,), {"dims": (1, 0)}).id
+        if ta:
+            a = t(a)
+        if tb and honours_trans_b:
+            b = t(b)
+        y = g.add("matmul", (a, b)).id
+        if alpha != 1.0 and not alpha_on_c:
+            y = g.add("mul", (y, g.add_const(np.float32(alpha)).id)).id
+        if c is not None and (beta != 0.0 or not beta_zero_drops):
+            if use_beta and beta != 1.0:
+                c = g.add("mul", (c, g.add_const(np.float32(beta)).id)).id
+            y = g.add("add", (y, c)).id
+        if alpha != 1.0 and alpha_on_c:
+            y = g.add("mul", (y, g.add_const(np.float32(alpha)).id)).id
+        return y
+    return gemm
+
+
+_gemm_ignores_trans_b = _gemm_variant(honours_trans_b=False)
+_gemm_swaps_trans_flags = _gemm_variant(swap_flags=True)
+_gemm_alpha_scales_c_too = _gemm_variant(alpha_on_c=True)
+_gemm_swaps_alpha_beta = _gemm_variant(swap_ab=True)
+_gemm_transposes_by_reshape = _gemm_variant(reshape_t=True)
+_gemm_ignores_beta = _gemm_variant(use_beta=False)
