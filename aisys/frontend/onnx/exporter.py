@@ -44,6 +44,7 @@ NOT_EXPORTED = {
     "mse_loss": "a loss: export the model, not the training objective",
     "cond": "data-dependent control flow (ONNX If) is not written by this exporter",
     "while_loop": "data-dependent control flow (ONNX Loop) is not written by this exporter",
+    "argsort": "a stable sort: ONNX TopK leaves the order of ties unspecified",
 }
 
 
