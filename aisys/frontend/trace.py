@@ -35,14 +35,18 @@ class TracerWarning(UserWarning):
     value, or a value that left the graph as a Python number or numpy array (as ``torch.jit.TracerWarning``)."""
 
 
+_SHOWN: dict = {}       # the warnings registry: each distinct warning once per line, as Python's default filter does
+
+
 def _warn(message: str, where: str) -> None:
-    """A TracerWarning attributed to the user's line ``where`` ("file:line"), shown once per line."""
+    """A TracerWarning attributed to the user's line ``where`` ("file:line"); ``message`` without the place
+    (Python's warning line shows it)."""
     filename, _, line = where.rpartition(":")
     try:
         lineno = int(line)
     except ValueError:
         filename, lineno = where, 0
-    warnings.warn_explicit(message, TracerWarning, filename or where, lineno)
+    warnings.warn_explicit(message, TracerWarning, filename or where, lineno, registry=_SHOWN)
 
 
 class Tracer:
@@ -117,11 +121,11 @@ class Tracer:
         value = bool(t._data.reshape(()))
         where = self.location()
         self.baked_branches.append((where, nid, value))
-        self.warnings.append(
-            f"branch baked at {where}: the tensor %{nid} was used as a Python bool (it was {value} for the "
-            f"example input), so the graph keeps only that branch and will silently take it for every input; "
-            f"use aisys.script or aisys.cond for control flow that depends on tensor values")
-        _warn(self.warnings[-1], where)
+        what = (f"the tensor %{nid} was used as a Python bool (it was {value} for the example input), so the graph "
+                f"keeps only that branch and will silently take it for every input; use aisys.script or aisys.cond "
+                f"for control flow that depends on tensor values")
+        self.warnings.append(f"branch baked at {where}: {what}")
+        _warn(f"branch baked: {what}", where)
 
     def on_item(self, t: Tensor) -> None:
         """A tensor became a Python number (``.item()``, ``float(t)``, ``int(t)``): the graph keeps that number."""
@@ -129,11 +133,11 @@ class Tracer:
         if nid not in self._dynamic:
             return
         where = self.location()
-        self.warnings.append(
-            f"value baked at {where}: the tensor %{nid} was turned into a Python number ({t._data.reshape(-1)[0]!r} "
-            f"for the example input), so any computation with that number is a constant in the graph; keep it "
-            f"a tensor to make it part of the graph")
-        _warn(self.warnings[-1], where)
+        what = (f"the tensor %{nid} was turned into a Python number ({t._data.reshape(-1)[0]!r} for the example "
+                f"input), so any computation with that number is a constant in the graph; keep it a tensor to make "
+                f"it part of the graph")
+        self.warnings.append(f"value baked at {where}: {what}")
+        _warn(f"value baked: {what}", where)
 
     def on_escape(self, t: Tensor, how: str) -> None:
         """A tensor left the graph as plain data (``.numpy()``, ``.tolist()``): whatever is computed from it
@@ -142,11 +146,11 @@ class Tracer:
         if nid not in self._dynamic:
             return
         where = self.location()
-        self.warnings.append(
-            f"value baked at {where}: {how} turned the tensor %{nid} into plain data, so anything computed "
-            f"from it outside aisys ops (numpy, Python) enters the graph as a constant computed from the example "
-            f"input; compute it with aisys ops instead")
-        _warn(self.warnings[-1], where)
+        what = (f"{how} turned the tensor %{nid} into plain data, so anything computed from it outside aisys ops "
+                f"(numpy, Python) enters the graph as a constant computed from the example input; compute it with "
+                f"aisys ops instead")
+        self.warnings.append(f"value baked at {where}: {what}")
+        _warn(f"value baked: {what}", where)
 
     def on_inplace(self, t: Tensor, new: Tensor) -> None:
         """``t`` was changed in place to ``new`` (``x += y``, ``copy_`` ...): later reads of ``t`` read ``new``.

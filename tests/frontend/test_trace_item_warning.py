@@ -27,8 +27,9 @@ def test_escapes_to_python_and_numpy_warn_with_a_tracer_warning_naming_the_line(
     for escape in (lambda x: aisys.tensor(np.sin(x.numpy())) * x,     # numpy round trip: a constant
                    lambda x: x * (x.sum() * 0.0 + 2.0).item(),
                    lambda x: x * aisys.tensor(x.tolist())):
-        with pytest.warns(TracerWarning, match="value baked at .*test_trace_item_warning.py"):
+        with pytest.warns(TracerWarning, match="value baked: ") as record:
             aisys.trace(escape, aisys.ones(3))
+        assert record[0].filename.endswith("test_trace_item_warning.py")         # the warning points at the line
 
 
 def test_data_dependent_if_warns_with_a_tracer_warning():
