@@ -123,22 +123,10 @@ def _vector_estimate(layer, chip: ChipConfig) -> LayerEstimate:
 def estimate_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile") -> AnalyticEstimate:
     """The analytic estimate of ``layers`` on ``chip`` (fusing activations into the matmul before them, as
     ``lower_layers`` does), in microseconds whatever the layer sizes."""
-    from .program import Conv, Gemm, _fusable
+    from .program import Conv, Gemm, layer_steps
     chip = preset(chip)
-    layers = list(layers)
-    out = []
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
-        if isinstance(layer, (Gemm, Conv)):
-            act = layer.activation
-            if act is None and fuse_activations and i + 1 < len(layers) and _fusable(layer, layers[i + 1]):
-                act = layers[i + 1].op
-                i += 1
-            out.append(_matrix_estimate(layer, act, chip, on_overflow))
-        else:
-            out.append(_vector_estimate(layer, chip))
-        i += 1
+    out = [_matrix_estimate(layer, act, chip, on_overflow) if isinstance(layer, (Gemm, Conv))
+           else _vector_estimate(layer, chip) for layer, act in layer_steps(list(layers), fuse_activations)]
     return AnalyticEstimate(chip, tuple(out))
 
 

@@ -602,20 +602,28 @@ def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: st
     check_size(layers, chip, fuse_activations=fuse_activations, on_overflow=on_overflow, limit=max_instructions)
     low = _Lowering(chip, on_overflow)
     low.prog.layers = layers
+    for layer, act in layer_steps(layers, fuse_activations):
+        if isinstance(layer, (Gemm, Conv)):
+            low.matrix_layer(layer, act)
+        else:
+            low.vector_layer(layer)
+        low.prog.layer_last[layer.name] = low.prev_output
+    return low.prog
+
+
+def layer_steps(layers, fuse_activations: bool = True):
+    """(layer, activation or None) in lowering order: an activation that directly follows a matmul/conv of the
+    same size is folded into it (and skipped as a layer of its own)."""
     i = 0
     while i < len(layers):
-        layer = layers[i]
+        layer, act = layers[i], None
         if isinstance(layer, (Gemm, Conv)):
             act = layer.activation
             if act is None and fuse_activations and i + 1 < len(layers) and _fusable(layer, layers[i + 1]):
                 act = layers[i + 1].op
                 i += 1
-            low.matrix_layer(layer, act)
-        else:
-            low.vector_layer(layer)
-        low.prog.layer_last[layer.name] = low.prev_output
+        yield layer, act
         i += 1
-    return low.prog
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -140,6 +140,19 @@ class Optimizer:
                     raise FloatingPointError(f"{where} has {bad} non-finite gradient value(s) (found by "
                                              f"aisys.detect_anomaly()); nothing was updated")
 
+    def _grads(self, group: dict, fast: bool):
+        """(parameter, its gradient) for each parameter of ``group`` that has one, with ``maximize`` and L2
+        ``weight_decay`` (g + λp) applied, as torch's RMSprop/Adagrad/Adadelta do first."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = _val(p.grad, fast)
+            if group.get("maximize"):
+                g = -g
+            if group.get("weight_decay"):
+                g = g + _val(p, fast) * group["weight_decay"]
+            yield p, g
+
     def _state_tensor(self, p: Tensor, name: str) -> Tensor:
         """A zero-initialized state tensor shaped like ``p`` (momentum, moments), created on first use."""
         st = self.state[p]
@@ -360,14 +373,7 @@ class RMSprop(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    g = _val(p.grad, fast)
-                    if group["maximize"]:
-                        g = -g
-                    if group["weight_decay"]:
-                        g = g + _val(p, fast) * group["weight_decay"]
+                for p, g in self._grads(group, fast):
                     v = self._state_tensor(p, "square_avg")
                     _set(v, _val(v, fast) * alpha + g * g * (1.0 - alpha), fast)
                     if group["centered"]:
@@ -406,17 +412,10 @@ class Adagrad(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr, eps = group["lr"], group["eps"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    g = _val(p.grad, fast)
-                    if group["maximize"]:
-                        g = -g
+                for p, g in self._grads(group, fast):
                     st = self.state[p]
                     t, acc = st["step"], st["sum"]
                     _set(t, _val(t, fast) + 1.0, fast)
-                    if group["weight_decay"]:
-                        g = g + _val(p, fast) * group["weight_decay"]
                     clr = lr / ((_val(t, fast) - 1.0) * group["lr_decay"] + 1.0) if group["lr_decay"] else lr
                     _set(acc, _val(acc, fast) + g * g, fast)
                     _sub_(p, g / (_sqrt(_val(acc, fast)) + eps) * clr, fast)
@@ -437,14 +436,7 @@ class Adadelta(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr, rho, eps = group["lr"], group["rho"], group["eps"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    g = _val(p.grad, fast)
-                    if group["maximize"]:
-                        g = -g
-                    if group["weight_decay"]:
-                        g = g + _val(p, fast) * group["weight_decay"]
+                for p, g in self._grads(group, fast):
                     v, u = self._state_tensor(p, "square_avg"), self._state_tensor(p, "acc_delta")
                     _set(v, _val(v, fast) * rho + g * g * (1.0 - rho), fast)
                     delta = _sqrt(_val(u, fast) + eps) / _sqrt(_val(v, fast) + eps) * g

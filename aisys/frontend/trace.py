@@ -129,26 +129,22 @@ class Tracer:
 
     def on_item(self, t: Tensor) -> None:
         """A tensor became a Python number (``.item()``, ``float(t)``, ``int(t)``): the graph keeps that number."""
-        nid = self.node_of(t)
-        if nid not in self._dynamic:
-            return
-        where = self.location()
-        what = (f"the tensor %{nid} was turned into a Python number ({t._data.reshape(-1)[0]!r} for the example "
-                f"input), so any computation with that number is a constant in the graph; keep it a tensor to make "
-                f"it part of the graph")
-        self.warnings.append(f"value baked at {where}: {what}")
-        _warn(f"value baked: {what}", where)
+        self._baked(t, lambda nid: f"the tensor %{nid} was turned into a Python number ({t._data.reshape(-1)[0]!r} "
+                                   f"for the example input), so any computation with that number is a constant in "
+                                   f"the graph; keep it a tensor to make it part of the graph")
 
     def on_escape(self, t: Tensor, how: str) -> None:
         """A tensor left the graph as plain data (``.numpy()``, ``.tolist()``): whatever is computed from it
         outside aisys ops comes back as a constant."""
+        self._baked(t, lambda nid: f"{how} turned the tensor %{nid} into plain data, so anything computed from it "
+                                   f"outside aisys ops (numpy, Python) enters the graph as a constant computed from "
+                                   f"the example input; compute it with aisys ops instead")
+
+    def _baked(self, t: Tensor, describe) -> None:
         nid = self.node_of(t)
         if nid not in self._dynamic:
-            return
-        where = self.location()
-        what = (f"{how} turned the tensor %{nid} into plain data, so anything computed from it outside aisys ops "
-                f"(numpy, Python) enters the graph as a constant computed from the example input; compute it with "
-                f"aisys ops instead")
+            return                          # made from constants only: baking it is exact
+        where, what = self.location(), describe(nid)
         self.warnings.append(f"value baked at {where}: {what}")
         _warn(f"value baked: {what}", where)
 
