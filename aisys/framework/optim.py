@@ -128,7 +128,8 @@ class Optimizer:
                     continue
                 where = f"{name}.step(): parameter {k} ({p.dtype.short}{list(p.shape)})"
                 if not isinstance(gr, Tensor):
-                    raise TypeError(f"{where} has a .grad of type {type(gr).__name__}, not a Tensor; nothing was updated")
+                    raise TypeError(f"{where} has a .grad of type {type(gr).__name__}, not a Tensor; nothing was "
+                                    f"updated")
                 if gr._data.shape != p._data.shape:
                     raise ValueError(f"{where} has a gradient of shape {tuple(gr.shape)}; it must match the "
                                      f"parameter's shape. Nothing was updated")
@@ -427,7 +428,8 @@ class Adadelta(Optimizer):
 
     def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0,
                  maximize: bool = False):
-        _check("Adadelta", lr, rho=(rho, 0.0, 1.0), eps=(eps, 0.0, math.inf), weight_decay=(weight_decay, 0.0, math.inf))
+        _check("Adadelta", lr, rho=(rho, 0.0, 1.0), eps=(eps, 0.0, math.inf),
+               weight_decay=(weight_decay, 0.0, math.inf))
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def step(self) -> None:

@@ -10,8 +10,9 @@ Each op is defined once with
   cost(in_specs, out_spec, **attrs)    FLOPs and bytes moved, read by passes, the roofline and the chip
 
 Optional, for in-place safety: ``saved``, which values the VJP reads (input indices and/or "out"; an entry
-``(v, j, ...)`` means v is read only for the gradient of inputs j, ...; None, the default, means all of them). ``backward()`` refuses to run a VJP whose saved values were overwritten in place
-after the op ran (see ``inplace``), as PyTorch does; ops that only need shapes declare ``saved=()``.
+``(v, j, ...)`` means v is read only for the gradient of inputs j, ...; None, the default, means all of them).
+``backward()`` refuses to run a VJP whose saved values were overwritten in place after the op ran (see
+``inplace``), as PyTorch does; ops that only need shapes declare ``saved=()``.
 
 Optional, for speed only: ``vjp_np(g, out, *inputs, **attrs)``, the same VJP on numpy arrays, which a plain
 first-order ``backward()`` uses instead of building backward ops (see ``fast_vjp``; a test holds every one

@@ -135,7 +135,8 @@ def load(f, map_location=None, weights_only: bool = True, mmap=None):
         header = json.loads(raw[8:8 + n])
     except ValueError:
         raise ValueError(f"aisys.load: {_name(f)} has no readable safetensors header; aisys reads files written by "
-                         f"aisys.save or safetensors (torch.save's pickle files are refused: they can run code)") from None
+                         f"aisys.save or safetensors (torch.save's pickle files are refused: they can run "
+                         f"code)") from None
     meta = header.pop("__metadata__", None) or {}
     data = memoryview(raw)[8 + n:]
     tensors = {}

@@ -483,7 +483,8 @@ class Tensor:
             return self._inplace("setitem", lambda s, v: _ops.shape.index_put(s, key, v), value, reads_self=False)
         _inplace.check_leaf(self, "setitem")
         if not self._data.flags.writeable:
-            raise RuntimeError(f"setitem: this tensor is a read-only view of shape {tuple(self.shape)}; .clone() it first")
+            raise RuntimeError(f"setitem: this tensor is a read-only view of shape {tuple(self.shape)}; .clone() it "
+                               f"first")
         self._data[key] = value._data if isinstance(value, Tensor) else value
         _inplace.bump(self._data, user_location())
 

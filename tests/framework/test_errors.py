@@ -187,7 +187,8 @@ def test_failed_updates_leave_the_tensor_unchanged():
 
 def test_gather_and_index_errors_name_the_op_and_the_bad_index():
     x = aisys.randn(2, 3)
-    with pytest.raises(IndexError, match=r"gather: index 5 \(at position \(0, 0\)\) is out of range for dim 1 of size 3"):
+    with pytest.raises(IndexError, match=r"gather: index 5 \(at position \(0, 0\)\) is out of range for dim 1 of "
+                                         r"size 3"):
         aisys.gather(x, 1, aisys.tensor([[5], [0]]))
     with pytest.raises(IndexError, match=r"gather: index -1 .* valid indices are 0..2"):   # torch refuses negatives too
         x.gather(1, aisys.tensor([[0], [-1]]))

@@ -606,7 +606,8 @@ def test_cross_entropy_and_nll_agree_with_pytorch(targets, reduction, ignore_ind
 LOSSES = [("MSELoss", {}, "real"), ("L1Loss", {}, "real"), ("SmoothL1Loss", {"beta": 0.5}, "real"),
           ("SmoothL1Loss", {"beta": 0.0}, "real"), ("CrossEntropyLoss", {"label_smoothing": 0.1}, "classes"),
           ("CrossEntropyLoss", {"ignore_index": 1}, "classes"), ("NLLLoss", {}, "logp"), ("BCELoss", {}, "prob"),
-          ("BCEWithLogitsLoss", {}, "binary"), ("KLDivLoss", {}, "dist"), ("KLDivLoss", {"log_target": True}, "logdist")]
+          ("BCEWithLogitsLoss", {}, "binary"), ("KLDivLoss", {}, "dist"),
+          ("KLDivLoss", {"log_target": True}, "logdist")]
 
 
 def _loss_inputs(kind, T):

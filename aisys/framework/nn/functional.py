@@ -19,8 +19,8 @@ from ..tensor import Tensor, _Mode, apply, as_tensor, no_grad
 
 __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "relu", "gelu", "sigmoid", "tanh", "silu", "leaky_relu",
            "softplus", "softmax", "log_softmax", "layer_norm", "batch_norm", "embedding", "dropout", "cross_entropy",
-           "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-           "kl_div", "adaptive_avg_pool2d", "one_hot", "pad",
+           "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "kl_div", "adaptive_avg_pool2d", "one_hot", "pad",
            "scaled_dot_product_attention", "causal_mask"]
 
 _MATMUL, _ADD, _PERMUTE, _RESHAPE, _LINEAR = (_OPS["matmul"], _OPS["add"], _OPS["permute"], _OPS["reshape"],
@@ -491,7 +491,8 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     rows = []
     for i in range(oh):
         h0, h1 = (i * H) // oh, -(-((i + 1) * H) // oh)
-        cells = [input[:, :, h0:h1, (j * W) // ow:-(-((j + 1) * W) // ow)].mean((2, 3), keepdim=True) for j in range(ow)]
+        cells = [input[:, :, h0:h1, (j * W) // ow:-(-((j + 1) * W) // ow)].mean((2, 3), keepdim=True)
+                 for j in range(ow)]
         rows.append(cat(cells, 3))
     return cat(rows, 2)
 

@@ -76,7 +76,8 @@ defop("matmul", infer=_matmul_infer, ref=_matmul_ref, fusion=K.COMPLEX_OUT_FUSAB
       vjp=_matmul_vjp,
       jvp=lambda t, out, x, y: (t[0] @ y if t[0] is not None else None) if t[1] is None else
                                (x @ t[1] if t[0] is None else t[0] @ y + x @ t[1]),
-      doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul", saved=((0, 1), (1, 0)))
+      doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul",
+      saved=((0, 1), (1, 0)))
 
 
 def matmul(input, other):

@@ -286,7 +286,8 @@ def _conv_jvp(t, out, x, w, *b, **a):
 
 defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
       vjp=_conv_vjp, jvp=_conv_jvp, torch_name="torch.nn.functional.conv2d",
-      doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.", saved=((0, 1), (1, 0)))
+      doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.",
+      saved=((0, 1), (1, 0)))
 
 
 def _bwd_in_infer(g, w, *, input_shape, **a):
@@ -477,7 +478,8 @@ def _window_cost(in_specs, out_spec, kernel_size, **a):
 defop("max_pool2d", infer=_pool_infer("max_pool2d"), ref=_maxpool_ref, fusion=K.OPAQUE, cost=_window_cost,
       vjp=lambda g, out, x, **a: (apply("max_pool2d_backward", g, x, **a),),
       jvp=lambda t, out, x, **a: apply("max_pool2d_select", t[0], x, **a),
-      torch_name="torch.nn.functional.max_pool2d", doc="Ties: the first maximum in the window gets the gradient.", saved=(0,))
+      torch_name="torch.nn.functional.max_pool2d", doc="Ties: the first maximum in the window gets the gradient.",
+      saved=(0,))
 
 defop("max_pool2d_backward", infer=lambda g, x, **a: Spec(tuple(x.shape), g.dtype), ref=_maxpool_backward_ref,
       fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(flops=ins[0].numel, bytes=builtins.sum(s.nbytes for s in ins) + out.nbytes),
@@ -698,7 +700,8 @@ def _emb_bwd_ref(g, idx, num_embeddings):
 
 defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE, cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
       vjp=lambda g, out, idx, weight: (None, apply("embedding_backward", g, idx, num_embeddings=weight.shape[0])),
-      jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding", saved=(0,))
+      jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding",
+      saved=(0,))
 
 defop("embedding_backward", infer=lambda g, idx, num_embeddings: Spec((num_embeddings, g.shape[-1]), g.dtype),
       ref=_emb_bwd_ref, fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(ins[0].numel, ins[0].nbytes + out.nbytes),
@@ -822,7 +825,8 @@ defop("mse_loss", infer=_mse_infer, ref=_mse_ref, fusion=K.OPAQUE,
       cost=lambda ins, out, **a: Cost(3 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
       vjp=lambda g, out, x, y, reduction: ((x - y) * g * _mse_scale(x, reduction) if x.requires_grad else None,
                                            (y - x) * g * _mse_scale(x, reduction) if y.requires_grad else None),
-      jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss", saved=(0, 1))
+      jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss",
+      saved=(0, 1))
 
 
 def _mse_jvp(t, x, y, reduction):

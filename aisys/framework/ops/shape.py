@@ -21,7 +21,8 @@ INJ = K.INJECTIVE
 # ---- reshape ------------------------------------------------------------------------------------
 def _resolve_shape(op, src, shape):
     for s in shape:
-        if type(s) is not builtins.int and (isinstance(s, (builtins.bool, builtins.float)) or not hasattr(s, "__index__")):
+        if type(s) is not builtins.int and (isinstance(s, (builtins.bool, builtins.float))
+                                            or not hasattr(s, "__index__")):
             raise TypeError(f"{op}: a shape must be whole numbers, got {s!r} ({type(s).__name__}) in {tuple(shape)}; "
                             f"a size computed by division needs int(...) or //")
     shape = tuple(builtins.int(s) for s in shape)

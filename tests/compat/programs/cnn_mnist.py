@@ -60,7 +60,8 @@ def train(model, device, train_loader, optimizer, epoch):
         optimizer.step()
         losses.append(loss.item())
         if batch_idx % 5 == 0:
-            print(f"Train Epoch: {epoch} [{batch_idx * len(data)}/{len(train_loader.dataset)}]\tLoss: {loss.item():.6f}")
+            seen = batch_idx * len(data)
+            print(f"Train Epoch: {epoch} [{seen}/{len(train_loader.dataset)}]\tLoss: {loss.item():.6f}")
     return losses
 
 

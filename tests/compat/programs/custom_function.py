@@ -2,7 +2,6 @@
 # and a look at the backward graph through grad_fn.next_functions.
 import math
 
-import numpy as np
 import torch
 
 
