@@ -67,6 +67,7 @@ _LAZY = {
     "labkit": "aisys.labkit",
     "graph": "aisys.framework.graph",
     "onnx": "aisys.onnx",
+    "dist": "aisys.dist",
 }
 _LAZY_ATTRS = {
     "trace": ("aisys.frontend", "trace"),

@@ -21,6 +21,8 @@ _WHERE = {
     "MemoryTimeline": "memory",
     # widgets/chip.py — the simulated chip
     "UtilizationView": "chip", "RooflinePlot": "chip", "SystolicAnimator": "chip",
+    # widgets/dist.py — interconnects, collectives, parallel training
+    "CollectiveAnimator": "dist", "TopologyView": "dist", "TimelineView": "dist", "MemoryStack": "dist",
 }
 
 __all__ = sorted(_WHERE)

@@ -98,6 +98,27 @@ EXPECTATIONS: dict[str, dict] = {
         texts=["PASS exercise 3.1", "PASS exercise 3.2", "PASS exercise 3.3", "branch baked at <cell>:7",
                "scripted right"],
     ),
+    # Lab 10: CollectiveAnimator (Play + step slider, SVG ranks with chunk cells and message arrows), TopologyView
+    # (dropdown over three topologies, links coloured by utilization), TimelineView (measured MPI run above the
+    # simulated one, plotly). Two steps on the animator's slider redraw its SVG.
+    "10_collectives.ipynb": dict(
+        selectors={".widget-play": 1, ".widget-html svg rect.cell": 16, ".widget-html svg line.msg": 4,
+                   ".widget-dropdown": 1, ".widget-html svg line.link": 8, ".js-plotly-plot": 1},
+        control=dict(slider=0, presses=2),
+        changed=".widget-html svg",
+        texts=["PASS exercise 10.1", "PASS exercise 10.2", "PASS exercise 10.3",
+               "our ring equals MPICH's MPI_Allreduce on both ranks: True"],
+    ),
+    # Lab 11: TimelineView of the real data-parallel run over the simulated one, MemoryStack (N_d slider + stacked
+    # bars), the pipeline-bubble TimelineView (micro-batch slider). Moving the MemoryStack slider restacks the bars.
+    "11_parallel_training.ipynb": dict(
+        selectors={".js-plotly-plot": 3, ".js-plotly-plot .barlayer .trace": 6, ".widget-slider": 2},
+        control=dict(slider=0, presses=2),
+        changed=".js-plotly-plot .barlayer",
+        texts=["PASS exercise 11.1", "PASS exercise 11.2", "PASS exercise 11.3",
+               "2 MPI ranks end with the parameters of one process on the whole batch (rel. error < 1e-12): True",
+               "2-stage pipeline on MPI, gradients equal one device: True"],
+    ),
 }
 
 

@@ -160,6 +160,19 @@ print(result.summary())"""),
 from widgets import UtilizationView
 UtilizationView(result)"""),
     (MD, """\
+## 7. Beyond one chip (互联与集合通信): the same model on eight GPUs
+
+Trained data-parallel on several devices, every step ends by summing the model's gradients across them — an
+**all-reduce** over the interconnect. `aisys.dist` simulates it on real topologies (and runs it on real MPI
+processes): here a ring all-reduce of this MLP's gradients on eight GPUs, over NVLink and over PCIe. Labs 10
+and 11 take it apart."""),
+    (CODE, """\
+from aisys import dist
+grad_bytes = sum(p.numpy().nbytes for p in model.parameters())
+for name in ("dgx_a100", "pcie_gen4"):
+    rep = dist.simulate("allreduce", "ring", topology=name, nbytes=grad_bytes)
+    print(f"{rep.topology.name:<32} {rep.summary().splitlines()[1].strip()}")"""),
+    (MD, """\
 ## Where next
 
 - **Lab 01** — tensors, bits and layouts: strides and views, NCHW/NHWC/NC1HWC0/NZ, FP32/BF16/FP16/FP8 bits.
@@ -168,6 +181,8 @@ UtilizationView(result)"""),
 - **Lab 04** — graph passes: constant folding, CSE, DCE, Conv+BN folding, fusion, layout.
 - **Lab 05** — memory planning: liveness, planners, the arena executor, checkpointing.
 - **Lab 08** — AI chips: arithmetic intensity, systolic dataflows, the TPU v1 roofline.
+- **Lab 10** — collectives and interconnects: ring vs tree, NVLink vs PCIe vs InfiniBand, a real MPI run.
+- **Lab 11** — parallel training: data parallel with overlap, ZeRO, tensor and pipeline parallel, the planner.
 
 `labs/README.md` lists every lab with its goals and exercises. Sources: ZOMI, *AISystem* (Apache-2.0),
 lecture "AI 系统组成&生态"; the digits are the UCI "Optical Recognition of Handwritten Digits" data set."""),
