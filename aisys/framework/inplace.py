@@ -63,21 +63,27 @@ def _storage(a: np.ndarray) -> _Storage | None:
     return s if s is not None and s.ref() is o else None
 
 
-def bump(a: np.ndarray, where: str | None = None) -> None:
-    """Record one in-place write into ``a``'s storage (``where``: the user's line, or who wrote)."""
-    o = a if a.base is None else owner(a)
+def _new_storage(o: np.ndarray) -> _Storage:
     key = id(o)
-    s = _STORAGES.get(key)
+    s = _Storage()
+    s.ref = weakref.ref(o, functools.partial(_drop, key))
+    s.version = 0
+    s.writes = []
+    _STORAGES[key] = s
+    return s
+
+
+def bump(a: np.ndarray, where: str | None = None) -> None:
+    """Record one in-place write into ``a``'s storage (``where``: the user's line, or who wrote). Runs once per
+    parameter per optimizer step, so it is kept to a few dict and attribute operations."""
+    o = a if a.base is None else owner(a)
+    s = _STORAGES.get(id(o))
     if s is None or s.ref() is not o:
-        s = _Storage()
-        s.ref = weakref.ref(o, functools.partial(_drop, key))
-        s.version = 0
-        s.writes = []
-        _STORAGES[key] = s
+        s = _new_storage(o)
     s.version += 1
-    _Mode.epoch += 1
+    e = _Mode.epoch = _Mode.epoch + 1
     w = s.writes
-    w.append((_Mode.epoch, where))
+    w.append((e, where))
     if len(w) > _KEEP:
         del w[0]
 

@@ -117,8 +117,9 @@ class Optimizer:
         raise NotImplementedError
 
     def _check_grads(self) -> None:
-        """Refuse the step before anything changes if a gradient cannot update its parameter."""
-        name = type(self).__name__
+        """Refuse the step before anything changes if a gradient cannot update its parameter. (One cheap pass
+        over the arrays; the message is built only for the parameter that fails.)"""
+        anomaly = _Mode.anomaly
         k = -1
         for g in self.param_groups:
             for p in g["params"]:
@@ -126,20 +127,22 @@ class Optimizer:
                 gr = p.grad
                 if gr is None:
                     continue
-                where = f"{name}.step(): parameter {k} ({p.dtype.short}{list(p.shape)})"
-                if not isinstance(gr, Tensor):
-                    raise TypeError(f"{where} has a .grad of type {type(gr).__name__}, not a Tensor; nothing was "
-                                    f"updated")
-                if gr._data.shape != p._data.shape:
-                    raise ValueError(f"{where} has a gradient of shape {tuple(gr.shape)}; it must match the "
-                                     f"parameter's shape. Nothing was updated")
-                if gr._data.dtype != p._data.dtype:
-                    raise TypeError(f"{where} has a {gr.dtype.name} gradient; it must be {p.dtype.name} like the "
-                                    f"parameter. Nothing was updated")
-                if _Mode.anomaly and not np.all(np.isfinite(gr._data)):
-                    bad = int((~np.isfinite(gr._data)).sum())
-                    raise FloatingPointError(f"{where} has {bad} non-finite gradient value(s) (found by "
-                                             f"aisys.detect_anomaly()); nothing was updated")
+                if type(gr) is not Tensor and not isinstance(gr, Tensor):
+                    self._bad_grad(k, p, f"has a .grad of type {type(gr).__name__}, not a Tensor", TypeError)
+                a, b = gr._data, p._data
+                if a.shape != b.shape:
+                    self._bad_grad(k, p, f"has a gradient of shape {tuple(a.shape)}; it must match the parameter's "
+                                         f"shape", ValueError)
+                if a.dtype != b.dtype:
+                    self._bad_grad(k, p, f"has a {gr.dtype.name} gradient; it must be {p.dtype.name} like the "
+                                         f"parameter", TypeError)
+                if anomaly and not np.all(np.isfinite(a)):
+                    self._bad_grad(k, p, f"has {int((~np.isfinite(a)).sum())} non-finite gradient value(s) (found "
+                                         f"by aisys.detect_anomaly())", FloatingPointError)
+
+    def _bad_grad(self, k: int, p: Tensor, what: str, error) -> None:
+        raise error(f"{type(self).__name__}.step(): parameter {k} ({p.dtype.short}{list(p.shape)}) {what}. "
+                    f"Nothing was updated")
 
     def _grads(self, group: dict, fast: bool):
         """(parameter, its gradient) for each parameter of ``group`` that has one, with ``maximize`` and L2
