@@ -104,29 +104,55 @@ def _small(y):
     return n
 
 
+_CHUNK = 8192      # evaluate long inputs in pieces that stay in cache (their float64 temporaries are 64 KiB)
+
+
+def _pieces(x, kernel):
+    """``kernel`` (a function of a flat float64 array) over ``x``, a cache-sized piece at a time, in x's dtype."""
+    x = np.asarray(x)
+    flat = np.array(x, np.float64, ndmin=1).reshape(-1)
+    if flat.size <= _CHUNK:
+        out = kernel(flat)
+    else:
+        out = np.empty_like(flat)
+        for i in range(0, flat.size, _CHUNK):
+            out[i:i + _CHUNK] = kernel(flat[i:i + _CHUNK])
+    return out.reshape(x.shape).astype(x.dtype, copy=False)
+
+
+def _erf_flat(x64):
+    small = np.abs(x64) <= SMALL
+    out = np.empty_like(x64)
+    out[small] = _small(x64[small])
+    far = ~small
+    if far.any():
+        v = x64[far]
+        e = 0.5 - _erfc_tail(np.abs(v))                  # (0.5 − erfc) + 0.5, as Cody: one less rounding error
+        e += 0.5
+        out[far] = np.copysign(e, v)
+    return out
+
+
+def _erfc_flat(x64):
+    small = np.abs(x64) <= SMALL
+    out = np.empty_like(x64)
+    out[small] = 1.0 - _small(x64[small])
+    far = ~small
+    if far.any():
+        v = x64[far]
+        tail = _erfc_tail(np.abs(v))
+        out[far] = np.where(v < 0, 2.0 - tail, tail)
+    return out
+
+
 def erf_np(x: np.ndarray) -> np.ndarray:
     """erf of a float array, in its dtype (see the module docstring for the error bound)."""
-    x = np.asarray(x)
-    x64 = np.array(x, np.float64, ndmin=1)               # (1-d at least: in-place ufuncs need arrays)
-    y = np.abs(x64)
-    out = 0.5 - _erfc_tail(np.maximum(y, SMALL))         # (0.5 − erfc) + 0.5, as Cody: one less rounding error
-    out += 0.5
-    np.copysign(out, x64, out=out)
-    small = y <= SMALL
-    out = np.where(small, _small(np.where(small, x64, 0.0)), out)
-    return out.reshape(x.shape).astype(x.dtype, copy=False)
+    return _pieces(x, _erf_flat)
 
 
 def erfc_np(x: np.ndarray) -> np.ndarray:
     """erfc = 1 − erf of a float array, accurate also where it is tiny (x ≫ 1)."""
-    x = np.asarray(x)
-    x64 = np.array(x, np.float64, ndmin=1)
-    y = np.abs(x64)
-    tail = _erfc_tail(np.maximum(y, SMALL))
-    out = np.where(x64 < 0, 2.0 - tail, tail)
-    small = y <= SMALL
-    out = np.where(small, 1.0 - _small(np.where(small, x64, 0.0)), out)
-    return out.reshape(x.shape).astype(x.dtype, copy=False)
+    return _pieces(x, _erfc_flat)
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
