@@ -64,6 +64,7 @@ _LAZY = {
     "compiler": "aisys.compiler",
     "chip": "aisys.chip",
     "kernels": "aisys.kernels",
+    "inference": "aisys.inference",
     "labkit": "aisys.labkit",
     "graph": "aisys.framework.graph",
     "onnx": "aisys.onnx",

@@ -23,6 +23,8 @@ _WHERE = {
     "UtilizationView": "chip", "RooflinePlot": "chip", "SystolicAnimator": "chip",
     # widgets/dist.py — interconnects, collectives, parallel training
     "CollectiveAnimator": "dist", "TopologyView": "dist", "TimelineView": "dist", "MemoryStack": "dist",
+    # widgets/inference.py — the inference engine and the capstone
+    "KVCacheView": "inference", "BatchTimeline": "inference", "StackView": "inference",
 }
 
 __all__ = sorted(_WHERE)

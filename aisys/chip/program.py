@@ -47,15 +47,20 @@ def _check_activation(where: str, activation) -> None:
 
 @dataclass(frozen=True)
 class Gemm:
-    """A fully connected layer / matmul: ``[M, K] @ [K, N]`` (M = batch rows, N = outputs)."""
+    """A fully connected layer / matmul: ``[M, K] @ [K, N]`` (M = batch rows, N = outputs).
+
+    ``count`` > 1 is a batched matmul: that many independent products of the same shape, each with its own
+    operands (attention's per-head ``q·kᵀ`` and ``p·v``). ``gemm`` and ``ifmap_words`` describe one of them.
+    """
     name: str
     M: int
     N: int
     K: int
     activation: str | None = None
+    count: int = 1
 
     def __post_init__(self):
-        _pos(f"Gemm {self.name!r}", M=self.M, N=self.N, K=self.K)
+        _pos(f"Gemm {self.name!r}", M=self.M, N=self.N, K=self.K, count=self.count)
         _check_activation(f"Gemm {self.name!r}", self.activation)
 
     kind = "gemm"
@@ -70,17 +75,19 @@ class Gemm:
 
     @property
     def macs(self) -> int:
-        return self.M * self.N * self.K
+        return self.count * self.M * self.N * self.K
 
     @property
     def flops(self) -> int:
         return 2 * self.macs
 
     def io_words(self) -> dict:
-        return {"ifmap": self.M * self.K, "filter": self.K * self.N, "ofmap": self.M * self.N}
+        c = self.count
+        return {"ifmap": c * self.M * self.K, "filter": c * self.K * self.N, "ofmap": c * self.M * self.N}
 
     def describe(self) -> str:
-        return f"gemm {self.M}x{self.K} @ {self.K}x{self.N}" + (f" + {self.activation}" if self.activation else "")
+        return ((f"{self.count} x " if self.count > 1 else "") + f"gemm {self.M}x{self.K} @ {self.K}x{self.N}"
+                + (f" + {self.activation}" if self.activation else ""))
 
 
 @dataclass(frozen=True)
@@ -460,7 +467,12 @@ class _Lowering:
         acc_slot = None
         nK = plan.tiles[2]
         last_out = None
-        for mi, ni, ki, (Mt, Nt, Kt), new_a, new_b in plan.schedule():
+        count = getattr(layer, "count", 1)
+        # a batched matmul replays the tile schedule once per product (each starts with fresh A and B tiles)
+        steps = [(c, *step) for c in range(count) for step in plan.schedule()]
+        for c, mi, ni, ki, (Mt, Nt, Kt), new_a, new_b in steps:
+            if count > 1:
+                mi = f"{c}:{mi}"
             deps = []
             if new_a:
                 size = Mt * Kt * m.input_bytes
@@ -572,7 +584,8 @@ def _fusable(prev, layer) -> bool:
     if not isinstance(prev, (Gemm, Conv)) or not isinstance(layer, Elementwise):
         return False
     M, N, _ = prev.gemm
-    return layer.op in ACTIVATIONS and layer.elements == M * N and prev.activation is None
+    return (layer.op in ACTIVATIONS and layer.elements == getattr(prev, "count", 1) * M * N
+            and prev.activation is None)
 
 
 def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile",
@@ -696,11 +709,14 @@ def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
         where = f"lower_graph: node %{node.id} = {op}"
         if op == "matmul":
             a, b = ins[0].shape, ins[1].shape
-            if len(b) != 2:
-                raise ValueError(f"{where} has a {len(b)}-D right operand {tuple(b)}; only [.., K] @ [K, N] "
-                                 f"is modelled (batched matmul is not)")
-            K, N = b
-            layers.append(Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, N, K))
+            if len(b) == 2:
+                K, N = b
+                layers.append(Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, N, K))
+            elif len(b) > 2 and len(a) >= 2:          # batched: one [M, K] @ [K, N] per leading index
+                layers.append(Gemm(name, a[-2], b[-1], b[-2], count=_numel(node.shape[:-2])))
+            else:
+                raise ValueError(f"{where} multiplies {tuple(a)} by {tuple(b)}; the chip models [.., K] @ [K, N] "
+                                 f"and batched [.., M, K] @ [.., K, N] products")
             matrix_outputs.add(node.id)
         elif op == "conv2d":
             x, w = ins[0].shape, ins[1].shape

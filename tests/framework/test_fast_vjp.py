@@ -291,6 +291,10 @@ def test_branch_free_where_is_np_where_bit_for_bit(dtype):
         for cond, a, b in ((c, x, y), (c, y, x), (c, x.T.copy().T, y)):
             got, want = _where_ref(cond, a, b), np.where(cond, a, b)
             np.testing.assert_array_equal(np.asarray(got).view(u), want.view(u))
+    # a mask that broadcasts against larger operands (attention's causal (L, S) mask over (N, heads, L, S))
+    big = rng.standard_normal((2, 3, 64, 80)).astype(dtype)
+    got = _where_ref(c, big, np.array(-1.0, dtype))
+    np.testing.assert_array_equal(np.asarray(got).view(u), np.where(c, big, np.array(-1.0, dtype)).view(u))
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])

@@ -119,6 +119,17 @@ EXPECTATIONS: dict[str, dict] = {
                "2 MPI ranks end with the parameters of one process on the whole batch (rel. error < 1e-12): True",
                "2-stage pipeline on MPI, gradients equal one device: True"],
     ),
+    # Lab 12: StackView first (six layer cards with buttons, throughput plot), RooflinePlot (bandwidth slider),
+    # BatchTimeline (run toggle, plotly Gantt + batch lane), KVCacheView (step slider over a 64-block SVG pool).
+    "12_capstone.ipynb": dict(
+        selectors={".widget-html svg rect.kv-block": 64, ".js-plotly-plot": 3, ".widget-slider": 2,
+                   ".widget-toggle-buttons": 1, ".widget-button": 6, ".js-plotly-plot .barlayer .trace": 2},
+        control=dict(button="UtilizationView"),  # the chip card opens the simulated chip's timeline below the cards
+        changed=".widget-html",
+        texts=["PASS exercise 12.1", "PASS exercise 12.2", "PASS exercise 12.3",
+               "same tokens with and without the cache: True",
+               "every request got exactly the tokens generate() gives it alone: True"],
+    ),
 }
 
 

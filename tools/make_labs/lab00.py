@@ -183,6 +183,8 @@ for name in ("dgx_a100", "pcie_gen4"):
 - **Lab 08** — AI chips: arithmetic intensity, systolic dataflows, the TPU v1 roofline.
 - **Lab 10** — collectives and interconnects: ring vs tree, NVLink vs PCIe vs InfiniBand, a real MPI run.
 - **Lab 11** — parallel training: data parallel with overlap, ZeRO, tensor and pipeline parallel, the planner.
+- **Lab 12** — the capstone: TinyGPT served the way LLM inference engines do it (KV cache, fused attention,
+  paged memory, continuous batching), then walked through every layer of this stack down to the chip.
 
 `labs/README.md` lists every lab with its goals and exercises. Sources: ZOMI, *AISystem* (Apache-2.0),
 lecture "AI 系统组成&生态"; the digits are the UCI "Optical Recognition of Handwritten Digits" data set."""),

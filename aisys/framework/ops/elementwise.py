@@ -148,7 +148,7 @@ def _select_bits(c, x, y):
     on unpredictable masks (a ReLU's backward on random data)."""
     shape = np.broadcast_shapes(c.shape, x.shape, y.shape)
     u = _BITS[x.dtype.itemsize]
-    m = np.subtract(u(0), c, dtype=u)                          # True -> 0xFF..FF (wraps), False -> 0: one pass
+    m = np.subtract(u(0), np.broadcast_to(c, shape), dtype=u)  # True -> 0xFF..FF (wraps), False -> 0: one pass
     out = np.bitwise_and(np.broadcast_to(x, shape).view(u), m)
     if y.ndim == 0 and not y.reshape(1).view(u)[0]:            # y is +0.0 (a ReLU's backward): done
         return out.view(x.dtype)
