@@ -66,6 +66,7 @@ _LAZY = {
     "kernels": "aisys.kernels",
     "inference": "aisys.inference",
     "labkit": "aisys.labkit",
+    "cluster": "aisys.cluster",
     "graph": "aisys.framework.graph",
     "onnx": "aisys.onnx",
     "dist": "aisys.dist",

@@ -21,10 +21,14 @@ _WHERE = {
     "MemoryTimeline": "memory",
     # widgets/chip.py — the simulated chip
     "UtilizationView": "chip", "RooflinePlot": "chip", "SystolicAnimator": "chip",
+    # widgets/compress.py — quantization, pruning, and what they buy on the chip
+    "QuantHistogram": "compress", "SensitivityScan": "compress", "PruningView": "compress", "ChipPayoff": "compress",
     # widgets/dist.py — interconnects, collectives, parallel training
     "CollectiveAnimator": "dist", "TopologyView": "dist", "TimelineView": "dist", "MemoryStack": "dist",
     # widgets/inference.py — the inference engine and the capstone
     "KVCacheView": "inference", "BatchTimeline": "inference", "StackView": "inference",
+    # widgets/cluster.py — cluster scheduling
+    "ClusterTimeline": "cluster", "PolicyCompare": "cluster", "PlacementView": "cluster",
 }
 
 __all__ = sorted(_WHERE)

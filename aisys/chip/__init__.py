@@ -10,7 +10,8 @@
 Pieces: ``config`` (presets), ``systolic`` (analytic model), ``cube`` (block MAC), ``functional``
 (cycle-level array), ``vector`` (vector/scalar costs), ``memory`` (tiling, capacity, bandwidth),
 ``program`` (layer records, tile programs, lowering), ``eventsim`` (event-driven run),
-``roofline``, ``energy``, ``workloads``. Importing this package never loads numba.
+``roofline``, ``energy``, ``workloads``, ``comparison`` (several graphs side by side: what int8 and pruning
+buy). Importing this package never loads numba.
 """
 from .config import (ChipConfig, MatrixUnit, VectorUnit, Buffer, Dram, Route, PRESETS, preset)
 from .systolic import (MODES, MatrixReport, SystolicReport, systolic_gemm, systolic_conv, os_compute_cycles,
@@ -26,8 +27,9 @@ from .eventsim import ProgramResult, UnitStats, simulate, simulate_layer, simula
 from .estimate import AnalyticEstimate, SimulationTooLarge, count_instructions, estimate_layers
 from .roofline import (RooflinePoint, roofline_point, op_flops_bytes, classify_op, layer_roofline, layers_roofline,
                        tpu_v1_paper_points)
-from .energy import EnergyTable, EnergyBreakdown, horowitz_45nm, energy_breakdown
+from .energy import EnergyTable, EnergyBreakdown, horowitz_45nm, energy_breakdown, mac_pj
 from .workloads import TpuApp, lenet_layers, resnet18_layers, tpu_v1_apps
+from .comparison import ChipRun, Comparison, compare_graphs
 
 Systolic = systolic_gemm   # the curriculum's capability name
 

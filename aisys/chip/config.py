@@ -45,7 +45,12 @@ class MatrixUnit:
     """The matrix engine: a ``rows x cols`` systolic array, or an ``m0 x n0 x k0`` cube.
 
     ``mode`` is the default timing model of the systolic array (see ``aisys.chip.systolic.MODES``);
-    ``input_bytes`` is the operand word size, ``acc_bytes`` the partial-sum word size.
+    ``input_bytes`` is the operand word size (the datapath width), ``acc_bytes`` the partial-sum word size.
+    Narrower integer words pack into the datapath: a PE runs ``input_bytes // word_bytes`` of them per cycle
+    (``macs_per_pe``), as Ascend's cube doubles its MACs for int8 (16×32×16 instead of 16×16×16 fp16) and a
+    32-bit lane does four int8 MACs with NVIDIA's DP4A or ARM's SDOT. ``zero_skipping``: a PE whose weight is
+    zero skips the multiply (clock-gated: it saves that MAC's energy; the wavefront still advances every
+    cycle, so the cycle count does not change).
     """
     kind: str = "systolic"
     rows: int = 32
@@ -55,6 +60,7 @@ class MatrixUnit:
     mode: str = "scalesim"    # systolic only
     input_bytes: int = 1
     acc_bytes: int = 4
+    zero_skipping: bool = False
 
     def __post_init__(self):
         where = "MatrixUnit"
@@ -73,6 +79,17 @@ class MatrixUnit:
     @property
     def macs_per_cycle(self) -> int:
         return self.rows * self.cols * self.depth
+
+    def macs_per_pe(self, word_bytes: int | None = None) -> int:
+        """MACs one PE does per cycle on ``word_bytes``-wide operands (None: the native word): the datapath
+        width over the word width. A word wider than the datapath does not fit."""
+        b = self.input_bytes if word_bytes is None else word_bytes
+        if isinstance(b, bool) or not isinstance(b, int) or b <= 0:
+            raise ValueError(f"MatrixUnit: word_bytes must be a positive integer, got {word_bytes!r}")
+        if b > self.input_bytes:
+            raise ValueError(f"MatrixUnit: a {b}-byte operand does not fit the {self.input_bytes}-byte datapath; "
+                             f"use chip.with_datapath({b}) for a chip whose PEs take {b}-byte words")
+        return self.input_bytes // b
 
 
 @dataclass(frozen=True)
@@ -273,7 +290,7 @@ class ChipConfig:
         """A copy with some fields changed (validated). Nested shortcuts: ``rows``, ``cols``,
         ``dataflow``, ``mode`` (matrix unit), ``dram_bytes_per_cycle``, ``dram_latency_cycles``,
         ``lanes`` (vector unit), and ``<buffer name>=<bytes>`` to resize one buffer."""
-        matrix_keys = {"rows", "cols", "depth", "dataflow", "mode", "input_bytes", "acc_bytes", "kind"}
+        matrix_keys = {"rows", "cols", "depth", "dataflow", "mode", "input_bytes", "acc_bytes", "kind", "zero_skipping"}
         own = {f.name for f in fields(self)}
         buffer_names = {b.name for b in self.buffers}
         matrix = {k: changes.pop(k) for k in list(changes) if k in matrix_keys}
@@ -301,6 +318,25 @@ class ChipConfig:
             changes["buffers"] = tuple(replace(b, size_bytes=resize[b.name]) if b.name in resize else b
                                        for b in self.buffers)
         return replace(self, **changes)
+
+    def with_datapath(self, input_bytes: int) -> "ChipConfig":
+        """The same machine with ``input_bytes``-wide operands: the same PEs, clock and DRAM bytes per cycle,
+        every buffer scaled to hold the same number of words (so tiles keep their shapes) and accumulators at
+        least 4 bytes. ``preset("tpu_v1").with_datapath(4)`` is the fp32-equivalent of the int8 TPU v1, on
+        which an int8 layer packs 4 MACs per PE (``MatrixUnit.macs_per_pe``)."""
+        if isinstance(input_bytes, bool) or not isinstance(input_bytes, int) or input_bytes <= 0:
+            raise ValueError(f"ChipConfig.with_datapath: input_bytes must be a positive integer, got {input_bytes!r}")
+        old = self.matrix.input_bytes
+        scale = lambda n: max(1, n * input_bytes // old)
+        buffers = tuple(replace(b, size_bytes=scale(b.size_bytes)) for b in self.buffers)
+        engines = {k: v * input_bytes / old for k, v in self.engine_bytes_per_cycle.items()}
+        matrix = replace(self.matrix, input_bytes=input_bytes, acc_bytes=max(4, self.matrix.acc_bytes))
+        bits = {1: "int8", 2: "16-bit", 4: "fp32"}.get(input_bytes, f"{8 * input_bytes}-bit")
+        return replace(self, name=f"{self.name}@{bits}", matrix=matrix, buffers=buffers,
+                       engine_bytes_per_cycle=engines,
+                       description=f"{self.name} with a {input_bytes}-byte datapath ({bits} words); buffers hold "
+                                   f"the same words as the original",
+                       sources={**self.sources, "datapath": f"derived from {self.name}: with_datapath({input_bytes})"})
 
     # ---- text -------------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -441,6 +477,8 @@ def _davinci() -> ChipConfig:
             "buffer sizes": "assumption: figures often quoted for the 910 core (L1 1 MiB, L0A/L0B 64 KiB, "
                             "L0C 256 KiB, UB 256 KiB); the docs say sizes vary by product (query GetCoreMemSize)",
             "vector lanes": "assumption: a 2048-bit vector unit = 128 fp16 lanes per cycle",
+            "int8 MACs (2 per fp16 PE)": "Hot Chips 2019 (CHIP_NOTES §5): the cube does 4096 fp16 or 8192 int8 MACs "
+                                         "per cycle (int8 tiles are 16x32 x 32x16)",
             "latency, engine bandwidths, scalar cost": "assumption: illustrative values, not published",
         },
     )

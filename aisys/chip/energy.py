@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from .config import preset
 
 _HOROWITZ_MAC_PJ = {"int8": 0.2 + 0.1, "fp16": 1.1 + 0.4, "fp32": 3.7 + 0.9}
+_PRECISION_OF_BYTES = {1: "int8", 2: "fp16", 4: "fp32"}
+
+
+def mac_pj(word_bytes: int) -> float:
+    """Horowitz's energy of one MAC on ``word_bytes``-wide operands: int8 0.3 pJ, fp16 1.5 pJ, fp32 4.6 pJ."""
+    if word_bytes not in _PRECISION_OF_BYTES:
+        raise ValueError(f"mac_pj: no MAC energy for {word_bytes}-byte words; the table has 1 (int8), 2 (fp16), "
+                         f"4 (fp32)")
+    return _HOROWITZ_MAC_PJ[_PRECISION_OF_BYTES[word_bytes]]
 
 
 @dataclass(frozen=True)
@@ -49,17 +58,21 @@ def horowitz_45nm(dtype: str = "int8") -> EnergyTable:
 
 @dataclass(frozen=True)
 class EnergyBreakdown:
-    """Action counts and the energy (pJ) each category costs."""
+    """Action counts and the energy (pJ) each category costs. ``mac_energy_pj``, when given, is the MAC energy
+    summed per instruction (a program mixing precisions, or zero-skipping PEs that gate the zero weights'
+    MACs); otherwise every MAC costs ``table.mac_pj``."""
     macs: int
     sram_bytes: int
     dram_bytes: int
     idle_pe_cycles: int
     table: EnergyTable
+    mac_energy_pj: float | None = None
 
     @property
     def parts_pj(self) -> dict:
         t = self.table
-        return {"MAC": self.macs * t.mac_pj, "SRAM": self.sram_bytes * t.sram_pj_per_byte,
+        mac = self.macs * t.mac_pj if self.mac_energy_pj is None else self.mac_energy_pj
+        return {"MAC": mac, "SRAM": self.sram_bytes * t.sram_pj_per_byte,
                 "DRAM": self.dram_bytes * t.dram_pj_per_byte, "idle": self.idle_pe_cycles * t.idle_pe_cycle_pj}
 
     @property
@@ -90,7 +103,9 @@ def energy_breakdown(run, table: EnergyTable | None = None, chip=None) -> Energy
     MatrixReport: its MACs, SRAM words (operand bytes from ``chip``, default 1-byte inputs and
     4-byte accumulators), DRAM words, and idle PE-cycles = PEs x elapsed cycles − MACs.
     ProgramResult: the matrix unit's SRAM reads/writes per tile (from the analytic model), plus every
-    byte a DMA engine writes into and reads out of a buffer, the DRAM bytes, and idle PE-cycles.
+    byte a DMA engine writes into and reads out of a buffer, the DRAM bytes, and idle PE-cycles. Each tile's
+    MACs cost what a MAC of its operand width costs (``mac_pj``; int8 tiles on a wider datapath are cheaper);
+    on a chip with ``zero_skipping`` PEs, only the MACs of non-zero weights spend energy.
     """
     from .eventsim import ProgramResult
     from .systolic import MatrixReport
@@ -106,19 +121,26 @@ def energy_breakdown(run, table: EnergyTable | None = None, chip=None) -> Energy
         from .cube import matrix_gemm
         c = run.chip
         in_b, acc_b = c.matrix.input_bytes, c.matrix.acc_bytes
-        table = table or horowitz_45nm("int8" if in_b == 1 else "fp16")
+        explicit = table is not None
+        table = table or horowitz_45nm(_PRECISION_OF_BYTES.get(in_b, "fp16"))
         sram = 0
+        mac_energy = 0.0
+        per_instruction = c.matrix.zero_skipping      # else every MAC costs table.mac_pj, as before
         reports = {}
         for ins in run.program.instructions:
             if ins.kind == "matmul":
-                if ins.dims not in reports:
+                wb = ins.word_bytes or in_b
+                if (ins.dims, wb) not in reports:
                     rep = matrix_gemm(*ins.dims, c)
                     r, w = rep.sram_reads, rep.sram_writes
-                    reports[ins.dims] = (r["ifmap"] + r["filter"]) * in_b + (r["ofmap"] + w["ofmap"]) * acc_b
-                sram += reports[ins.dims]
+                    reports[(ins.dims, wb)] = (r["ifmap"] + r["filter"]) * wb + (r["ofmap"] + w["ofmap"]) * acc_b
+                sram += reports[(ins.dims, wb)]
+                per_instruction |= wb != in_b
+                active = ins.macs * (ins.density if c.matrix.zero_skipping else 1.0)
+                mac_energy += active * (table.mac_pj if explicit else mac_pj(wb))
             elif ins.kind in ("load", "move", "store"):
                 sram += ins.bytes * ((ins.src != "dram") + (ins.dst != "dram"))
         dram = run.dram_bytes["read"] + run.dram_bytes["write"]
         idle = max(0, c.peak_macs_per_cycle * run.cycles - run.macs)
-        return EnergyBreakdown(run.macs, sram, dram, idle, table)
+        return EnergyBreakdown(run.macs, sram, dram, idle, table, mac_energy if per_instruction else None)
     raise TypeError(f"energy_breakdown: expected a MatrixReport or a ProgramResult, got {type(run).__name__}")

@@ -27,7 +27,8 @@ from .memory import CapacityError, a_tile_dram_bytes, plan_gemm_tiles, resident_
 from .systolic import conv_gemm_dims
 from .vector import BINARY_OPS, elementwise_cost, layernorm_cost, pool_cost, softmax_cost
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "requantize")   # what drains with a matrix tile
+                                                    # (TPU's Activate, Ascend's FixPipe, which also requantizes int8)
 
 
 def _pos(where: str, **vals) -> None:
@@ -45,10 +46,19 @@ def _check_activation(where: str, activation) -> None:
 # Layer records
 # ---------------------------------------------------------------------------------------------------
 
+def _check_words(where: str, word_bytes, density) -> None:
+    if word_bytes is not None:
+        _pos(where, word_bytes=word_bytes)
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 <= density <= 1:
+        raise ValueError(f"{where}: density (the share of non-zero weights) must be in [0, 1], got {density!r}")
+
+
 @dataclass(frozen=True)
 class Gemm:
     """A fully connected layer / matmul: ``[M, K] @ [K, N]`` (M = batch rows, N = outputs).
 
+    ``word_bytes``: operand width (1 for int8 codes; None: the chip's native word); ``density``: the share of
+    non-zero weights (a dense array multiplies the zeros anyway; zero-skipping PEs save their energy).
     ``count`` > 1 is a batched matmul: that many independent products of the same shape, each with its own
     operands (attention's per-head ``q·kᵀ`` and ``p·v``). ``gemm`` and ``ifmap_words`` describe one of them.
     """
@@ -57,11 +67,14 @@ class Gemm:
     N: int
     K: int
     activation: str | None = None
+    word_bytes: int | None = None
+    density: float = 1.0
     count: int = 1
 
     def __post_init__(self):
         _pos(f"Gemm {self.name!r}", M=self.M, N=self.N, K=self.K, count=self.count)
         _check_activation(f"Gemm {self.name!r}", self.activation)
+        _check_words(f"Gemm {self.name!r}", self.word_bytes, self.density)
 
     kind = "gemm"
 
@@ -87,6 +100,7 @@ class Gemm:
 
     def describe(self) -> str:
         return ((f"{self.count} x " if self.count > 1 else "") + f"gemm {self.M}x{self.K} @ {self.K}x{self.N}"
+                + (f" int{8 * self.word_bytes}" if self.word_bytes else "")
                 + (f" + {self.activation}" if self.activation else ""))
 
 
@@ -104,12 +118,15 @@ class Conv:
     padding: int = 0
     batch: int = 1
     activation: str | None = None
+    word_bytes: int | None = None        # as Gemm
+    density: float = 1.0
 
     def __post_init__(self):
         if self.kw is None:
             object.__setattr__(self, "kw", self.kh)
         conv_gemm_dims(self.H, self.W, self.C, self.F, self.kh, self.kw, self.stride, self.padding, self.batch)
         _check_activation(f"Conv {self.name!r}", self.activation)
+        _check_words(f"Conv {self.name!r}", self.word_bytes, self.density)
 
     kind = "conv"
 
@@ -143,6 +160,7 @@ class Conv:
         d = self.dims
         return (f"conv {self.C}x{self.H}x{self.W} -> {self.F}x{d['OH']}x{d['OW']} k{self.kh}x{self.kw} "
                 f"s{self.stride} p{self.padding}" + (f" b{self.batch}" if self.batch > 1 else "")
+                + (f" int{8 * self.word_bytes}" if self.word_bytes else "")
                 + (f" + {self.activation}" if self.activation else ""))
 
 
@@ -159,9 +177,11 @@ class Elementwise:
     elements: int
     chain: tuple = ()
     inputs: int = 0
+    word_bytes: int | None = None        # element width (None: the chip's native word)
 
     def __post_init__(self):
         _pos(f"Elementwise {self.name!r}", elements=self.elements)
+        _check_words(f"Elementwise {self.name!r}", self.word_bytes, 1.0)
         if not isinstance(self.op, str) or not self.op:
             raise ValueError(f"Elementwise {self.name!r}: op must be a name such as 'relu' or 'add'")
         if self.chain and (not all(isinstance(o, str) and o for o in self.chain) or self.inputs < 1):
@@ -203,8 +223,10 @@ class Pool:
     k: int
     stride: int | None = None
     padding: int = 0
+    word_bytes: int | None = None        # element width (None: the chip's native word)
 
     def __post_init__(self):
+        _check_words(f"Pool {self.name!r}", self.word_bytes, 1.0)
         if self.stride is None:
             object.__setattr__(self, "stride", self.k)
         if self.kind_ not in ("max", "avg"):
@@ -313,6 +335,8 @@ class Instruction:
     deps: tuple = ()
     macs: int = 0
     dims: tuple = ()     # matmul: the tile's (M, N, K)
+    word_bytes: int = 0  # matmul: operand width (energy per MAC depends on it); 0: the chip's native word
+    density: float = 1.0  # matmul: share of non-zero weights (zero-skipping PEs gate the rest)
 
     @property
     def uses_dram(self) -> bool:
@@ -426,10 +450,11 @@ class _Lowering:
         self._matmul_cache: dict = {}
 
     # -- shared pieces ---------------------------------------------------------------------------
-    def matmul_cycles(self, M: int, N: int, K: int) -> int:
-        key = (M, N, K)
+    def matmul_cycles(self, M: int, N: int, K: int, pack: int = 1) -> int:
+        """Cycles of one tile; ``pack`` narrow MACs per PE per cycle shorten the reduction to ⌈K/pack⌉."""
+        key = (M, N, K, pack)
         if key not in self._matmul_cache:
-            self._matmul_cache[key] = matrix_gemm(M, N, K, self.chip).elapsed_cycles
+            self._matmul_cache[key] = matrix_gemm(M, N, -(-K // pack), self.chip).elapsed_cycles
         return self._matmul_cache[key]
 
     def chain(self, operand: str, hops: list, sizes: list, name: str, layer: str, first_deps=()):
@@ -456,7 +481,13 @@ class _Lowering:
     def matrix_layer(self, layer, activation: str | None):
         chip, m = self.chip, self.chip.matrix
         M, N, K = layer.gemm
-        plan = plan_gemm_tiles(M, N, K, chip, ifmap_words=layer.ifmap_words, on_overflow=self.on_overflow,
+        word = layer.word_bytes or m.input_bytes
+        try:
+            pack = m.macs_per_pe(word)
+        except ValueError as exc:
+            raise ValueError(f"layer {layer.name!r} ({layer.describe()}) on chip {chip.name!r}: {exc}") from None
+        tiling_chip = chip if word == m.input_bytes else chip.with_(input_bytes=word)
+        plan = plan_gemm_tiles(M, N, K, tiling_chip, ifmap_words=layer.ifmap_words, on_overflow=self.on_overflow,
                                what=f"layer {layer.name!r} ({layer.describe()})")
         self.prog.plans[layer.name] = plan
         a_hops, b_hops = _hops(chip, "ifmap", self.resident), _hops(chip, "filter", self.resident)
@@ -475,13 +506,13 @@ class _Lowering:
                 mi = f"{c}:{mi}"
             deps = []
             if new_a:
-                size = Mt * Kt * m.input_bytes
+                size = Mt * Kt * word
                 sizes = [a_tile_dram_bytes(size, plan.a_scale) if src == "dram" else size for _, src, _ in a_hops]
                 _, a_last, a_held = self.chain("ifmap", a_hops, sizes, f"{layer.name} A[{mi},{ki}]", layer.name,
                                                barrier)
             deps += [(a_last, "data")] if a_last is not None else barrier
             if new_b:
-                size = Kt * Nt * m.input_bytes
+                size = Kt * Nt * word
                 _, b_last, b_held = self.chain("filter", b_hops, [size] * len(b_hops),
                                                f"{layer.name} B[{ki},{ni}]", layer.name)
             deps.append((b_last, "data"))
@@ -489,8 +520,8 @@ class _Lowering:
                 acc_slot, acc_free = self.slots.take(("ofmap", acc_buf))
                 deps.append((acc_free, "slot"))
             mm = self.prog.add("matrix", "matmul", f"{layer.name} C[{mi},{ni}] k{ki}", layer.name, deps,
-                               cycles=self.matmul_cycles(Mt, Nt, Kt), macs=Mt * Nt * Kt,
-                               dims=(Mt, Nt, Kt))
+                               cycles=self.matmul_cycles(Mt, Nt, Kt, pack), macs=Mt * Nt * Kt,
+                               dims=(Mt, Nt, Kt), word_bytes=word, density=layer.density)
             for held in (a_held, b_held):
                 if held is not None:
                     self.slots.read(held[0], held[1], mm)
@@ -499,9 +530,9 @@ class _Lowering:
                 if activation:
                     src_id = self.prog.add("vector", "vector", f"{layer.name} {activation} C[{mi},{ni}]", layer.name,
                                            [(src_id, "data")],
-                                           cycles=elementwise_cost(activation, Mt * Nt, chip).cycles)
-                # partial sums are acc_bytes wide in the accumulators; results leave as input_bytes words
-                sizes = [Mt * Nt * (m.acc_bytes if src == acc_buf and dst != "dram" else m.input_bytes)
+                                           cycles=elementwise_cost(activation, -(-Mt * Nt // pack), chip).cycles)
+                # partial sums are acc_bytes wide in the accumulators; results leave as operand-sized words
+                sizes = [Mt * Nt * (m.acc_bytes if src == acc_buf and dst != "dram" else word)
                          for _, src, dst in o_hops]
                 first, last_out, held = self.chain("ofmap", o_hops, sizes, f"{layer.name} C[{mi},{ni}]",
                                                    layer.name, [(src_id, "data")])
@@ -515,7 +546,7 @@ class _Lowering:
     # -- vector layers ---------------------------------------------------------------------------------
     def vector_layer(self, layer):
         chip, m = self.chip, self.chip.matrix
-        b = m.input_bytes
+        b = getattr(layer, "word_bytes", None) or m.input_bytes
         vbuf = _vector_buffer(chip)
         resident = self.resident is not None
         unit_in, unit_out, units, chunk = vector_chunks(layer, chip)
@@ -545,13 +576,16 @@ class _Lowering:
 
     def _vector_cycles(self, layer, n: int) -> int:
         chip = self.chip
+        word = getattr(layer, "word_bytes", None)
+        pack = max(1, chip.matrix.input_bytes // word) if word else 1     # narrow elements share a lane's bits
         if isinstance(layer, Softmax):
             return softmax_cost(n, layer.cols, chip).cycles
         if isinstance(layer, LayerNorm):
             return layernorm_cost(n, layer.cols, chip).cycles
         if isinstance(layer, Pool):
             oh, ow = layer.out_hw
-            return pool_cost(layer.kind_, n * oh * ow, layer.k * layer.k, chip).cycles
+            return pool_cost(layer.kind_, -(-n * oh * ow // pack), layer.k * layer.k, chip).cycles
+        n = -(-n // pack)
         if getattr(layer, "chain", ()):
             costs = [elementwise_cost(op, n, chip) for op in layer.chain]
             startup = chip.vector.startup_cycles
@@ -651,6 +685,7 @@ _VECTOR_OF_GRAPH_OP = {
     "where": "max", "eq": "sub", "ne": "sub", "lt": "sub", "le": "sub", "gt": "sub", "ge": "sub",
     "logical_not": "neg", "batch_norm": "fma", "pad": "copy", "concat": "copy", "gather": "copy",
     "index": "copy", "embedding": "copy", "one_hot": "copy",
+    "quantize": "quantize", "dequantize": "dequantize", "requantize": "requantize",
 }
 # reductions: cost by the elements they read
 _REDUCE_OF_GRAPH_OP = {"sum": "add", "mean": "add", "var": "add", "sum_to": "add", "max": "max", "min": "min",
@@ -692,6 +727,22 @@ def _is_bias_add(graph, node, producers: set, bias_from=("param", "const")) -> b
     return False
 
 
+def _word_bytes(node):
+    """Integer tensors (int8 codes, int32 accumulators) move their own width; float ones the chip's word."""
+    dt = getattr(node, "dtype", None)
+    return None if dt is None or dt.is_floating else dt.itemsize
+
+
+def _weight_density(graph, i: int) -> float:
+    """The share of non-zero values of a weight operand (through views/casts back to a param or const)."""
+    n = graph.nodes[i]
+    while n.op in ("permute", "reshape", "contiguous", "cast") and n.inputs:
+        n = graph.nodes[n.inputs[0]]
+    if n.op in ("param", "const") and n.value is not None and n.value.size:
+        return float((n.value != 0).mean())
+    return 1.0
+
+
 def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
     """Map the op nodes of an ``aisys`` Graph to layer records: matmul -> Gemm, conv2d -> Conv,
     max/avg_pool2d -> Pool, softmax -> Softmax, layer_norm -> LayerNorm, the rest -> Elementwise.
@@ -699,7 +750,9 @@ def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
     Shape-only ops (reshape, permute, ...) cost nothing; a bias add right after a matmul or conv is
     absorbed by it (accumulators add the bias as results drain, as TPU v1 and Ascend's FixPipe do).
     An op the chip has no model for (e.g. backward ops) raises ``ValueError`` naming the node.
-    Layer records carry no dtype: the chip computes in its own word size.
+    Float layers compute in the chip's own word size; integer-only ops (``matmul_integer``,
+    ``conv2d_integer`` on int8 codes, then ``requantize``) record their word width, which packs several MACs
+    per PE on a wider datapath and moves fewer bytes. Each matrix layer records its weights' density.
     """
     layers: list = []
     matrix_outputs: set = set()
@@ -707,18 +760,20 @@ def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
         op, name = node.op, f"{node.op}_{node.id}"
         ins = [graph.nodes[i] for i in node.inputs]
         where = f"lower_graph: node %{node.id} = {op}"
-        if op == "matmul":
+        if op in ("matmul", "matmul_integer"):
             a, b = ins[0].shape, ins[1].shape
             if len(b) == 2:
                 K, N = b
-                layers.append(Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, N, K))
+                layers.append(Gemm(name, _numel(a[:-1]) if len(a) > 1 else 1, N, K, word_bytes=_word_bytes(ins[0]),
+                                   density=_weight_density(graph, node.inputs[1])))
             elif len(b) > 2 and len(a) >= 2:          # batched: one [M, K] @ [K, N] per leading index
-                layers.append(Gemm(name, a[-2], b[-1], b[-2], count=_numel(node.shape[:-2])))
+                layers.append(Gemm(name, a[-2], b[-1], b[-2], count=_numel(node.shape[:-2]),
+                                   word_bytes=_word_bytes(ins[0])))
             else:
                 raise ValueError(f"{where} multiplies {tuple(a)} by {tuple(b)}; the chip models [.., K] @ [K, N] "
                                  f"and batched [.., M, K] @ [.., K, N] products")
             matrix_outputs.add(node.id)
-        elif op == "conv2d":
+        elif op in ("conv2d", "conv2d_integer"):
             x, w = ins[0].shape, ins[1].shape
             groups, dil = node.attrs.get("groups", 1), node.attrs.get("dilation", 1)
             if _first(groups) != 1 or set(dil if isinstance(dil, tuple) else (dil,)) != {1}:
@@ -728,14 +783,15 @@ def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
             for attr, v in (("stride", stride), ("padding", padding)):
                 if isinstance(v, (tuple, list)) and len(set(v)) > 1:
                     raise ValueError(f"{where} has {attr}={v}; the chip model needs the same {attr} in H and W")
-            layers.append(Conv(name, x[2], x[3], x[1], w[0], w[2], w[3], _first(stride), _first(padding), x[0]))
+            layers.append(Conv(name, x[2], x[3], x[1], w[0], w[2], w[3], _first(stride), _first(padding), x[0],
+                               word_bytes=_word_bytes(ins[0]), density=_weight_density(graph, node.inputs[1])))
             matrix_outputs.add(node.id)
         elif op in ("max_pool2d", "avg_pool2d"):
             x = ins[0].shape
             k = _first(node.attrs.get("kernel_size", 2))
             stride = _first(node.attrs.get("stride", None) or k)
             layers.append(Pool(name, "max" if op == "max_pool2d" else "avg", x[0], x[1], x[2], x[3], k, stride,
-                               _first(node.attrs.get("padding", 0))))
+                               _first(node.attrs.get("padding", 0)), word_bytes=_word_bytes(ins[0])))
         elif op in ("softmax", "log_softmax", "cross_entropy"):
             shape = ins[0].shape
             layers.append(Softmax(name, _numel(shape[:-1]), shape[-1]))
@@ -755,10 +811,11 @@ def graph_to_layers(graph, *, _bias_from=("param", "const")) -> list:
         elif op in _VECTOR_OF_GRAPH_OP:
             vop = _vector_primitive(node)
             streams = sum(1 for x in ins if _numel(x.shape) > 1)
+            wb = _word_bytes(node)
             if vop in BINARY_OPS and streams == 1:      # x * 0.5: the scalar sits in a register, one stream
-                layers.append(Elementwise(name, vop, _numel(node.shape), chain=(vop,), inputs=1))
+                layers.append(Elementwise(name, vop, _numel(node.shape), chain=(vop,), inputs=1, word_bytes=wb))
             else:
-                layers.append(Elementwise(name, vop, _numel(node.shape)))
+                layers.append(Elementwise(name, vop, _numel(node.shape), word_bytes=wb))
         elif op in _REDUCE_OF_GRAPH_OP:
             layers.append(Elementwise(name, _REDUCE_OF_GRAPH_OP[op], _numel(ins[0].shape)))
         else:

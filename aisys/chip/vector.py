@@ -22,6 +22,7 @@ DEFAULT_OP_CYCLES = {
     "div": 4, "reciprocal": 4, "sqrt": 4, "rsqrt": 4, "exp": 4, "log": 4, "sigmoid": 5, "tanh": 5, "erf": 6,
     "gelu": 8,          # exact GELU, x·Φ(x): an erf polynomial plus a multiply-add
     "gelu_tanh": 6,     # GELU's tanh approximation: a tanh plus a multiply-add
+    "quantize": 2, "dequantize": 1, "requantize": 2,      # scale+round+clamp; subtract+scale; mul-high+shift
 }
 BINARY_OPS = {"add", "sub", "mul", "div", "max", "min"}
 

@@ -13,7 +13,8 @@ from .api import CompiledFunction, compile
 from .manager import Fixpoint, Pass, PassError, PassLog, PassManager, PassResult, run_pass, run_passes
 from .metrics import Metrics, graph_metrics
 from .passes import (PASSES, SIMPLIFY_RULES, cse, dce, default_pipeline, fold_constants, fold_conv_bn,
-                     fold_conv_bn_weights, fuse, make_fold_conv_bn, simplify, to_nhwc)
+                     fold_conv_bn_weights, fuse, make_fold_conv_bn, simplify, to_nhwc, fold_quantization,
+                     float_ops_between)
 from .rewriter import Decision, Rewrite, Rewriter
 from .runtime import Executable
 from .memory import plan_memory  # noqa: F401  (memory planning lives in aisys.compiler.memory)
@@ -21,4 +22,5 @@ from .memory import plan_memory  # noqa: F401  (memory planning lives in aisys.c
 __all__ = ["compile", "CompiledFunction", "PassManager", "PassResult", "PassLog", "Pass", "Fixpoint", "PassError",
            "run_pass", "run_passes", "Rewriter", "Rewrite", "Decision", "Metrics", "graph_metrics", "Executable",
            "PASSES", "default_pipeline", "fold_constants", "dce", "cse", "simplify", "SIMPLIFY_RULES",
-           "fold_conv_bn", "fold_conv_bn_weights", "make_fold_conv_bn", "fuse", "to_nhwc"]
+           "fold_conv_bn", "fold_conv_bn_weights", "make_fold_conv_bn", "fuse", "to_nhwc", "fold_quantization",
+           "float_ops_between"]

@@ -8,6 +8,8 @@ Each op is defined once with
   jvp(tangents, out, *inputs, **attrs) forward mode, also with ops; tangents[i] is None for zero
   fusion                               a FusionKind, read by the fusion pass
   cost(in_specs, out_spec, **attrs)    FLOPs and bytes moved, read by passes, the roofline and the chip
+  quantized                            how the op runs on quantized integer tensors (a QuantizedForm), read by
+                                       post-training quantization and the integer-folding pass; None: it has none
 
 Optional, for in-place safety: ``saved``, which values the VJP reads (input indices and/or "out"; an entry
 ``(v, j, ...)`` means v is read only for the gradient of inputs j, ...; None, the default, means all of them).
@@ -60,6 +62,25 @@ class Cost:
     bytes: int
 
 
+@dataclass(frozen=True)
+class QuantizedForm:
+    """How an op runs on quantized tensors (aisys.framework.compress), for int8 inference without floats.
+
+    kind "same":    applied to the integer codes it gives the codes of its real result, with the input's scale
+                    and zero point (reshape, permute, slicing, max pooling: they only move or select values)
+    kind "clamp":   relu: max(q, z) on the codes (real 0 is the zero point z)
+    kind "integer": a matrix op that becomes ``integer_op`` on int8 codes, accumulating in int32 at scale
+                    s_x·s_w, followed by requantization to the output's scale (Jacob et al., CVPR 2018)
+    """
+    kind: str
+    integer_op: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("same", "clamp", "integer") or (self.kind == "integer") != bool(self.integer_op):
+            raise ValueError(f"QuantizedForm: kind must be 'same', 'clamp' or 'integer' (with integer_op), got "
+                             f"{self.kind!r}, integer_op={self.integer_op!r}")
+
+
 @dataclass
 class OpDef:
     name: str
@@ -75,6 +96,7 @@ class OpDef:
     torch_name: str | None = None   # the PyTorch function this mirrors, for docs
     vjp_np: Callable | None = None  # numpy twin of vjp for the eager fast path (fast_vjp.py); optional
     saved: tuple | None = None      # values the VJP reads: input indices and/or "out"; None: all of them
+    quantized: QuantizedForm | None = None   # how it runs on integer codes (compress); None: no quantized form
 
     @property
     def differentiable(self) -> bool:
@@ -88,7 +110,8 @@ OPS: dict[str, OpDef] = {}
 
 
 def defop(name: str, *, infer, ref, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
-          pure: bool = True, doc: str = "", torch_name: str | None = None, saved: tuple | None = None) -> OpDef:
+          pure: bool = True, doc: str = "", torch_name: str | None = None, saved: tuple | None = None,
+          quantized: QuantizedForm | None = None) -> OpDef:
     """Register an op. Called once per op at import of aisys.framework.ops."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered at {OPS[name].source}")
@@ -96,7 +119,7 @@ def defop(name: str, *, infer, ref, vjp=None, jvp=None, fusion=FusionKind.OPAQUE
     op = OpDef(name=name, infer=infer, ref=ref, vjp=vjp, jvp=jvp, fusion=FusionKind(fusion),
                cost=cost or default_cost, pure=pure, doc=doc,
                source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name,
-               saved=None if saved is None else tuple(saved))
+               saved=None if saved is None else tuple(saved), quantized=quantized)
     OPS[name] = op
     return op
 

@@ -513,6 +513,10 @@ class OpInfo:
     dtypes: tuple = FLOATS            # float dtypes the op accepts
     int_dtypes: tuple = ()            # integer/bool dtypes where the op is meaningful
     lowp_tol: float = 1.0             # multiplies the float16/bfloat16 tolerance (long reductions need more)
+    # straight-through estimators: the op's VJP is by design not its true derivative (zero almost everywhere);
+    # surrogate(*sample args, **attrs) returns the smooth aisys function whose derivative at the sample the VJP
+    # must equal, so gradient tests differentiate that instead of the op
+    surrogate: Callable | None = None
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(zlib.crc32(self.name.encode()))
@@ -906,7 +910,7 @@ def _pool_pair_samples(first):
     return samples
 
 
-row("max_pool2d", _pool_samples, max_pool2d_ref, domain="distinct")
+row("max_pool2d", _pool_samples, max_pool2d_ref, domain="distinct", int_dtypes=("int8", "int32"))
 row("max_pool2d_backward", _pool_pair_samples("g"), max_pool2d_backward_ref)
 row("max_pool2d_select", _pool_pair_samples("h"), max_pool2d_select_ref)
 row("avg_pool2d", lambda rng: _pool_samples(rng, "normal"), avg_pool2d_ref)
@@ -981,6 +985,199 @@ row("cross_entropy", _ce_samples, cross_entropy_ref, lowp_tol=3)
 row("mse_loss", lambda rng: [Sample((normal(rng, 3, 4), normal(rng, 3, 4)), {"reduction": r}) for r in ("mean", "sum")]
     + [Sample((transposed_view(normal(rng, 3, 4)), strided_view(normal(rng, 3, 4))), {"reduction": "none"})],
     mse_loss_ref, lowp_tol=3)
+
+# ---- quantization (aisys/framework/ops/quant.py) ----
+def _round_half_even(v: float) -> int:
+    return round(v)                                               # Python's round() ties to even, as numpy
+
+
+def _per(v, idx, axis):
+    """The scale / zero point that applies at position ``idx``: one value, or the one of channel idx[axis]."""
+    v = np.asarray(v).reshape(-1)
+    return v[0].item() if axis is None or v.size == 1 else v[idx[axis]].item()
+
+
+def quantize_ref(x, scale, zero_point, *, qmin, qmax, axis=None, dtype="int8"):
+    out = np.empty(x.shape, np.dtype(getattr(dtype, "name", dtype)))
+    for idx in np.ndindex(*x.shape):
+        q = _round_half_even(x[idx].item() / _per(scale, idx, axis)) + _per(zero_point, idx, axis)
+        out[idx] = min(max(q, qmin), qmax)
+    return out
+
+
+def dequantize_ref(q, scale, zero_point, *, axis=None, dtype="float32"):
+    out = np.empty(q.shape, np.dtype(getattr(dtype, "name", dtype)))
+    for idx in np.ndindex(*q.shape):
+        out[idx] = _per(scale, idx, axis) * (int(q[idx]) - _per(zero_point, idx, axis))
+    return out
+
+
+def fake_quant_ref(x, scale, zero_point, *, qmin, qmax, axis=None, ste="clipped", grad_scale=1.0):
+    out = np.empty(x.shape, x.dtype)
+    for idx in np.ndindex(*x.shape):
+        s, z = _per(scale, idx, axis), _per(zero_point, idx, axis)
+        q = min(max(_round_half_even(x[idx].item() / s) + z, qmin), qmax)
+        out[idx] = s * (q - z)
+    return out
+
+
+def _codes_near(rng, shape, s, z, qmin, qmax, axis=None):
+    """float64 values whose codes x/s + z sit 0.2 or more from a rounding tie and, when outside [qmin, qmax],
+    at least 1.7 codes beyond it: the STE's mask and round() are constant around every sample."""
+    codes = rng.integers(qmin - 6, qmax + 7, shape).astype(np.float64)
+    codes = np.where((codes >= qmin - 1) & (codes < qmin), qmin, codes)
+    codes = np.where((codes > qmax) & (codes <= qmax + 1), qmax, codes)
+    frac = rng.uniform(-0.3, 0.3, shape)
+    sb = np.asarray(s, np.float64) if axis is None else np.asarray(s, np.float64).reshape(
+        [-1 if d == axis % len(shape) else 1 for d in range(len(shape))])
+    zb = np.asarray(z, np.float64) if np.size(z) == 1 else np.asarray(z, np.float64).reshape(sb.shape)
+    return (codes + frac - zb) * sb
+
+
+def fake_quant_surrogate(x0, s0, z0, *, qmin, qmax, axis=None, ste="clipped", grad_scale=1.0):
+    """The smooth function whose derivative at (x0, s0) the STE/LSQ gradient is: round(x/s) replaced by
+    x/s + (its rounding offset at the sample), clipped codes held constant (their x-derivative 0, their
+    s-derivative qmin−z or qmax−z), and the scale entering as s·g + const (LSQ's gradient scale g)."""
+    import aisys
+    shape = [-1 if axis is not None and d == axis % x0.ndim else 1 for d in range(x0.ndim)]
+    sb0 = np.asarray(s0, np.float64).reshape(shape if axis is not None and np.size(s0) > 1 else ())
+    zb = np.asarray(z0, np.float64).reshape(sb0.shape if np.size(z0) > 1 else ())
+    r = np.round(x0 / sb0)
+    offset = aisys.tensor(r - x0 / sb0)
+    code = r + zb
+    inside = aisys.tensor((code >= qmin) & (code <= qmax))
+    clipped = aisys.tensor(np.clip(code, qmin, qmax) - zb)
+    rest = aisys.tensor(sb0 * (1 - grad_scale))                 # fixed now: the gradient tests perturb s0 in place
+    x_at = aisys.tensor(np.array(x0, dtype=np.float64))
+
+    def f(x, s, z):
+        sb = s.reshape(*sb0.shape) if sb0.ndim else s.reshape(())
+        s_eff = sb * grad_scale + rest
+        inner = s_eff * (x / s_eff + offset)
+        outer = s_eff * clipped + ((x - x_at) if ste == "identity" else 0.0)
+        return aisys.where(inside, inner, outer)
+    return f
+
+
+def _fq_samples(rng):
+    s4 = rng.uniform(0.05, 0.2, 4)
+    x = _codes_near(rng, (3, 4), 0.1, 3, -8, 7)
+    xc = _codes_near(rng, (2, 4), s4, 0, -8, 7, axis=1)
+    xv = _codes_near(rng, (4, 3), 0.25, -2, -128, 127)
+    return [Sample((x, np.array(0.1), np.array(3, np.int32)), {"qmin": -8, "qmax": 7}, grad=(0, 1),
+                   note="int4 codes, clipped STE, LSQ scale gradient"),
+            Sample((xc, s4, np.zeros(4, np.int32)), {"qmin": -8, "qmax": 7, "axis": 1, "grad_scale": 0.5},
+                   grad=(0, 1), note="per-channel scales, LSQ gradient scale 0.5"),
+            Sample((transposed_view(xv), np.array(0.25), np.array(-2, np.int32)),
+                   {"qmin": -128, "qmax": 127, "ste": "identity"}, grad=(0,), note="plain STE, transposed view")]
+
+
+row("fake_quant", _fq_samples, fake_quant_ref, surrogate=fake_quant_surrogate, dtypes=(),
+    lowp_tol=1)
+
+
+def _quantize_samples(rng):
+    s3 = rng.uniform(0.02, 0.1, 3)
+    return [Sample((_codes_near(rng, (3, 4), 0.05, -10, -128, 127), np.array(0.05), np.array(-10, np.int32)),
+                   {"qmin": -128, "qmax": 127}, grad=(), note="int8, clamping both ends"),
+            Sample((transposed_view(normal(rng, 4, 3)), s3, np.array([0, 5, -5], np.int32)),
+                   {"qmin": -8, "qmax": 7, "axis": 1}, grad=(), note="int4, per channel along dim 1, view"),
+            Sample((normal(rng, 2, 3) * 1e3, np.array(0.5), np.array(0, np.int32)),
+                   {"qmin": -(1 << 31), "qmax": (1 << 31) - 1, "dtype": "int32"}, grad=(), note="int32 accumulator")]
+
+
+row("quantize", _quantize_samples, quantize_ref, differentiable=False, dtypes=(),
+    not_differentiable_because="its output is integer codes (quantization-aware training uses fake_quant)")
+
+
+def _dequantize_samples(rng):
+    return [Sample((rng.integers(-128, 128, (3, 4)).astype(np.int8), np.array(0.05), np.array(-10, np.int32)),
+                   grad=()),
+            Sample((transposed_view(rng.integers(-8, 8, (4, 3)).astype(np.int8)), rng.uniform(0.1, 1, 3),
+                    np.array([1, 0, -1], np.int32)), {"axis": 1, "dtype": "float64"}, grad=(), note="per channel"),
+            Sample((strided_view(rng.integers(-1000, 1000, (2, 3)).astype(np.int32)), np.array(1e-3),
+                    np.array(0, np.int32)), {"dtype": "float64"}, grad=(), note="int32 accumulator, strided")]
+
+
+row("dequantize", _dequantize_samples, dequantize_ref, differentiable=False, dtypes=(),
+    not_differentiable_because="its input is integer codes")
+
+
+def matmul_integer_ref(a, b, za, zb):
+    zb = np.asarray(zb).reshape(-1)
+    out = np.zeros((a.shape[0], b.shape[1]), np.int32)
+    for m in range(a.shape[0]):
+        for n in range(b.shape[1]):
+            zbn = int(zb[0] if zb.size == 1 else zb[n])
+            out[m, n] = sum((int(a[m, k]) - int(za)) * (int(b[k, n]) - zbn) for k in range(a.shape[1]))
+    return out
+
+
+def _int8(rng, *shape):
+    return rng.integers(-128, 128, shape).astype(np.int8)
+
+
+row("matmul_integer", lambda rng: [
+    Sample((_int8(rng, 3, 5), _int8(rng, 5, 2), np.array(-7, np.int8), np.array(0, np.int32)), grad=()),
+    Sample((transposed_view(_int8(rng, 4, 3)), strided_view(_int8(rng, 3, 2)), np.array(12, np.int8),
+            np.array([3, -4], np.int32)), grad=(), note="views, per-column weight zero points")],
+    matmul_integer_ref, differentiable=False, dtypes=(), not_differentiable_because="integer codes in and out")
+
+
+def conv2d_integer_ref(x, w, zx, zw, *bias, **attrs):
+    zw = np.asarray(zw).reshape(-1)
+    ws = w.astype(np.int64) - (zw.reshape(-1, 1, 1, 1) if zw.size > 1 else zw[0])
+    out = conv2d_ref(x.astype(np.int64) - int(zx), ws, *[b.astype(np.int64) for b in bias], **attrs)
+    return out.astype(np.int32)
+
+
+row("conv2d_integer", lambda rng: [
+    Sample((_int8(rng, 1, 2, 4, 4), _int8(rng, 3, 2, 2, 2), np.array(5, np.int8), np.array(0, np.int32)),
+           dict(_CONV, stride=(2, 2), padding=(1, 1)), grad=(), note="padding contributes real zeros"),
+    Sample((transposed_view(_int8(rng, 2, 2, 3, 3)), _int8(rng, 2, 1, 2, 2), np.array(-3, np.int8),
+            np.array([1, -2], np.int32), rng.integers(-500, 500, 2).astype(np.int32)), dict(_CONV, groups=2),
+           grad=(), note="groups, bias, per-channel weight zero points, view")],
+    conv2d_integer_ref, differentiable=False, dtypes=(), not_differentiable_because="integer codes in and out")
+
+
+def _srdhm(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul on Python ints (C truncating division)."""
+    if a == b == -(1 << 31):
+        return (1 << 31) - 1
+    v = a * b + ((1 << 30) if a * b >= 0 else 1 - (1 << 30))
+    return (abs(v) >> 31) * (1 if v >= 0 else -1)
+
+
+def _rdbpot(x: int, e: int) -> int:
+    """gemmlowp RoundingDivideByPOT: ties away from zero."""
+    mask = (1 << e) - 1
+    return (x >> e) + (1 if (x & mask) > (mask >> 1) + (1 if x < 0 else 0) else 0)
+
+
+def requantize_ref(acc, m, n, z, *, qmin, qmax, axis=None, dtype="int8"):
+    out = np.empty(acc.shape, np.dtype(getattr(dtype, "name", dtype)))
+    for idx in np.ndindex(*acc.shape):
+        sh = _per(n, idx, axis)
+        x = int(acc[idx]) << max(-sh, 0)
+        x = min(max(x, -(1 << 31)), (1 << 31) - 1)
+        y = _rdbpot(_srdhm(x, _per(m, idx, axis)), max(sh, 0)) + _per(z, idx, axis)
+        out[idx] = min(max(y, qmin), qmax)
+    return out
+
+
+def _requant_samples(rng):
+    acc = rng.integers(-200_000, 200_000, (3, 4)).astype(np.int32)
+    acc[0, :2] = [(1 << 20) + (1 << 9), -(1 << 20) - (1 << 9)]           # exact ties after the shift
+    return [Sample((acc, np.array(1 << 30, np.int32), np.array(10, np.int32), np.array(-3, np.int32)),
+                   {"qmin": -128, "qmax": 127}, grad=(), note="M = 2^-11 exactly: ties round away from zero"),
+            Sample((transposed_view(rng.integers(-5000, 5000, (4, 3)).astype(np.int32)),
+                    rng.integers(1 << 30, 1 << 31, 3).astype(np.int32), np.array([3, 0, -2], np.int32),
+                    np.array(0, np.int32)), {"qmin": -8, "qmax": 7, "axis": 1}, grad=(),
+                   note="per channel, a left shift (M > 1), int4 range, view")]
+
+
+row("requantize", _requant_samples, requantize_ref, differentiable=False, dtypes=(),
+    not_differentiable_because="integer codes in and out (integer-only inference)")
 
 # ---- ops registered outside aisys/framework/ops ----
 import aisys.compiler.ops  # noqa: E402,F401  (registers conv2d_nhwc and fused)

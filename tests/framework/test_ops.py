@@ -153,6 +153,19 @@ def test_conv2d_flops_closed_form(N, C, H, W, O, g, KH, KW, stride, pad, dil):
 
 
 # ---- gradients ---------------------------------------------------------------------------------------------
+def surrogate_closure(row, sample):
+    """The surrogate of a straight-through row (see OpInfo.surrogate), as a function of the same inputs."""
+    g = row.surrogate(*sample.args, **sample.attrs)
+    gi = sample.grad_indices()
+
+    def f(*xs):
+        args = tensors(sample.args)
+        for k, i in enumerate(gi):
+            args[i] = xs[k]
+        return g(*args)
+    return f
+
+
 @pytest.mark.parametrize("row", DIFFERENTIABLE, ids=lambda r: r.name)
 def test_gradcheck_first_and_second_order(row):
     checked = 0
@@ -160,7 +173,18 @@ def test_gradcheck_first_and_second_order(row):
         if not s.grad_indices():
             continue
         f, inputs = closure(row, s)
-        assert aisys.gradcheck(f, inputs, second_order=True), repr(s)
+        if row.surrogate is not None:
+            # a straight-through estimator: the VJP equals the derivative of the surrogate, not of the op
+            from aisys.framework.autograd import _analytic_jacobian, _numeric_jacobian
+            sur = surrogate_closure(row, s)
+            xs = tensors(inputs)
+            np.testing.assert_allclose(sur(*xs).numpy(), f(*xs).numpy(), rtol=1e-12, atol=1e-12,
+                                       err_msg=f"{s}: the surrogate must equal the op at the sample")
+            fresh = [aisys.tensor(np.ascontiguousarray(a)) for a in inputs]   # perturbed in place: no views
+            for a, n in zip(_analytic_jacobian(f, xs), _numeric_jacobian(sur, fresh, 1e-6)):
+                np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-7, err_msg=repr(s))
+        else:
+            assert aisys.gradcheck(f, inputs, second_order=True), repr(s)
         checked += 1
     assert checked
 
@@ -184,9 +208,10 @@ def test_jvp_agrees_with_vjp(row):
         rhs = float(sum(np.sum(g.numpy() * vi) for g, vi in zip(grads, v) if g is not None))
         assert lhs == pytest.approx(rhs, rel=1e-9, abs=1e-9), f"{s}: u·Jv={lhs} but Jᵀu·v={rhs}"
         h = 1e-6
+        fd = f if row.surrogate is None else surrogate_closure(row, s)       # STE rows: the surrogate's slope
         with aisys.no_grad():
-            plus = f(*[aisys.tensor(p + h * vi) for p, vi in zip(primals, v)]).numpy()
-            minus = f(*[aisys.tensor(p - h * vi) for p, vi in zip(primals, v)]).numpy()
+            plus = fd(*[aisys.tensor(p + h * vi) for p, vi in zip(primals, v)]).numpy()
+            minus = fd(*[aisys.tensor(p - h * vi) for p, vi in zip(primals, v)]).numpy()
         np.testing.assert_allclose(jv.numpy(), (plus - minus) / (2 * h), rtol=1e-4, atol=1e-6, err_msg=repr(s))
 
 

@@ -98,6 +98,17 @@ EXPECTATIONS: dict[str, dict] = {
         texts=["PASS exercise 3.1", "PASS exercise 3.2", "PASS exercise 3.3", "branch baked at <cell>:7",
                "scripted right"],
     ),
+    # Lab 09: QuantHistogram (clip slider + plotly histogram), SensitivityScan and ChipPayoff (toggle buttons +
+    # plotly), PruningView (layer dropdown + heatmap). Moving the clip threshold two steps redraws its caption
+    # (scale, clipped share, MSE, KL, accuracy) and the threshold line.
+    "09_compression.ipynb": dict(
+        selectors={".widget-slider": 1, ".js-plotly-plot": 4, ".widget-toggle-buttons": 2, ".widget-dropdown": 1,
+                   ".js-plotly-plot .barlayer .trace": 2},
+        control=dict(slider=0, presses=2),
+        changed=".widget-html",
+        texts=["PASS exercise 9.1", "PASS exercise 9.2", "PASS exercise 9.3",
+               "integer-only outputs equal the simulation bit for bit: True"],
+    ),
     # Lab 10: CollectiveAnimator (Play + step slider, SVG ranks with chunk cells and message arrows), TopologyView
     # (dropdown over three topologies, links coloured by utilization), TimelineView (measured MPI run above the
     # simulated one, plotly). Two steps on the animator's slider redraw its SVG.
@@ -129,6 +140,16 @@ EXPECTATIONS: dict[str, dict] = {
         texts=["PASS exercise 12.1", "PASS exercise 12.2", "PASS exercise 12.3",
                "same tokens with and without the cache: True",
                "every request got exactly the tokens generate() gives it alone: True"],
+    ),
+    # Lab 13: PlacementView (placement buttons, gang-size slider, model dropdown, SVG of 128 GPUs) twice (the library's
+    # rules, then with the learner's), ClusterTimeline (policy dropdown, colour buttons, plotly bars) on the small
+    # scenario and on six policies, PolicyCompare (metric dropdown, CDFs, bars). The gang-size slider re-places the gang.
+    "13_cluster.ipynb": dict(
+        selectors={".widget-html svg rect.gpu": 256, ".js-plotly-plot": 3, ".js-plotly-plot .barlayer .trace": 2,
+                   ".widget-dropdown": 4, ".widget-slider": 2},
+        control=dict(slider=0, presses=2),  # the first PlacementView's gang size: 8 -> 10 GPUs, new GPUs light up
+        changed=".widget-html svg",
+        texts=["PASS exercise 13.1", "PASS exercise 13.2", "PASS exercise 13.3", "Tiresias: mean JCT"],
     ),
 }
 

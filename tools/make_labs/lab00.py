@@ -30,7 +30,7 @@ run. ZOMI's *AISystem* course draws it in the lecture **"AI 系统组成&生态"
 | development / frontend (开发层) | how you *express* the program: eager, traced, scripted | `aisys.trace`, `aisys.script` | lab 03 |
 | framework (框架层) | tensors, automatic differentiation, the computation graph | `aisys.Tensor`, `backward`, `Graph` | labs 01, 02 |
 | compiler & runtime (编译与运行时) | graph passes, fusion, memory planning, execution | `aisys.compile`, `plan_memory` | labs 04, 05 |
-| hardware (硬件层) | the chip: matrix unit, vector unit, on-chip buffers, DRAM | `aisys.chip` (a simulated NPU) | lab 08 |
+| hardware (硬件层) | the chip: matrix unit, vector unit, on-chip buffers, DRAM | `aisys.chip` (a simulated NPU) | labs 08, 09 |
 
 In this tour one small model — a multilayer perceptron (多层感知机) that reads 8×8 handwritten digits — goes
 down the whole stack. Each section shows one picture and points to the lab that takes that layer apart.
@@ -160,6 +160,21 @@ print(result.summary())"""),
 from widgets import UtilizationView
 UtilizationView(result)"""),
     (MD, """\
+The same model in **int8** (模型压缩: 量化): `compress.quantize` calibrates it on a few images and the compiler
+folds its quantize/dequantize ops into integer-only kernels (int8 × int8 → int32). On a systolic array with a
+32-bit datapath (SCALE-Sim's 32×32, `with_datapath(4)`), each PE does four int8 multiply-adds where it does
+one in fp32, and every tensor is a quarter of the bytes. Lab 09 adds calibration, QAT, pruning and
+distillation, and what each buys on the chip."""),
+    (CODE, """\
+from aisys.framework import compress
+qmodel = compress.quantize(model, [x], activations="minmax")
+int8 = aisys.compile(qmodel, x, passes=["fold_quantization", "dce"], backend="reference")
+runs = chip.compare_graphs({"fp32": graph, "int8": int8.graph}, chip.preset("scalesim32").with_datapath(4))
+print(f"test accuracy: fp32 {accuracy(model, DataLoader(test, batch_size=360)):.1%}, "
+      f"int8 {accuracy(qmodel, DataLoader(test, batch_size=360)):.1%}")
+print(f"on the 32-bit array: int8 takes {runs.speedup('int8'):.2f}x fewer cycles and {runs.energy_ratio('int8'):.2f}x "
+      f"less energy")"""),
+    (MD, """\
 ## 7. Beyond one chip (互联与集合通信): the same model on eight GPUs
 
 Trained data-parallel on several devices, every step ends by summing the model's gradients across them — an
@@ -181,10 +196,13 @@ for name in ("dgx_a100", "pcie_gen4"):
 - **Lab 04** — graph passes: constant folding, CSE, DCE, Conv+BN folding, fusion, layout.
 - **Lab 05** — memory planning: liveness, planners, the arena executor, checkpointing.
 - **Lab 08** — AI chips: arithmetic intensity, systolic dataflows, the TPU v1 roofline.
+- **Lab 09** — compression: one quantization convention, calibration, integer-only inference, QAT, pruning,
+  distillation, and what each buys on the chip.
 - **Lab 10** — collectives and interconnects: ring vs tree, NVLink vs PCIe vs InfiniBand, a real MPI run.
 - **Lab 11** — parallel training: data parallel with overlap, ZeRO, tensor and pipeline parallel, the planner.
 - **Lab 12** — the capstone: TinyGPT served the way LLM inference engines do it (KV cache, fused attention,
   paged memory, continuous batching), then walked through every layer of this stack down to the chip.
+- **Lab 13** — cluster scheduling and multi-tenancy: FIFO vs backfilling, Tiresias, DRF and quotas, placement on the α-β model.
 
 `labs/README.md` lists every lab with its goals and exercises. Sources: ZOMI, *AISystem* (Apache-2.0),
 lecture "AI 系统组成&生态"; the digits are the UCI "Optical Recognition of Handwritten Digits" data set."""),

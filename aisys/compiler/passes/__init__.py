@@ -12,6 +12,7 @@ from .dce import dce
 from .fold_constants import fold_constants
 from .fusion import fuse
 from .layout import to_nhwc
+from .quantization import float_ops_between, fold_quantization
 from .simplify import SIMPLIFY_RULES, Rule, simplify
 
 PASSES = {
@@ -22,6 +23,7 @@ PASSES = {
     "fold_conv_bn": fold_conv_bn,
     "fuse": fuse,
     "to_nhwc": to_nhwc,
+    "fold_quantization": fold_quantization,
 }
 
 
@@ -54,4 +56,5 @@ def resolve(passes) -> list:
 
 
 __all__ = ["PASSES", "default_pipeline", "resolve", "fold_constants", "dce", "cse", "simplify", "SIMPLIFY_RULES",
-           "Rule", "fold_conv_bn", "fold_conv_bn_weights", "make_fold_conv_bn", "fuse", "to_nhwc", "Pass", "Fixpoint"]
+           "Rule", "fold_conv_bn", "fold_conv_bn_weights", "make_fold_conv_bn", "fuse", "to_nhwc", "Pass", "Fixpoint",
+           "fold_quantization", "float_ops_between"]

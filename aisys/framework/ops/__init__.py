@@ -14,6 +14,7 @@ from .shape import (reshape, permute, transpose, broadcast_to, expand, squeeze, 
 from .linalg import matmul
 from .special import erf
 from . import nn as _nn_ops  # noqa: F401  (registers conv2d, pooling, norms, losses)
+from . import quant as _quant_ops  # noqa: F401  (registers quantize, dequantize, fake_quant, integer kernels)
 from .. import fast_vjp as _fast_vjp  # noqa: F401,E402  (attaches the numpy VJP twins of the eager fast path)
 
 

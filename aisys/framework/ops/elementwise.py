@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..dtypes import as_dtype, bool_, from_numpy, promote
-from ..registry import FusionKind as K, Spec, defop
+from ..registry import FusionKind as K, QuantizedForm, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
 from ._common import binary_infer, broadcast_shapes, elementwise_cost, same_spec, need_float
 
@@ -181,9 +181,10 @@ defop("logical_not", infer=same_spec("logical_not"), ref=np.logical_not, fusion=
 
 
 # ---- unary --------------------------------------------------------------------------------
-def _unary(name, ref, vjp, jvp, flops=1, float_only=True, doc="", saved=(0,)):
+def _unary(name, ref, vjp, jvp, flops=1, float_only=True, doc="", saved=(0,), quantized=None):
     defop(name, infer=same_spec(name, float_only=float_only), ref=ref, fusion=E,
-          cost=elementwise_cost(flops), vjp=vjp, jvp=jvp, doc=doc, torch_name=f"torch.{name}", saved=saved)
+          cost=elementwise_cost(flops), vjp=vjp, jvp=jvp, doc=doc, torch_name=f"torch.{name}", saved=saved,
+          quantized=quantized)
 
 
 _unary("neg", np.negative, lambda g, out, x: (-g,), lambda t, out, x: -t[0], float_only=False, saved=())
@@ -210,7 +211,7 @@ _unary("sigmoid", _sigmoid_ref, lambda g, out, x: (g * out * (1.0 - out),),
        lambda t, out, x: t[0] * out * (1.0 - out), flops=4, saved=("out",))
 _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
        lambda g, out, x: (where(x > 0, g, 0.0),), lambda t, out, x: where(x > 0, t[0], 0.0),
-       float_only=False, doc="Gradient at exactly 0 is 0 (as PyTorch).")
+       float_only=False, doc="Gradient at exactly 0 is 0 (as PyTorch).", quantized=QuantizedForm("clamp"))
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715

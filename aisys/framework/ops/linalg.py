@@ -7,7 +7,7 @@ import numpy as np
 
 from ..dtypes import promote
 from ..errors import ShapeError
-from ..registry import Cost, FusionKind as K, Spec, defop
+from ..registry import Cost, FusionKind as K, QuantizedForm, Spec, defop
 from ..tensor import apply, as_tensor
 from ._common import _new_spec, broadcast_shapes, prod
 
@@ -77,7 +77,7 @@ defop("matmul", infer=_matmul_infer, ref=_matmul_ref, fusion=K.COMPLEX_OUT_FUSAB
       jvp=lambda t, out, x, y: (t[0] @ y if t[0] is not None else None) if t[1] is None else
                                (x @ t[1] if t[0] is None else t[0] @ y + x @ t[1]),
       doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul",
-      saved=((0, 1), (1, 0)))
+      saved=((0, 1), (1, 0)), quantized=QuantizedForm("integer", "matmul_integer"))
 
 
 def matmul(input, other):
@@ -152,6 +152,7 @@ def _linear_cost(in_specs, out_spec):
 
 defop("linear", infer=_linear_infer, ref=_linear_ref, fusion=K.OPAQUE, cost=_linear_cost,
       vjp=_linear_vjp, jvp=_linear_jvp, torch_name="torch.nn.functional.linear",
+      quantized=QuantizedForm("integer", "matmul_integer"),
       doc="y = x·wᵀ + b in one op: what an eager nn.Linear records (one tape entry instead of permute, matmul, "
           "add). A tracer is shown the three-op decomposition instead, so graphs, the compiler's epilogue fusion "
           "and the chip's lowering see the matmul; both forms compute the same bits.", saved=((0, 1), (1, 0)))

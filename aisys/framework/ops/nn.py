@@ -10,9 +10,9 @@ import builtins
 
 import numpy as np
 
-from ..dtypes import int64, default_float
+from ..dtypes import bool_, int64, default_float
 from ..errors import ShapeError
-from ..registry import Cost, FusionKind as K, Spec, defop
+from ..registry import Cost, FusionKind as K, QuantizedForm, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
 from ._common import need_float, norm_dims, prod, reduced_shape
 
@@ -286,8 +286,8 @@ def _conv_jvp(t, out, x, w, *b, **a):
 
 defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
       vjp=_conv_vjp, jvp=_conv_jvp, torch_name="torch.nn.functional.conv2d",
-      doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.",
-      saved=((0, 1), (1, 0)))
+      quantized=QuantizedForm("integer", "conv2d_integer"), saved=((0, 1), (1, 0)),
+      doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.")
 
 
 def _bwd_in_infer(g, w, *, input_shape, **a):
@@ -349,10 +349,11 @@ def _pool_geom(op, shape, kernel_size, stride, padding, dilation):
     return N, C, H, W, OH, OW
 
 
-def _pool_infer(op):
+def _pool_infer(op, integers: bool = False):
     def infer(x, **a):
         _check_pairs(op, **a)
-        need_float(op, x)
+        if not integers or x.dtype is bool_:
+            need_float(op, x)
         N, C, H, W, OH, OW = _pool_geom(op, tuple(x.shape), **a)
         return Spec((N, C, OH, OW), x.dtype)
     return infer
@@ -373,7 +374,8 @@ def _maxpool_ref(x, **a):
     come out differently)."""
     N, C, H, W, OH, OW = _pool_geom("max_pool2d", x.shape, **a)
     (KH, KW), (sh, sw), (dh, dw) = a["kernel_size"], a["stride"], a["dilation"]
-    xp = _padded(x, a["padding"], value=-np.inf)
+    low = -np.inf if x.dtype.kind == "f" or x.dtype.kind == "V" else np.iinfo(x.dtype).min   # int8 codes: pad with
+    xp = _padded(x, a["padding"], value=low)                                              # the lowest code
     rows = _max_of([xp[:, :, _axis_slice(kh, sh, dh, OH)] for kh in range(KH)])
     return _max_of([rows[..., _axis_slice(kw, sw, dw, OW)] for kw in range(KW)])
 
@@ -475,11 +477,11 @@ def _window_cost(in_specs, out_spec, kernel_size, **a):
                 bytes=in_specs[0].nbytes + out_spec.nbytes)
 
 
-defop("max_pool2d", infer=_pool_infer("max_pool2d"), ref=_maxpool_ref, fusion=K.OPAQUE, cost=_window_cost,
+defop("max_pool2d", infer=_pool_infer("max_pool2d", integers=True), ref=_maxpool_ref, fusion=K.OPAQUE, cost=_window_cost,
       vjp=lambda g, out, x, **a: (apply("max_pool2d_backward", g, x, **a),),
       jvp=lambda t, out, x, **a: apply("max_pool2d_select", t[0], x, **a),
       torch_name="torch.nn.functional.max_pool2d", doc="Ties: the first maximum in the window gets the gradient.",
-      saved=(0,))
+      saved=(0,), quantized=QuantizedForm("same"))
 
 defop("max_pool2d_backward", infer=lambda g, x, **a: Spec(tuple(x.shape), g.dtype), ref=_maxpool_backward_ref,
       fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(flops=ins[0].numel, bytes=builtins.sum(s.nbytes for s in ins) + out.nbytes),

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dtypes import from_numpy, promote
 from ..errors import ShapeError
-from ..registry import FusionKind as K, Spec, defop
+from ..registry import FusionKind as K, QuantizedForm, Spec, defop
 from ..tensor import Tensor, apply, as_tensor
 from ._common import broadcast_shapes, movement_cost, norm_dims, zero_cost, prod
 
@@ -44,7 +44,8 @@ def _resolve_shape(op, src, shape):
 defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.shape), shape), x.dtype),
       ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost,
       vjp=lambda g, out, x, shape: (g.reshape(x.shape),),
-      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape", saved=())
+      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape", saved=(),
+      quantized=QuantizedForm("same"))
 
 
 # ---- permute ------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ def _permute_infer(x, dims):
 defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims), fusion=INJ,
       cost=movement_cost, doc="Returns a strided view (like torch); bytes counted as if materialized.",
       vjp=lambda g, out, x, dims: (g.permute(*np.argsort(dims).tolist()),),
-      jvp=lambda t, out, x, dims: t[0].permute(*dims), saved=())
+      jvp=lambda t, out, x, dims: t[0].permute(*dims), saved=(), quantized=QuantizedForm("same"))
 
 
 # ---- broadcast_to ------------------------------------------------------------------------------
@@ -78,7 +79,8 @@ defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x
 
 defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascontiguousarray, fusion=INJ,
       cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0],
-      doc="Copy a strided view into row-major order (a no-op when already contiguous).", saved=())
+      doc="Copy a strided view into row-major order (a no-op when already contiguous).", saved=(),
+      quantized=QuantizedForm("same"))
 
 
 defop("clone", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=lambda x: np.array(x, order="C"), fusion=INJ,
@@ -123,7 +125,8 @@ def _index_cost(in_specs, out_spec, key):
 defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_index_cost,
       vjp=lambda g, out, x, key: (apply("index_backward", g, key=key, shape=tuple(x.shape)),),
       jvp=lambda t, out, x, key: apply("index", t[0], key=key),
-      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).", saved=())
+      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).", saved=(),
+      quantized=QuantizedForm("same"))
 
 
 def _index_backward_ref(g, key, shape):

@@ -45,6 +45,15 @@ NOT_EXPORTED = {
     "cond": "data-dependent control flow (ONNX If) is not written by this exporter",
     "while_loop": "data-dependent control flow (ONNX Loop) is not written by this exporter",
     "argsort": "a stable sort: ONNX TopK leaves the order of ties unspecified",
+    "fake_quant": "a quantization-aware-training op: export the converted model (compress.convert)",
+    "quantize": "integer-only inference (aisys.framework.compress): ONNX QuantizeLinear is not written by this "
+                "exporter yet, and it has no form for aisys's clamp ranges (int4 in int8, int32 accumulators)",
+    "dequantize": "integer-only inference: ONNX DequantizeLinear is not written by this exporter yet",
+    "matmul_integer": "integer-only inference: ONNX MatMulInteger is not written by this exporter yet",
+    "conv2d_integer": "integer-only inference: ONNX ConvInteger (+ an int32 bias Add) is not written by this "
+                      "exporter yet",
+    "requantize": "gemmlowp's fixed-point requantization has no ONNX operator (QLinearMatMul and QLinearConv "
+                  "fuse it with the product and rescale in float)",
 }
 
 
