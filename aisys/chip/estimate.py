@@ -87,14 +87,19 @@ def _matrix_estimate(layer, activation, chip: ChipConfig, on_overflow: str) -> L
     from .program import _hops
     from .vector import elementwise_cost
     M, N, K = layer.gemm
-    plan = plan_gemm_tiles(M, N, K, chip, ifmap_words=layer.ifmap_words, on_overflow=on_overflow,
+    m = chip.matrix
+    word = getattr(layer, "word_bytes", None) or m.input_bytes     # as _Lowering.matrix_layer tiles and times it
+    pack = m.macs_per_pe(word)
+    tiling_chip = chip if word == m.input_bytes else chip.with_(input_bytes=word)
+    plan = plan_gemm_tiles(M, N, K, tiling_chip, ifmap_words=layer.ifmap_words, on_overflow=on_overflow,
                            what=f"layer {layer.name!r} ({layer.describe()})")
+    count = getattr(layer, "count", 1)                          # a batched matmul replays the schedule per product
     a_loads, b_loads = tile_loads(plan)
     res = resident_buffer(chip)
     a_h, b_h, o_h = (len(_hops(chip, op, res)) for op in ("ifmap", "filter", "ofmap"))
     nM, nN, _ = plan.tiles
-    instructions = (plan.tile_count + a_h * sum(a_loads.values()) + b_h * sum(b_loads.values())
-                    + nM * nN * (o_h + (1 if activation else 0)))
+    instructions = count * (plan.tile_count + a_h * sum(a_loads.values()) + b_h * sum(b_loads.values())
+                            + nM * nN * (o_h + (1 if activation else 0)))
     ms, ns, ks = _sizes(M, plan.Mt), _sizes(N, plan.Nt), _sizes(K, plan.Kt)
     compute = 0
     for mt, cm in ms.items():
@@ -102,20 +107,21 @@ def _matrix_estimate(layer, activation, chip: ChipConfig, on_overflow: str) -> L
             if activation:
                 compute += cm * cn * elementwise_cost(activation, mt * nt, chip).cycles
             for kt, ck in ks.items():
-                compute += cm * cn * ck * matrix_gemm(mt, nt, kt, chip).elapsed_cycles
-    dram = plan.total_dram_bytes
+                compute += cm * cn * ck * matrix_gemm(mt, nt, -(-kt // pack), chip).elapsed_cycles
+    compute *= count
+    dram = count * plan.total_dram_bytes
     name = layer.describe() + (f" + {activation}" if activation and not layer.activation else "")
     return LayerEstimate(layer.name, name, instructions, compute, dram, _dram_cycles(dram, chip))
 
 
 def _vector_estimate(layer, chip: ChipConfig) -> LayerEstimate:
-    from .program import _Lowering, vector_chunks
+    from .program import _Lowering, vector_chunks, word_bytes
     unit_in, unit_out, units, chunk = vector_chunks(layer, chip)
     full, rest = divmod(units, chunk)
     resident = resident_buffer(chip) is not None
     costs = _Lowering(chip, "tile")
     compute = full * costs._vector_cycles(layer, chunk) + (costs._vector_cycles(layer, rest) if rest else 0)
-    dram = 0 if resident else units * (unit_in + unit_out) * chip.matrix.input_bytes
+    dram = 0 if resident else units * (unit_in + unit_out) * word_bytes(layer, chip)
     instructions = (full + (1 if rest else 0)) * (1 if resident else 3)
     return LayerEstimate(layer.name, layer.describe(), instructions, compute, dram, _dram_cycles(dram, chip))
 

@@ -593,6 +593,11 @@ class _Lowering:
         return elementwise_cost(layer.op, n, chip).cycles
 
 
+def word_bytes(layer, chip: ChipConfig) -> int:
+    """Bytes per value a vector layer moves: its own width (int8 codes) or the matrix unit's operand width."""
+    return getattr(layer, "word_bytes", None) or chip.matrix.input_bytes
+
+
 def vector_chunks(layer, chip: ChipConfig) -> tuple[int, int, int, int]:
     """(words in, words out per unit, units, units per chunk) of a vector layer: it is processed in whole units
     (rows for softmax/layernorm, channels for pooling, elements otherwise), as many per chunk as fit the vector
@@ -607,7 +612,7 @@ def vector_chunks(layer, chip: ChipConfig) -> tuple[int, int, int, int]:
     if resident_buffer(chip) is not None:
         return unit_in, unit_out, units, units
     vbuf = _vector_buffer(chip)
-    per_unit = (unit_in + unit_out) * chip.matrix.input_bytes
+    per_unit = (unit_in + unit_out) * word_bytes(layer, chip)
     limit = chip.buffer(vbuf).tile_bytes
     if per_unit > limit:
         raise CapacityError(vbuf, limit, per_unit, f"layer {layer.name!r} ({layer.describe()}): one row/channel")

@@ -213,10 +213,14 @@ def test_a_simulation_too_large_is_refused_in_milliseconds_with_the_analytic_est
     assert count_instructions([small], "tiny") == len(lower_layers([small], "tiny").instructions)
 
 
-@pytest.mark.parametrize("chip_name", ["tiny", "davinci", "tpu_v1"])
+@pytest.mark.parametrize("chip_name", ["tiny", "davinci", "tpu_v1", "int8"])
 def test_instruction_count_is_exact_and_the_analytic_estimate_is_close(chip_name):
     from aisys.chip import count_instructions, estimate_layers
     layers = lenet_layers() + [Softmax("sm", 3, 10)]
+    if chip_name == "int8":                                   # narrow words, fused requantize, a batched matmul
+        chip_name = preset("scalesim32").with_datapath(4)
+        layers = [Gemm("a", 64, 128, 256, word_bytes=1), Elementwise("r", "requantize", 64 * 128, word_bytes=1),
+                  Gemm("b", 32, 64, 128, count=3), Elementwise("e", "relu", 32 * 64 * 3, word_bytes=1)]
     prog = lower_layers(layers, chip_name)
     assert count_instructions(layers, chip_name) == len(prog.instructions)
     ratio = estimate_layers(layers, chip_name).cycles / simulate(prog).cycles
