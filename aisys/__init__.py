@@ -105,7 +105,17 @@ def __getattr__(name):
         val = getattr(importlib.import_module(mod_name), attr)
         globals()[name] = val
         return val
-    raise AttributeError(f"module 'aisys' has no attribute {name!r}")
+    raise AttributeError(f"module 'aisys' has no attribute {name!r}{_closest(name)}")
+
+
+def _closest(name: str) -> str:
+    """'; did you mean aisys.X?' for a near miss among aisys's public names (a typo of a PyTorch name)."""
+    if name.startswith("_"):          # introspection (hasattr(module, "__file__")...), not a user's typo
+        return ""
+    import difflib
+    public = [n for n in (*globals(), *_LAZY, *_LAZY_ATTRS) if not n.startswith("_")]
+    match = difflib.get_close_matches(name, public, n=1, cutoff=0.75)
+    return f"; did you mean aisys.{match[0]}?" if match else ""
 
 
 __version__ = "0.1.0"

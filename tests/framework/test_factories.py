@@ -60,6 +60,12 @@ def test_dtype_aliases_and_helpful_attribute_errors():
         aisys.uint8
     with pytest.raises(AttributeError, match="complex"):
         aisys.complex64
+    with pytest.raises(AttributeError, match=r"'flaot'; did you mean aisys\.float\?$"):
+        aisys.flaot                   # a near miss names the PyTorch-compatible name, never a wrong one
+    with pytest.raises(AttributeError, match=r"'linspac'; did you mean aisys\.linspace\?$"):
+        aisys.linspac
+    with pytest.raises(AttributeError, match=r"has no attribute 'xyzzy'$"):
+        aisys.xyzzy
     assert aisys.ones(2).to(aisys.long).dtype is aisys.int64
     assert aisys.zeros(2, dtype=aisys.float).dtype is aisys.float32
 
