@@ -27,6 +27,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import aisys.chip as chip  # noqa: E402
+from aisys.models import lenet_layers  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> float:
@@ -93,7 +94,7 @@ def program_table(repeats: int) -> None:
     print("3. Event-driven program simulation")
     print(f"   {'network':<10} {'chip':<11} {'instr':>6} {'lower':>9} {'simulate':>9} {'sim. cycles':>12} "
           f"{'time at clock':>14} {'achieved':>10} {'util':>6}")
-    cases = [("LeNet-5", chip.lenet_layers(), name) for name in ("davinci", "tiny", "scalesim32", "tpu_v1")]
+    cases = [("LeNet-5", lenet_layers(), name) for name in ("davinci", "tiny", "scalesim32", "tpu_v1")]
     cases.append(("ResNet-18", chip.resnet18_layers(), "tpu_v1"))
     for label, layers, name in cases:
         t_lower = best_of(lambda: chip.lower_layers(layers, name), repeats)

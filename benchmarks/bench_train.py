@@ -333,11 +333,11 @@ def table(rows: list[dict]) -> str:
 
 def profile(steps: int) -> str:
     """Where an aisys step's time goes: numpy time inside each op's reference implementation (the forward)
-    and inside each op's numpy VJP twin (the plain backward, aisys/framework/fast_vjp.py), summed per op,
+    and inside each op's numpy VJP twin (``vjp_np``, the plain backward), summed per op,
     versus everything else (shape inference, tape records, the backward sweep, the optimizer, Python glue)."""
     from aisys.framework.registry import OPS
     spent: dict[str, float] = {}
-    originals = {name: (op.ref, op.vjp_np) for name, op in OPS.items()}
+    originals = {name: (op.eager, op.vjp_np) for name, op in OPS.items()}
 
     def timed(key, fn):
         def run(*args, **kw):
@@ -351,7 +351,7 @@ def profile(steps: int) -> str:
     lines = []
     try:
         for name, op in OPS.items():
-            op.ref = timed(name, op.ref)
+            op.eager = timed(name, op.eager)          # what eager calls: the reference (no kernels registered)
             if op.vjp_np is not None:
                 op.vjp_np = timed(name + " (backward)", op.vjp_np)
         for kind, label, batch, _ in CASES:
@@ -372,7 +372,7 @@ def profile(steps: int) -> str:
             lines.append("    " + ", ".join(f"{k} {v / steps * 1e3:.3f}" for k, v in top))
     finally:
         for name, op in OPS.items():
-            op.ref, op.vjp_np = originals[name]
+            op.eager, op.vjp_np = originals[name]
     return "\n".join(lines)
 
 

@@ -20,11 +20,8 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 
-from aisys.chip import preset
-from aisys.chip.functional import IDLE, LOAD, MAC, PASS, SystolicRun
-from aisys.chip.roofline import RooflinePoint, layer_roofline
-from aisys.chip.eventsim import ProgramResult
-from aisys.chip.systolic import DATAFLOW_NAMES, MatrixReport
+from aisys.chip import (DATAFLOW_NAMES, IDLE, LOAD, MAC, PASS, MatrixReport, ProgramResult, RooflinePoint,
+                        SystolicRun, layer_roofline, preset)
 
 __all__ = ["SystolicAnimator", "UtilizationView", "RooflinePlot"]
 
@@ -359,23 +356,7 @@ class UtilizationView(widgets.VBox):
         if isinstance(src, MatrixReport):
             return src.pe_macs() / max(1, src.elapsed_cycles)
         if isinstance(src, ProgramResult):
-            from aisys.chip.cube import matrix_gemm
-            m = src.chip.matrix
-            heat = np.zeros((m.rows, m.cols))
-            cache: dict = {}
-            for ins in src.program.instructions:
-                if ins.kind != "matmul":
-                    continue
-                s, e = src.start[ins.id], src.end[ins.id]
-                overlap = min(e, hi) - max(s, lo)
-                if overlap <= 0 or e <= s:
-                    continue
-                if ins.dims not in cache:
-                    cache[ins.dims] = matrix_gemm(*ins.dims, src.chip).pe_macs()
-                heat += cache[ins.dims] * (overlap / (e - s))
-            if m.kind == "cube":
-                heat /= m.depth            # a cube output position does k0 MACs per cycle
-            return heat / span
+            return src.pe_heat(lo, hi)
         return None
 
     def _heat_svg(self, heat: np.ndarray) -> str:

@@ -271,7 +271,7 @@ class GraphView(widgets.VBox):
     def _build_graph(self) -> tuple[Graph, dict]:
         if not self.is_tensor:
             return self._source, dict(self._highlight)
-        from aisys.frontend.tape import graph_of_tape
+        from aisys.frontend import graph_of_tape
         g = graph_of_tape(self._source, backward=self.backward, names=self._names)
         hl = {i: "backward" for i in getattr(g, "backward_ids", [])}
         hl.update(self._highlight)
@@ -312,7 +312,7 @@ class GraphPanes(widgets.VBox):
     def update(self, panes: Mapping[str, Graph | Tensor], verdicts: Mapping[str, str | None] | None = None,
                notes: Mapping[str, str] | None = None) -> None:
         """Redraw every pane (titles must stay the same)."""
-        from aisys.frontend.tape import graph_of_tape
+        from aisys.frontend import graph_of_tape
         verdicts, notes = dict(verdicts or {}), dict(notes or {})
         self.graphs, self.verdicts, self.notes = {}, {}, {}
         for t in self.titles:
@@ -351,19 +351,17 @@ class CaptureCompare(widgets.VBox):
     ``variants`` maps a label to a list of inputs (e.g. {"prev_h": [x, h], "−prev_h": [x, -h]}). Pick a
     variant: the eager pane shows the tape of that run (rebuilt every run — a dynamic graph); the traced
     and scripted panes keep the graphs captured once from ``example_inputs`` and are coloured green when
-    they reproduce the eager answer, red when they silently do not.
+    they reproduce the eager answer, red when they silently do not. The comparison itself is
+    ``aisys.frontend.compare_captures``; this widget draws it.
     """
 
     def __init__(self, fn, example_inputs, variants: Mapping[str, list], *, show_attrs: bool = False):
-        import aisys
-        from aisys.frontend.trace import referenced_tensors
+        from aisys.frontend import compare_captures
 
         self.fn = fn
-        self.variants = {k: list(v) for k, v in variants.items()}
-        self.traced = aisys.trace(fn, *example_inputs)
-        self.scripted = aisys.script(fn, *example_inputs).graph
-        self._state = referenced_tensors(fn)
-        self.arg_names = [self.traced.nodes[i].name for i in self.traced.inputs]
+        self.comparison = compare_captures(fn, example_inputs, variants)
+        self.variants = self.comparison.variants
+        self.traced, self.scripted = self.comparison.traced, self.comparison.scripted
         self.picker = widgets.Dropdown(options=list(self.variants), description="input")
         self.panes = GraphPanes({"eager": self.traced, "traced": self.traced, "scripted": self.scripted},
                                 show_attrs=show_attrs)
@@ -372,44 +370,18 @@ class CaptureCompare(widgets.VBox):
         self.picker.observe(self._redraw, names="value")
         self._redraw()
 
-    def _run(self, label: str):
-        import numpy as np
-        from aisys.framework.graph import interpret
-        from aisys.framework.tensor import Tensor
-        from aisys.frontend.tape import graph_of_tape
-
-        inputs = self.variants[label]
-        tape_inputs = [Tensor(x.numpy().copy(), requires_grad=x.dtype.is_floating) for x in inputs]
-        eager_out = self.fn(*tape_inputs)
-        eager = np.asarray(eager_out.numpy())
-        eager_graph = graph_of_tape(eager_out, inputs=dict(zip(self.arg_names, tape_inputs)), params=self._state,
-                                    name="eager")
-        traced = interpret(self.traced, *inputs)[0]
-        scripted = interpret(self.scripted, *inputs)[0]
-        return eager, eager_graph, traced, scripted
-
     def _redraw(self, change=None) -> None:
-        import numpy as np
-        label = self.picker.value
-        eager, eager_graph, traced, scripted = self._run(label)
-        self.results = {"eager": eager, "traced": traced, "scripted": scripted}
-        self.verdicts = {"eager": None,
-                         "traced": "right" if np.allclose(traced, eager, rtol=1e-5, atol=1e-6) else "wrong",
-                         "scripted": "right" if np.allclose(scripted, eager, rtol=1e-5, atol=1e-6) else "wrong"}
+        run = self.comparison.run(self.picker.value)
+        self.results = dict(run.outputs)
+        self.verdicts = {"eager": None, **run.verdicts}
         notes = {k: f"out = {_fmt_values(v)}" for k, v in self.results.items()}
         notes["eager"] += " (this run's tape)"
-        self.panes.update({"eager": eager_graph, "traced": self.traced, "scripted": self.scripted},
+        self.panes.update({"eager": run.eager_graph, "traced": self.traced, "scripted": self.scripted},
                           self.verdicts, notes)
-        warn = "".join(f"<div style='color:#b91c1c'>⚠ traced: {html.escape(w)}</div>" for w in self.traced.warnings)
-        self.readout.value = (f"<div>input <b>{html.escape(label)}</b>: traced graph "
+        warn = "".join(f"<div style='color:#b91c1c'>⚠ traced: {html.escape(w)}</div>" for w in self.comparison.warnings)
+        self.readout.value = (f"<div>input <b>{html.escape(run.label)}</b>: traced graph "
                               f"<b>{self.verdicts['traced']}</b>, scripted graph <b>{self.verdicts['scripted']}</b>"
                               f"</div>{warn}")
 
     def summary(self) -> str:
-        lines = [f"input {self.picker.value}"]
-        for k in ("eager", "traced", "scripted"):
-            v = self.verdicts[k] or "reference"
-            lines.append(f"  {k:<8} {v:<9} out = {_fmt_values(self.results[k])}")
-        for w in self.traced.warnings:
-            lines.append(f"  traced warning: {w.split(': ', 1)[0]}")
-        return "\n".join(lines)
+        return self.comparison.summary(self.picker.value)

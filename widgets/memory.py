@@ -24,10 +24,8 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from aisys.compiler.memory import (PLANNERS, Buffer, LayeredModel, MemoryPlan, checkpoint_graph, plan_buffers,
-                                   plan_memory, saved_activations, simulate_checkpointing)
-from aisys.compiler.memory.checkpoint import CheckpointPlan, sqrt_interval
-from aisys.compiler.memory.plan import format_bytes
+from aisys.compiler.memory import (PLANNERS, CheckpointPlan, LayeredModel, MemoryPlan, compare_planners, format_bytes,
+                                   sqrt_interval, training_activations)
 from aisys.framework.events import Trace
 from aisys.framework.graph import Graph
 
@@ -97,12 +95,7 @@ class MemoryTimeline(widgets.VBox):
         self.inplace_box.layout.display = None if can_inplace else "none"
 
         # checkpoint slider
-        self._saved = []
-        if self._graph is not None and getattr(self._graph, "returns", None):
-            try:
-                self._saved = saved_activations(self._graph)
-            except ValueError:
-                self._saved = []
+        self._saved = training_activations(self._graph) if self._graph is not None else []
         n_ckpt = self._model.layers if self._model is not None else len(self._saved)
         self._has_ckpt = self._model is not None or n_ckpt > 1
         k0 = checkpoint if checkpoint is not None else (sqrt_interval(n_ckpt) if self._model is not None else 1)
@@ -126,40 +119,22 @@ class MemoryTimeline(widgets.VBox):
     def _planner_arg(self, name: str):
         return self._custom.get(name, name)
 
+    def _source(self):
+        return self._own_plan or self._graph or self.source
+
+    def _planner_comparison(self, inplace: bool, k: int):
+        """Every offered planner's plan for these options (aisys.compiler.memory.compare_planners), computed once."""
+        key = (inplace, k)
+        if key not in self._cache:
+            self._cache[key] = compare_planners(self._source(), [self._planner_arg(n) for n in self.planner_picker.options],
+                                                inplace=inplace, every=k if self._has_ckpt else 1)
+        return self._cache[key]
+
     def _plan_for(self, name: str, inplace: bool, k: int) -> tuple[MemoryPlan, str]:
-        key = (name, inplace, k)
-        if key in self._cache:
-            return self._cache[key]
-        info = ""
-        if self._own_plan is not None:
-            own = self._own_plan
-            if name == own.planner and inplace == bool(own.inplace):
-                plan = own                      # the plan as given (a learner's planner included)
-            else:
-                if name not in PLANNERS and name not in self._custom:
-                    info = f"{name} cannot be re-run with other options; showing greedy_by_size"
-                    name = "greedy_by_size"
-                bare = [Buffer(b.name, b.size, b.start, b.end, op=b.op, kind=b.kind) for b in own.buffers]
-                plan = plan_buffers(bare, self._planner_arg(name), alignment=own.alignment,
-                                    inplace_pairs=own.inplace if inplace else (), steps=own.steps,
-                                    schedule=own.schedule)
-        elif self._graph is not None:
-            g = self._graph
-            kept, recomputed = set(self._saved), set()
-            if self._has_ckpt and k > 1:
-                cg = checkpoint_graph(g, every=k)
-                g = cg.graph
-                info = cg.summary()
-                kept, recomputed = set(cg.kept), set(cg.recomputed.values())
-            plan = plan_memory(g, self._planner_arg(name), inplace=inplace)
-            if kept or recomputed:        # colour what training keeps (green) and what it recomputes (red)
-                plan = _recolour(plan, kept, recomputed)
-        else:
-            cp = simulate_checkpointing(self._model, k)
-            plan = cp.to_memory_plan(self._planner_arg(name))
-            info = cp.summary()
-        self._cache[key] = (plan, info)
-        return plan, info
+        r = self._planner_comparison(inplace, k).results[name]
+        if isinstance(r, Exception):
+            raise r
+        return r.plan, r.note
 
     def _on_change(self, change) -> None:
         self._redraw()
@@ -218,14 +193,10 @@ class MemoryTimeline(widgets.VBox):
         self.comparison.value = comparison + ("<br>" if comparison else "") + _colour_key(r["kind"] for r in rects)
 
     def _comparison(self, inplace: bool, k: int) -> str:
-        """Every offered planner's peak for the current options, side by side."""
-        cells = []
-        for name in self.planner_picker.options:
-            try:
-                plan, _ = self._plan_for(name, inplace, k)
-                cells.append(f"{html.escape(name)}: <b>{format_bytes(plan.peak_bytes)}</b>")
-            except Exception as e:  # a learner's planner may fail: say so instead of breaking the view
-                cells.append(f"{html.escape(name)}: <i>{html.escape(type(e).__name__)}</i>")
+        """Every offered planner's peak for the current options, side by side (a failing planner says so)."""
+        cmp = self._planner_comparison(inplace, k)
+        cells = [f"{html.escape(name)}: <b>{text}</b>" if name in cmp.peak_bytes() else
+                 f"{html.escape(name)}: <i>{html.escape(text)}</i>" for name, text in cmp.cells()]
         return "peaks — " + " · ".join(cells)
 
     # ---- text -------------------------------------------------------------------------------------
@@ -243,24 +214,9 @@ class MemoryTimeline(widgets.VBox):
         lines = ["MemoryTimeline: " + ", ".join(opts)]
         if self.checkpoint_info:
             lines.append(self.checkpoint_info)
-        peaks = []
-        for name in self.planner_picker.options:
-            try:
-                peaks.append(f"{name} {self._plan_for(name, self.inplace_box.value, self.checkpoint_slider.value)[0].peak_bytes}")
-            except Exception as e:
-                peaks.append(f"{name} failed ({type(e).__name__})")
-        lines.append("peak bytes: " + ", ".join(peaks))
+        lines.append(self._planner_comparison(self.inplace_box.value, self.checkpoint_slider.value).summary())
         lines.append(self.plan.summary(max_rows=6))
         return "\n".join(lines)
-
-
-def _recolour(plan: MemoryPlan, kept: set, recomputed: set) -> MemoryPlan:
-    """The same plan with kept activations marked "checkpoint" and recomputed copies "recomputed"."""
-    def kind(b: Buffer) -> str:
-        nid = int(b.name[1:])
-        return "recomputed" if nid in recomputed else "checkpoint" if nid in kept else b.kind
-    bufs = [Buffer(b.name, b.size, b.start, b.end, b.offset, b.op, kind(b)) for b in plan.buffers]
-    return MemoryPlan(bufs, plan.planner, plan.alignment, plan.inplace, plan.steps, plan.schedule, plan.note)
 
 
 def _colour_key(kinds) -> str:

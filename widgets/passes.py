@@ -24,7 +24,7 @@ import re
 
 import ipywidgets as widgets
 
-from aisys.compiler.manager import PassLog, PassResult
+from aisys.compiler import PassLog, PassResult
 from aisys.framework.graph import Graph, Node
 
 from .graph import GRAPHVIZ_MISSING, HIGHLIGHT_COLOURS, node_label
@@ -351,18 +351,7 @@ class PassStepper(widgets.VBox):
 
     def kernel_sources(self, k: int | None = None) -> dict[str, str]:
         """Generated source of the fused nodes that pass ``k`` created (the current pass by default)."""
-        from aisys.compiler.codegen import build_kernel
-
-        res = self.pass_log[self._shown if k is None else k]
-        out = {}
-        added = {i for w in res.rewrites for i in w.added}
-        for n in res.graph.nodes.values():
-            if n.op == "fused" and n.id in added:
-                if self.compiled is not None and f"%{n.id}" in self.compiled.kernels:
-                    out[f"%{n.id}"] = self.compiled.kernels[f"%{n.id}"]
-                else:
-                    out[f"%{n.id}"] = build_kernel(n).source
-        return out
+        return self.pass_log[self._shown if k is None else k].kernels
 
     # ---- text ----------------------------------------------------------------------------------------
     def summary(self) -> str:

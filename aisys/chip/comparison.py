@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .config import preset
 from .energy import EnergyBreakdown, energy_breakdown
 from .eventsim import ProgramResult, simulate
-from .program import lower_graph
+from .from_graph import lower_graph
 
 __all__ = ["ChipRun", "Comparison", "compare_graphs"]
 

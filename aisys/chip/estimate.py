@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from .config import ChipConfig, preset
 from .cube import matrix_gemm
-from .memory import plan_gemm_tiles, resident_buffer, tile_loads, _sizes
+from .layers import Conv, Gemm, layer_steps, vector_cycles, word_bytes
+from .tiling import plan_gemm_tiles, resident_buffer, route_hops, tile_loads, vector_chunks, _sizes
+from .vector import elementwise_cost
 
 MAX_INSTRUCTIONS = 250_000
 
@@ -84,8 +86,6 @@ def _dram_cycles(nbytes: int, chip: ChipConfig) -> int:
 
 
 def _matrix_estimate(layer, activation, chip: ChipConfig, on_overflow: str) -> LayerEstimate:
-    from .program import _hops
-    from .vector import elementwise_cost
     M, N, K = layer.gemm
     m = chip.matrix
     word = getattr(layer, "word_bytes", None) or m.input_bytes     # as _Lowering.matrix_layer tiles and times it
@@ -96,7 +96,7 @@ def _matrix_estimate(layer, activation, chip: ChipConfig, on_overflow: str) -> L
     count = getattr(layer, "count", 1)                          # a batched matmul replays the schedule per product
     a_loads, b_loads = tile_loads(plan)
     res = resident_buffer(chip)
-    a_h, b_h, o_h = (len(_hops(chip, op, res)) for op in ("ifmap", "filter", "ofmap"))
+    a_h, b_h, o_h = (len(route_hops(chip, op, res)) for op in ("ifmap", "filter", "ofmap"))
     nM, nN, _ = plan.tiles
     instructions = count * (plan.tile_count + a_h * sum(a_loads.values()) + b_h * sum(b_loads.values())
                             + nM * nN * (o_h + (1 if activation else 0)))
@@ -115,12 +115,10 @@ def _matrix_estimate(layer, activation, chip: ChipConfig, on_overflow: str) -> L
 
 
 def _vector_estimate(layer, chip: ChipConfig) -> LayerEstimate:
-    from .program import _Lowering, vector_chunks, word_bytes
     unit_in, unit_out, units, chunk = vector_chunks(layer, chip)
     full, rest = divmod(units, chunk)
     resident = resident_buffer(chip) is not None
-    costs = _Lowering(chip, "tile")
-    compute = full * costs._vector_cycles(layer, chunk) + (costs._vector_cycles(layer, rest) if rest else 0)
+    compute = full * vector_cycles(layer, chunk, chip) + (vector_cycles(layer, rest, chip) if rest else 0)
     dram = 0 if resident else units * (unit_in + unit_out) * word_bytes(layer, chip)
     instructions = (full + (1 if rest else 0)) * (1 if resident else 3)
     return LayerEstimate(layer.name, layer.describe(), instructions, compute, dram, _dram_cycles(dram, chip))
@@ -129,7 +127,6 @@ def _vector_estimate(layer, chip: ChipConfig) -> LayerEstimate:
 def estimate_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile") -> AnalyticEstimate:
     """The analytic estimate of ``layers`` on ``chip`` (fusing activations into the matmul before them, as
     ``lower_layers`` does), in microseconds whatever the layer sizes."""
-    from .program import Conv, Gemm, layer_steps
     chip = preset(chip)
     out = [_matrix_estimate(layer, act, chip, on_overflow) if isinstance(layer, (Gemm, Conv))
            else _vector_estimate(layer, chip) for layer, act in layer_steps(list(layers), fuse_activations)]

@@ -110,6 +110,32 @@ class ProgramResult:
     def unit_segments(self, unit: str) -> list:
         return [s for s in self.segments if s.unit == unit]
 
+    def pe_heat(self, start: int = 0, end: int | None = None):
+        """The matrix unit's PEs over cycles [start, end): the share of those cycles each PE spends on
+        useful MACs (rows × cols). Each matmul instruction adds its tile's per-PE MAC counts (from the
+        analytic model of the unit), weighted by the part of it that falls in the window; a cube's output
+        position does k0 MACs per cycle, so its counts are divided by the depth."""
+        import numpy as np
+
+        from .cube import matrix_gemm
+        end = self.cycles if end is None else end
+        m = self.chip.matrix
+        heat = np.zeros((m.rows, m.cols))
+        per_tile: dict = {}
+        for ins in self.program.instructions:
+            if ins.kind != "matmul":
+                continue
+            s, e = self.start[ins.id], self.end[ins.id]
+            overlap = min(e, end) - max(s, start)
+            if overlap <= 0 or e <= s:
+                continue
+            if ins.dims not in per_tile:
+                per_tile[ins.dims] = matrix_gemm(*ins.dims, self.chip).pe_macs()
+            heat += per_tile[ins.dims] * (overlap / (e - s))
+        if m.kind == "cube":
+            heat /= m.depth
+        return heat / max(1, end - start)
+
     def trace(self):
         """The run as a ``Trace``: one lane per unit; busy events named after the instruction, stall
         events named "stall: <cause>" (args: state, layer, bytes/cycles)."""
@@ -325,23 +351,57 @@ def _attribute_gap(segments, stats, unit, gap_start, gap_end, issued_at, ins, in
         stats.add_stall(cause, gap_end - t)
 
 
-def simulate_layers(layers, chip, *, mode: str = "simulate", **kw):
-    """Lower ``layers`` for ``chip`` and simulate the program (``lower_layers`` + ``simulate``).
+def bandwidth_demand(program) -> dict:
+    """Average DRAM bytes per cycle each layer needs to keep its compute unit busy (and ``"total"``).
 
-    ``mode="analytic"`` returns an :class:`~aisys.chip.estimate.AnalyticEstimate` instead (no simulation,
-    microseconds at any size). Layers that would lower to more than ``max_instructions`` (default
-    ``aisys.chip.estimate.MAX_INSTRUCTIONS``, seconds of work) raise ``SimulationTooLarge``, which says so."""
-    if mode == "analytic":
-        from .estimate import estimate_layers
-        kw.pop("max_instructions", None)
-        return estimate_layers(layers, chip, **kw)
-    if mode != "simulate":
-        raise ValueError(f"simulate_layers: mode must be 'simulate' or 'analytic', got {mode!r}")
-    from .program import lower_layers
-    return simulate(lower_layers(layers, chip, **kw))
+    Bytes the layer moves to and from DRAM divided by the cycles its matrix unit (or, for vector
+    layers, its vector unit) computes — the rate that would keep up if compute never waited. It is
+    an average: bursts (a whole output tile written back at once) can need more for a moment, which
+    is what ``bandwidth_for_zero_stalls`` measures.
+    """
+    moved: dict = {}
+    work: dict = {"matrix": {}, "vector": {}}
+    for ins in program.instructions:
+        if ins.uses_dram:
+            moved[ins.layer] = moved.get(ins.layer, 0) + ins.bytes
+        if ins.unit in work:
+            work[ins.unit][ins.layer] = work[ins.unit].get(ins.layer, 0) + ins.cycles
+    out, total_bytes, total_cycles = {}, 0, 0
+    for layer in dict.fromkeys(ins.layer for ins in program.instructions):
+        cycles = work["matrix"].get(layer) or work["vector"].get(layer, 0)
+        nbytes = moved.get(layer, 0)
+        out[layer] = nbytes / cycles if cycles else math.inf
+        total_bytes += nbytes
+        total_cycles += cycles
+    out["total"] = total_bytes / total_cycles if total_cycles else math.inf
+    return out
 
 
-def simulate_layer(layer, chip, **kw):
-    """One layer on ``chip``: tiled to fit its buffers, with DMA, stalls and the trace (``mode="analytic"``:
-    the analytic estimate, for layers too large to simulate instruction by instruction)."""
-    return simulate_layers([layer], chip, **kw)
+def bandwidth_for_zero_stalls(program, *, rel_tol: float = 1e-6, unit: str = "matrix") -> float:
+    """Smallest DRAM bandwidth (bytes/cycle) at which ``unit`` stalls inside layers no more than with
+    unlimited bandwidth — the stalls that remain then come from DRAM latency, instruction issue or
+    other units, which no amount of bandwidth removes. The bubble at each layer start (previous layer
+    draining, first tiles arriving) is left out: only infinite bandwidth would close it. Found by
+    bisection on the event simulation (SCALE-Sim's CALC mode asks the same question). 0 when
+    bandwidth never causes a stall (a single tile: loading it is fill, not a stall).
+    """
+    chip = program.chip
+
+    def stalls(bw: float) -> int:
+        return simulate(program, chip=chip.with_(dram_bytes_per_cycle=bw)).unit_stats[unit].steady_stall
+
+    dram_bytes = sum(i.bytes for i in program.instructions if "dram" in (i.src, i.dst))
+    if dram_bytes == 0:
+        return 0.0
+    hi = float(dram_bytes)                 # every transfer then takes one cycle: bandwidth is no limit
+    target = stalls(hi)
+    lo = dram_bytes / 1e9
+    if stalls(lo) <= target:               # e.g. a single tile: loading it is fill, never a stall
+        return 0.0
+    while hi - lo > rel_tol * hi:
+        mid = (lo + hi) / 2
+        if stalls(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi

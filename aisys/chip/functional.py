@@ -54,6 +54,61 @@ _MAX_RECORD = 4_000_000    # PE-cycles of activity kept for animation (9 bytes e
 # Kernels (numba-compatible Python: scalars, numpy arrays, no objects)
 # ---------------------------------------------------------------------------------------------------
 
+def _stream_right(val, pres, ok, fold, step, inj, start, src, t, F, T, fdiv, fmod):
+    """One cycle of a stream entering at the left edge (A in OS, the inputs in WS/IS): every row's tokens
+    move one PE right, and row i's edge takes the next element of the fold it is injecting, skewed by i
+    cycles: ``src[row, step]`` with row = ((f // fdiv) % fmod)·R + i (a padding zero past src's last row).
+    A token carries its value, whether it is present and real, its fold and its step. Returns the elements
+    read from ``src``."""
+    R, C = val.shape
+    reads = 0
+    for i in range(R):
+        for j in range(C - 1, 0, -1):
+            val[i, j] = val[i, j - 1]
+            pres[i, j] = pres[i, j - 1]
+            ok[i, j] = ok[i, j - 1]
+            fold[i, j] = fold[i, j - 1]
+            step[i, j] = step[i, j - 1]
+        pres[i, 0] = False
+        ok[i, 0] = False
+        f = inj[i]
+        if f < F and start[f] >= 0:
+            k = t - start[f] - i
+            if 0 <= k < T:
+                row = ((f // fdiv) % fmod) * R + i
+                pres[i, 0] = True
+                fold[i, 0] = f
+                step[i, 0] = k
+                if row < src.shape[0]:
+                    ok[i, 0] = True
+                    val[i, 0] = src[row, k]
+                    reads += 1
+                else:
+                    val[i, 0] = 0
+                if k == T - 1:
+                    inj[i] += 1
+    return reads
+
+
+def _tokens(R, C, dtype):
+    """A grid of tokens in flight: value, present, real (not padding), fold, step (-1: none yet)."""
+    return (np.zeros((R, C), dtype), np.zeros((R, C), np.bool_), np.zeros((R, C), np.bool_),
+            np.full((R, C), -1, np.int64), np.full((R, C), -1, np.int64))
+
+
+def _finish(counters, cycles, reads_a, reads_b, exits, writes, macs, start):
+    """What a finished run reports: cycles, reads of each operand, values leaving the array, final writes,
+    useful MACs, and when each fold's stream started."""
+    counters[0] = cycles
+    counters[1] = reads_a
+    counters[2] = reads_b
+    counters[3] = exits
+    counters[4] = writes
+    counters[5] = macs
+    for f in range(start.shape[0]):
+        counters[8 + f] = start[f]
+
+
 def _os_kernel(A, B, R, C, overlapped, record, out, activity, foldmap, tag, counters, max_cycles):
     M = A.shape[0]
     T = A.shape[1]
@@ -61,16 +116,8 @@ def _os_kernel(A, B, R, C, overlapped, record, out, activity, foldmap, tag, coun
     rf = (M + R - 1) // R
     cf = (N + C - 1) // C
     F = rf * cf
-    a_val = np.zeros((R, C), out.dtype)
-    a_pres = np.zeros((R, C), np.bool_)
-    a_ok = np.zeros((R, C), np.bool_)
-    a_fold = np.full((R, C), -1, np.int64)
-    a_k = np.full((R, C), -1, np.int64)
-    b_val = np.zeros((R, C), out.dtype)
-    b_pres = np.zeros((R, C), np.bool_)
-    b_ok = np.zeros((R, C), np.bool_)
-    b_fold = np.full((R, C), -1, np.int64)
-    b_k = np.full((R, C), -1, np.int64)
+    a_val, a_pres, a_ok, a_fold, a_k = _tokens(R, C, out.dtype)
+    b_val, b_pres, b_ok, b_fold, b_k = _tokens(R, C, out.dtype)
     acc = np.zeros((R, C), out.dtype)
     start = np.full(F, -1, np.int64)
     start[0] = 0
@@ -91,31 +138,7 @@ def _os_kernel(A, B, R, C, overlapped, record, out, activity, foldmap, tag, coun
             counters[7] = t
             return
         # A moves one PE to the right; the left edge takes row i's next element (skewed by i)
-        for i in range(R):
-            for j in range(C - 1, 0, -1):
-                a_val[i, j] = a_val[i, j - 1]
-                a_pres[i, j] = a_pres[i, j - 1]
-                a_ok[i, j] = a_ok[i, j - 1]
-                a_fold[i, j] = a_fold[i, j - 1]
-                a_k[i, j] = a_k[i, j - 1]
-            a_pres[i, 0] = False
-            a_ok[i, 0] = False
-            f = inj_row[i]
-            if f < F and start[f] >= 0:
-                k = t - start[f] - i
-                if 0 <= k < T:
-                    m = (f // cf) * R + i
-                    a_pres[i, 0] = True
-                    a_fold[i, 0] = f
-                    a_k[i, 0] = k
-                    if m < M:
-                        a_ok[i, 0] = True
-                        a_val[i, 0] = A[m, k]
-                        ifmap_reads += 1
-                    else:
-                        a_val[i, 0] = 0
-                    if k == T - 1:
-                        inj_row[i] += 1
+        ifmap_reads += _stream_right(a_val, a_pres, a_ok, a_fold, a_k, inj_row, start, A, t, F, T, cf, rf)
         # B moves one PE down; the top edge takes column j's next element (skewed by j)
         for j in range(C):
             for i in range(R - 1, 0, -1):
@@ -191,14 +214,7 @@ def _os_kernel(A, B, R, C, overlapped, record, out, activity, foldmap, tag, coun
                 start[next_fold] = t + 1
                 next_fold += 1
         t += 1
-    counters[0] = t + 1
-    counters[1] = ifmap_reads
-    counters[2] = filter_reads
-    counters[3] = writes
-    counters[4] = writes
-    counters[5] = macs
-    for f in range(F):
-        counters[8 + f] = start[f]
+    _finish(counters, t + 1, ifmap_reads, filter_reads, writes, writes, macs, start)
 
 
 def _stationary_kernel(S, X, R, C, overlapped, record, Y, activity, foldmap, tag, counters, max_cycles):
@@ -223,11 +239,7 @@ def _stationary_kernel(S, X, R, C, overlapped, record, Y, activity, foldmap, tag
     load_fold = np.full(C, -1, np.int64)
     load_step = np.zeros(C, np.int64)
     # streaming inputs (move right) and partial sums (move down)
-    x_val = np.zeros((R, C), Y.dtype)
-    x_pres = np.zeros((R, C), np.bool_)
-    x_ok = np.zeros((R, C), np.bool_)
-    x_fold = np.full((R, C), -1, np.int64)
-    x_m = np.full((R, C), -1, np.int64)
+    x_val, x_pres, x_ok, x_fold, x_m = _tokens(R, C, Y.dtype)
     p_val = np.zeros((R, C), Y.dtype)
     p_pres = np.zeros((R, C), np.bool_)
     p_fold = np.full((R, C), -1, np.int64)
@@ -254,31 +266,7 @@ def _stationary_kernel(S, X, R, C, overlapped, record, Y, activity, foldmap, tag
             load_fold[t] = 0          # double-buffered: column t starts loading fold 0 at cycle t
             load_step[t] = 0
         # inputs move one PE right; row i's left edge takes the next element (skewed by i)
-        for i in range(R):
-            for j in range(C - 1, 0, -1):
-                x_val[i, j] = x_val[i, j - 1]
-                x_pres[i, j] = x_pres[i, j - 1]
-                x_ok[i, j] = x_ok[i, j - 1]
-                x_fold[i, j] = x_fold[i, j - 1]
-                x_m[i, j] = x_m[i, j - 1]
-            x_pres[i, 0] = False
-            x_ok[i, 0] = False
-            f = inj_row[i]
-            if f < F and start[f] >= 0:
-                m = t - start[f] - i
-                if 0 <= m < T:
-                    r = (f % rf) * R + i
-                    x_pres[i, 0] = True
-                    x_fold[i, 0] = f
-                    x_m[i, 0] = m
-                    if r < Sr:
-                        x_ok[i, 0] = True
-                        x_val[i, 0] = X[m, r]
-                        x_reads += 1
-                    else:
-                        x_val[i, 0] = 0
-                    if m == T - 1:
-                        inj_row[i] += 1
+        x_reads += _stream_right(x_val, x_pres, x_ok, x_fold, x_m, inj_row, start, X.T, t, F, T, 1, rf)
         # PEs, bottom row first so each reads the partial sum its upper neighbour made last cycle
         finished_fold = -1
         for i in range(R - 1, -1, -1):
@@ -388,25 +376,21 @@ def _stationary_kernel(S, X, R, C, overlapped, record, Y, activity, foldmap, tag
             start[next_start] = t + 1
             next_start += 1
         t += 1
-    counters[0] = t + 1
-    counters[1] = x_reads
-    counters[2] = s_reads
-    counters[3] = exits
-    counters[4] = final_writes
-    counters[5] = macs
-    for f in range(F):
-        counters[8 + f] = start[f]
+    _finish(counters, t + 1, x_reads, s_reads, exits, final_writes, macs, start)
 
 
 _COMPILED: dict = {}
 
 
 def _kernel(name: str, engine: str):
+    global _stream_right, _finish, _tokens
     fn = {"os": _os_kernel, "stationary": _stationary_kernel}[name]
     if engine == "python":
         return fn
     if name not in _COMPILED:
         from numba import njit   # lazy: importing aisys.chip never loads numba
+        if not hasattr(_stream_right, "py_func"):       # the kernels' helpers are compiled with them
+            _stream_right, _finish, _tokens = (njit(cache=True)(f) for f in (_stream_right, _finish, _tokens))
         _COMPILED[name] = njit(cache=True)(fn)
     return _COMPILED[name]
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..framework import dtypes as _dt
+from ..framework.registry import Spec, get as get_op
 from .config import ChipConfig, preset
 
 
@@ -77,10 +79,23 @@ def roofline_point(name: str, flops: float, dram_bytes: float, chip, *, achieved
 
 _OP_KEYS = {"add": ("n",), "matmul": ("M", "N", "K"),
             "conv2d": ("batch", "C", "H", "W", "F", "k", "stride", "padding")}
+_DTYPE_OF_WIDTH = {1: _dt.int8, 2: _dt.float16, 4: _dt.float32, 8: _dt.float64}
+
+
+def _specs(op: str, d: dict, dtype):
+    """The input specs and attrs of one op from the exercise's dims (what the op registry's cost reads)."""
+    if op == "add":
+        return [Spec((d["n"],), dtype)] * 2, {}
+    if op == "matmul":
+        return [Spec((d["M"], d["K"]), dtype), Spec((d["K"], d["N"]), dtype)], {}
+    pair = lambda v: (int(v), int(v))                                    # noqa: E731
+    return ([Spec((d["batch"], d["C"], d["H"], d["W"]), dtype), Spec((d["F"], d["C"], d["k"], d["k"]), dtype)],
+            dict(stride=pair(d["stride"]), padding=pair(d["padding"]), dilation=(1, 1), groups=1))
 
 
 def op_flops_bytes(op: str, dims: dict, bytes_per_element: int = 4) -> tuple[int, int]:
-    """(FLOPs, DRAM bytes) of one op when every operand is read once and the result written once.
+    """(FLOPs, DRAM bytes) of one op when every operand is read once and the result written once: the op
+    registry's cost of the op on tensors of these sizes, with ``bytes_per_element``-byte elements.
 
     add:    n FLOPs; reads 2n, writes n elements          -> fp32: 1/12 FLOP/B
     matmul: 2·M·N·K FLOPs; reads M·K + K·N, writes M·N   -> N=1024 fp32: 2N³/(12N²) ~ 171 FLOP/B
@@ -91,20 +106,14 @@ def op_flops_bytes(op: str, dims: dict, bytes_per_element: int = 4) -> tuple[int
     missing = [k for k in _OP_KEYS[op] if k not in dims]
     if missing:
         raise ValueError(f"op_flops_bytes({op!r}): dims needs {list(_OP_KEYS[op])}, missing {missing}")
-    b = bytes_per_element
-    if op == "add":
-        n = dims["n"]
-        return n, 3 * n * b
-    if op == "matmul":
-        M, N, K = dims["M"], dims["N"], dims["K"]
-        return 2 * M * N * K, (M * K + K * N + M * N) * b
-    d = dims
-    oh = (d["H"] + 2 * d["padding"] - d["k"]) // d["stride"] + 1
-    ow = (d["W"] + 2 * d["padding"] - d["k"]) // d["stride"] + 1
-    flops = 2 * d["batch"] * d["F"] * oh * ow * d["C"] * d["k"] * d["k"]
-    nbytes = (d["batch"] * d["C"] * d["H"] * d["W"] + d["F"] * d["C"] * d["k"] * d["k"]
-              + d["batch"] * d["F"] * oh * ow) * b
-    return flops, nbytes
+    if bytes_per_element not in _DTYPE_OF_WIDTH:
+        raise ValueError(f"op_flops_bytes: bytes_per_element must be one of {sorted(_DTYPE_OF_WIDTH)}, "
+                         f"got {bytes_per_element!r}")
+    ins, attrs = _specs(op, dims, _DTYPE_OF_WIDTH[bytes_per_element])
+    d = get_op(op)
+    out = d.infer(*[Spec(x.shape, _dt.float32) for x in ins], **attrs)     # the shape (convs take floats)
+    c = d.cost(ins, Spec(out.shape, ins[0].dtype), **attrs)
+    return int(c.flops), int(c.bytes)
 
 
 def classify_op(op: str, dims: dict, chip, bytes_per_element: int = 4) -> tuple[float, str]:
@@ -123,7 +132,7 @@ def layer_roofline(layer, chip) -> RooflinePoint:
     """A layer record on ``chip``: DRAM bytes after tiling, achieved throughput from the simulation,
     and the matrix unit's ceilings (mapping efficiency, then pipeline fill) for GEMM-shaped layers."""
     from .cube import matrix_gemm
-    from .eventsim import simulate_layer
+    from .lowering import simulate_layer
     chip = preset(chip)
     res = simulate_layer(layer, chip)
     dram = res.dram_bytes["read"] + res.dram_bytes["write"]

@@ -34,6 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 import numpy as np
 
+from ..framework.shapes import conv_output_size  # noqa: F401  (one formula for every layer; re-exported)
+
 MODES = {
     "scalesim": "serialized folds, partial sums written back per K-fold (SCALE-Sim v2/v3, reports last cycle index)",
     "accumulate": "serialized folds, partial sums of all K-folds accumulate at the array edge",
@@ -274,15 +276,6 @@ def systolic_gemm(M: int, N: int, K: int, rows: int = 32, cols: int = 32, datafl
 # ---------------------------------------------------------------------------------------------------
 # Convolutions through im2col
 # ---------------------------------------------------------------------------------------------------
-
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """floor((size + 2·padding − kernel) / stride) + 1, as PyTorch computes it."""
-    out = (size + 2 * padding - kernel) // stride + 1
-    if out <= 0:
-        raise ValueError(f"conv: a {kernel}-wide kernel with stride {stride} and padding {padding} does not fit "
-                         f"an input of size {size} (output size would be {out}); add padding or shrink the kernel")
-    return out
-
 
 def conv_gemm_dims(H: int, W: int, C: int, F: int, kh: int, kw: int | None = None, stride: int = 1,
                    padding: int = 0, batch: int = 1) -> dict:

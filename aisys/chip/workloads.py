@@ -1,4 +1,6 @@
-"""Reference workloads as layer records: LeNet-5, ResNet-18, and the six apps of the TPU v1 paper.
+"""Reference workloads as layer records: ResNet-18 and the six apps of the TPU v1 paper (typed from the
+published architectures: aisys has no ResNet model to trace; LeNet, which it has, is traced from
+``aisys.models.LeNet`` by ``aisys.models.lenet_layers``).
 
 ``tpu_v1_apps()`` gives, per app of Jouppi et al. (ISCA 2017, Table 1), the published operational
 intensity (TPU ops — multiply-accumulates — per weight byte; equal to the batch size for the MLPs
@@ -9,36 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .program import Conv, Elementwise, Gemm, Pool, Softmax
-
-
-def lenet_layers(batch: int = 1) -> list:
-    """LeNet-5 for 28x28 MNIST digits (the first conv pads by 2): conv-relu-pool twice, then three FCs."""
-    return [
-        Conv("conv1", 28, 28, 1, 6, 5, padding=2, batch=batch),
-        Elementwise("relu1", "relu", batch * 6 * 28 * 28),
-        Pool("pool1", "max", batch, 6, 28, 28, 2),
-        Conv("conv2", 14, 14, 6, 16, 5, batch=batch),
-        Elementwise("relu2", "relu", batch * 16 * 10 * 10),
-        Pool("pool2", "max", batch, 16, 10, 10, 2),
-        Gemm("fc1", batch, 120, 400, activation="relu"),
-        Gemm("fc2", batch, 84, 120, activation="relu"),
-        Gemm("fc3", batch, 10, 84),
-        Softmax("softmax", batch, 10),
-    ]
+from ..framework.shapes import conv_output_size
+from .layers import Conv, Gemm
 
 
 def resnet18_layers(batch: int = 1, image: int = 224) -> list:
     """Every conv and the FC of ResNet-18 (He et al., 2016) on ``image`` x ``image`` RGB inputs:
     20 convolutions (incl. the three 1x1 stride-2 shortcuts) and one 512 -> 1000 GEMM."""
     layers = [Conv("conv1", image, image, 3, 64, 7, stride=2, padding=3, batch=batch)]
-    size = (image + 2 * 3 - 7) // 2 + 1
-    size = (size + 2 * 1 - 3) // 2 + 1          # 3x3 stride-2 max pool
+    size = conv_output_size(image, 7, 2, 3)
+    size = conv_output_size(size, 3, 2, 1)          # 3x3 stride-2 max pool
     cin = 64
     for stage, cout in enumerate((64, 128, 256, 512), start=1):
         for block in range(2):
             stride = 2 if (stage > 1 and block == 0) else 1
-            out = (size + 2 - 3) // stride + 1
+            out = conv_output_size(size, 3, stride, 1)
             layers.append(Conv(f"layer{stage}.{block}.conv1", size, size, cin, cout, 3, stride=stride, padding=1,
                                batch=batch))
             layers.append(Conv(f"layer{stage}.{block}.conv2", out, out, cout, cout, 3, padding=1, batch=batch))

@@ -12,11 +12,16 @@ row-broadcast bias becomes a 2-level loop. Inputs broadcast in every dimension (
 once, before the loops. The generated source depends only on the ops, the dtypes and these
 patterns, never on the sizes, so one compiled kernel serves every size with the same pattern.
 
+What each op computes comes from the op registry: an elementwise op's ``scalar`` expression (emitted by
+``aisys.framework.scalar``), a reduction's ``Reduction`` (combiner, identity, accumulator dtype, dims,
+finalizer), an anchor's numpy reference. No op is named here.
+
 Three kinds of group (TVM's classes as taught in 03Frontend/03OPFusion):
   * elementwise — a chain of elementwise/broadcast ops;
-  * reduce      — sum/mean/max/min/sum_to with its elementwise producers; the producers run inside the
-                  reduction loop (accumulating in float64 for floats, int64 for ints);
-  * epilogue    — matmul / conv2d / conv2d_nhwc followed by elementwise ops: the anchor runs through
+  * reduce      — a reduction with a combiner (sum, mean, max, min, sum_to) and its elementwise producers;
+                  the producers run inside the reduction loop, accumulating in the reduction's accumulator
+                  dtype (float64 for float sums, int64 for integer ones);
+  * epilogue    — a complex-out-fusable anchor (matmul, conv2d, conv2d_nhwc) followed by elementwise ops: it runs through
                   numpy (BLAS) into its output buffer, then the epilogue kernel updates that buffer in
                   place.
 
@@ -31,109 +36,28 @@ import math
 import numpy as np
 
 from ..framework import dtypes as _dt
+from ..framework import scalar as _scalar
 from ..framework.graph import Graph, Node
-from ..framework.registry import get as get_op
+from ..framework.registry import FusionKind, get as get_op
 
 #: dtypes the generated kernels handle (numba has no bfloat16/float16 arithmetic)
-KERNEL_DTYPES = frozenset({"bool", "int8", "int32", "int64", "float32", "float64"})
-#: elementwise ops with a code template
-ELEMENTWISE_OPS = frozenset({"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "eq", "ne", "lt",
-                             "le", "gt", "ge", "logical_not", "neg", "exp", "log", "sqrt", "sin", "cos", "tanh",
-                             "sign", "abs", "sigmoid", "relu", "gelu", "erf", "cast", "broadcast_to"})
-REDUCE_OPS = frozenset({"sum", "mean", "max", "min", "sum_to"})
-ANCHOR_OPS = frozenset({"matmul", "conv2d", "conv2d_nhwc"})
-
-_GELU_C = math.sqrt(2.0 / math.pi)
-_GELU_A = 0.044715
-_SQRT1_2 = math.sqrt(0.5)
+KERNEL_DTYPES = _scalar.EMIT_DTYPES
 
 
-# ---- small helpers ------------------------------------------------------------------------------
-class _Consts:
-    """Typed module-level constants (numba treats module globals as compile-time constants)."""
-
-    def __init__(self):
-        self.names: dict[tuple, str] = {}
-
-    def get(self, value, dtype: _dt.DType) -> str:
-        key = (dtype.name, repr(value))
-        if key not in self.names:
-            self.names[key] = f"_C{len(self.names)}"
-        return self.names[key]
-
-    def lines(self) -> list[str]:
-        out = []
-        for (dname, vrepr), name in self.names.items():
-            if dname == "bool":
-                out.append(f"{name} = {vrepr}")
-            else:
-                out.append(f"{name} = np.{dname}({vrepr})")
-        return out
+Constants = _scalar.Constants
+_cast = _scalar.cast_text
 
 
-def _cast(expr: str, dtype: _dt.DType) -> str:
-    if dtype.name == "bool":
-        return f"bool({expr})"
-    return f"np.{dtype.name}({expr})"
+def _emit(n: Node, args: list[str], argdt: list[_dt.DType], t: str, C: Constants) -> list[str]:
+    """Statements computing node ``n`` into variable ``t``: the op's scalar expression from the registry."""
+    expr = get_op(n.op).scalar_expr(len(args), **n.attrs)
+    if expr is None:
+        raise NotImplementedError(f"codegen: op {n.op!r} has no scalar expression in the registry "
+                                  f"(defop(..., scalar=...) at {get_op(n.op).source})")
+    return _scalar.emit(expr, args, argdt, n.dtype, C, t)
 
 
-def _emit(n: Node, args: list[str], argdt: list[_dt.DType], t: str, C: _Consts) -> list[str]:
-    """Statements computing node ``n`` into variable ``t`` from argument variables ``args``."""
-    D = n.dtype
-    a = args[0] if args else None
-    b = args[1] if len(args) > 1 else None
-    op = n.op
-    binops = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-    cmps = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-    if op in binops:
-        return [f"{t} = {_cast(f'{a} {binops[op]} {b}', D)}"]
-    if op in cmps:
-        return [f"{t} = {a} {cmps[op]} {b}"]
-    if op == "pow":
-        return [f"{t} = {_cast(f'np.power({a}, {b})', D)}"]
-    if op == "maximum":        # numpy: NaN in either operand propagates
-        return [f"{t} = {_cast(f'{a} if ({a} >= {b} or {a} != {a}) else {b}', D)}"]
-    if op == "minimum":
-        return [f"{t} = {_cast(f'{a} if ({a} <= {b} or {a} != {a}) else {b}', D)}"]
-    if op == "where":
-        c, x, y = args
-        return [f"{t} = {_cast(f'{x} if {c} else {y}', D)}"]
-    if op == "logical_not":
-        return [f"{t} = {_cast(f'{a} == 0', D)}"] if argdt[0].name != "bool" else [f"{t} = not {a}"]
-    if op == "neg":
-        return [f"{t} = {_cast(f'-{a}', D)}"]
-    if op in ("exp", "log", "sqrt", "sin", "cos", "tanh"):
-        return [f"{t} = {_cast(f'np.{op}({a})', D)}"]
-    if op == "abs":
-        return [f"{t} = {_cast(f'abs({a})', D)}"]
-    if op == "sign":
-        one, zero = C.get(1, D), C.get(0, D)
-        return [f"{t} = {_cast(f'{one} if {a} > {zero} else (-{one} if {a} < {zero} else {a})', D)}"]
-    if op == "relu":
-        zero = C.get(0.0 if D.is_floating else 0, D)
-        return [f"{t} = {_cast(f'{a} if ({a} >= {zero} or {a} != {a}) else {zero}', D)}"]
-    if op == "sigmoid":        # the reference's stable form: exp of a non-positive number only
-        one, zero = C.get(1.0, D), C.get(0.0, D)
-        return [f"{t}_e = np.exp(-abs({a}))",
-                f"{t} = {_cast(f'({one} / ({one} + {t}_e)) if {a} >= {zero} else ({t}_e / ({one} + {t}_e))', D)}"]
-    if op == "gelu" and n.attrs.get("approximate", "none") == "tanh":
-        half, one, c, k = C.get(0.5, D), C.get(1.0, D), C.get(_GELU_C, D), C.get(_GELU_A, D)
-        return [f"{t} = {_cast(f'{half} * {a} * ({one} + np.tanh({c} * ({a} * {a} * {a} * {k} + {a})))', D)}"]
-    if op == "gelu":           # the reference's form: x·Φ(x) = x·erfc(−x/√2)/2, in float64 as the reference does
-        return [f"{t}_x = np.float64({a})",
-                f"{t} = {_cast(f'0.5 * {t}_x * math.erfc(-{t}_x * {_SQRT1_2!r})', D)}"]
-    if op == "erf":
-        return [f"{t} = {_cast(f'math.erf(np.float64({a}))', D)}"]
-    if op == "cast":
-        if D.name == "bool":
-            return [f"{t} = {a} != 0"]
-        return [f"{t} = {_cast(a, D)}"]
-    if op == "broadcast_to":
-        return [f"{t} = {a}"]
-    raise NotImplementedError(f"codegen: no template for op {op!r}")
-
-
-def _body_statements(body: Graph, skip: set[int], var: dict[int, str], C: _Consts, indent: str) -> list[str]:
+def _body_statements(body: Graph, skip: set[int], var: dict[int, str], C: Constants, indent: str) -> list[str]:
     lines = []
     k = 0
     for n in body.nodes.values():
@@ -154,7 +78,7 @@ def _check_dtypes(body: Graph) -> None:
                             f"{', '.join(sorted(KERNEL_DTYPES))}")
 
 
-def _assemble(head: list[str], C: _Consts, lines: list[str]) -> str:
+def _assemble(head: list[str], C: Constants, lines: list[str]) -> str:
     if any("math." in ln for ln in lines):                # erf/erfc (exact GELU) come from Python's math module
         head = head[:-3] + ["import math"] + head[-3:]
     return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
@@ -209,7 +133,7 @@ def elementwise_source(body: Graph) -> str:
     in_nodes = [body.nodes[i] for i in body.inputs]
     groups, pats = broadcast_plan([n.shape for n in in_nodes], out.shape)
     r = len(groups)
-    C = _Consts()
+    C = Constants()
     idx = ", ".join(f"i{d}" for d in range(r))
     args = ", ".join(f"in{k}" for k in range(len(in_nodes)))
     lines = ["@njit(cache=True, error_model=\"numpy\")",
@@ -236,7 +160,20 @@ def elementwise_source(body: Graph) -> str:
     return _assemble(head, C, lines)
 
 
-class ElementwiseKernel:
+class _Compiled:
+    """A generated kernel: ``source`` is its text, ``fn`` the numba function (compiled on first use)."""
+    source: str
+    _fn = None
+
+    @property
+    def fn(self):
+        if self._fn is None:
+            from ..kernels import load_kernel
+            self._fn = load_kernel(self.source)
+        return self._fn
+
+
+class ElementwiseKernel(_Compiled):
     """A compiled elementwise group; call with the fused node's input arrays."""
     kind = "elementwise"
 
@@ -248,14 +185,6 @@ class ElementwiseKernel:
         groups, pats = broadcast_plan(in_shapes, self.out_shape)
         self.in_shapes, self.loop_shape = collapsed_shapes(in_shapes, self.out_shape, groups, pats)
         self.source = elementwise_source(body)
-        self._fn = None
-
-    @property
-    def fn(self):
-        if self._fn is None:
-            from ..kernels import load_kernel
-            self._fn = load_kernel(self.source)
-        return self._fn
 
     def __call__(self, *arrays, out: np.ndarray | None = None) -> np.ndarray:
         ins = [np.ascontiguousarray(a).reshape(s) for a, s in zip(arrays, self.in_shapes)]
@@ -267,24 +196,11 @@ class ElementwiseKernel:
 
 # ---- reduce -------------------------------------------------------------------------------------
 def _reduce_dims(root: Node, in_shape: tuple) -> tuple[int, ...]:
-    r = len(in_shape)
-    if root.op == "sum_to":
-        target = tuple(root.attrs["shape"])
-        lead = r - len(target)
-        return tuple(range(lead)) + tuple(lead + i for i, s in enumerate(target) if s == 1 and in_shape[lead + i] != 1)
-    dim = root.attrs.get("dim")
-    if dim is None:
-        return tuple(range(r))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    return tuple(sorted(int(d) % r for d in dims))
+    return tuple(sorted(get_op(root.op).reduction.dims(tuple(in_shape), **root.attrs)))
 
 
 def _acc_dtype(root: Node, x_dtype: _dt.DType) -> np.dtype:
-    if root.op in ("max", "min"):
-        return x_dtype.np
-    if x_dtype.is_floating:
-        return np.dtype(np.float64)
-    return np.dtype(np.int64)
+    return get_op(root.op).reduction.accumulate(x_dtype).np
 
 
 def reduce_source(body: Graph) -> str:
@@ -297,7 +213,7 @@ def reduce_source(body: Graph) -> str:
     r = len(in_shape)
     red = _reduce_dims(root, in_shape)
     in_nodes = [body.nodes[i] for i in body.inputs]
-    C = _Consts()
+    C = Constants()
     acc_np = _acc_dtype(root, P.dtype)
     acc_dt = _dt.from_numpy(acc_np)
     args = ", ".join(f"in{k}" for k in range(len(in_nodes)))
@@ -318,11 +234,16 @@ def reduce_source(body: Graph) -> str:
     suffix = red == tuple(range(r - len(red), r)) and len(red) > 0
     kept = [d for d in range(r) if d not in red]
 
+    combine_expr = _scalar.build(get_op(root.op).reduction.combine, 2)      # (acc, x) -> acc ⊕ x
+
     def combine(target: str, v: str) -> str:
-        if root.op in ("max", "min"):
-            cmp = ">" if root.op == "max" else "<"
-            return f"{target} = {v} if ({v} {cmp} {target} or {v} != {v}) else {target}"
-        return f"{target} += {_cast(v, acc_dt)}"
+        x_dt = P.dtype
+        if x_dt is not acc_dt:                               # widen first: the sum of float32 runs in float64
+            v, x_dt = _cast(v, acc_dt), acc_dt
+        if combine_expr.prim == "add" and [a.prim for a in combine_expr.args] == ["arg", "arg"] \
+                and combine_expr.args[0].value == 0:
+            return f"{target} += {v}"                        # acc + x: an augmented assignment
+        return _scalar.emit(combine_expr, [target, v], [acc_dt, x_dt], acc_dt, C, target, convert=False)[-1]
 
     ind = "    "
     order = kept + list(red) if suffix else list(range(r))
@@ -345,12 +266,13 @@ def reduce_source(body: Graph) -> str:
     return _assemble(head, C, lines)
 
 
-class ReduceKernel:
+class ReduceKernel(_Compiled):
     kind = "reduce"
 
     def __init__(self, body: Graph):
         self.body = body
         self.root = body.nodes[body.outputs[0]]
+        self.reduction = get_op(self.root.op).reduction
         P = body.nodes[self.root.inputs[0]]
         self.in_shape = tuple(P.shape)
         self.red = _reduce_dims(self.root, self.in_shape)
@@ -361,33 +283,14 @@ class ReduceKernel:
         r = len(self.in_shape)
         self.in_shapes = [(1,) * (r - len(body.nodes[i].shape)) + tuple(body.nodes[i].shape) for i in body.inputs]
         self.source = reduce_source(body)
-        self._fn = None
-
-    @property
-    def fn(self):
-        if self._fn is None:
-            from ..kernels import load_kernel
-            self._fn = load_kernel(self.source)
-        return self._fn
-
-    def _init_value(self):
-        """The identity of the reduction: 0 for sums, −inf / the smallest integer for max, and so on."""
-        if self.root.op in ("sum", "mean", "sum_to"):
-            return 0
-        if self.acc_dtype.kind == "f":
-            return -np.inf if self.root.op == "max" else np.inf
-        info = np.iinfo(self.acc_dtype)
-        return info.min if self.root.op == "max" else info.max
 
     def __call__(self, *arrays, out=None) -> np.ndarray:
         ins = [np.ascontiguousarray(a).reshape(s) for a, s in zip(arrays, self.in_shapes)]
-        if self.acc_dtype.kind == "b":
-            acc = np.full(self.acc_shape, self.root.op == "min", self.acc_dtype)
-        else:
-            acc = np.full(self.acc_shape, self._init_value(), self.acc_dtype)
+        acc = np.full(self.acc_shape, self.reduction.identity(_dt.from_numpy(self.acc_dtype)), self.acc_dtype)
         self.fn(*ins, acc, self.in_shape)
-        if self.root.op == "mean":
-            acc = acc / self.count
+        if self.reduction.finalize is not None:              # e.g. a mean: acc / count, on the whole array
+            expr = _scalar.build(self.reduction.finalize, 2)
+            acc = _scalar.evaluate(expr, [acc, np.asarray(self.count)])
         return acc.astype(self.out_dtype, copy=False).reshape(self.out_shape)
 
 
@@ -395,9 +298,11 @@ class ReduceKernel:
 def split_epilogue(body: Graph) -> tuple[Node, Graph, list[int]]:
     """(anchor node, epilogue body whose input 0 is the anchor's value, body-input positions feeding the
     epilogue's other inputs)."""
-    anchors = [n for n in body.nodes.values() if n.op in ANCHOR_OPS]
+    anchors = [n for n in body.nodes.values()
+               if not n.is_leaf and get_op(n.op).fusion is FusionKind.COMPLEX_OUT_FUSABLE]
     if len(anchors) != 1:
-        raise ValueError(f"epilogue body must contain exactly one matmul/conv anchor, found {len(anchors)}")
+        raise ValueError(f"epilogue body must contain exactly one complex-out-fusable anchor (matmul, conv), "
+                         f"found {len(anchors)}")
     A = anchors[0]
     E = Graph(body.name + "_epilogue")
     m: dict[int, int] = {A.id: E.add_input("anchor", A.shape, A.dtype).id}
@@ -445,6 +350,11 @@ class EpilogueKernel:
         if self.in_place and out is None:
             return self.elementwise(y, *rest, out=y)
         return self.elementwise(y, *rest, out=out)
+
+
+def kernel_source(node: Node) -> str:
+    """The generated source of a ``fused`` node's kernel (text only: numba compiles on the first call)."""
+    return build_kernel(node).source
 
 
 def build_kernel(node: Node):

@@ -15,13 +15,15 @@ Hooks run around every pass — ``pm.add_hook("before", fn(pass_name, graph))`` 
 """
 from __future__ import annotations
 
-import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ..framework.graph import Graph, GraphError
+from .codegen import kernel_source
 from .metrics import Metrics, graph_metrics
+from .passes import resolve
+from .pipeline import Fixpoint, Pass, pass_name
 from .rewriter import Decision, Rewrite, Rewriter, rule_location
 
 
@@ -55,6 +57,13 @@ class PassResult:
     @property
     def accepted(self) -> list[Decision]:
         return [d for d in self.decisions if d.verdict == "accepted"]
+
+    @property
+    def kernels(self) -> dict[str, str]:
+        """Generated source of every fused node this pass created, keyed by node ("%12"): what the pass
+        log shows next to the rewrite (numba compiles it only when the graph runs)."""
+        added = {i for w in self.rewrites for i in w.added}
+        return {f"%{n.id}": kernel_source(n) for n in self.graph.nodes.values() if n.op == "fused" and n.id in added}
 
     @property
     def label(self) -> str:
@@ -112,37 +121,6 @@ class PassLog(list):
         return f"<PassLog: {len(self)} passes, {sum(len(r.rewrites) for r in self)} rewrites>"
 
 
-@dataclass
-class Pass:
-    """A pass function with bound options and a display name."""
-    fn: Callable
-    name: str = ""
-    options: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if not self.name:
-            self.name = pass_name(self.fn)
-
-    def __call__(self, rw: Rewriter) -> None:
-        return self.fn(rw, **self.options)
-
-
-@dataclass
-class Fixpoint:
-    """Run ``passes`` again and again until a whole round changes nothing (or ``max_rounds``)."""
-    passes: list
-    max_rounds: int = 8
-    name: str = "fixpoint"
-
-
-def pass_name(fn) -> str:
-    if isinstance(fn, Pass):
-        return fn.name
-    if isinstance(fn, functools.partial):
-        return pass_name(fn.func)
-    return getattr(fn, "pass_name", None) or getattr(fn, "__name__", type(fn).__name__)
-
-
 def run_pass(fn, graph: Graph, *, iteration: int = 0, verify: bool = True) -> PassResult:
     """Run one pass on a copy of ``graph``; verify; return its PassResult (``graph`` is untouched)."""
     if not callable(fn):
@@ -183,8 +161,7 @@ class PassManager:
 
     def __init__(self, passes, *, verify: bool = True, fixpoint: bool = False, max_rounds: int = 8):
         if any(isinstance(p, (str, Fixpoint)) for p in passes):
-            from .passes import resolve         # names like "cse" (the passes package imports this module)
-            passes = resolve(passes)
+            passes = resolve(passes)            # names like "cse"
         self.passes = list(passes)
         for p in self.passes:
             if not (callable(p) or isinstance(p, Fixpoint)):

@@ -19,7 +19,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..framework.errors import ShapeError
 from ..framework.graph import Graph, interpret
-from ..framework.registry import OPS, Cost, FusionKind, Spec, defop, get as get_op
+from ..framework.shapes import conv_output_size
+from ..framework.registry import OPS, Cost, FusionKind, Spec, defop, get as get_op, matrix, through_body
 
 FUSED_KINDS = ("elementwise", "reduce", "epilogue")
 
@@ -61,10 +62,6 @@ def _pair_ok(v):
     return isinstance(v, tuple) and len(v) == 2
 
 
-def _out(size, k, s, p, d):
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
 def _nhwc_infer(x, w, *b, stride, padding, dilation, groups):
     if len(x.shape) != 4 or len(w.shape) != 4:
         raise ShapeError("conv2d_nhwc", f"expects input (N, H, W, C) and weight (O, KH, KW, C/groups), got "
@@ -79,10 +76,8 @@ def _nhwc_infer(x, w, *b, stride, padding, dilation, groups):
                          rule="weight.shape[3] × groups == input channels (last dim)")
     if b and tuple(b[0].shape) != (O,):
         raise ShapeError("conv2d_nhwc", f"bias shape {tuple(b[0].shape)} must be ({O},)", shapes=(b[0].shape,))
-    OH = _out(H, KH, stride[0], padding[0], dilation[0])
-    OW = _out(W, KW, stride[1], padding[1], dilation[1])
-    if OH <= 0 or OW <= 0:
-        raise ShapeError("conv2d_nhwc", f"input {tuple(x.shape)} is too small for kernel {(KH, KW)}")
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0], op="conv2d_nhwc", dim="H")
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1], op="conv2d_nhwc", dim="W")
     return Spec((N, OH, OW, O), x.dtype)
 
 
@@ -90,8 +85,8 @@ def _nhwc_ref(x, w, b=None, *, stride, padding, dilation, groups):
     """im2col on channels-last data: each window is KH·KW runs of C contiguous values."""
     N, H, W, C = x.shape
     O, KH, KW, Cg = w.shape
-    OH = _out(H, KH, stride[0], padding[0], dilation[0])
-    OW = _out(W, KW, stride[1], padding[1], dilation[1])
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0], op="conv2d_nhwc")
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1], op="conv2d_nhwc")
     ph, pw = padding
     xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if ph or pw else x
     sN, sH, sW, sC = xp.strides
@@ -119,10 +114,12 @@ def register() -> None:
     """Register the compiler's ops once (idempotent: importing twice must not fail)."""
     if "fused" not in OPS:
         defop("fused", infer=_fused_infer, ref=_fused_ref, cost=_fused_cost, fusion=FusionKind.OPAQUE,
+              chip=through_body("a fused group runs as its body: one vector layer for an elementwise or reduce "
+                                "group, the matrix layer and its epilogue for an epilogue group"),
               doc="A fused group: one kernel for a subgraph (attrs: kind, ops, _body).")
     if "conv2d_nhwc" not in OPS:
         defop("conv2d_nhwc", infer=_nhwc_infer, ref=_nhwc_ref, cost=_nhwc_cost,
-              fusion=FusionKind.COMPLEX_OUT_FUSABLE,
+              fusion=FusionKind.COMPLEX_OUT_FUSABLE, chip=matrix("conv", layout="NHWC"),
               doc="Channels-last convolution: x (N,H,W,C), w (O,KH,KW,C/groups), out (N,OH,OW,O). An inference "
                   "layout op created by the layout pass (no VJP).")
 

@@ -121,6 +121,15 @@ class Rewriter:
     def users(self) -> dict[int, list[int]]:
         return self.graph.users()
 
+    def fresh_name(self, base: str) -> str:
+        """``base``, or ``base2``, ``base3``, … — the first that no input or parameter of the graph has."""
+        taken = self.graph.names()
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}{k}"
+        return name
+
     def value_of(self, i: int) -> np.ndarray | None:
         """The array of a const node (None for anything else)."""
         n = self.graph.nodes[i]
@@ -145,8 +154,7 @@ class Rewriter:
 
     def add_param(self, name: str, value, *, provenance=(), source: str = "") -> Node:
         """A new parameter (e.g. folded weights). Its name must be new to the graph."""
-        taken = {n.name for n in self.graph.nodes.values() if n.op in ("param", "input")}
-        if name in taken:
+        if name in self.graph.names():
             raise ValueError(f"{self.pass_name}: a parameter or input named {name!r} already exists; "
                              f"pick a new name for the rewritten parameter (e.g. {name + '_1'!r})")
         n = self.graph.add_param(name, np.asarray(value), source=source)
@@ -173,7 +181,7 @@ class Rewriter:
             raise GraphError(f"{self.pass_name} [{self._rule_name(rule)}]: replacing %{old} ({a.op}: {a.type_str()}) "
                              f"by %{new} ({b.op}: {b.type_str()}) changes the value's type; a rewrite must "
                              f"keep shape and dtype")
-        if old in self._ancestors(new):
+        if old in self.graph.ancestors([new]):
             raise GraphError(f"{self.pass_name} [{self._rule_name(rule)}]: %{new} depends on %{old}; "
                              f"replacing would create a cycle")
         changed = tuple(sorted({n.id for n in g.nodes.values() if old in n.inputs and n.id != new}))
@@ -256,16 +264,6 @@ class Rewriter:
         r = Rewrite(self._rule_name(rule), tuple(removed), added, changed, self._rule_loc(rule, depth + 1), note)
         self.rewrites.append(r)
         return r
-
-    def _ancestors(self, i: int) -> set[int]:
-        seen, stack = set(), [i]
-        while stack:
-            j = stack.pop()
-            if j in seen:
-                continue
-            seen.add(j)
-            stack.extend(self.graph.nodes[j].inputs)
-        return seen
 
     def _erase_dead_from(self, roots) -> tuple[int, ...]:
         """Remove ``roots`` and, transitively, producers left without readers (never graph inputs,

@@ -26,6 +26,9 @@ from ..framework import dtypes as _dt
 from ..framework.graph import Graph, interpret
 from ..framework.ops._common import broadcast_shapes
 
+# The generator's vocabulary: which registered ops a random graph draws (a fuzzer's grammar, chosen so values
+# stay finite: no log/sqrt/div of arbitrary values). What each op computes comes from the registry; a test
+# holds every one of them to a scalar expression or a combiner the kernels compute.
 UNARY = ("neg", "abs", "relu", "tanh", "sigmoid", "sin", "cos", "gelu")
 BINARY = ("add", "sub", "mul", "maximum", "minimum")
 REDUCE = ("sum", "mean", "max", "min")

@@ -12,41 +12,27 @@ import itertools
 import numpy as np
 
 from .inplace import check_saved, resolve_rebased
-from .tensor import Tensor, _Mode, enable_grad, no_grad, set_grad_enabled
+from .walk import postorder
+from .tensor import Tensor, _Mode, _ops as _tensor_methods, enable_grad, no_grad, set_grad_enabled
+
+
+def _recorded_inputs(t):
+    """The recorded inputs of ``t``'s op. An input that an in-place op rebased after this op ran is replaced,
+    once, by the shadow of its old history."""
+    ctx = t._ctx
+    if ctx[1] is _FREED:
+        raise RuntimeError("backward through a graph a second time: its saved intermediates were freed "
+                           "after the first backward(); pass retain_graph=True to the first call")
+    if _Mode.rebases:
+        ins = resolve_rebased(ctx[1], t._epoch)
+        if ins is not ctx[1]:
+            t._ctx = ctx = (ctx[0], ins, ctx[2])
+    return [x for x in ctx[1] if x._ctx is not None]
 
 
 def _topo(roots):
-    """Tensors reachable from ``roots`` through recorded ops, inputs before outputs (iterative DFS). An input
-    that an in-place op rebased after this op ran is replaced, once, by the shadow of its old history."""
-    order, seen = [], set()
-    rebased = _Mode.rebases
-    for root in roots:
-        if root._ctx is None or id(root) in seen:
-            continue
-        stack = [(root, False)]
-        while stack:
-            t, done = stack.pop()
-            if done:
-                order.append(t)
-                continue
-            if id(t) in seen:
-                continue
-            seen.add(id(t))
-            stack.append((t, True))
-            ctx = t._ctx
-            if ctx is None:
-                continue
-            if ctx[1] is _FREED:
-                raise RuntimeError("backward through a graph a second time: its saved intermediates were freed "
-                                   "after the first backward(); pass retain_graph=True to the first call")
-            if rebased:
-                ins = resolve_rebased(ctx[1], t._epoch)
-                if ins is not ctx[1]:
-                    t._ctx = ctx = (ctx[0], ins, ctx[2])
-            for x in ctx[1]:
-                if x._ctx is not None and id(x) not in seen:
-                    stack.append((x, False))
-    return order
+    """Tensors reachable from ``roots`` through recorded ops, inputs before outputs."""
+    return postorder([r for r in roots if r._ctx is not None], _recorded_inputs)
 
 
 _FREED = ("freed",)     # replaces a record's inputs once backward() has released them (the op name stays)
@@ -74,11 +60,10 @@ def _accumulate(op, inputs, in_grads, grads: dict, keep: dict, arrays: bool) -> 
 
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_INDEX_INPUTS = {"cross_entropy", "embedding", "gather", "index"}   # ops whose integer inputs are indices
 
 
 def _fast_path_ok(create_graph: bool) -> bool:
-    """A plain first-order backward that nobody watches op by op can run on numpy arrays (fast_vjp)."""
+    """A plain first-order backward that nobody watches op by op can run on numpy arrays (each op's vjp_np twin)."""
     return not (create_graph or _Mode.observers or _Mode.anomaly or _Mode.forward_ad)
 
 
@@ -146,7 +131,7 @@ def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None, own_leave
                 else:
                     for x in inputs:                    # numpy and aisys promote mixed dtypes differently
                         xd = x._data.dtype
-                        if xd is not dt and xd != np.bool_ and (op.name not in _INDEX_INPUTS or xd.kind not in "iu"):
+                        if xd is not dt and xd != np.bool_ and (not op.takes_indices or xd.kind not in "iu"):
                             twin = None
                             break
             if twin is not None:
@@ -249,6 +234,9 @@ def backward(t: Tensor, gradient=None, retain_graph: bool | None = None, create_
             leaf.grad = leaf.grad + g
         else:
             leaf.grad = Tensor._wrap(leaf.grad._data + g._data)
+
+
+_tensor_methods.backward = backward         # Tensor.backward calls it (tensor.py cannot import this module)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
@@ -606,3 +594,6 @@ class Function:
         for ob in list(_Mode.observers):
             ob(op, inputs, attrs, out)
         return out
+
+
+_tensor_methods.Node = Node                 # Tensor.grad_fn makes one (tensor.py cannot import this module)

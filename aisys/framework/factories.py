@@ -16,7 +16,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .device import as_device
-from .tensor import Tensor, _Generator, as_tensor
+from .tensor import Tensor, _Generator, _ops as _tensor_methods, as_tensor
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
            "empty_like", "full_like", "rand_like", "randn_like", "randint_like", "arange", "linspace", "logspace",
@@ -368,3 +368,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
                              f"{np.count_nonzero(row)} categories with positive weight (pass replacement=True)")
         out[r] = rng.choice(row.size, size=num_samples, replace=replacement, p=row / total)
     return Tensor._wrap(out.reshape(w.shape[:-1] + (num_samples,)))
+
+
+# what Tensor's constructor and methods call (tensor.py cannot import this module: it imports Tensor)
+vars(_tensor_methods).update(array_of=_array_of, python_dtype=_python_dtype, tensor=tensor, multinomial=multinomial)

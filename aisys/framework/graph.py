@@ -9,12 +9,12 @@ widget can show where a fused or folded node's work originated. Printed form:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import dtypes as _dt
+from .interpreter import Interpreter, evaluate_node  # noqa: F401  (evaluate_node: the IR's executable spec)
 from .registry import OPS, Spec, get as get_op
 
 LEAVES = ("input", "param", "const")
@@ -38,16 +38,16 @@ class Node:
         return self.op in LEAVES
 
     @property
+    def spec(self) -> Spec:
+        return Spec(tuple(self.shape), self.dtype)
+
+    @property
     def numel(self) -> int:
-        return math.prod(self.shape)
+        return self.spec.numel
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.dtype.itemsize
-
-    @property
-    def spec(self) -> Spec:
-        return Spec(tuple(self.shape), self.dtype)
+        return self.spec.nbytes
 
     def type_str(self) -> str:
         return f"{self.dtype.short}[{','.join(str(s) for s in self.shape)}]"
@@ -154,16 +154,24 @@ class Graph:
                 u[i].append(n.id)
         return u
 
-    def live_ids(self) -> set[int]:
-        """Nodes reachable backwards from the outputs (everything else is dead code)."""
-        live, stack = set(), list(self.outputs)
+    def ancestors(self, roots) -> set[int]:
+        """``roots`` and every node they read, directly or not (reachable backwards along inputs)."""
+        seen, stack = set(), list(roots)
         while stack:
             i = stack.pop()
-            if i in live:
+            if i in seen:
                 continue
-            live.add(i)
+            seen.add(i)
             stack.extend(self.nodes[i].inputs)
-        return live
+        return seen
+
+    def live_ids(self) -> set[int]:
+        """Nodes reachable backwards from the outputs (everything else is dead code)."""
+        return self.ancestors(self.outputs)
+
+    def names(self) -> set[str]:
+        """The names taken by inputs and parameters (a new parameter needs a fresh one)."""
+        return {n.name for n in self.nodes.values() if n.op in ("param", "input")}
 
     def params(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.op == "param"]
@@ -322,36 +330,11 @@ class Graph:
                 raise GraphError(f"graph output %{i} does not exist")
 
 
-def evaluate_node(n: Node, args: list) -> np.ndarray:
-    """One node through the registry's numpy reference (the executable spec of the IR)."""
-    out = get_op(n.op).ref(*args, **n.attrs)
-    out = np.asarray(out)
-    if out.dtype != n.dtype.np:
-        out = out.astype(n.dtype.np)
-    return out
-
-
 def interpret(graph: Graph, *inputs, params: dict | None = None) -> list[np.ndarray]:
-    """Run ``graph`` node by node on numpy arrays; returns the list of outputs.
+    """Run ``graph`` node by node on numpy arrays through the registry's references; returns the outputs.
 
-    ``params`` optionally overrides parameter values by name (e.g. after an optimizer step).
+    ``params`` optionally overrides parameter values by name (e.g. after an optimizer step). (The walk is
+    :class:`aisys.framework.interpreter.Interpreter`, shared with every other runner of a graph.)
     """
-    graph.check_edges()
-    if len(inputs) != len(graph.inputs):
-        raise ValueError(f"graph {graph.name!r} takes {len(graph.inputs)} inputs "
-                         f"({', '.join(graph.nodes[i].name for i in graph.inputs)}), got {len(inputs)}")
-    env: dict[int, np.ndarray] = {}
-    for i, x in zip(graph.inputs, inputs):
-        node = graph.nodes[i]
-        arr = np.asarray(x._data if hasattr(x, "_data") else x)
-        if tuple(arr.shape) != tuple(node.shape):
-            raise ValueError(f"input {node.name!r} expects shape {tuple(node.shape)}, got {tuple(arr.shape)}")
-        env[i] = arr.astype(node.dtype.np, copy=False)
-    for n in graph.nodes.values():
-        if n.op == "input":
-            continue
-        if n.op in ("param", "const"):
-            env[n.id] = params[n.name] if params and n.name in params else n.value
-            continue
-        env[n.id] = evaluate_node(n, [env[i] for i in n.inputs])
-    return [env[i] for i in graph.outputs]
+    graph.check_edges()                  # a dangling edge or a cycle is a GraphError naming it, not a KeyError
+    return Interpreter(graph).run(*inputs, params=params)

@@ -30,7 +30,7 @@ import weakref
 import numpy as np
 
 from .errors import ShapeError, user_location
-from .tensor import Tensor, _Mode, no_grad
+from .tensor import Tensor, _Mode, _inplace as _tensor_inplace, no_grad
 
 _KEEP = 32                   # recent writes remembered per storage (their epochs and source lines)
 
@@ -266,3 +266,7 @@ def fill_random(t: Tensor, name: str, draw) -> Tensor:
 
 __all__ = ["bump", "version", "owner", "check_saved", "resolve_rebased", "check_leaf", "update", "write",
            "fill_random"]
+
+
+vars(_tensor_inplace).update({k: v for k, v in globals().items()      # what Tensor's in-place methods call
+                             if not k.startswith("_") and getattr(v, "__module__", None) == __name__})

@@ -17,8 +17,7 @@ class LRScheduler:
     """Sets each group's ``lr`` from the epoch count: call ``step()`` once per epoch, after optimizer.step()."""
 
     def __init__(self, optimizer, last_epoch: int = -1):
-        from .optim import Optimizer
-        if not isinstance(optimizer, Optimizer):
+        if not isinstance(getattr(optimizer, "param_groups", None), list):     # (optim imports this module)
             raise TypeError(f"{type(self).__name__}: expected an aisys.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         for g in optimizer.param_groups:

@@ -65,6 +65,17 @@ def _maximum(x, y):
     return np.maximum(x, y) if isinstance(x, np.ndarray) else x.maximum(y)
 
 
+def zero_grads(params, set_to_none: bool = True) -> None:
+    """Forget the gradients of ``params`` (``.grad = None``), or set them to zeros of their shape."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad = Tensor._wrap(np.zeros_like(p.grad._data))
+
+
 class Optimizer:
     """Holds ``param_groups`` (dicts with 'params' and hyper-parameters) and per-parameter ``state``."""
 
@@ -104,14 +115,7 @@ class Optimizer:
         self.param_groups.append(full)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad = Tensor._wrap(np.zeros_like(p.grad._data))
+        zero_grads((p for g in self.param_groups for p in g["params"]), set_to_none)
 
     def step(self) -> None:
         raise NotImplementedError

@@ -11,23 +11,41 @@ Each op is defined once with
   quantized                            how the op runs on quantized integer tensors (a QuantizedForm), read by
                                        post-training quantization and the integer-folding pass; None: it has none
 
+and, for the consumers below the framework:
+  scalar(*operands, **attrs) -> Expr   elementwise/broadcast ops: what one output element is, as a small
+                                       expression (aisys.framework.scalar) the fused-kernel generator emits,
+                                       the fusion pass fuses and the chip's vector unit runs; an op with a
+                                       scalar expression may leave out ``ref`` (it is evaluated from it)
+  reduction                            reductions: a :class:`Reduction` (combiner, identity, accumulator
+                                       dtype, reduced dims, finalizer), read by the reduce-kernel generator
+  chip                                 a :class:`ChipLowering`: which unit of the simulated chip runs the op
+                                       and with which instruction, or why it cannot (``not_lowerable``)
+  vjp_np(g, out, *inputs, **attrs)     optional, for speed only: the same VJP on numpy arrays, written next
+                                       to ``vjp``; a plain first-order ``backward()`` runs it instead of
+                                       building backward ops (a test holds every one equal to ``vjp``)
+
 Optional, for in-place safety: ``saved``, which values the VJP reads (input indices and/or "out"; an entry
 ``(v, j, ...)`` means v is read only for the gradient of inputs j, ...; None, the default, means all of them).
 ``backward()`` refuses to run a VJP whose saved values were overwritten in place after the op ran (see
 ``inplace``), as PyTorch does; ops that only need shapes declare ``saved=()``.
 
-Optional, for speed only: ``vjp_np(g, out, *inputs, **attrs)``, the same VJP on numpy arrays, which a plain
-first-order ``backward()`` uses instead of building backward ops (see ``fast_vjp``; a test holds every one
-equal to ``vjp``, which stays the definition).
+Defining an op::
+
+    defop("softsign", infer=same_spec("softsign", float_only=True), fusion=FusionKind.ELEMENTWISE,
+          scalar=lambda x: x / (1.0 + abs(x)),                      # ref, kernel, fusion, chip: from here
+          vjp=lambda g, out, x: (g / ((1.0 + x.abs()) * (1.0 + x.abs())),),
+          jvp=lambda t, out, x: t[0] / ((1.0 + x.abs()) * (1.0 + x.abs())))
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, NamedTuple
 
+from . import dtypes as _dt
 from .dtypes import DType
 
 
@@ -63,6 +81,84 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class Reduction:
+    """How a reduction combines elements, read by the reduce-kernel generator (and the chip's vector unit).
+
+    ``combine(acc, x)`` is an associative scalar expression (``acc + x``); ``identity(acc_dtype)`` its
+    neutral element (0, or −inf for a float max); ``accumulate(dtype)`` the accumulator dtype for an input
+    dtype (sums of float32 accumulate in float64); ``dims(in_shape, **attrs)`` the reduced axes;
+    ``finalize(acc, count)`` an optional last step (``acc / count`` for a mean)."""
+    combine: Callable
+    identity: Callable
+    accumulate: Callable
+    dims: Callable
+    finalize: Callable | None = None
+
+
+@dataclass(frozen=True)
+class ChipLowering:
+    """How the simulated chip runs an op: on ``unit`` ("matrix" or "vector") with ``instruction`` (its
+    ISA's name: "gemm", "conv", "relu", "softmax", …; "" = the vector instructions of the op's scalar
+    expression), with ``params`` such as the data layout. ``unit`` "addressing": no work (a view or a
+    re-indexing the compiler turns into addresses); "body": lowered through the subgraph in its attrs;
+    None: not lowerable, and ``why`` says so."""
+    unit: str | None
+    instruction: str = ""
+    why: str = ""
+    params: tuple = ()
+
+    @property
+    def lowerable(self) -> bool:
+        return self.unit is not None
+
+    def param(self, key: str, default=None):
+        return dict(self.params).get(key, default)
+
+    def instruction_for(self, attrs: dict) -> str:
+        """The instruction for a node with these attrs: a variant the op declares for one of its attribute
+        values (exact GELU costs an erf, its approximate='tanh' form a tanh), else ``instruction``."""
+        for (attr, value), instruction in self.param("variants", ()):
+            if attrs.get(attr) == value:
+                return instruction
+        return self.instruction
+
+    def __str__(self) -> str:
+        if self.unit is None:
+            return f"not lowerable: {self.why}"
+        if self.unit in ("addressing", "body"):
+            return f"{self.unit}: {self.why}"
+        return f"{self.unit} unit, {self.instruction or 'its scalar expression'}"
+
+
+def vector(instruction: str = "", *, variants: dict | None = None, **params) -> ChipLowering:
+    """Runs on the vector unit as ``instruction`` ("" = one instruction per primitive of its expression);
+    ``variants`` {(attr, value): instruction} name another instruction for nodes with that attribute value."""
+    if variants:
+        params["variants"] = tuple(sorted(variants.items()))
+    return ChipLowering("vector", instruction, params=tuple(sorted(params.items())))
+
+
+def matrix(instruction: str, **params) -> ChipLowering:
+    """Runs on the matrix unit (cube / systolic array) as ``instruction`` ("gemm", "conv", "linear")."""
+    return ChipLowering("matrix", instruction, params=tuple(sorted(params.items())))
+
+
+def addressing(why: str) -> ChipLowering:
+    """No work on the chip: the compiler turns it into addressing (a view, a re-indexing)."""
+    return ChipLowering("addressing", why=why)
+
+
+def through_body(why: str) -> ChipLowering:
+    """Lowered by lowering the subgraph the op holds in its attrs."""
+    return ChipLowering("body", why=why)
+
+
+def not_lowerable(why: str) -> ChipLowering:
+    """The chip model has no lowering for this op; ``why`` is what the error tells the user."""
+    return ChipLowering(None, why=why)
+
+
+@dataclass(frozen=True)
 class QuantizedForm:
     """How an op runs on quantized tensors (aisys.framework.compress), for int8 inference without floats.
 
@@ -94,13 +190,42 @@ class OpDef:
     doc: str = ""
     source: str = ""                # file:line of the definition, shown by pass logs and docs
     torch_name: str | None = None   # the PyTorch function this mirrors, for docs
-    vjp_np: Callable | None = None  # numpy twin of vjp for the eager fast path (fast_vjp.py); optional
+    vjp_np: Callable | None = None  # numpy twin of vjp for the eager fast path (written next to vjp); optional
     saved: tuple | None = None      # values the VJP reads: input indices and/or "out"; None: all of them
+    scalar: Callable | None = None  # elementwise ops: operands (+ attrs) -> aisys.framework.scalar.Expr
+    reduction: Reduction | None = None
+    chip: ChipLowering | None = None
+    takes_indices: bool = False     # its integer inputs are indices (gather, embedding, targets), not numbers
+    kernels: dict = field(default_factory=dict)   # (device, dtype, layout) -> kernel, see aisys.framework.dispatch
+    eager: Callable | None = None   # what an eager call runs on arrays: ``ref``, or the dispatcher once kernels
+                                    # are registered for the op (one attribute read either way)
+
     quantized: QuantizedForm | None = None   # how it runs on integer codes (compress); None: no quantized form
+
+    def __post_init__(self):
+        if self.eager is None:
+            self.eager = self.ref
 
     @property
     def differentiable(self) -> bool:
         return self.vjp is not None
+
+    def scalar_expr(self, n_inputs: int, **attrs):
+        """The scalar expression for ``n_inputs`` operands and these attrs (None if the op has none)."""
+        if self.scalar is None:
+            return None
+        from .scalar import build
+        return build(self.scalar, n_inputs, attrs)
+
+    @property
+    def lowering(self) -> ChipLowering:
+        """The declared chip lowering; ops without one run their scalar expression (or combiner) on the
+        vector unit, and anything else is not lowerable."""
+        if self.chip is not None:
+            return self.chip
+        if self.scalar is not None or self.reduction is not None:
+            return vector()
+        return not_lowerable(f"{self.name} declares no chip lowering (defop(..., chip=...) at {self.source})")
 
     def __repr__(self) -> str:
         return f"<op {self.name} ({self.fusion.value}) defined at {self.source}>"
@@ -109,19 +234,55 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
-def defop(name: str, *, infer, ref, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
-          pure: bool = True, doc: str = "", torch_name: str | None = None, saved: tuple | None = None,
+def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
+          pure: bool = True, doc: str = "", torch_name: str | None = None, vjp_np=None, scalar=None,
+          reduction: Reduction | None = None, chip: ChipLowering | None = None,
+          takes_indices: bool = False, saved: tuple | None = None,
           quantized: QuantizedForm | None = None) -> OpDef:
-    """Register an op. Called once per op at import of aisys.framework.ops."""
+    """Register an op. Called once per op at import of aisys.framework.ops (see the module docstring)."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered at {OPS[name].source}")
+    fusion = FusionKind(fusion)
+    if scalar is not None and fusion not in (FusionKind.ELEMENTWISE, FusionKind.BROADCAST):
+        raise ValueError(f"defop({name!r}): a scalar expression describes an elementwise op, but fusion is "
+                         f"{fusion.value}; use FusionKind.ELEMENTWISE or BROADCAST")
+    if reduction is not None and fusion is not FusionKind.REDUCE:
+        raise ValueError(f"defop({name!r}): a reduction spec needs fusion=FusionKind.REDUCE, got {fusion.value}")
+    if ref is None:
+        if scalar is None:
+            raise ValueError(f"defop({name!r}): give a numpy reference ``ref`` (or a scalar expression to "
+                             f"evaluate it from)")
+        ref = _ref_from_scalar(scalar)
     frame = sys._getframe(1)         # where the op is defined (cheap: no source lines are read)
-    op = OpDef(name=name, infer=infer, ref=ref, vjp=vjp, jvp=jvp, fusion=FusionKind(fusion),
+    op = OpDef(name=name, infer=infer, ref=ref, vjp=vjp, jvp=jvp, fusion=fusion,
                cost=cost or default_cost, pure=pure, doc=doc,
                source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name,
+               vjp_np=vjp_np, scalar=scalar, reduction=reduction, chip=chip, takes_indices=takes_indices,
                saved=None if saved is None else tuple(saved), quantized=quantized)
     OPS[name] = op
     return op
+
+
+def _ref_from_scalar(scalar: Callable) -> Callable:
+    def ref(*arrays, **attrs):
+        from .scalar import build, evaluate
+        return evaluate(build(scalar, len(arrays), attrs), arrays)
+    return ref
+
+
+@contextlib.contextmanager
+def temporary_op(name: str, **definition):
+    """Register ``defop(name, **definition)`` for the duration of a ``with`` block, then remove it (and
+    any kernel registered for it). For exercises and tests that define an op of their own."""
+    if name in OPS:
+        raise ValueError(f"temporary_op: an op named {name!r} is already registered at {OPS[name].source}")
+    frame = sys._getframe(2)
+    op = defop(name, **definition)
+    op.source = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    try:
+        yield op
+    finally:
+        OPS.pop(name, None)
 
 
 def get(name: str) -> OpDef:
@@ -137,3 +298,34 @@ def default_cost(in_specs, out_spec, **attrs) -> Cost:
     """One FLOP per output element; bytes = every input read once + the output written once."""
     return Cost(flops=out_spec.numel,
                 bytes=sum(s.nbytes for s in in_specs) + out_spec.nbytes)
+
+
+# ---- reductions -----------------------------------------------------------------------------------------
+def reduce_dims(in_shape, dim=None, keepdim=False, **attrs) -> tuple:
+    """The axes a ``dim``/``keepdim`` reduction reduces (all of them for dim=None)."""
+    from .shapes import norm_dims
+    return norm_dims("reduce", dim, len(in_shape), in_shape)
+
+
+def sum_accumulator(dtype: DType) -> DType:
+    """Sums accumulate floats in float64 and integers (and bools) in int64."""
+    return _dt.float64 if dtype.is_floating else _dt.int64
+
+
+def same_accumulator(dtype: DType) -> DType:
+    return dtype
+
+
+def extreme_identity(largest: bool):
+    """The identity of max (largest=True) or min: −inf/+inf for floats, the integer range's end, False/True."""
+    import numpy as np
+
+    def identity(acc_dtype: DType):
+        npd = acc_dtype.np
+        if acc_dtype.name == "bool":
+            return not largest
+        if npd.kind == "f" or acc_dtype.is_floating:
+            return -np.inf if largest else np.inf
+        info = np.iinfo(npd)
+        return info.min if largest else info.max
+    return identity

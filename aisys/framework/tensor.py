@@ -1,13 +1,19 @@
 """Tensor: a numpy array plus what autodiff, forward mode and tracing need to know about it.
 
 Every operation goes through :func:`apply`, which reads the op registry: shape/dtype inference
-first (so errors teach before numpy fails), then the numpy reference, then the tape record,
-the forward-mode tangent, and any observers (the tracer, the anomaly detector).
+first (so errors teach before numpy fails), then the kernel (``op.eager``: the op's numpy reference,
+or the dispatcher, which picks one, once kernels are registered for the op), then the tape record, the
+forward-mode tangent, and any observers (the tracer, the anomaly detector).
+
+Tensor's methods (``x.exp()``, ``x + y``, ``x.backward()``) call the public functions of
+``aisys.framework.ops``, ``.autograd`` and ``.factories`` through ``_ops``, a namespace those modules fill when they
+load: they import Tensor, so Tensor does not import them (the import points one way, the call the other).
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import types
 
 import numpy as np
 
@@ -36,12 +42,12 @@ def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
         op = _OPS.get(op) or _get_op(op)         # _get_op only to raise its "did you mean" KeyError
     spec = op.infer(*inputs, **attrs)
     n = len(inputs)                               # the common arities without building a list
-    if n == 2:
-        data = op.ref(inputs[0]._data, inputs[1]._data, **attrs)
+    if n == 2:                                    # op.eager: the reference, or the dispatcher when kernels are
+        data = op.eager(inputs[0]._data, inputs[1]._data, **attrs)            # registered for the op
     elif n == 1:
-        data = op.ref(inputs[0]._data, **attrs)
+        data = op.eager(inputs[0]._data, **attrs)
     else:
-        data = op.ref(*[t._data for t in inputs], **attrs)
+        data = op.eager(*[t._data for t in inputs], **attrs)
     if type(data) is not np.ndarray:
         data = np.asarray(data)
     want = spec[1].np                             # spec.dtype (a tuple index: this runs on every op)
@@ -107,10 +113,9 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data._data
         if not isinstance(data, (np.ndarray, np.generic)):
-            from .factories import _array_of, _python_dtype        # checks the data, with errors that say why
-            data, numpy_typed = _array_of(data)
+            data, numpy_typed = _ops.array_of(data)      # aisys.framework.factories: errors that say why
             if dtype is None and not numpy_typed:
-                dtype = _python_dtype(data)
+                dtype = _ops.python_dtype(data)
         dt = _dt.as_dtype(dtype) if dtype is not None else _dt.infer_from_data(data)
         arr = np.asarray(data, dtype=dt.np)
         if requires_grad and not dt.is_floating:
@@ -204,8 +209,7 @@ class Tensor:
         it, ``.op`` the registry op, ``.next_functions`` its inputs' nodes (see aisys.autograd.Node)."""
         if self._ctx is None:
             return None
-        from .autograd import Node
-        return Node(self)
+        return _ops.Node(self)
 
     def detach(self) -> "Tensor":
         """Same data, cut from the tape (no gradient flows back through it). Shares the storage, so an
@@ -236,8 +240,7 @@ class Tensor:
         return self
 
     def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None) -> "Tensor":
-        from .factories import multinomial
-        return multinomial(self, num_samples, replacement, generator=generator)
+        return _ops.multinomial(self, num_samples, replacement, generator=generator)
 
     def clone(self) -> "Tensor":
         """A copy with its own storage; gradients flow back to this tensor (as torch.clone)."""
@@ -322,8 +325,7 @@ class Tensor:
         return self
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False):
-        from .autograd import backward
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        _ops.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, precision=4, separator=", ", threshold=50)
@@ -665,8 +667,7 @@ def as_tensor(x, dtype=None, device=None, like: Tensor | None = None) -> Tensor:
     library, a Python scalar takes ``like``'s dtype (a "weak" scalar), except a float scalar next to an
     integer tensor, which becomes the default float."""
     if dtype is not None or device is not None:
-        from .factories import tensor
-        t = x if isinstance(x, Tensor) else tensor(x, device=device)
+        t = x if isinstance(x, Tensor) else _ops.tensor(x, device=device)
         return t if dtype is None or t.dtype is _dt.as_dtype(dtype) else _ops.cast(t, dtype)
     if isinstance(x, Tensor):
         return x
@@ -738,8 +739,10 @@ def _as_mask(name: str, mask) -> Tensor:
     return mask
 
 
-from . import ops as _ops   # noqa: E402  (ops import apply from here)
-from . import inplace as _inplace   # noqa: E402
+_ops = types.SimpleNamespace()   # the public functions Tensor's methods call: filled by aisys.framework.ops and
+                                 # .autograd when they load (see the module docstring)
+_inplace = types.SimpleNamespace()   # version counters and PyTorch's in-place rules, for Tensor's in-place
+                                     # methods: filled by aisys.framework.inplace when it loads
 
 _TRUE = Tensor._wrap(np.ones((), np.bool_))
 _TRUE._data.flags.writeable = False

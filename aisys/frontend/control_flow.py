@@ -27,7 +27,11 @@ import numpy as np
 from ..framework import autograd as _autograd
 from ..framework.errors import ShapeError, user_location
 from ..framework.graph import Graph, interpret
-from ..framework.registry import Cost, FusionKind, Spec, defop, get as get_op
+from ..framework.interpreter import TensorInterpreter
+from ..framework.registry import Cost, FusionKind, Spec, defop, get as get_op, not_lowerable
+
+_CONTROL_FLOW = not_lowerable("data-dependent control flow: the chip runs one static instruction stream; lower each "
+                              "branch or the loop body as its own graph")
 from ..framework.tensor import Tensor, _Mode, apply, as_tensor, enable_grad
 from .trace import Tracer
 
@@ -39,27 +43,7 @@ __all__ = ["cond", "while_loop", "set_max_while_iterations", "run_graph", "captu
 def run_graph(graph: Graph, *inputs, params: dict | None = None) -> list[Tensor]:
     """Run ``graph`` by calling :func:`apply` node by node, so autodiff and observers see every op
     (interpret() does the same on bare numpy arrays). ``params`` maps param names to live tensors."""
-    if len(inputs) != len(graph.inputs):
-        raise ValueError(f"graph {graph.name!r} takes {len(graph.inputs)} inputs "
-                         f"({', '.join(graph.nodes[i].name for i in graph.inputs)}), got {len(inputs)}")
-    env: dict[int, Tensor] = {}
-    for i, x in zip(graph.inputs, inputs):
-        node = graph.nodes[i]
-        t = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
-        if tuple(t.shape) != tuple(node.shape):
-            raise ValueError(f"input {node.name!r} of graph {graph.name!r} expects shape {tuple(node.shape)}, "
-                             f"got {tuple(t.shape)}")
-        env[i] = t
-    for n in graph.nodes.values():
-        if n.op == "input":
-            continue
-        if n.op == "param":
-            env[n.id] = params[n.name] if params and n.name in params else Tensor._wrap(n.value)
-        elif n.op == "const":
-            env[n.id] = Tensor._wrap(n.value)
-        else:
-            env[n.id] = apply(n.op, *[env[i] for i in n.inputs], **n.attrs)
-    return [env[i] for i in graph.outputs]
+    return TensorInterpreter(graph).run(*inputs, params=params)
 
 
 # ---- recording subgraphs -----------------------------------------------------------------------------
@@ -283,6 +267,7 @@ def _cond_vjp(g, out, pred, *operands, then_graph: Graph, else_graph: Graph, **a
 
 
 COND = defop("cond", infer=_cond_infer, ref=_cond_ref, vjp=_cond_vjp, fusion=FusionKind.OPAQUE, cost=_cond_cost,
+             chip=_CONTROL_FLOW,
              doc="if/else as one op: runs then_graph or else_graph on the operands, chosen by a one-element "
                  "predicate. Both branches live in the graph.", torch_name="torch.cond")
 
@@ -355,6 +340,7 @@ def _while_vjp(g, out, *operands, **attrs):
 
 
 WHILE = defop("while_loop", infer=_while_infer, ref=_while_ref, vjp=_while_vjp, fusion=FusionKind.OPAQUE,
+              chip=_CONTROL_FLOW,
               cost=_while_cost, doc="A data-dependent loop as one op: repeats body_graph while cond_graph holds; "
                                     "returns carried value `index`.", torch_name="torch.while_loop")
 

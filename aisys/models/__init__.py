@@ -7,6 +7,7 @@
 
 Models: MLP, LeNet, CharLSTM (character language model), TinyGPT, GAN, TinyDiffusion and a REINFORCE
 agent on the Corridor environment. Datasets ship in ``aisys/models/data`` or are generated from a seed.
+``lenet_layers()`` is LeNet traced and lowered to the simulated chip's layer records.
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from .mlp import MLP
 from .progress import ProgressBar, progress
 from .rl import Corridor, PolicyNet, greedy_return, reinforce
 from .training import History, accuracy, make_optimizer, train_classifier
+from .workloads import lenet_graph, lenet_layers
 
 __all__ = ["datasets", "digits", "moons", "spirals", "ring_of_gaussians", "sine_sequences", "tiny_corpus", "MLP",
            "LeNet", "CharVocab", "CharLSTM", "lm_batch", "train_language_model", "sample_text", "Block", "TinyGPT",
            "GAN", "train_gan", "TinyDiffusion", "train_diffusion", "Corridor", "PolicyNet", "reinforce",
-           "greedy_return", "History", "accuracy", "make_optimizer", "train_classifier", "ProgressBar", "progress"]
+           "greedy_return", "History", "accuracy", "make_optimizer", "train_classifier", "ProgressBar", "progress",
+           "lenet_graph", "lenet_layers"]

@@ -8,13 +8,10 @@ kernels with padding, so it also runs on the native 8×8 UCI digits.
 from __future__ import annotations
 
 from ..framework import nn
+from ..framework.shapes import conv_output_size
 from .mlp import activation_layer
 
 __all__ = ["LeNet"]
-
-
-def _conv_out(size: int, k: int, p: int) -> int:
-    return size + 2 * p - k + 1
 
 
 class LeNet(nn.Module):
@@ -34,8 +31,8 @@ class LeNet(nn.Module):
         k = 5 if image_size >= 16 else 3
         p1 = k // 2 if image_size < 32 else 0          # 28×28 -> padded like MNIST-into-32×32; 32×32 unpadded
         p2 = 0 if k == 5 else 1
-        s = _conv_out(image_size, k, p1) // 2
-        s = _conv_out(s, k, p2) // 2
+        s = conv_output_size(image_size, k, padding=p1, op="LeNet") // 2
+        s = conv_output_size(s, k, padding=p2, op="LeNet") // 2
         if s < 1:
             raise ValueError(f"LeNet: image_size={image_size} leaves no pixels after two conv+pool stages")
         c1, c2 = channels

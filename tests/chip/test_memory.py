@@ -1,4 +1,4 @@
-"""Tiling, capacity and bandwidth (aisys.chip.memory + the event simulation)."""
+"""Tiling, capacity and bandwidth (aisys.chip.tiling + the event simulation)."""
 import math
 
 import numpy as np
@@ -143,7 +143,7 @@ def test_tile_loads_closed_form_equals_walking_the_schedule():
     """plan_gemm_tiles counts DRAM traffic in closed form (it walked every tile, hours for a 10^7-row GEMM):
     the count must equal schedule()'s, for both loop orders and ragged tiles."""
     from dataclasses import replace
-    from aisys.chip.memory import tile_loads
+    from aisys.chip.tiling import tile_loads
     rng = np.random.default_rng(0)
     checked = 0
     for chip_name in ("tiny", "davinci", "tpu_v1", "scalesim32"):

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from aisys.chip import (Conv, Elementwise, Gemm, LayerNorm, Pool, Softmax, lenet_layers, lower_layers, preset,
+from aisys.chip import (Conv, Elementwise, Gemm, LayerNorm, Pool, Softmax, graph_to_layers, lower_graph, lower_layers, preset,
                         resnet18_layers, simulate, simulate_layer, simulate_layers)
-from aisys.chip.program import graph_to_layers, lower_graph
+from aisys.models import lenet_layers
 
 
 @pytest.mark.parametrize("chip", ["tiny", "scalesim32", "tpu_v1", "davinci"])
@@ -142,7 +142,10 @@ def test_simulation_is_deterministic_and_reports_text():
     assert a.summary() == b.summary() and "achieved" in a.summary()
     assert "program for tiny" in a.program.summary()
     assert "#0" in a.program.listing(5)
-    assert set(a.layer_cycles()) == {layer.name for layer in lenet_layers()} - {"relu1", "relu2"}
+    layers = lenet_layers()
+    fused = {b.name for a_, b in zip(layers, layers[1:]) if isinstance(a_, (Conv, Gemm)) and b.op == "relu"}
+    assert fused == {"conv1.relu", "conv2.relu", "fc1.relu", "fc2.relu"}     # applied as the accumulators drain
+    assert set(a.layer_cycles()) == {layer.name for layer in layers} - fused
     with pytest.raises(ValueError, match="queue_depth"):
         simulate(a.program, queue_depth=0)
 
@@ -225,3 +228,32 @@ def test_instruction_count_is_exact_and_the_analytic_estimate_is_close(chip_name
     assert count_instructions(layers, chip_name) == len(prog.instructions)
     ratio = estimate_layers(layers, chip_name).cycles / simulate(prog).cycles
     assert 0.4 < ratio < 1.1, ratio
+
+
+def test_the_pe_heat_map_is_part_of_the_program_result():
+    res = simulate_layers([Gemm("fc", 40, 20, 30)], "tiny")
+    heat = res.pe_heat()
+    m = preset("tiny").matrix
+    assert heat.shape == (m.rows, m.cols) and 0 < heat.max() <= 1
+    assert res.pe_heat(0, 1).sum() <= heat.sum() * res.cycles        # a window sees at most its share
+    assert not res.pe_heat(res.cycles, res.cycles + 10).any()        # nothing runs after the end
+
+
+def test_every_registry_op_lowers_or_names_its_reason():
+    """Including ops that appear only after compiler passes (conv2d_nhwc after the layout pass)."""
+    import numpy as np
+
+    import aisys
+    from aisys.compiler import run_passes, default_pipeline
+    from aisys.framework.registry import OPS
+    for name, op in OPS.items():
+        low = op.lowering
+        assert low.lowerable or len(low.why) > 20, f"{name}: {low}"
+    model = aisys.nn.Sequential(aisys.nn.Conv2d(3, 4, 3, padding=1), aisys.nn.ReLU(), aisys.nn.Conv2d(4, 2, 3))
+    graph = aisys.trace(model, np.zeros((1, 3, 8, 8), np.float32))
+    nhwc = run_passes(graph, default_pipeline(layout=True, fusion=False)).graph
+    assert "conv2d_nhwc" in nhwc.count_ops()
+    layers = graph_to_layers(nhwc)
+    convs = [layer for layer in layers if isinstance(layer, Conv)]
+    assert [(c.C, c.H, c.F) for c in convs] == [(3, 8, 4), (4, 8, 2)]  # NHWC shapes read as NHWC
+    assert [c.macs for c in convs] == [c.macs for c in graph_to_layers(graph) if isinstance(c, Conv)]

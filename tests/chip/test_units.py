@@ -5,9 +5,10 @@ import pytest
 
 from aisys.chip import (Conv, Gemm, classify_op, cube_gemm, elementwise_cost, energy_breakdown, horowitz_45nm,
                         layer_roofline, layernorm_cost, matrix_gemm, mma_count, op_flops_bytes, pool_cost, preset,
-                        roofline_point, scalar_cycles, simulate_layers, lenet_layers, softmax_cost, systolic_gemm,
+                        roofline_point, scalar_cycles, simulate_layers, softmax_cost, systolic_gemm,
                         tpu_v1_apps, tpu_v1_paper_points)
 from aisys.chip.config import VectorUnit
+from aisys.models import lenet_layers
 
 
 # ---- cube -------------------------------------------------------------------------------------------

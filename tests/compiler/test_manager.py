@@ -220,3 +220,15 @@ def test_plan_memory_validates_its_limit():
         with pytest.raises(ValueError, match="must be positive"):
             plan_memory(g, limit_bytes=bad)
     assert plan_memory(g, limit_bytes=1 << 20).peak_bytes > 0
+
+
+def test_a_pass_result_carries_the_source_of_the_kernels_it_created():
+    from aisys.compiler import fuse
+    g = Graph("k")
+    x = g.add_input("x", (8,))
+    g.set_outputs([g.add("tanh", (g.add("neg", (x.id,)).id,)).id])
+    res = run_pass(fuse, g)
+    (name, src), = res.kernels.items()
+    fused = next(n for n in res.graph.op_nodes if n.op == "fused")
+    assert name == f"%{fused.id}" and src.startswith("# aisys fused elementwise kernel: neg → tanh")
+    assert run_pass(dce, res.graph).kernels == {}                 # a pass that made no kernel carries none

@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from aisys.compiler.memory import (PLANNERS, Buffer, MemoryLimitError, MemoryPlan, align_up, greedy_by_size_offsets,
                                    live_bytes_profile, plan_buffers)
-from aisys.compiler.memory.planners import _best_fit_in_order, _breadth_order, _size_order
+from aisys.compiler.memory.offset_planners import _best_fit_in_order, _breadth_order, _size_order
 from aisys.compiler.memory.workloads import chain_buffers, random_buffers
 
 # Worked example (alignment 1). Live bytes per step: 5, 7, 7, 7, 3 -> lower bound 7.
@@ -255,3 +255,19 @@ def test_greedy_by_size_meets_the_1_02_target_on_the_benchmark_sets():
         ratios.append(p.peak_bytes / p.lower_bound_bytes)
     assert sum(ratios) / len(ratios) <= 1.02
     assert sum(r == 1.0 for r in ratios) >= 130          # 136 of 200 sets reach the bound (105 by size alone)
+
+
+def test_compare_planners_replans_one_source_under_each_option():
+    from aisys.compiler.memory import compare_planners, plan_buffers, replan
+
+    plan = plan_buffers(chain_buffers([64, 128, 64, 256, 64]), "naive")
+    cmp = compare_planners(plan, ["naive", "greedy_by_size", lambda bufs: 1 / 0])
+    peaks = cmp.peak_bytes()
+    assert peaks["naive"] == plan.peak_bytes > peaks["greedy_by_size"] == plan.lower_bound_bytes
+    assert isinstance(cmp.results["<lambda>"], ZeroDivisionError)      # a failing planner is reported, not fatal
+    assert "<lambda> failed (ZeroDivisionError)" in cmp.summary()
+    assert replan(plan, "naive").plan is plan                          # the plan as given
+    mine = plan_buffers(chain_buffers([64, 64]), lambda bufs: {b.name: 64 * i for i, b in enumerate(bufs)})
+    assert "cannot be re-run" in replan(mine, "<lambda>", inplace=True).note
+    with pytest.raises(TypeError, match="expected a MemoryPlan"):
+        replan(42)

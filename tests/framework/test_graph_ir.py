@@ -155,3 +155,26 @@ def test_editing_helpers():
     assert g.count_ops() == {"add": 1, "matmul": 1, "neg": 1, "relu": 1, "sum": 1}
     assert g.nodes[3].nbytes == 2 * 4 * 4 and g.nodes[3].provenance == (3,) and not g.nodes[3].is_leaf
     assert [n.name for n in g.params()] == ["w1", "b1"]
+
+
+def test_scalar_expressions_emit_parenthesized_python_and_refuse_bad_definitions():
+    from aisys.framework import scalar as S
+    from aisys.framework.registry import FusionKind, defop, temporary_op
+    a, b, c = S.arg(0), S.arg(1), S.arg(2)
+    assert S.text(a - (b - c)) == "a - (b - c)" and S.text((a - b) - c) == "a - b - c"   # no re-association
+    assert S.text(S.lt(S.lt(a, b), c)) == "(a < b) < c"                                   # no chained compare
+    assert S.text(-(a * b)) == "-(a * b)" and S.text(S.select(S.or_(a > b, S.isnan(a)), a, b + c)) == \
+        "a if (a > b or a != a) else (b + c)"
+    consts = S.Constants()
+    assert S.emit(a * 2 + 1, ["x"], [aisys.int8], aisys.int8, consts, "t") == ["t = np.int8(x * _C0 + _C1)"]
+    assert consts.lines() == ["_C0 = np.int8(2)", "_C1 = np.int8(1)"]                     # weak scalars: int8
+    with pytest.raises(TypeError, match="cannot use str"):
+        S.lift("x")
+    with pytest.raises(ValueError, match="describes an elementwise op"):
+        defop("bad_scalar_op", infer=lambda x: x, ref=lambda x: x, fusion=FusionKind.OPAQUE, scalar=lambda x: x)
+    with pytest.raises(ValueError, match="give a numpy reference"):
+        defop("bad_no_ref", infer=lambda x: x)
+    with temporary_op("tmp_half", infer=lambda x: x.spec if hasattr(x, "spec") else x, fusion=FusionKind.ELEMENTWISE,
+                      scalar=lambda x: x * 0.5) as op:
+        np.testing.assert_array_equal(op.ref(np.array([2.0, 4.0])), [1.0, 2.0])    # evaluated from the expression
+        assert str(op.lowering) == "vector unit, its scalar expression"

@@ -237,3 +237,18 @@ def test_a_failing_trace_restores_everything_it_touched_and_names_the_line():
     np.testing.assert_array_equal(W.grad.numpy(), before[1])
     assert _Generator.rng.bit_generator.state == rng and _Mode.grad_enabled
     assert W._trace is None                              # no tracer left attached
+
+
+def test_compare_captures_is_the_record_the_widget_draws():
+    from aisys.frontend import compare_captures
+
+    x, h = rnn_inputs()
+    cmp = compare_captures(rnn_cell, [x, h], {"prev_h": [x, h], "-prev_h": [x, -h]})
+    same, other = cmp.run("prev_h"), cmp.run("-prev_h")
+    assert same.verdicts == {"traced": "right", "scripted": "right"}
+    assert other.verdicts == {"traced": "wrong", "scripted": "right"}   # the branch the trace baked in
+    np.testing.assert_allclose(other.outputs["scripted"], rnn_cell(x, -h).numpy(), rtol=1e-6)
+    assert cmp.run("-prev_h") is other and "branch baked" in cmp.warnings[0]
+    assert "traced   wrong" in cmp.summary("-prev_h") and other.eager_graph.name == "eager"
+    with pytest.raises(KeyError, match="no input variant 'h'"):
+        cmp.run("h")

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from aisys.chip import (Conv, Gemm, lenet_layers, preset, roofline_point, run_systolic, simulate_layers,
+from aisys.chip import (Conv, Gemm, preset, roofline_point, run_systolic, simulate_layers,
                         systolic_gemm, tpu_v1_apps, tpu_v1_paper_points)
+from aisys.models import lenet_layers
 from widgets.chip import RooflinePlot, SystolicAnimator, UtilizationView
 
 

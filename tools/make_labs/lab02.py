@@ -265,9 +265,9 @@ print(my_player.summary())"""),
 - If VJPs are written with ops, the backward pass is just more tape: higher-order derivatives, and
   (lab 03) a backward graph a compiler can trace and optimize.
 - That generality costs a tape record per backward op. A plain `loss.backward()` that nothing records
-  (no `create_graph`, no tracer) runs numpy *twins* of the hot rules instead (`aisys/framework/fast_vjp.py`),
-  which tests hold bit-for-bit equal to the op-written ones — PyTorch's hand-written C++ derivative kernels
-  play the same role. An op without a twin, like your `cube`, simply runs its op-written rule.
+  (no `create_graph`, no tracer) runs numpy *twins* of the hot rules instead (each op's `vjp_np`, written
+  next to its `vjp` in `aisys/framework/ops/`), which tests hold bit-for-bit equal to the op-written ones —
+  PyTorch's hand-written C++ derivative kernels play the same role. An op without a twin, like your `cube`, simply runs its op-written rule.
 
 Next: lab 03 captures these tapes as graphs (tracing vs scripting); lab 05 plans the memory reverse mode
 needs for its saved values."""),

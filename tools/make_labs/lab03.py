@@ -327,12 +327,14 @@ lecture 04Dispatch describes PyTorch dispatching twice: first on the tensor's de
 dtype. Real kernel libraries are sparse — an NPU may only have a bf16 cube matmul — so a dispatcher has a
 **fallback order**: for each device in (requested device, its fallback device, …), try the exact dtype, then
 a kernel that takes any dtype, then wider dtypes (compute bf16 in f32 and round back); last of all, the
-op registry's numpy reference, which always exists. Here is the lab's kernel set and how requests resolve:"""),
+op registry's numpy reference, which always exists. This is not a side show: every eager op in aisys goes
+through `aisys.framework.dispatch.DISPATCHER` (an op with no registered kernel runs its reference straight
+away). Here is the lab's own kernel set, a separate `Dispatcher`, and how requests resolve:"""),
     (CODE, """\
-from aisys.frontend.dispatch import Dispatcher, demo_dispatcher, dispatch_order as library_order
+from aisys.framework.dispatch import DISPATCHER, Dispatcher, demo_dispatcher, dispatch_order as library_order
 
 kernels = demo_dispatcher()
-print("registered kernels:", sorted(f"{op}@{dev}/{dt}" for op, dev, dt in kernels.kernels))
+print("registered kernels:", sorted(f"{op}@{dev}/{dt}" for op, dev, dt, layout in kernels.kernels))
 print()
 print(kernels.table(["matmul", "relu"], ["cpu", "npu"], ["float32", "bfloat16"]))"""),
     (MD, """\
@@ -359,7 +361,18 @@ check("3.3", dispatch_order)"""),
 mine = demo_dispatcher(order=dispatch_order)
 print(mine.table(["matmul", "add"], ["npu"], ["bfloat16", "int8"]))
 a = aisys.randn(2, 3).bfloat16()
-print("\\nmatmul on the npu in bf16 ->", mine.resolve("matmul", "npu", "bfloat16").kernel_name, "\\n", mine("matmul", a, a.T, device="npu"))"""),
+print("\\nmatmul on the npu in bf16 ->", mine.resolve("matmul", "npu", "bfloat16").kernel_name, "\\n", aisys.tensor(mine("matmul", a, a.T, device="npu")))"""),
+    (MD, """\
+Your order also drives aisys itself. Below, the library's dispatcher gets one CPU float32 matmul kernel and
+your `dispatch_order`; an ordinary eager `a @ a.T` on bfloat16 tensors (eager tensors live on the `cpu`) then
+finds no bf16 kernel, walks your order to `(cpu, float32)`, computes there and rounds back to bf16. The
+kernel goes away at the end of the `with` block, and the op runs its numpy reference again."""),
+    (EXERCISE_DEPENDENT, """\
+with DISPATCHER.registered("matmul", np.matmul, "cpu", "float32", name="cpu_sgemm"), \\
+        DISPATCHER.using_order(dispatch_order), DISPATCHER.recording() as log:
+    y = a @ a.T
+print("eager a @ a.T:", *log, sep="\\n  ")
+print("result dtype:", y.dtype, "| afterwards:", DISPATCHER.resolve("matmul", "cpu", "bfloat16"))"""),
     (MD, """\
 ## What to take away
 

@@ -304,9 +304,8 @@ print(fres.summary(locations=False))"""),
     (CODE, """\
 final = log.graph
 print(final)
-fused_id = [n.id for n in final.nodes.values() if n.op == "fused"][-1]
-from aisys.compiler.codegen import build_kernel
-print(build_kernel(final.nodes[fused_id]).source)"""),
+last_kernel = list(fres.kernels)[-1]         # the pass result carries the source of each kernel it created
+print(fres.kernels[last_kernel])"""),
     (MD, """\
 ## 8. The whole pipeline, pass by pass
 

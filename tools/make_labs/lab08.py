@@ -53,6 +53,7 @@ what went wrong."""),
 import numpy as np
 
 import aisys.chip as chip
+from aisys.models import lenet_layers
 from aisys.chip import preset
 from aisys.labkit import check, exercise
 from widgets.chip import RooflinePlot, SystolicAnimator, UtilizationView
@@ -283,7 +284,7 @@ def mma_count(M, N, K, tile=(16, 16, 16)):
 check("8.3", mma_count)"""),
     (EXERCISE_DEPENDENT, """\
 # your function on LeNet's GEMMs: tiny layers waste most of a 16x16x16 cube
-for layer in chip.lenet_layers():
+for layer in lenet_layers():
     if layer.macs:
         M, N, K = layer.gemm
         n, waste = mma_count(M, N, K)
@@ -293,14 +294,15 @@ for layer in chip.lenet_layers():
 
 A real layer is more than one matrix product. Its tiles must be copied from DRAM into on-chip
 buffers (DMA), multiplied, passed through the vector unit (ReLU, pooling, softmax) and written back;
-the scalar unit issues every instruction. `lower_layers` turns LeNet into such a tile program for the
+the scalar unit issues every instruction. `lower_layers` turns LeNet (traced from `aisys.models.LeNet` and
+mapped op by op by the op registry: `lenet_layers()`) into such a tile program for the
 Da Vinci-like core — MTE2 brings tiles from DRAM into L1, MTE1 into L0A/L0B, the cube multiplies,
 FixPipe moves results to the Unified Buffer, MTE3 writes them out — with **ping-pong** (double)
 buffers so the next tile loads while this one computes. An event-driven simulation then shows, per
 unit, when it is busy, when it is stalled and why, and when it is idle: the view Ascend's profiler
 gives as *PipeUtilization*."""),
     (CODE, """\
-res = chip.simulate_layers(chip.lenet_layers(), "davinci")
+res = chip.simulate_layers(lenet_layers(), "davinci")
 print(res.program.summary())
 print()
 print(res.summary())"""),
@@ -320,7 +322,7 @@ it computes, the rate SCALE-Sim's CALC mode reports.)"""),
 have = preset("davinci").dram.bytes_per_cycle
 demand = chip.bandwidth_demand(res.program)
 for layer, need in demand.items():
-    print(f"{layer:<8} needs {need:7.1f} B/cycle  ({need / have:5.1f}x the {have:g} B/cycle the core has)")"""),
+    print(f"{layer:<16} needs {need:7.1f} B/cycle  ({need / have:5.1f}x the {have:g} B/cycle the core has)")"""),
     (MD, """\
 Every layer wants several times the bandwidth the core has: at batch size 1 LeNet is memory-bound,
 just as the roofline predicts (the FC layers most of all: each weight is used once). A bigger layer

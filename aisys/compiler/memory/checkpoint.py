@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .plan import Buffer, bytes_text, live_bytes_profile
+from .records import Buffer, bytes_text, live_bytes_profile
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class CheckpointPlan:
 
     def to_memory_plan(self, planner: str = "greedy_by_size", alignment: int = 1):
         """The activation copies placed in one arena, for the memory timeline."""
-        from .planners import plan_buffers
+        from .offset_planners import plan_buffers
         return plan_buffers(self.buffers, planner, alignment=alignment, steps=self.steps)
 
     def summary(self) -> str:

@@ -17,14 +17,15 @@ import time
 import numpy as np
 
 from aisys.framework.events import Trace
-from aisys.framework.graph import Graph, evaluate_node
+from aisys.framework.graph import Graph
+from aisys.framework.interpreter import Interpreter, evaluate_node
 
 from .liveness import buffer_name
-from .plan import MemoryPlan
-from .planners import Planner
+from .records import MemoryPlan
+from .offset_planners import Planner
 
 
-class ArenaExecutor:
+class ArenaExecutor(Interpreter):
     """Runs ``graph`` in ``plan.schedule`` with all planned tensors inside one arena.
 
     ``ArenaExecutor(graph)`` plans with greedy_by_size; pass ``plan=`` to use your own plan (it must
@@ -36,7 +37,7 @@ class ArenaExecutor:
     def __init__(self, graph: Graph, plan: MemoryPlan | None = None, *, planner: str | Planner = "greedy_by_size",
                  clock: str = "wall", **plan_kwargs):
         import aisys.framework.ops  # noqa: F401  (fills the op registry the interpreter reads)
-        from .planning import plan_memory
+        from .graph_planning import plan_memory
 
         if clock not in ("wall", "steps"):
             raise ValueError(f"clock must be 'wall' (measured microseconds) or 'steps' (deterministic), got {clock!r}")
@@ -48,8 +49,9 @@ class ArenaExecutor:
             raise ValueError("this plan has no schedule (it was made from bare buffers); make it with "
                              "plan_memory(graph, ...) so the executor knows which node runs at each step")
         plan.validate()                             # never run on a placement that clobbers live data
-        self.graph, self.plan, self.clock = graph, plan, clock
-        self.schedule = list(plan.schedule)
+        super().__init__(graph)
+        self.plan, self.clock = plan, clock
+        self.schedule_ids = list(plan.schedule)
         self._slots = {}                            # node id -> (offset, nbytes)
         for b in plan.buffers:
             nid = int(b.name.lstrip("%"))
@@ -58,13 +60,14 @@ class ArenaExecutor:
                 raise ValueError(f"plan buffer {b.name!r} ({b.size} B) does not match graph {graph.name!r}"
                                  f"{'' if node is None else f' (node is {node.nbytes} B)'}; re-plan this graph")
             self._slots[nid] = (b.offset, b.size)
-        missing = [i for i in self.schedule if i not in self._slots]
+        missing = [i for i in self.schedule_ids if i not in self._slots]
         if missing:
             raise ValueError(f"plan has no buffer for scheduled node(s) {', '.join('%' + str(i) for i in missing[:5])}")
         self.arena = np.zeros(plan.peak_bytes, dtype=np.uint8)
         self.trace: Trace | None = None
-        self._born_at, self._freed_after = _allocation_steps(plan, graph, len(self.schedule))
+        self._born_at, self._freed_after = _allocation_steps(plan, graph, len(self.schedule_ids))
         self._last_step = {int(b.name[1:]): b.end for b in plan.buffers}
+        self._inplace_out = {dst for _, dst in plan.inplace}
 
     def view(self, nid: int) -> np.ndarray:
         """The arena bytes of node ``nid`` as an array of its dtype and shape (no copy)."""
@@ -75,49 +78,48 @@ class ArenaExecutor:
     def run(self, *inputs, params: dict | None = None) -> list[np.ndarray]:
         """Execute once; returns the outputs (copied out of the arena) and sets ``self.trace``."""
         g = self.graph
-        if len(inputs) != len(g.inputs):
-            raise ValueError(f"graph {g.name!r} takes {len(g.inputs)} inputs "
-                             f"({', '.join(g.nodes[i].name for i in g.inputs)}), got {len(inputs)}")
-        outside: dict[int, np.ndarray] = {}         # leaves not planned in the arena
-        for i, x in zip(g.inputs, inputs):
-            node = g.nodes[i]
-            arr = np.asarray(x._data if hasattr(x, "_data") else x)
-            if tuple(arr.shape) != tuple(node.shape):
-                raise ValueError(f"input {node.name!r} expects shape {tuple(node.shape)}, got {tuple(arr.shape)}")
-            outside[i] = arr.astype(node.dtype.np, copy=False)
-        for n in g.nodes.values():
-            if n.op in ("param", "const"):
-                outside[n.id] = params[n.name] if params and n.name in params else n.value
-        for nid in list(outside):                   # leaves planned in the arena are copied in first
-            if nid in self._slots:
-                np.copyto(self.view(nid), outside.pop(nid))
+        self.trace = Trace(f"arena run of {g.name}", unit="us" if self.clock == "wall" else "steps")
+        self._live = sum(b.padded(self.plan.alignment) for b in self.plan.buffers if g.nodes[int(b.name[1:])].is_leaf)
+        self.trace.add_counter("live bytes", 0, self._live)
+        self._t0 = time.perf_counter_ns()
+        self._start, self._step = 0.0, 0
+        return super().run(*inputs, params=params)
 
-        def read(j: int) -> np.ndarray:
-            return self.view(j) if j in self._slots else outside[j]
+    # ---- the interpreter's pieces: values live in the arena ------------------------------------------
+    def schedule(self):
+        return [self.graph.nodes[i] for i in self.schedule_ids]
 
-        trace = Trace(f"arena run of {g.name}", unit="us" if self.clock == "wall" else "steps")
-        align = self.plan.alignment
-        live = sum(b.padded(align) for b in self.plan.buffers if g.nodes[int(b.name[1:])].is_leaf)
-        trace.add_counter("live bytes", 0, live)
-        t0 = time.perf_counter_ns()
-        inplace_out = {dst for _, dst in self.plan.inplace}
-        for s, nid in enumerate(self.schedule):
-            n = g.nodes[nid]
-            start = (time.perf_counter_ns() - t0) / 1e3 if self.clock == "wall" else s
-            live += self._born_at[s]
-            trace.add_counter("live bytes", start, live)
-            result = evaluate_node(n, [read(j) for j in n.inputs])
-            np.copyto(self.view(nid), result)      # result is a fresh array or a view of another slot
-            end = (time.perf_counter_ns() - t0) / 1e3 if self.clock == "wall" else s + 1
-            off, size = self._slots[nid]
-            trace.add_event("cpu", f"{n.op} %{nid}", start, end, node=nid, op=n.op, offset=off, bytes=size,
-                            until_step=self._last_step[nid],
-                            allocated=self._born_at[s], freed=self._freed_after[s],
-                            inplace=buffer_name(nid) in inplace_out)
-            live -= self._freed_after[s]
-            trace.add_counter("live bytes", end, live)
-        self.trace = trace
-        return [np.array(read(i)) for i in g.outputs]
+    def write(self, node, value) -> None:
+        if node.id in self._slots:
+            np.copyto(self.view(node.id), value)   # a leaf copied in, or a fresh result (or a view of another slot)
+        else:
+            self.values[node.id] = value            # leaves not planned in the arena stay where they are
+
+    def read(self, i: int):
+        return self.view(i) if i in self._slots else self.values[i]
+
+    def output(self, i: int):
+        return np.array(self.read(i))
+
+    def _now(self, step: int, end: bool) -> float:
+        return (time.perf_counter_ns() - self._t0) / 1e3 if self.clock == "wall" else step + end
+
+    def execute(self, node, args):
+        step = self._step
+        self._start = self._now(step, False)
+        self._live += self._born_at[step]
+        self.trace.add_counter("live bytes", self._start, self._live)
+        return evaluate_node(node, args)
+
+    def after(self, step: int, node) -> None:
+        end = self._now(step, True)
+        off, size = self._slots[node.id]
+        self.trace.add_event("cpu", f"{node.op} %{node.id}", self._start, end, node=node.id, op=node.op, offset=off,
+                             bytes=size, until_step=self._last_step[node.id], allocated=self._born_at[step],
+                             freed=self._freed_after[step], inplace=buffer_name(node.id) in self._inplace_out)
+        self._live -= self._freed_after[step]
+        self.trace.add_counter("live bytes", end, self._live)
+        self._step = step + 1
 
 
 def _allocation_steps(plan: MemoryPlan, graph: Graph, steps: int) -> tuple[list[int], list[int]]:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from aisys.framework.graph import Graph
 
-from .plan import Buffer
+from .records import Buffer
 
 LEAF_OPS = ("input", "param", "const")
 

@@ -30,13 +30,7 @@ def forward_nodes(graph: Graph, loss: int | None = None) -> list[int]:
         loss = returns[0]
     if loss not in graph.nodes:
         raise ValueError(f"loss=%{loss} is not a node of graph {graph.name!r}")
-    anc, stack = set(), [loss]
-    while stack:
-        i = stack.pop()
-        if i in anc:
-            continue
-        anc.add(i)
-        stack.extend(graph.nodes[i].inputs)
+    anc = graph.ancestors([loss])
     return [n.id for n in graph.nodes.values() if n.id in anc and not n.is_leaf]
 
 
@@ -144,7 +138,7 @@ def checkpoint_graph(graph: Graph, every: int | None = None, keep: Iterable[int]
 def sweep_graph_checkpoints(graph: Graph, everies: Iterable[int] | None = None, planner="greedy_by_size",
                             loss: int | None = None, alignment: int = 64) -> list[tuple[CheckpointedGraph, "object"]]:
     """(rewritten graph, its memory plan) for each interval; default 1..number of saved activations."""
-    from .planning import plan_memory
+    from .graph_planning import plan_memory
 
     n = len(saved_activations(graph, loss))
     rows = []
@@ -156,7 +150,7 @@ def sweep_graph_checkpoints(graph: Graph, everies: Iterable[int] | None = None, 
 
 def checkpoint_table(rows) -> str:
     """Plain-text table of a sweep: interval, kept, recomputed ops, peak."""
-    from .plan import format_bytes
+    from .records import format_bytes
 
     lines = [f"{'every':>5}  {'kept':>4}  {'recomputed ops':>14}  {'peak':>10}"]
     base = rows[0][1].peak_bytes if rows else 0

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 from aisys.framework.graph import Graph
 
 from .liveness import default_schedule, graph_buffers
-from .plan import DEFAULT_ALIGNMENT, format_bytes, live_bytes_profile
+from .records import DEFAULT_ALIGNMENT, format_bytes, live_bytes_profile
 
 
 def simulate_live_bytes(graph: Graph, schedule: Sequence[int] | None = None,

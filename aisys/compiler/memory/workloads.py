@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from .plan import Buffer
+from .records import Buffer
 
 
 def random_buffers(n: int, seed: int, steps: int | None = None, max_life: int | None = None,
@@ -116,11 +116,11 @@ def deep_training_graph(layers: int = 16, width: int = 32, batch: int = 512, see
     (batch × width) dominate the weights (width × width) when batch > width, as in real training."""
     import numpy as np
 
-    import aisys
+    from aisys.framework.factories import tensor
     from aisys.frontend import trace
 
     rng = np.random.default_rng(seed)
-    params = {f"w{k}": aisys.tensor((rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32),
+    params = {f"w{k}": tensor((rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32),
                                     requires_grad=True) for k in range(layers)}
 
     def train_step(x):
@@ -140,7 +140,8 @@ def lenet_training_graph(batch: int = 32, seed: int = 0):
     pool, fc 120, fc 84, fc 10; ReLU) on 1×28×28 inputs padded to 32×32, softmax cross-entropy."""
     import numpy as np
 
-    import aisys
+    from aisys.framework.ops import log_softmax
+    from aisys.framework.factories import tensor
     from aisys.framework.tensor import apply
     from aisys.frontend import trace
 
@@ -148,7 +149,7 @@ def lenet_training_graph(batch: int = 32, seed: int = 0):
 
     def weight(*shape):
         fan_in = int(np.prod(shape[1:]))
-        return aisys.tensor((rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32), requires_grad=True)
+        return tensor((rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32), requires_grad=True)
 
     params = {"c1": weight(6, 1, 5, 5), "c2": weight(16, 6, 5, 5), "f1": weight(400, 120),
               "f2": weight(120, 84), "f3": weight(84, 10)}
@@ -163,7 +164,7 @@ def lenet_training_graph(batch: int = 32, seed: int = 0):
         h = (h @ params["f1"]).relu()
         h = (h @ params["f2"]).relu()
         logits = h @ params["f3"]
-        loss = -(aisys.log_softmax(logits, 1) * y).sum() / float(x.shape[0])
+        loss = -(log_softmax(logits, 1) * y).sum() / float(x.shape[0])
         loss.backward()
         return [loss] + [params[k].grad for k in params]
 
@@ -177,14 +178,15 @@ def transformer_block_training_graph(batch: int = 4, seq: int = 64, dim: int = 6
     mean-square loss on its output."""
     import numpy as np
 
-    import aisys
+    from aisys.framework.ops import gelu, softmax
+    from aisys.framework.factories import tensor
     from aisys.framework.tensor import apply
     from aisys.frontend import trace
 
     rng = np.random.default_rng(seed)
 
     def weight(*shape):
-        return aisys.tensor((rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32), requires_grad=True)
+        return tensor((rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32), requires_grad=True)
 
     params = {"qkv": weight(dim, 3 * dim), "proj": weight(dim, dim), "up": weight(dim, 4 * dim),
               "down": weight(4 * dim, dim)}
@@ -197,11 +199,11 @@ def transformer_block_training_graph(batch: int = 4, seq: int = 64, dim: int = 6
         h = apply("layer_norm", x, normalized_shape=(dim,), eps=1e-5)
         qkv = h @ params["qkv"]
         q, k, v = (split_heads(qkv[:, :, i * dim:(i + 1) * dim]) for i in range(3))
-        att = aisys.softmax((q @ k.permute((0, 1, 3, 2))) * (1.0 / float(np.sqrt(hd))), -1)
+        att = softmax((q @ k.permute((0, 1, 3, 2))) * (1.0 / float(np.sqrt(hd))), -1)
         o = (att @ v).permute((0, 2, 1, 3)).reshape((batch, seq, dim))
         x = x + o @ params["proj"]
         h = apply("layer_norm", x, normalized_shape=(dim,), eps=1e-5)
-        x = x + aisys.gelu(h @ params["up"]) @ params["down"]
+        x = x + gelu(h @ params["up"]) @ params["down"]
         loss = (x * x).mean()
         loss.backward()
         return [loss] + [params[k].grad for k in params]

@@ -5,7 +5,7 @@ Every pass is a function ``pass_fn(rw: Rewriter, **options)``; see :mod:`aisys.c
 """
 from __future__ import annotations
 
-from ..manager import Fixpoint, Pass
+from ..pipeline import Fixpoint, Pass
 from .conv_bn import fold_conv_bn, fold_conv_bn_weights, make_fold_conv_bn
 from .cse import cse
 from .dce import dce

@@ -34,15 +34,6 @@ def fold_conv_bn_weights(weight, bias, gamma, beta, mean, var, eps):
     return w_folded.astype(dt), b_folded.astype(dt)
 
 
-def _fresh_name(rw: Rewriter, base: str) -> str:
-    taken = {n.name for n in rw.graph.nodes.values() if n.op in ("param", "input")}
-    name, k = base, 1
-    while name in taken:
-        k += 1
-        name = f"{base}{k}"
-    return name
-
-
 def make_fold_conv_bn(fold_weights=fold_conv_bn_weights):
     """A conv+BN folding pass that computes the new weights with ``fold_weights`` (the library's, or a
     learner's from lab 04 — the pass log and the PassStepper then show their function at work)."""
@@ -85,10 +76,10 @@ def make_fold_conv_bn(fold_weights=fold_conv_bn_weights):
                                  f"{tuple(W.shape)} and ({W.shape[0]},) (one bias per output channel)")
             prov = tuple(sorted(set(conv.provenance) | set(bn.provenance)))
             if W.op == "param":
-                wn = rw.add_param(_fresh_name(rw, f"{W.name or 'weight'}.bn_folded"), w_new.astype(W.dtype.np), provenance=prov)
+                wn = rw.add_param(rw.fresh_name(f"{W.name or 'weight'}.bn_folded"), w_new.astype(W.dtype.np), provenance=prov)
                 stem = (W.name or "weight").removesuffix(".weight")
                 bname = (g.nodes[conv.inputs[2]].name if len(conv.inputs) > 2 else "") or f"{stem}.bias"
-                bn_ = rw.add_param(_fresh_name(rw, f"{bname}.bn_folded"), b_new.astype(W.dtype.np), provenance=prov)
+                bn_ = rw.add_param(rw.fresh_name(f"{bname}.bn_folded"), b_new.astype(W.dtype.np), provenance=prov)
             else:
                 wn = rw.add_const(w_new.astype(W.dtype.np), provenance=prov)
                 bn_ = rw.add_const(b_new.astype(W.dtype.np), provenance=prov)

@@ -8,12 +8,17 @@ candidate "fuse %p into %m" is logged with its verdict; the rules, in order:
     them anyway (fusing would recompute it or need a second output): "%4 has 2 consumers";
   * a graph output likewise must be materialized;
   * impure ops (dropout) and dtypes the kernels do not handle (float16, bfloat16) stay out;
-  * elementwise and broadcast ops with a code template fuse into elementwise and reduce groups;
-  * one matmul/conv2d per elementwise group may join as its *anchor*, making an epilogue group
-    (BLAS first, then the elementwise epilogue in place on its output); growth stops at the anchor;
-  * a reduction ends a group: its consumers cannot start until it has seen every element, so a
-    reduction is fused only with its elementwise *producers*;
-  * everything else (reshape, permute, softmax, batch_norm, …) has no template and breaks the chain.
+  * elementwise and broadcast ops whose registry definition carries a scalar expression fuse into
+    elementwise and reduce groups;
+  * one complex-out-fusable op (matmul, conv2d, conv2d_nhwc) per elementwise group may join as its
+    *anchor*, making an epilogue group (BLAS first, then the elementwise epilogue in place on its
+    output); growth stops at the anchor;
+  * a reduction with a combiner in the registry ends a group: its consumers cannot start until it has
+    seen every element, so a reduction is fused only with its elementwise *producers*;
+  * everything else (reshape, permute, softmax, batch_norm, …) has neither and breaks the chain.
+
+Every verdict reads the op registry (fusion kind, scalar expression, reduction); the only thing taken
+from code generation is which dtypes it can emit (``aisys.framework.scalar.EMIT_DTYPES``).
 
 A group of two or more ops becomes one ``fused`` node (kind 'elementwise', 'reduce' or 'epilogue')
 whose body is the subgraph. Since no member has a reader outside the group, the rewrite cannot
@@ -22,9 +27,21 @@ create a cycle.
 from __future__ import annotations
 
 from ...framework.graph import Graph
-from ...framework.registry import get as get_op
-from ..codegen import ANCHOR_OPS, ELEMENTWISE_OPS, KERNEL_DTYPES, REDUCE_OPS
+from ...framework.registry import FusionKind, get as get_op
+from ...framework.scalar import EMIT_DTYPES as KERNEL_DTYPES
 from ..rewriter import Rewriter
+
+
+def _elementwise(op: str) -> bool:
+    return get_op(op).scalar is not None
+
+
+def _reduction(op: str) -> bool:
+    return get_op(op).reduction is not None
+
+
+def _anchor(op: str) -> bool:
+    return get_op(op).fusion is FusionKind.COMPLEX_OUT_FUSABLE
 
 
 def _dtype_ok(g: Graph, i: int) -> bool:
@@ -35,9 +52,9 @@ def _dtype_ok(g: Graph, i: int) -> bool:
 def _root_kind(g: Graph, n, reductions: bool) -> str | None:
     if not get_op(n.op).pure or not _dtype_ok(g, n.id):
         return None
-    if n.op in ELEMENTWISE_OPS:
+    if _elementwise(n.op):
         return "elementwise"
-    if reductions and n.op in REDUCE_OPS and len(g.nodes[n.inputs[0]].shape) >= 1:
+    if reductions and _reduction(n.op) and len(g.nodes[n.inputs[0]].shape) >= 1:
         return "reduce"
     return None
 
@@ -61,9 +78,9 @@ def _why_not(g: Graph, users, p: int, m: int, members: set, kind: str, anchor, a
                 f"anchor, so a producer of the anchor cannot join it")
     if not _dtype_ok(g, p):
         return f"%{p} computes {pn.dtype.name}; the generated kernels support {', '.join(sorted(KERNEL_DTYPES))}"
-    if pn.op in ELEMENTWISE_OPS:
+    if _elementwise(pn.op):
         return None
-    if pn.op in ANCHOR_OPS:
+    if _anchor(pn.op):
         if kind == "reduce":
             return f"%{p} = {pn.op} feeds a reduction; only elementwise producers fuse into a reduce group"
         if not epilogues:
@@ -71,10 +88,13 @@ def _why_not(g: Graph, users, p: int, m: int, members: set, kind: str, anchor, a
         if anchor is not None:
             return f"the group already has an anchor (%{anchor}); one matmul/conv per group"
         return None
-    if pn.op in REDUCE_OPS:
+    if _reduction(pn.op):
         return (f"%{p} = {pn.op} is a reduction: its result is complete only after every element is seen, so it "
                 f"ends a group instead of joining %{m}'s")
     kind_p = get_op(pn.op).fusion.value
+    if kind_p in ("elementwise", "broadcast"):
+        return (f"%{p} = {pn.op} is {kind_p} but its definition has no scalar expression (defop(..., scalar=...)), "
+                f"so no kernel can compute it: the chain breaks here")
     return f"%{p} = {pn.op} is {kind_p}: no fused-kernel template for it, so the chain breaks here"
 
 
@@ -126,7 +146,7 @@ def fuse(rw: Rewriter, reductions: bool = True, epilogues: bool = True, max_ops:
                     rw.reject(cand, reason, rule="fuse", nodes=(p, m))
                     continue
                 members.add(p)
-                if pn.op in ANCHOR_OPS:
+                if _anchor(pn.op):
                     anchor = p
                     rw.accept(cand, f"{pn.op} is complex-out-fusable: the chain becomes its epilogue",
                               rule="fuse", nodes=(p, m))

@@ -28,15 +28,6 @@ TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
 
 
-def _fresh_name(rw: Rewriter, base: str) -> str:
-    taken = {n.name for n in rw.graph.nodes.values() if n.op in ("param", "input")}
-    name, k = base, 1
-    while name in taken:
-        k += 1
-        name = f"{base}{k}"
-    return name
-
-
 def _is_permute(n, dims) -> bool:
     return n.op == "permute" and tuple(n.attrs["dims"]) == dims
 
@@ -63,7 +54,7 @@ def _to_nhwc_operand(rw: Rewriter, i: int):
         v = np.ascontiguousarray(v)
         if n.op == "const":
             return rw.add_const(v, provenance=n.provenance).id, None
-        return rw.add_param(_fresh_name(rw, f"{n.name}.nhwc"), v, provenance=n.provenance).id, None
+        return rw.add_param(rw.fresh_name(f"{n.name}.nhwc"), v, provenance=n.provenance).id, None
     if len(n.shape) == 4:
         copy = _find_nhwc_copy(g, i)
         if copy is not None:
@@ -85,7 +76,7 @@ def _convert(rw: Rewriter) -> bool:
         W = g.nodes[w]
         if W.op in ("param", "const"):
             v = np.ascontiguousarray(np.asarray(W.value).transpose(TO_NHWC))
-            wn = (rw.add_param(_fresh_name(rw, f"{W.name or 'weight'}.ohwi"), v, provenance=W.provenance) if W.op == "param"
+            wn = (rw.add_param(rw.fresh_name(f"{W.name or 'weight'}.ohwi"), v, provenance=W.provenance) if W.op == "param"
                   else rw.add_const(v, provenance=W.provenance)).id
         else:
             wn = rw.add("permute", (w,), {"dims": TO_NHWC}).id

@@ -301,13 +301,8 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad = Tensor._wrap(np.zeros_like(p.grad._data))
+        from ..optim import zero_grads
+        zero_grads(self.parameters(), set_to_none)
 
     # ---- state dict ---------------------------------------------------------------------------
     def state_dict(self, prefix: str = "") -> "OrderedDict[str, Tensor]":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import builtins
 
-from ..tensor import Tensor, apply, as_tensor, _Generator
+from ..tensor import Tensor, apply, as_tensor, _Generator, _ops as _tensor_methods
 from .elementwise import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not,
                           neg, exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast,
                           clamp, square, rsqrt)
@@ -15,7 +15,6 @@ from .linalg import matmul
 from .special import erf
 from . import nn as _nn_ops  # noqa: F401  (registers conv2d, pooling, norms, losses)
 from . import quant as _quant_ops  # noqa: F401  (registers quantize, dequantize, fake_quant, integer kernels)
-from .. import fast_vjp as _fast_vjp  # noqa: F401,E402  (attaches the numpy VJP twins of the eager fast path)
 
 
 def softmax(input, dim):
@@ -33,3 +32,6 @@ def one_hot(idx, num_classes: int):
 def new_dropout_seed() -> int:
     """A fresh seed for one dropout call, drawn from the global generator (aisys.manual_seed)."""
     return builtins.int(_Generator.rng.integers(0, 2**31 - 1))
+
+
+vars(_tensor_methods).update({k: v for k, v in globals().items() if not k.startswith("_")})   # Tensor's methods

@@ -1,4 +1,4 @@
-"""Shared pieces of op definitions: broadcasting rules, dim normalization, cost formulas."""
+"""Shared pieces of op definitions: inference helpers and cost formulas (shape rules: ``aisys.framework.shapes``)."""
 from __future__ import annotations
 
 import math
@@ -8,65 +8,7 @@ import numpy as np
 from ..dtypes import DType, promote, bool_
 from ..errors import ShapeError
 from ..registry import Cost, Spec
-
-
-_BROADCAST_SEEN: dict = {}     # (a, b) -> result for shape pairs that broadcast: every eager binary op asks
-
-
-def broadcast_shapes(op: str, a: tuple, b: tuple) -> tuple:
-    """NumPy/PyTorch broadcasting: align from the right; sizes must match or one must be 1."""
-    if type(a) is not tuple or type(b) is not tuple:
-        a, b = tuple(a), tuple(b)
-    if a == b:
-        return a
-    out = _BROADCAST_SEEN.get((a, b))
-    if out is None:
-        out = _broadcast_shapes(op, a, b)
-        if len(_BROADCAST_SEEN) > 4096:
-            _BROADCAST_SEEN.clear()
-        _BROADCAST_SEEN[(a, b)] = out
-    return out
-
-
-def _broadcast_shapes(op: str, a: tuple, b: tuple) -> tuple:
-    n = max(len(a), len(b))
-    pa, pb = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
-    out = []
-    for i, (x, y) in enumerate(zip(pa, pb)):
-        if x == y or y == 1:
-            out.append(x)
-        elif x == 1:
-            out.append(y)
-        else:
-            d = i - n
-            raise ShapeError(op, f"cannot broadcast shapes {tuple(a)} and {tuple(b)}: dimension {d} "
-                             f"is {x} vs {y}", shapes=(a, b),
-                             rule="broadcasting aligns shapes from the right; each pair of sizes must be "
-                                  "equal or one of them 1 (reshape or unsqueeze one operand)")
-    return tuple(out)
-
-
-def norm_dims(op: str, dim, ndim: int, shape=()) -> tuple:
-    """dim=None -> all dims; int or tuple -> sorted non-negative tuple, checked against ndim."""
-    if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    out = []
-    for d in dims:
-        d = int(d)
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise ShapeError(op, f"dim {d} is out of range for a {ndim}-D tensor of shape {tuple(shape)}",
-                             shapes=(shape,), rule=f"valid dims are {-ndim}..{ndim - 1}")
-        out.append(d % max(ndim, 1))
-    if len(set(out)) != len(out):
-        raise ShapeError(op, f"dim {dim} repeats a dimension", shapes=(shape,))
-    return tuple(sorted(out))
-
-
-def reduced_shape(shape: tuple, dims: tuple, keepdim: bool) -> tuple:
-    if keepdim:
-        return tuple(1 if i in dims else s for i, s in enumerate(shape))
-    return tuple(s for i, s in enumerate(shape) if i not in dims)
+from ..shapes import broadcast_shapes, norm_dims, reduced_shape  # noqa: F401  (the shape rules live in one place)
 
 
 def need_float(op: str, *xs) -> None:
@@ -119,5 +61,62 @@ def prod(xs) -> int:
     return math.prod(xs)
 
 
+
+
+# ---- numpy helpers of the VJP twins (``vjp_np``, the eager fast path of a plain backward()) --------------
+_ZERO: dict = {}
+
+
+def np_zero(dtype) -> np.ndarray:
+    """A 0-d zero of ``dtype``, made once."""
+    z = _ZERO.get(dtype)
+    if z is None:
+        z = _ZERO[dtype] = np.zeros((), dtype)
+    return z
+
+
+def sum_to_array(x: np.ndarray, shape) -> np.ndarray:
+    """Sum a broadcast array back to ``shape`` (the numpy reference of the ``sum_to`` op)."""
+    shape = tuple(shape)
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+    r = x.sum(axis=axes, keepdims=True) if axes else x
+    return r.reshape(shape)
+
+
+def np_unbroadcast(g: np.ndarray, x) -> np.ndarray:
+    """The gradient of a broadcast operand ``x`` (a Tensor): ``g`` summed back to its shape."""
+    shape = x._data.shape
+    if g.shape == shape:
+        return g
+    if len(shape) == 1 and g.ndim == 2 and g.shape[1] == shape[0]:     # a bias: one reduction over the rows
+        return np.add.reduce(g, axis=0)
+    return sum_to_array(g, shape)
+
+
+def np_binary_twin(fx, fy):
+    """A binary op's ``vjp_np`` from the two partial products ``f(g, out, x_array, y_array)``."""
+    def twin(g, out, x, y):
+        return (np_unbroadcast(fx(g, out, x._data, y._data), x) if x.requires_grad else None,
+                np_unbroadcast(fy(g, out, x._data, y._data), y) if y.requires_grad else None)
+    return twin
+
+
+def inverse_permutation(dims: tuple) -> tuple:
+    """The permutation that undoes ``dims`` (what np.argsort(dims) gives, without building an array)."""
+    if dims == (1, 0):
+        return dims
+    inv = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inv[d] = i
+    return tuple(inv)
+
+
+def column_major(d: np.ndarray) -> bool:
+    """A 2-D array stored transposed (a view like ``W.T``, as in x @ W.T of a Linear layer)."""
+    return d.ndim == 2 and d.flags.f_contiguous and not d.flags.c_contiguous
+
+
 __all__ = ["broadcast_shapes", "norm_dims", "reduced_shape", "need_float", "same_spec", "binary_infer",
-           "elementwise_cost", "movement_cost", "zero_cost", "Spec", "Cost", "bool_", "prod", "np"]
+           "elementwise_cost", "movement_cost", "zero_cost", "Spec", "Cost", "bool_", "prod", "np", "np_zero", "sum_to_array", "np_unbroadcast", "np_binary_twin",
+           "inverse_permutation", "column_major"]

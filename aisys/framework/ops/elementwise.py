@@ -1,8 +1,10 @@
 """Elementwise ops: each output element depends on the same-position input elements (after broadcasting).
 
-Read each definition as forward + backward side by side: ``ref`` computes, ``vjp`` returns one
-gradient per input written with tensor ops (so it can itself be differentiated), ``jvp`` pushes a
-tangent forward. ``sum_to`` undoes broadcasting in the backward pass. A VJP returns None for an input
+Read each definition as forward + backward side by side: ``ref`` computes (numpy), ``scalar`` says what
+one element is (the expression the fused kernels, the fusion pass and the chip's vector unit read),
+``vjp`` returns one gradient per input written with tensor ops (so it can itself be differentiated) and
+``vjp_np`` is its numpy twin for a plain backward(), ``jvp`` pushes a tangent forward, ``chip`` names the
+vector instruction. ``sum_to`` undoes broadcasting in the backward pass. A VJP returns None for an input
 that does not require grad (a constant, the data batch): autodiff would discard that gradient anyway.
 """
 from __future__ import annotations
@@ -11,10 +13,13 @@ import math
 
 import numpy as np
 
+from .. import scalar as S
+from ..erf import erfc_np
 from ..dtypes import as_dtype, bool_, from_numpy, promote
-from ..registry import FusionKind as K, QuantizedForm, Spec, defop
+from ..registry import FusionKind as K, QuantizedForm, Spec, defop, vector
 from ..tensor import Tensor, apply, as_tensor
-from ._common import binary_infer, broadcast_shapes, elementwise_cost, same_spec, need_float
+from ._common import (binary_infer, broadcast_shapes, elementwise_cost, same_spec, need_float, np_binary_twin,
+                      np_unbroadcast, np_zero)
 
 E, B = K.ELEMENTWISE, K.BROADCAST
 
@@ -48,16 +53,22 @@ def _tan_sum(*terms, out):
 
 # ---- binary arithmetic ---------------------------------------------------------------------
 defop("add", infer=binary_infer("add"), ref=np.add, fusion=B, cost=elementwise_cost(1),
+      scalar=lambda x, y: x + y, chip=vector("add"),
       vjp=lambda g, out, x, y: (_unb(g, x) if x.requires_grad else None, _unb(g, y) if y.requires_grad else None),
+      vjp_np=np_binary_twin(lambda g, o, x, y: g, lambda g, o, x, y: g),
       jvp=lambda t, out, x, y: _tan_sum(t[0], t[1], out=out), torch_name="torch.add", saved=())
 
 defop("sub", infer=binary_infer("sub"), ref=np.subtract, fusion=B, cost=elementwise_cost(1),
+      scalar=lambda x, y: x - y, chip=vector("sub"),
       vjp=lambda g, out, x, y: (_unb(g, x) if x.requires_grad else None, _unb(-g, y) if y.requires_grad else None),
+      vjp_np=np_binary_twin(lambda g, o, x, y: g, lambda g, o, x, y: np.negative(g)),
       jvp=lambda t, out, x, y: _tan_sum(t[0], None if t[1] is None else -t[1], out=out), saved=())
 
 defop("mul", infer=binary_infer("mul"), ref=np.multiply, fusion=B, cost=elementwise_cost(1),
+      scalar=lambda x, y: x * y, chip=vector("mul"),
       vjp=lambda g, out, x, y: (_unb(g * y, x) if x.requires_grad else None,
                                 _unb(g * x, y) if y.requires_grad else None),
+      vjp_np=np_binary_twin(lambda g, o, x, y: g * y, lambda g, o, x, y: g * x),
       jvp=lambda t, out, x, y: _tan_sum(None if t[0] is None else t[0] * y,
                                         None if t[1] is None else x * t[1], out=out), saved=((0, 1), (1, 0)))
 
@@ -75,8 +86,10 @@ def _div_infer(x, y, **attrs):
 
 
 defop("div", infer=_div_infer, ref=_div_ref, fusion=B, cost=elementwise_cost(1),
+      scalar=lambda x, y: x / y, chip=vector("div"),
       vjp=lambda g, out, x, y: (_unb(g / y, x) if x.requires_grad else None,
                                 _unb(-g * out / y, y) if y.requires_grad else None),
+      vjp_np=np_binary_twin(lambda g, o, x, y: g / y, lambda g, o, x, y: -g * o._data / y),
       jvp=lambda t, out, x, y: _tan_sum(None if t[0] is None else t[0] / y,
                                         None if t[1] is None else -t[1] * out / y, out=out), saved=(1, "out"))
 
@@ -112,15 +125,17 @@ def _pow_ref(x, y):
 
 
 defop("pow", infer=binary_infer("pow"), ref=_pow_ref, fusion=B, cost=elementwise_cost(1),
-      vjp=_pow_vjp, jvp=_pow_jvp, saved=(0, 1, "out"))
+      scalar=lambda x, y: x ** y, chip=vector("mul"), vjp=_pow_vjp, jvp=_pow_jvp, saved=(0, 1, "out"))
 
 defop("maximum", infer=binary_infer("maximum"), ref=np.maximum, fusion=B, cost=elementwise_cost(1),
+      scalar=lambda x, y: S.select(S.or_(x >= y, S.isnan(x)), x, y), chip=vector("max"),   # NaN propagates
       doc="Ties send the gradient to the first operand.",
       vjp=lambda g, out, x, y: (_unb(where(x >= y, g, 0.0), x), _unb(where(x >= y, 0.0, g), y)),
       jvp=lambda t, out, x, y: where(x >= y, _bc(t[0], out) if t[0] is not None else 0.0,
                                      _bc(t[1], out) if t[1] is not None else 0.0), saved=(0, 1))
 
 defop("minimum", infer=binary_infer("minimum"), ref=np.minimum, fusion=B, cost=elementwise_cost(1),
+      scalar=lambda x, y: S.select(S.or_(x <= y, S.isnan(x)), x, y), chip=vector("min"),
       doc="Ties send the gradient to the first operand.",
       vjp=lambda g, out, x, y: (_unb(where(x <= y, g, 0.0), x), _unb(where(x <= y, 0.0, g), y)),
       jvp=lambda t, out, x, y: where(x <= y, _bc(t[0], out) if t[0] is not None else 0.0,
@@ -167,38 +182,54 @@ def _where_ref(c, x, y):
     return np.where(c, x, y)
 
 
+def _where_np(g, out, c, x, y):
+    z = np_zero(g.dtype)
+    cd = c._data
+    return (None, np_unbroadcast(_where_ref(cd, g, z), x) if x.requires_grad else None,
+            np_unbroadcast(_where_ref(cd, z, g), y) if y.requires_grad else None)
+
+
 defop("where", infer=_where_infer, ref=_where_ref, fusion=B, cost=elementwise_cost(1),
-      vjp=lambda g, out, c, x, y: (None, _unb(where(c, g, 0.0), x), _unb(where(c, 0.0, g), y)),
+      scalar=lambda c, x, y: S.select(c, x, y), chip=vector("max"),
+      vjp=lambda g, out, c, x, y: (None, _unb(where(c, g, 0.0), x), _unb(where(c, 0.0, g), y)), vjp_np=_where_np,
       jvp=lambda t, out, c, x, y: where(c, _bc(t[1], out) if t[1] is not None else 0.0,
                                         _bc(t[2], out) if t[2] is not None else 0.0), saved=(0,))
 
-for _name, _fn in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
-                   ("gt", np.greater), ("ge", np.greater_equal)]:
+for _name, _fn, _expr in [("eq", np.equal, S.eq), ("ne", np.not_equal, S.ne), ("lt", np.less, S.lt),
+                          ("le", np.less_equal, S.le), ("gt", np.greater, S.gt), ("ge", np.greater_equal, S.ge)]:
     defop(_name, infer=binary_infer(_name, out_dtype=bool_), ref=_fn, fusion=B, cost=elementwise_cost(1),
-          doc="Comparison: bool output, not differentiable.")
+          scalar=_expr, chip=vector("sub"), doc="Comparison: bool output, not differentiable.")
 
-defop("logical_not", infer=same_spec("logical_not"), ref=np.logical_not, fusion=E, cost=elementwise_cost(1))
+defop("logical_not", infer=same_spec("logical_not"), ref=np.logical_not, fusion=E, cost=elementwise_cost(1),
+      scalar=S.not_, chip=vector("neg"))
 
 
 # ---- unary --------------------------------------------------------------------------------
-def _unary(name, ref, vjp, jvp, flops=1, float_only=True, doc="", saved=(0,), quantized=None):
-    defop(name, infer=same_spec(name, float_only=float_only), ref=ref, fusion=E,
-          cost=elementwise_cost(flops), vjp=vjp, jvp=jvp, doc=doc, torch_name=f"torch.{name}", saved=saved,
-          quantized=quantized)
+def _unary(name, ref, scalar, instruction, vjp, jvp, flops=1, float_only=True, doc="", vjp_np=None, saved=(0,),
+           quantized=None):
+    defop(name, infer=same_spec(name, float_only=float_only), ref=ref, fusion=E, scalar=scalar,
+          chip=vector(instruction), cost=elementwise_cost(flops), vjp=vjp, jvp=jvp, doc=doc,
+          torch_name=f"torch.{name}", vjp_np=vjp_np, saved=saved, quantized=quantized)
 
 
-_unary("neg", np.negative, lambda g, out, x: (-g,), lambda t, out, x: -t[0], float_only=False, saved=())
-_unary("exp", np.exp, lambda g, out, x: (g * out,), lambda t, out, x: t[0] * out, saved=("out",))
-_unary("log", np.log, lambda g, out, x: (g / x,), lambda t, out, x: t[0] / x)
-_unary("sqrt", np.sqrt, lambda g, out, x: (g / (2.0 * out),), lambda t, out, x: t[0] / (2.0 * out), saved=("out",))
-_unary("sin", np.sin, lambda g, out, x: (g * x.cos(),), lambda t, out, x: t[0] * x.cos())
-_unary("cos", np.cos, lambda g, out, x: (-g * x.sin(),), lambda t, out, x: -t[0] * x.sin())
-_unary("tanh", np.tanh, lambda g, out, x: (g * (1.0 - out * out),), lambda t, out, x: t[0] * (1.0 - out * out),
+_unary("neg", np.negative, lambda x: -x, "neg", lambda g, out, x: (-g,), lambda t, out, x: -t[0], float_only=False,
+       vjp_np=lambda g, out, x: (np.negative(g),), saved=())
+_unary("exp", np.exp, S.exp, "exp", lambda g, out, x: (g * out,), lambda t, out, x: t[0] * out,
+       vjp_np=lambda g, out, x: (g * out._data,), saved=("out",))
+_unary("log", np.log, S.log, "log", lambda g, out, x: (g / x,), lambda t, out, x: t[0] / x,
+       vjp_np=lambda g, out, x: (g / x._data,))
+_unary("sqrt", np.sqrt, S.sqrt, "sqrt", lambda g, out, x: (g / (2.0 * out),), lambda t, out, x: t[0] / (2.0 * out),
+       vjp_np=lambda g, out, x: (g / (2.0 * out._data),), saved=("out",))
+_unary("sin", np.sin, S.sin, "exp", lambda g, out, x: (g * x.cos(),), lambda t, out, x: t[0] * x.cos())
+_unary("cos", np.cos, S.cos, "exp", lambda g, out, x: (-g * x.sin(),), lambda t, out, x: -t[0] * x.sin())
+_unary("tanh", np.tanh, S.tanh, "tanh", lambda g, out, x: (g * (1.0 - out * out),),
+       lambda t, out, x: t[0] * (1.0 - out * out), vjp_np=lambda g, out, x: (g * (1.0 - out._data * out._data),),
        saved=("out",))
-_unary("sign", np.sign, lambda g, out, x: (g * 0.0,), lambda t, out, x: t[0] * 0.0, float_only=False,
+_unary("sign", np.sign, lambda x: S.select(x > 0, 1, S.select(x < 0, -S.lift(1), x)), "abs",
+       lambda g, out, x: (g * 0.0,), lambda t, out, x: t[0] * 0.0, float_only=False,
        doc="Gradient is zero everywhere (PyTorch's convention).", saved=())
-_unary("abs", np.abs, lambda g, out, x: (g * x.sign(),), lambda t, out, x: t[0] * x.sign(), float_only=False,
-       doc="d|x|/dx = sign(x), 0 at 0.")
+_unary("abs", np.abs, S.absolute, "abs", lambda g, out, x: (g * x.sign(),), lambda t, out, x: t[0] * x.sign(),
+       float_only=False, doc="d|x|/dx = sign(x), 0 at 0.")
 
 
 def _sigmoid_ref(x):
@@ -207,11 +238,23 @@ def _sigmoid_ref(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-_unary("sigmoid", _sigmoid_ref, lambda g, out, x: (g * out * (1.0 - out),),
-       lambda t, out, x: t[0] * out * (1.0 - out), flops=4, saved=("out",))
-_unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)),
-       lambda g, out, x: (where(x > 0, g, 0.0),), lambda t, out, x: where(x > 0, t[0], 0.0),
-       float_only=False, doc="Gradient at exactly 0 is 0 (as PyTorch).", quantized=QuantizedForm("clamp"))
+def _sigmoid_scalar(x):
+    e = S.named("e", S.exp(-S.absolute(x)))                  # the reference's stable form, e computed once
+    return S.select(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _relu_np(g, out, x):
+    xd = x._data
+    return (_where_ref(xd > np_zero(xd.dtype), g, np_zero(g.dtype)),)
+
+
+_unary("sigmoid", _sigmoid_ref, _sigmoid_scalar, "sigmoid", lambda g, out, x: (g * out * (1.0 - out),),
+       lambda t, out, x: t[0] * out * (1.0 - out), flops=4,
+       vjp_np=lambda g, out, x: (g * out._data * (1.0 - out._data),), saved=("out",))
+_unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), lambda x: S.select(S.or_(x >= 0.0, S.isnan(x)), x, 0.0),
+       "relu", lambda g, out, x: (where(x > 0, g, 0.0),), lambda t, out, x: where(x > 0, t[0], 0.0),
+       float_only=False, doc="Gradient at exactly 0 is 0 (as PyTorch).", vjp_np=_relu_np,
+       quantized=QuantizedForm("clamp"))
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
@@ -234,7 +277,6 @@ def _gelu_ref(x, approximate="none"):
         inner *= _GELU_A
         inner += x
         return (0.5 * x * (1.0 + np.tanh(_GELU_C * inner))).astype(x.dtype, copy=False)
-    from .special import erfc_np
     x64 = x.astype(np.float64)                             # x·Φ(x) = x·erfc(−x/√2)/2: exact also far left of 0
     return (0.5 * x64 * erfc_np(-x64 * _SQRT1_2)).astype(x.dtype, copy=False)
 
@@ -247,11 +289,20 @@ def _gelu_grad(x, approximate="none"):
     return (erf(x * _SQRT1_2) + 1.0) * 0.5 + x * (x * x * -0.5).exp() * _INV_SQRT_2PI    # Φ(x) + x·φ(x)
 
 
+def _gelu_scalar(x, approximate="none"):
+    """One element of GELU, in the reference's order of operations (so kernels and the chip run the op's form)."""
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + S.tanh(_GELU_C * (x * x * x * _GELU_A + x)))
+    x64 = S.cast(x, "float64")                             # as the reference: in float64, rounded once
+    return 0.5 * x64 * S.erfc(-x64 * _SQRT1_2)
+
+
 def _gelu_cost(in_specs, out_spec, approximate="none"):
     return elementwise_cost(8 if approximate == "tanh" else 24)(in_specs, out_spec)
 
 
-defop("gelu", infer=_gelu_infer, ref=_gelu_ref, fusion=E, cost=_gelu_cost, saved=(0,),
+defop("gelu", infer=_gelu_infer, ref=_gelu_ref, fusion=E, cost=_gelu_cost, saved=(0,), scalar=_gelu_scalar,
+      chip=vector("gelu", variants={("approximate", "tanh"): "gelu_tanh"}),
       vjp=lambda g, out, x, approximate="none": (g * _gelu_grad(x, approximate),),
       jvp=lambda t, out, x, approximate="none": t[0] * _gelu_grad(x, approximate),
       torch_name="torch.nn.functional.gelu",
@@ -270,7 +321,7 @@ def _cast_vjp(g, out, x, dtype):
 
 
 defop("cast", infer=_cast_infer, ref=lambda x, dtype: x.astype(as_dtype(dtype).np), fusion=E,
-      cost=elementwise_cost(0), vjp=_cast_vjp,
+      scalar=lambda x, dtype: S.cast(x, dtype), chip=vector("cast"), cost=elementwise_cost(0), vjp=_cast_vjp,
       jvp=lambda t, out, x, dtype: cast(t[0], out.dtype) if out.dtype.is_floating else None,
       doc="Change the element type (rounding to nearest even for floats, as numpy/ml_dtypes do).", saved=())
 

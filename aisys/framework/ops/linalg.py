@@ -7,9 +7,9 @@ import numpy as np
 
 from ..dtypes import promote
 from ..errors import ShapeError
-from ..registry import Cost, FusionKind as K, QuantizedForm, Spec, defop
+from ..registry import Cost, FusionKind as K, QuantizedForm, Spec, defop, matrix
 from ..tensor import apply, as_tensor
-from ._common import _new_spec, broadcast_shapes, prod
+from ._common import _new_spec, broadcast_shapes, column_major, np_unbroadcast, prod
 
 
 def _matmul_infer(x, y):
@@ -42,8 +42,7 @@ def _sum_batch(g, x):
 
 def _column_major(t) -> bool:
     """A 2-D operand stored transposed (a view like ``W.T``, as in x @ W.T of a Linear layer)."""
-    d = t._data
-    return d.ndim == 2 and d.flags.f_contiguous and not d.flags.c_contiguous
+    return column_major(t._data)
 
 
 def _matmul_vjp(g, out, x, y):
@@ -72,8 +71,19 @@ def _matmul_ref(x, y):
     return np.matmul(x, y)
 
 
+def _matmul_np(g, out, x, y):
+    """``_matmul_vjp`` on arrays, product for product (the same BLAS calls, the same operand layouts)."""
+    xd, yd = x._data, y._data
+    gx = gy = None
+    if x.requires_grad:
+        gx = np_unbroadcast(_matmul_ref(yd, g.mT).mT if column_major(xd) else _matmul_ref(g, yd.mT), x)
+    if y.requires_grad:
+        gy = np_unbroadcast(_matmul_ref(g.mT, xd).mT if column_major(yd) else _matmul_ref(xd.mT, g), y)
+    return gx, gy
+
+
 defop("matmul", infer=_matmul_infer, ref=_matmul_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_matmul_cost,
-      vjp=_matmul_vjp,
+      vjp=_matmul_vjp, vjp_np=_matmul_np, chip=matrix("gemm"),
       jvp=lambda t, out, x, y: (t[0] @ y if t[0] is not None else None) if t[1] is None else
                                (x @ t[1] if t[0] is None else t[0] @ y + x @ t[1]),
       doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul",
@@ -133,6 +143,16 @@ def _linear_vjp(g, out, x, w, *b):
     return (gx, gw) + ((g.sum_to(b[0].shape) if b[0].requires_grad else None,) if b else ())
 
 
+def _linear_np(g, out, x, w, *b):
+    """``_linear_vjp`` on arrays: what the decomposition permute → matmul → add computes, call for call."""
+    xd, wt = x._data, w._data.T
+    gx = (_matmul_ref(wt, g.mT).mT if column_major(xd) else _matmul_ref(g, wt.mT)) if x.requires_grad else None
+    gw = _matmul_ref(g.mT, xd) if w.requires_grad else None
+    if not b:
+        return gx, gw
+    return gx, gw, (np.add.reduce(g, axis=0) if b[0].requires_grad else None)
+
+
 def _linear_jvp(t, out, x, w, *b):
     terms = [t[0] @ w.mT if t[0] is not None else None, x @ t[1].mT if t[1] is not None else None]
     if b and t[2] is not None:
@@ -151,7 +171,7 @@ def _linear_cost(in_specs, out_spec):
 
 
 defop("linear", infer=_linear_infer, ref=_linear_ref, fusion=K.OPAQUE, cost=_linear_cost,
-      vjp=_linear_vjp, jvp=_linear_jvp, torch_name="torch.nn.functional.linear",
+      vjp=_linear_vjp, jvp=_linear_jvp, vjp_np=_linear_np, chip=matrix("linear"), torch_name="torch.nn.functional.linear",
       quantized=QuantizedForm("integer", "matmul_integer"),
       doc="y = x·wᵀ + b in one op: what an eager nn.Linear records (one tape entry instead of permute, matmul, "
           "add). A tracer is shown the three-op decomposition instead, so graphs, the compiler's epilogue fusion "

@@ -12,8 +12,9 @@ import numpy as np
 
 from ..dtypes import bool_, int64, default_float
 from ..errors import ShapeError
-from ..registry import Cost, FusionKind as K, QuantizedForm, Spec, defop
+from ..registry import Cost, FusionKind as K, QuantizedForm, Spec, addressing, defop, matrix, not_lowerable, vector
 from ..tensor import Tensor, apply, as_tensor
+from ..shapes import conv_output_size
 from ._common import need_float, norm_dims, prod, reduced_shape
 
 
@@ -44,14 +45,6 @@ def _check_pairs(op, **attrs):
         raise ValueError(f"{op}: groups={attrs['groups']!r} must be a positive int (groups=1 is a plain convolution)")
 
 
-def _out_size(op, size, k, s, p, d, dim_name):
-    o = (size + 2 * p - d * (k - 1) - 1) // s + 1
-    if o <= 0:
-        raise ShapeError(op, f"input {dim_name}={size} is too small for kernel {k} (dilation {d}, padding {p}): "
-                         f"output size would be {o}", rule="out = ⌊(in + 2·pad − dil·(k−1) − 1)/stride⌋ + 1 must be ≥ 1")
-    return o
-
-
 # ---- im2col helpers -----------------------------------------------------------------------
 def _pad_nchw(x, padding, value=0.0):
     ph, pw = padding
@@ -63,8 +56,8 @@ def _pad_nchw(x, padding, value=0.0):
 def _geom(xshape, wshape, stride, padding, dilation):
     N, C, H, W = xshape
     O, Cg, KH, KW = wshape
-    OH = _out_size("conv2d", H, KH, stride[0], padding[0], dilation[0], "H")
-    OW = _out_size("conv2d", W, KW, stride[1], padding[1], dilation[1], "W")
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0], op="conv2d", dim="H")
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1], op="conv2d", dim="W")
     return N, C, H, W, O, Cg, KH, KW, OH, OW
 
 
@@ -264,6 +257,19 @@ def _conv_cost(in_specs, out_spec, **a):
                 bytes=builtins.sum(s.nbytes for s in in_specs) + out_spec.nbytes)
 
 
+_BACKWARD = not_lowerable("a training (backward) op: the chip model lowers inference graphs; lower the forward graph "
+                          "(aisys.trace of the model, not of a training step)")
+
+
+def _conv_np(g, out, x, w, *b, **a):
+    """``_conv_vjp`` on arrays: the two backward ops' references, and the bias gradient."""
+    gx = _conv_bwd_input_ref(g, w._data, input_shape=x._data.shape, **a) if x.requires_grad else None
+    gw = _conv_bwd_weight_ref(g, x._data, weight_shape=w._data.shape, **a) if w.requires_grad else None
+    if not b:
+        return gx, gw
+    return gx, gw, (np.sum(g, axis=(0, 2, 3), dtype=g.dtype) if b[0].requires_grad else None)
+
+
 def _conv_vjp(g, out, x, w, *b, **a):
     gx = apply("conv2d_backward_input", g, w, input_shape=tuple(x.shape), **a) if x.requires_grad else None
     gw = apply("conv2d_backward_weight", g, x, weight_shape=tuple(w.shape), **a) if w.requires_grad else None
@@ -285,8 +291,9 @@ def _conv_jvp(t, out, x, w, *b, **a):
 
 
 defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
-      vjp=_conv_vjp, jvp=_conv_jvp, torch_name="torch.nn.functional.conv2d",
-      quantized=QuantizedForm("integer", "conv2d_integer"), saved=((0, 1), (1, 0)),
+      vjp=_conv_vjp, jvp=_conv_jvp, vjp_np=_conv_np, chip=matrix("conv", layout="NCHW"),
+      torch_name="torch.nn.functional.conv2d", quantized=QuantizedForm("integer", "conv2d_integer"),
+      saved=((0, 1), (1, 0)),
       doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.")
 
 
@@ -300,7 +307,7 @@ def _bwd_w_infer(g, x, *, weight_shape, **a):
     return Spec(tuple(weight_shape), g.dtype)
 
 
-defop("conv2d_backward_input", infer=_bwd_in_infer, ref=_conv_bwd_input_ref, fusion=K.OPAQUE,
+defop("conv2d_backward_input", infer=_bwd_in_infer, ref=_conv_bwd_input_ref, fusion=K.OPAQUE, chip=_BACKWARD,
       cost=lambda ins, out, **a: _conv_cost([out, ins[1]], ins[0]),
       vjp=lambda h, out, g, w, *, input_shape, **a: (
           apply("conv2d", h, w, **a),
@@ -310,7 +317,7 @@ defop("conv2d_backward_input", infer=_bwd_in_infer, ref=_conv_bwd_input_ref, fus
           apply("conv2d_backward_input", g, t[1], input_shape=input_shape, **a) if t[1] is not None else None),
       doc="Gradient of conv2d with respect to its input (a transposed convolution).")
 
-defop("conv2d_backward_weight", infer=_bwd_w_infer, ref=_conv_bwd_weight_ref, fusion=K.OPAQUE,
+defop("conv2d_backward_weight", infer=_bwd_w_infer, ref=_conv_bwd_weight_ref, fusion=K.OPAQUE, chip=_BACKWARD,
       cost=lambda ins, out, **a: _conv_cost([ins[1], out], ins[0]),
       vjp=lambda h, out, g, x, *, weight_shape, **a: (
           apply("conv2d", x, h, **a),
@@ -344,8 +351,8 @@ def _pool_geom(op, shape, kernel_size, stride, padding, dilation):
     if len(shape) != 4:
         raise ShapeError(op, f"expects a 4-D input (N, C, H, W), got {tuple(shape)}", shapes=(shape,))
     N, C, H, W = shape
-    OH = _out_size(op, H, kernel_size[0], stride[0], padding[0], dilation[0], "H")
-    OW = _out_size(op, W, kernel_size[1], stride[1], padding[1], dilation[1], "W")
+    OH = conv_output_size(H, kernel_size[0], stride[0], padding[0], dilation[0], op=op, dim="H")
+    OW = conv_output_size(W, kernel_size[1], stride[1], padding[1], dilation[1], op=op, dim="W")
     return N, C, H, W, OH, OW
 
 
@@ -477,15 +484,16 @@ def _window_cost(in_specs, out_spec, kernel_size, **a):
                 bytes=in_specs[0].nbytes + out_spec.nbytes)
 
 
-defop("max_pool2d", infer=_pool_infer("max_pool2d", integers=True), ref=_maxpool_ref, fusion=K.OPAQUE, cost=_window_cost,
-      vjp=lambda g, out, x, **a: (apply("max_pool2d_backward", g, x, **a),),
+defop("max_pool2d", infer=_pool_infer("max_pool2d", integers=True), ref=_maxpool_ref, fusion=K.OPAQUE,
+      cost=_window_cost, chip=vector("maxpool"), vjp=lambda g, out, x, **a: (apply("max_pool2d_backward", g, x, **a),),
+      vjp_np=lambda g, out, x, **a: (_maxpool_backward_ref(g, x._data, **a),),
       jvp=lambda t, out, x, **a: apply("max_pool2d_select", t[0], x, **a),
       torch_name="torch.nn.functional.max_pool2d", doc="Ties: the first maximum in the window gets the gradient.",
       saved=(0,), quantized=QuantizedForm("same"))
 
 defop("max_pool2d_backward", infer=lambda g, x, **a: Spec(tuple(x.shape), g.dtype), ref=_maxpool_backward_ref,
       fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(flops=ins[0].numel, bytes=builtins.sum(s.nbytes for s in ins) + out.nbytes),
-      vjp=lambda h, out, g, x, **a: (apply("max_pool2d_select", h, x, **a), None),
+      chip=_BACKWARD, vjp=lambda h, out, g, x, **a: (apply("max_pool2d_select", h, x, **a), None),
       jvp=lambda t, out, g, x, **a: apply("max_pool2d_backward", t[0], x, **a) if t[0] is not None else None,
       doc="Route each pooled gradient to its window's argmax.")
 
@@ -497,7 +505,7 @@ def _maxpool_select_infer(h, x, **a):
     return Spec(spec.shape, h.dtype)
 
 
-defop("max_pool2d_select", infer=_maxpool_select_infer, ref=_maxpool_select_ref, fusion=K.OPAQUE,
+defop("max_pool2d_select", infer=_maxpool_select_infer, ref=_maxpool_select_ref, fusion=K.OPAQUE, chip=_BACKWARD,
       cost=_window_cost,
       vjp=lambda g, out, h, x, **a: (apply("max_pool2d_backward", g, x, **a), None),
       jvp=lambda t, out, h, x, **a: apply("max_pool2d_select", t[0], x, **a) if t[0] is not None else None,
@@ -529,12 +537,13 @@ def _avgpool_backward_ref(g, *, input_shape, kernel_size, stride, padding, dilat
 
 
 defop("avg_pool2d", infer=_pool_infer("avg_pool2d"), ref=_avgpool_ref, fusion=K.OPAQUE, cost=_window_cost,
-      vjp=lambda g, out, x, **a: (apply("avg_pool2d_backward", g, input_shape=tuple(x.shape), **a),),
+      chip=vector("avgpool"), vjp=lambda g, out, x, **a: (apply("avg_pool2d_backward", g, input_shape=tuple(x.shape), **a),),
+      vjp_np=lambda g, out, x, **a: (_avgpool_backward_ref(g, input_shape=x._data.shape, **a),),
       jvp=lambda t, out, x, **a: apply("avg_pool2d", t[0], **a),
       torch_name="torch.nn.functional.avg_pool2d", doc="Padding counts as zeros (count_include_pad=True).", saved=())
 
 defop("avg_pool2d_backward", infer=lambda g, *, input_shape, **a: Spec(tuple(input_shape), g.dtype),
-      ref=_avgpool_backward_ref, fusion=K.OPAQUE,
+      ref=_avgpool_backward_ref, fusion=K.OPAQUE, chip=_BACKWARD,
       cost=lambda ins, out, **a: Cost(flops=out.numel, bytes=ins[0].nbytes + out.nbytes),
       vjp=lambda h, out, g, *, input_shape, **a: (apply("avg_pool2d", h, **a),),
       jvp=lambda t, out, g, *, input_shape, **a: apply("avg_pool2d_backward", t[0], input_shape=input_shape, **a))
@@ -563,13 +572,24 @@ def _softmax_cost(in_specs, out_spec, dim):
     return Cost(flops=5 * out_spec.numel, bytes=in_specs[0].nbytes + out_spec.nbytes)
 
 
+def _softmax_np(g, out, x, dim):
+    o = out._data
+    return (o * (g - np.sum(g * o, axis=(dim % o.ndim,), keepdims=True, dtype=o.dtype)),)
+
+
+def _log_softmax_np(g, out, x, dim):
+    return (g - np.exp(out._data) * np.sum(g, axis=(dim % g.ndim,), keepdims=True, dtype=g.dtype),)
+
+
 defop("softmax", infer=_softmax_infer("softmax"), ref=_softmax_ref, fusion=K.OPAQUE, cost=_softmax_cost,
-      vjp=lambda g, out, x, dim: (out * (g - (g * out).sum(dim, keepdim=True)),),
+      chip=vector("softmax"), vjp=lambda g, out, x, dim: (out * (g - (g * out).sum(dim, keepdim=True)),),
+      vjp_np=_softmax_np,
       jvp=lambda t, out, x, dim: out * (t[0] - (t[0] * out).sum(dim, keepdim=True)),
       doc="Numerically stable: subtracts the row max first.", torch_name="torch.softmax", saved=("out",))
 
 defop("log_softmax", infer=_softmax_infer("log_softmax"), ref=_log_softmax_ref, fusion=K.OPAQUE, cost=_softmax_cost,
-      vjp=lambda g, out, x, dim: (g - out.exp() * g.sum(dim, keepdim=True),),
+      chip=vector("softmax"), vjp=lambda g, out, x, dim: (g - out.exp() * g.sum(dim, keepdim=True),),
+      vjp_np=_log_softmax_np,
       jvp=lambda t, out, x, dim: t[0] - (out.exp() * t[0]).sum(dim, keepdim=True), saved=("out",))
 
 
@@ -602,7 +622,7 @@ def _ln_tangent(t, out, x, normalized_shape, eps):
     return rstd * (t - t.mean(d, keepdim=True) - out * (t * out).mean(d, keepdim=True))
 
 
-defop("layer_norm", infer=_ln_infer, ref=_ln_ref, fusion=K.OPAQUE,
+defop("layer_norm", infer=_ln_infer, ref=_ln_ref, fusion=K.OPAQUE, chip=vector("layernorm"),
       cost=lambda ins, out, **a: Cost(flops=8 * out.numel, bytes=ins[0].nbytes + out.nbytes),
       vjp=lambda g, out, x, **a: (_ln_tangent(g, out, x, **a),),
       jvp=lambda t, out, x, **a: _ln_tangent(t[0], out, x, **a),
@@ -667,7 +687,7 @@ def _bn_jvp(t, out, x, mean, var, weight, bias, eps):
     return acc
 
 
-defop("batch_norm", infer=_bn_infer, ref=_bn_ref, fusion=K.BROADCAST,
+defop("batch_norm", infer=_bn_infer, ref=_bn_ref, fusion=K.BROADCAST, chip=vector("fma"),
       cost=lambda ins, out, **a: Cost(flops=4 * out.numel, bytes=builtins.sum(s.nbytes for s in ins) + out.nbytes),
       vjp=_bn_vjp, jvp=_bn_jvp,
       doc="y = (x − mean)/√(var + ε)·weight + bias per channel (dim 1). Training mode passes the batch's own "
@@ -701,18 +721,19 @@ def _emb_bwd_ref(g, idx, num_embeddings):
 
 
 defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE, cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
-      vjp=lambda g, out, idx, weight: (None, apply("embedding_backward", g, idx, num_embeddings=weight.shape[0])),
+      chip=vector("copy"), takes_indices=True, vjp=lambda g, out, idx, weight: (None, apply("embedding_backward", g, idx, num_embeddings=weight.shape[0])),
       jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding",
       saved=(0,))
 
 defop("embedding_backward", infer=lambda g, idx, num_embeddings: Spec((num_embeddings, g.shape[-1]), g.dtype),
       ref=_emb_bwd_ref, fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(ins[0].numel, ins[0].nbytes + out.nbytes),
+      chip=_BACKWARD,
       vjp=lambda h, out, g, idx, num_embeddings: (apply("embedding", idx, h), None),
       jvp=lambda t, out, g, idx, num_embeddings: apply("embedding_backward", t[0], idx, num_embeddings=num_embeddings))
 
 defop("one_hot", infer=lambda idx, num_classes: (_int_check("one_hot", idx), Spec(tuple(idx.shape) + (num_classes,), int64))[1],
       ref=lambda idx, num_classes: (idx[..., None] == np.arange(num_classes)).astype(np.int64),
-      fusion=K.INJECTIVE, cost=lambda ins, out, **a: Cost(0, ins[0].nbytes + out.nbytes))
+      fusion=K.INJECTIVE, cost=lambda ins, out, **a: Cost(0, ins[0].nbytes + out.nbytes), chip=vector("copy"))
 
 
 def _dropout_ref(x, p, seed):
@@ -724,6 +745,7 @@ def _dropout_ref(x, p, seed):
 
 defop("dropout", infer=lambda x, p, seed: Spec(tuple(x.shape), x.dtype), ref=_dropout_ref, fusion=K.ELEMENTWISE,
       cost=lambda ins, out, **a: Cost(2 * out.numel, ins[0].nbytes + out.nbytes), pure=False,
+      chip=addressing("modelled as the identity: the chip runs inference, where dropout is off"),
       vjp=lambda g, out, x, p, seed: (apply("dropout", g, p=p, seed=seed),),
       jvp=lambda t, out, x, p, seed: apply("dropout", t[0], p=p, seed=seed),
       doc="The mask is drawn from `seed`, so the backward (the same dropout of g) sees the same mask. Marked "
@@ -792,6 +814,27 @@ def _ce_vjp(g, out, x, target, reduction, ignore_index=None):
     return (_ce_dlogits(x, target, reduction, ignore_index) * gg, None)
 
 
+def _ce_np(g, out, x, target, reduction, ignore_index=None):
+    """``_ce_vjp`` on arrays: (softmax − one_hot)/N, the one-hot row-major as the one_hot op makes it; rows
+    whose target is ``ignore_index`` get no gradient and the mean is over the others."""
+    xd, td = x._data, target._data
+    one_hot = np.zeros(xd.shape, xd.dtype)
+    if ignore_index is None:
+        one_hot[np.arange(xd.shape[0]), td] = 1
+    else:
+        one_hot[...] = td[:, None] == np.arange(xd.shape[1])
+    d = np.subtract(_softmax_ref(xd, 1), one_hot)
+    if ignore_index is None:
+        if reduction == "mean":
+            d = np.divide(d, float(xd.shape[0]))
+    else:
+        keep = (td != ignore_index).astype(xd.dtype)
+        d = d * keep.reshape(-1, 1)
+        if reduction == "mean":
+            d = d / np.add.reduce(keep)
+    return (d * (g.reshape(-1, 1) if reduction == "none" else g), None)
+
+
 def _ce_jvp(t, out, x, target, reduction, ignore_index=None):
     prod_ = (_ce_dlogits(x, target, reduction, ignore_index) * t[0])
     return prod_.sum(1) if reduction == "none" else prod_.sum()
@@ -799,7 +842,8 @@ def _ce_jvp(t, out, x, target, reduction, ignore_index=None):
 
 defop("cross_entropy", infer=_ce_infer, ref=_ce_ref, fusion=K.OPAQUE,
       cost=lambda ins, out, **a: Cost(6 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
-      vjp=_ce_vjp, jvp=_ce_jvp, torch_name="torch.nn.functional.cross_entropy",
+      vjp=_ce_vjp, jvp=_ce_jvp, vjp_np=_ce_np, takes_indices=True, chip=vector("softmax"),
+      torch_name="torch.nn.functional.cross_entropy",
       doc="log_softmax + negative log-likelihood in one op; gradient (softmax − one_hot)/N. With ignore_index, "
           "rows whose target equals it count for nothing and the mean is over the others (as torch).",
       saved=(0, 1))
@@ -819,12 +863,20 @@ def _mse_ref(x, y, reduction):
     return _reduced(d, reduction)
 
 
+def _mse_np(g, out, x, y, reduction):
+    scale = 2.0 / x._data.size if reduction == "mean" else 2.0
+    xd, yd = x._data, y._data
+    return ((xd - yd) * g * scale if x.requires_grad else None,
+            (yd - xd) * g * scale if y.requires_grad else None)
+
+
 def _mse_scale(x, reduction):
     return 2.0 / x.numel() if reduction == "mean" else 2.0
 
 
 defop("mse_loss", infer=_mse_infer, ref=_mse_ref, fusion=K.OPAQUE,
       cost=lambda ins, out, **a: Cost(3 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
+      chip=vector("sub", elements="input"), vjp_np=_mse_np,
       vjp=lambda g, out, x, y, reduction: ((x - y) * g * _mse_scale(x, reduction) if x.requires_grad else None,
                                            (y - x) * g * _mse_scale(x, reduction) if y.requires_grad else None),
       jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss",

@@ -30,7 +30,7 @@ import numpy as np
 from ..compress import quant as Q
 from ..dtypes import DType, as_dtype, float32, int32
 from ..errors import ShapeError
-from ..registry import Cost, FusionKind as K, Spec, defop
+from ..registry import Cost, FusionKind as K, Spec, defop, matrix, not_lowerable, vector
 from ..tensor import Tensor, apply, as_tensor
 from . import nn as _nn
 from ._common import need_float, prod
@@ -118,6 +118,7 @@ def _quantize_ref(x, scale, zero_point, *, qmin, qmax, axis=None, dtype="int8"):
 
 
 defop("quantize", infer=_quantize_infer, ref=_quantize_ref, fusion=K.OPAQUE, cost=_elementwise_cost(4),
+      chip=vector("quantize"),
       doc="q = clamp(round(x/s) + z, qmin, qmax) (round half to even); per-channel along `axis`. The float → "
           "integer boundary of an integer-only graph (ONNX QuantizeLinear).")
 
@@ -142,6 +143,7 @@ def _dequantize_ref(q, scale, zero_point, *, axis=None, dtype=float32):
 
 
 defop("dequantize", infer=_dequantize_infer, ref=_dequantize_ref, fusion=K.OPAQUE, cost=_elementwise_cost(2),
+      chip=vector("dequantize"),
       doc="x̂ = s·(q − z); float64 output is exact for 8-bit codes (ONNX DequantizeLinear).")
 
 
@@ -226,6 +228,8 @@ def _fq_jvp(t, out, x, scale, zero_point, *, qmin, qmax, axis=None, ste="clipped
 
 
 defop("fake_quant", infer=_fq_infer, ref=_fq_ref, vjp=_fq_vjp, jvp=_fq_jvp, fusion=K.OPAQUE,
+      chip=not_lowerable("quantization-aware training simulates int8 in float; fold the quantized model to integers "
+                         "(the compiler's fold_quantization pass) and lower that graph"),
       cost=_elementwise_cost(6), torch_name="torch.fake_quantize_per_tensor_affine",
       doc="s·(clamp(round(x/s)+z, qmin, qmax) − z) with a straight-through-estimator gradient (clipped by "
           "default); a scale that requires grad learns by LSQ's rule.")
@@ -258,6 +262,7 @@ def _mmi_cost(in_specs, out_spec):
 
 
 defop("matmul_integer", infer=_mmi_infer, ref=_mmi_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_mmi_cost,
+      chip=matrix("gemm"),
       doc="Σ_k (a[m,k] − za)·(b[k,n] − zb[n]) on integer codes, int32 result (ONNX MatMulInteger): the "
           "int8×int8→int32 product of integer-only inference.")
 
@@ -298,6 +303,7 @@ def _convi_cost(in_specs, out_spec, **a):
 
 
 defop("conv2d_integer", infer=_convi_infer, ref=_convi_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_convi_cost,
+      chip=matrix("conv", layout="NCHW"),
       doc="NCHW convolution of integer codes minus their zero points, int32 accumulators, optional int32 bias "
           "(ONNX ConvInteger); padding contributes real zeros.")
 
@@ -323,6 +329,7 @@ def _requant_ref(acc, multiplier, shift, zero_point, *, qmin, qmax, axis=None, d
 
 
 defop("requantize", infer=_requant_infer, ref=_requant_ref, fusion=K.OPAQUE, cost=_elementwise_cost(4),
+      chip=vector("requantize"),
       doc="clamp(z + RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M0), n), qmin, qmax): int32 "
           "accumulators to the output's codes without floats (Jacob et al., CVPR 2018; gemmlowp).")
 

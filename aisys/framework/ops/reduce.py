@@ -5,11 +5,13 @@ import builtins
 
 import numpy as np
 
+from .. import scalar as S
 from ..dtypes import int64
 from ..errors import ShapeError
-from ..registry import Cost, FusionKind as K, Spec, defop
+from ..registry import (Cost, FusionKind as K, Reduction, Spec, defop, extreme_identity, reduce_dims,
+                        same_accumulator, sum_accumulator, vector)
 from ..tensor import Tensor, apply, as_tensor
-from ._common import norm_dims, reduced_shape, need_float, prod
+from ._common import norm_dims, reduced_shape, need_float, prod, sum_to_array
 
 R = K.REDUCE
 
@@ -59,13 +61,26 @@ def _sum_infer(x, dim=None, keepdim=False):
     return spec if spec.dtype.is_floating else Spec(spec.shape, int64)
 
 
-defop("sum", infer=_sum_infer, fusion=R, cost=_reduce_cost,
+def _sum_np(g, out, x, dim=None, keepdim=False):
+    return (np.broadcast_to(_keep(g, x, dim, keepdim), x._data.shape),)
+
+
+def _mean_np(g, out, x, dim=None, keepdim=False):
+    return (np.divide(np.broadcast_to(_keep(g, x, dim, keepdim), x._data.shape), float(_count(x, dim))),)
+
+
+SUM = Reduction(combine=lambda acc, x: acc + x, identity=lambda acc_dtype: 0, accumulate=sum_accumulator,
+                dims=reduce_dims)
+
+defop("sum", infer=_sum_infer, fusion=R, cost=_reduce_cost, reduction=SUM, chip=vector("add"), vjp_np=_sum_np,
       ref=lambda x, dim=None, keepdim=False: np.add.reduce(x, axis=_axis(x.ndim, dim), keepdims=keepdim,
                                                           dtype=x.dtype if x.dtype.kind not in "biu" else np.int64),
       vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape),),
       jvp=lambda t, out, x, dim=None, keepdim=False: t[0].sum(dim, keepdim), torch_name="torch.sum", saved=())
 
-defop("mean", infer=_reduce_infer("mean", float_only=True), fusion=R, cost=_reduce_cost,
+defop("mean", infer=_reduce_infer("mean", float_only=True), fusion=R, cost=_reduce_cost, chip=vector("add"),
+      reduction=Reduction(combine=SUM.combine, identity=SUM.identity, accumulate=sum_accumulator, dims=reduce_dims,
+                          finalize=lambda acc, count: acc / count), vjp_np=_mean_np,
       ref=lambda x, dim=None, keepdim=False: np.mean(x, axis=_axis(x.ndim, dim), keepdims=keepdim),
       vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape) / float(_count(x, dim)),),
       jvp=lambda t, out, x, dim=None, keepdim=False: t[0].mean(dim, keepdim), saved=())
@@ -86,11 +101,11 @@ def _var_jvp(t, out, x, dim=None, keepdim=False, correction=1):
     return (t[0] * (x - x.mean(dim, keepdim=True))).sum(dim, keepdim) * (2.0 / (n - correction))
 
 
-defop("var", infer=_reduce_infer("var", float_only=True), fusion=R, cost=_reduce_cost, ref=_var_ref,
+defop("var", infer=_reduce_infer("var", float_only=True), fusion=R, cost=_reduce_cost, ref=_var_ref, chip=vector("add"),
       vjp=_var_vjp, jvp=_var_jvp, doc="correction=1 (unbiased) by default, as torch.var.", saved=(0,))
 
 
-def _extreme(name, fn):
+def _extreme(name, fn, largest):
     def vjp(g, out, x, dim=None, keepdim=False):
         ok = _keep(out, x, dim, keepdim)
         mask = (x == ok).to(g.dtype)                       # ties share the gradient equally
@@ -101,13 +116,16 @@ def _extreme(name, fn):
         mask = (x == ok).to(t[0].dtype)
         return (t[0] * mask).sum(dim, keepdim) / mask.sum(dim, keepdim)
 
-    defop(name, infer=_reduce_infer(name), fusion=R, cost=_reduce_cost,
+    better = (lambda x, acc: x > acc) if largest else (lambda x, acc: x < acc)
+    defop(name, infer=_reduce_infer(name), fusion=R, cost=_reduce_cost, chip=vector("max" if largest else "min"),
           ref=lambda x, dim=None, keepdim=False: fn(x, axis=_axis(x.ndim, dim), keepdims=keepdim),
-          vjp=vjp, jvp=jvp, doc="Ties share the gradient equally.")
+          reduction=Reduction(combine=lambda acc, x: S.select(S.or_(better(x, acc), S.isnan(x)), x, acc),
+                              identity=extreme_identity(largest), accumulate=same_accumulator, dims=reduce_dims),
+          vjp=vjp, jvp=jvp, doc="Ties share the gradient equally; NaN propagates.")
 
 
-_extreme("max", np.max)
-_extreme("min", np.min)
+_extreme("max", np.max, largest=True)
+_extreme("min", np.min, largest=False)
 
 
 def _arg(fn):
@@ -119,8 +137,10 @@ def _arg(fn):
     return ref
 
 
-defop("argmax", infer=_reduce_infer("argmax", out_dtype=int64), ref=_arg(np.argmax), fusion=R, cost=_reduce_cost)
-defop("argmin", infer=_reduce_infer("argmin", out_dtype=int64), ref=_arg(np.argmin), fusion=R, cost=_reduce_cost)
+defop("argmax", infer=_reduce_infer("argmax", out_dtype=int64), ref=_arg(np.argmax), fusion=R, cost=_reduce_cost,
+      chip=vector("max"))
+defop("argmin", infer=_reduce_infer("argmin", out_dtype=int64), ref=_arg(np.argmin), fusion=R, cost=_reduce_cost,
+      chip=vector("max"))
 
 
 # ---- sum_to: the adjoint of broadcasting ------------------------------------------------------
@@ -134,15 +154,15 @@ def _sum_to_infer(x, shape):
     return Spec(shape, x.dtype)
 
 
-def _sum_to_ref(x, shape):
-    shape = tuple(shape)
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
-    r = x.sum(axis=axes, keepdims=True) if axes else x
-    return r.reshape(shape)
+def _sum_to_dims(in_shape, shape):
+    """The axes sum_to reduces: the leading ones it drops, and those it keeps as size 1."""
+    lead = len(in_shape) - len(shape)
+    return tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and in_shape[lead + i] != 1)
 
 
-defop("sum_to", infer=_sum_to_infer, ref=_sum_to_ref, fusion=R, cost=_reduce_cost,
+defop("sum_to", infer=_sum_to_infer, ref=sum_to_array, fusion=R, cost=_reduce_cost, chip=vector("add"),
+      reduction=Reduction(combine=SUM.combine, identity=SUM.identity, accumulate=sum_accumulator, dims=_sum_to_dims),
+      vjp_np=lambda g, out, x, shape: (np.broadcast_to(g, x._data.shape),),
       vjp=lambda g, out, x, shape: (g.broadcast_to(x.shape),),
       jvp=lambda t, out, x, shape: t[0].sum_to(shape),
       doc="Sum a broadcast result back to an operand's shape (the backward of broadcasting).", saved=())

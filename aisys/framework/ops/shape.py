@@ -11,9 +11,14 @@ import numpy as np
 
 from ..dtypes import from_numpy, promote
 from ..errors import ShapeError
-from ..registry import FusionKind as K, QuantizedForm, Spec, defop
+from ..registry import FusionKind as K, QuantizedForm, Spec, addressing, defop, not_lowerable, vector
 from ..tensor import Tensor, apply, as_tensor
-from ._common import broadcast_shapes, movement_cost, norm_dims, zero_cost, prod
+from ._common import (broadcast_shapes, inverse_permutation, movement_cost, norm_dims, prod, sum_to_array,
+                      zero_cost)
+
+_VIEW = addressing("a view: the compiler turns it into addresses, no data moves")
+_BACKWARD = ("a training (backward) op: the chip model lowers inference graphs; lower the forward graph "
+             "(aisys.trace of the model, not of a training step)")
 
 INJ = K.INJECTIVE
 
@@ -42,8 +47,9 @@ def _resolve_shape(op, src, shape):
 
 
 defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.shape), shape), x.dtype),
-      ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost,
+      ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost, chip=_VIEW,
       vjp=lambda g, out, x, shape: (g.reshape(x.shape),),
+      vjp_np=lambda g, out, x, shape: (np.reshape(g, x._data.shape),),
       jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape", saved=(),
       quantized=QuantizedForm("same"))
 
@@ -59,7 +65,9 @@ def _permute_infer(x, dims):
 
 defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims), fusion=INJ,
       cost=movement_cost, doc="Returns a strided view (like torch); bytes counted as if materialized.",
+      chip=addressing("a transpose the compiler folds into the consumer's addressing (strides)"),
       vjp=lambda g, out, x, dims: (g.permute(*np.argsort(dims).tolist()),),
+      vjp_np=lambda g, out, x, dims: (np.transpose(g, inverse_permutation(dims)),),
       jvp=lambda t, out, x, dims: t[0].permute(*dims), saved=(), quantized=QuantizedForm("same"))
 
 
@@ -73,19 +81,23 @@ def _bcast_infer(x, shape):
 
 
 defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x, shape), fusion=K.BROADCAST,
-      cost=movement_cost,
+      cost=movement_cost, scalar=lambda x, shape: x,
+      chip=addressing("a broadcast reads the same element again: an address with stride 0"),
       vjp=lambda g, out, x, shape: (g.sum_to(x.shape),),
+      vjp_np=lambda g, out, x, shape: (sum_to_array(g, x._data.shape),),
       jvp=lambda t, out, x, shape: t[0].broadcast_to(shape), torch_name="torch.broadcast_to", saved=())
 
 defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascontiguousarray, fusion=INJ,
-      cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0],
+      cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], vjp_np=lambda g, out, x: (g,),
+      chip=addressing("the chip's DMA writes tiles in the layout the next layer reads"),
       doc="Copy a strided view into row-major order (a no-op when already contiguous).", saved=(),
       quantized=QuantizedForm("same"))
 
 
 defop("clone", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=lambda x: np.array(x, order="C"), fusion=INJ,
-      cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], saved=(),
-      torch_name="torch.clone", doc="A copy with its own storage (what x.clone() and an in-place op's result record).")
+      cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], vjp_np=lambda g, out, x: (g,),
+      chip=vector("copy"), saved=(), torch_name="torch.clone",
+      doc="A copy with its own storage (what x.clone() and an in-place op's result record).")
 
 
 # ---- indexing ------------------------------------------------------------------------------------
@@ -122,7 +134,8 @@ def _index_cost(in_specs, out_spec, key):
     return zero_cost(in_specs, out_spec) if not _has_array(key) else movement_cost(in_specs, out_spec)
 
 
-defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_index_cost,
+defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_index_cost, chip=vector("copy"),
+      takes_indices=True,
       vjp=lambda g, out, x, key: (apply("index_backward", g, key=key, shape=tuple(x.shape)),),
       jvp=lambda t, out, x, key: apply("index", t[0], key=key),
       doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).", saved=(),
@@ -139,7 +152,7 @@ def _index_backward_ref(g, key, shape):
 
 
 defop("index_backward", infer=lambda g, key, shape: Spec(tuple(shape), g.dtype), ref=_index_backward_ref,
-      fusion=K.OPAQUE, cost=movement_cost,
+      fusion=K.OPAQUE, cost=movement_cost, chip=not_lowerable(_BACKWARD),
       vjp=lambda h, out, g, key, shape: (apply("index", h, key=key),),
       jvp=lambda t, out, g, key, shape: apply("index_backward", t[0], key=key, shape=shape),
       doc="Scatter-add a gradient into zeros of the indexed tensor's shape.", saved=())
@@ -181,7 +194,7 @@ def _concat_ref(*xs, dim=0):
     return np.concatenate(xs, axis=dim)
 
 
-defop("concat", infer=_concat_infer, ref=_concat_ref, fusion=INJ,
+defop("concat", infer=_concat_infer, ref=_concat_ref, fusion=INJ, chip=vector("copy"),
       cost=lambda ins, out, dim=0: movement_cost([out], out), vjp=_concat_vjp,
       jvp=lambda t, out, *xs, dim=0: apply("concat", *[ti if ti is not None else x * 0.0 for ti, x in zip(t, xs)], dim=dim),
       torch_name="torch.cat", saved=())
@@ -213,7 +226,7 @@ def _pad_vjp(g, out, x, pad, value=0.0):
 
 
 defop("pad", infer=_pad_infer, ref=lambda x, pad, value=0.0: np.pad(x, _pad_widths(x.ndim, pad), constant_values=value),
-      fusion=INJ, cost=movement_cost, vjp=_pad_vjp,
+      fusion=INJ, cost=movement_cost, vjp=_pad_vjp, chip=vector("copy"),
       jvp=lambda t, out, x, pad, value=0.0: apply("pad", t[0], pad=pad, value=0.0),
       doc="Constant padding with torch's pad order (last dim first).", saved=())
 
@@ -250,7 +263,7 @@ def _gather_ref(x, index, dim):
 
 
 defop("gather", infer=_gather_infer, ref=_gather_ref,
-      fusion=INJ, cost=movement_cost,
+      fusion=INJ, cost=movement_cost, chip=vector("copy"), takes_indices=True,
       vjp=lambda g, out, x, index, dim: (apply("scatter_add", g, index, dim=dim, shape=tuple(x.shape)), None),
       jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather", saved=(1,))
 
@@ -281,7 +294,7 @@ def _index_select_vjp(g, out, x, index, dim):
 
 
 defop("index_select", infer=_index_select_infer, ref=_index_select_ref, fusion=INJ, cost=movement_cost,
-      vjp=_index_select_vjp, jvp=lambda t, out, x, index, dim: apply("index_select", t[0], index, dim=dim),
+      chip=vector("copy"), takes_indices=True, vjp=_index_select_vjp, jvp=lambda t, out, x, index, dim: apply("index_select", t[0], index, dim=dim),
       torch_name="torch.index_select",
       doc="Take whole slices of x along dim at integer positions: x.shape[:dim] + index.shape + "
           "x.shape[dim+1:] (numpy.take; ONNX Gather). torch.index_select with an index of any rank; "
@@ -298,7 +311,7 @@ def _scatter_add_ref(g, index, dim, shape):
 
 
 defop("scatter_add", infer=lambda g, index, dim, shape: Spec(tuple(shape), g.dtype), ref=_scatter_add_ref,
-      fusion=K.OPAQUE, cost=movement_cost,
+      fusion=K.OPAQUE, cost=movement_cost, chip=not_lowerable(_BACKWARD),
       vjp=lambda h, out, g, index, dim, shape: (apply("gather", h, index, dim=dim), None),
       jvp=lambda t, out, g, index, dim, shape: apply("scatter_add", t[0], index, dim=dim, shape=shape),
       doc="Adds g into zeros(shape) at index along dim (the adjoint of gather).", saved=(1,))

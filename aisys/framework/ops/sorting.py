@@ -13,7 +13,7 @@ import numpy as np
 
 from ..dtypes import int64
 from ..errors import ShapeError
-from ..registry import Cost, FusionKind as K, Spec, defop
+from ..registry import Cost, FusionKind as K, Spec, defop, not_lowerable
 from ..tensor import Tensor, _Mode, apply, as_tensor
 from ._common import norm_dims
 
@@ -47,6 +47,7 @@ def _argsort_cost(in_specs, out_spec, dim, descending=False):
 
 
 defop("argsort", infer=_argsort_infer, ref=_argsort_ref, fusion=K.OPAQUE, cost=_argsort_cost,
+      chip=not_lowerable("the simulated chip has no sorting unit (a sort runs on the host)"),
       torch_name="torch.argsort", doc="Indices that sort x along dim (stable; descending=True puts the largest "
                                      "first, NaN first). Not differentiable: sort's values are a gather.")
 

@@ -245,12 +245,14 @@ LAB_DTYPE_FALLBACK = {"bfloat16": "float32", "float16": "float32", "int8": "int3
 
 
 @register("3.3", title="dispatch: the fallback order of an (op, device, dtype) dispatcher",
-          lab="03_graph_capture", reference="aisys.frontend.dispatch:dispatch_order",
+          lab="03_graph_capture", reference="aisys.framework.dispatch:dispatch_order",
           bad=["aisys.labkit.checks.lab03:_order_devices_before_upcast",
                "aisys.labkit.checks.lab03:_order_forgets_the_reference",
-               "aisys.labkit.checks.lab03:_order_any_dtype_last"])
+               "aisys.labkit.checks.lab03:_order_any_dtype_last",
+               "aisys.labkit.checks.lab03:_order_skips_any_dtype",
+               "aisys.labkit.checks.lab03:_order_first_device_only"])
 def _check_3_3(fn, c: Checker):
-    from aisys.frontend.dispatch import Dispatcher, demo_dispatcher, dispatch_order
+    from aisys.framework.dispatch import Dispatcher, demo_dispatcher, dispatch_order
 
     kw = dict(device_fallback=LAB_DEVICE_FALLBACK, dtype_fallback=LAB_DTYPE_FALLBACK)
     got, error = _call(fn, "npu", "bfloat16", **kw)
@@ -281,10 +283,21 @@ def _check_3_3(fn, c: Checker):
                                         f"{', '.join(devices)} × {', '.join(dtypes)})",
             hint="the first key in your order that has a registered kernel wins")
 
+    # the eager path: the library's own dispatcher (what every aisys op goes through) running your order
+    from aisys.framework.dispatch import DISPATCHER
+    from aisys.framework.factories import tensor
+    a = tensor(np.arange(6.0).reshape(2, 3)).bfloat16()
+    with DISPATCHER.registered("matmul", np.matmul, "cpu", "float32", name="cpu_sgemm"), \
+            DISPATCHER.using_order(learner.order), DISPATCHER.recording() as log:
+        _, error = _call(lambda: a @ a.T)
+    c.equal(error or [r.kernel_name for r in log], ["cpu_sgemm"],
+            what="eager `a @ a.T` on bfloat16 cpu tensors, through aisys's dispatcher with your order",
+            hint="no bf16 kernel on the cpu: the order must try the wider dtype (cpu, float32) before the reference")
+
 
 def _order_devices_before_upcast(device, dtype, *, device_fallback, dtype_fallback):
     """Mistake: try every device with the original dtype before computing in a wider dtype."""
-    from aisys.frontend.dispatch import _chain
+    from aisys.framework.dispatch import _chain
     devs, dts = _chain(device, device_fallback), _chain(dtype, dtype_fallback)
     order = [(d, t) for t in dts for d in devs]
     order += [(d, "*") for d in devs]
@@ -293,15 +306,28 @@ def _order_devices_before_upcast(device, dtype, *, device_fallback, dtype_fallba
 
 def _order_forgets_the_reference(device, dtype, *, device_fallback, dtype_fallback):
     """Mistake: no ("*", "*") at the end, so requests without a kernel fail."""
-    from aisys.frontend.dispatch import dispatch_order
+    from aisys.framework.dispatch import dispatch_order
     return dispatch_order(device, dtype, device_fallback=device_fallback, dtype_fallback=dtype_fallback)[:-1]
 
 
 def _order_any_dtype_last(device, dtype, *, device_fallback, dtype_fallback):
     """Mistake: on each device, up-cast to a wider dtype before trying the any-dtype kernel."""
-    from aisys.frontend.dispatch import _chain
+    from aisys.framework.dispatch import _chain
     order = []
     wider = _chain(dtype, dtype_fallback)[1:]
     for d in _chain(device, device_fallback):
         order += [(d, dtype)] + [(d, w) for w in wider] + [(d, "*")]
     return order + [("*", "*")]
+
+
+def _order_skips_any_dtype(device, dtype, *, device_fallback, dtype_fallback):
+    """Mistake: never tries a device's any-dtype kernel ("*")."""
+    from aisys.framework.dispatch import dispatch_order
+    return [k for k in dispatch_order(device, dtype, device_fallback=device_fallback, dtype_fallback=dtype_fallback)
+            if k[1] != "*" or k[0] == "*"]
+
+
+def _order_first_device_only(device, dtype, *, device_fallback, dtype_fallback):
+    """Mistake: stops after the requested device (no device fallback), straight to the reference."""
+    from aisys.framework.dispatch import _chain
+    return [(device, dtype), (device, "*")] + [(device, w) for w in _chain(dtype, dtype_fallback)[1:]] + [("*", "*")]

@@ -158,10 +158,10 @@ def _plan_or_problem(fn, buffers, alignment=1):
 
 
 @register("5.2", title="Greedy best-fit offsets", lab="05_memory",
-          reference="aisys.compiler.memory.planners:greedy_by_size_offsets",
+          reference="aisys.compiler.memory.offset_planners:greedy_by_size_offsets",
           bad=["aisys.labkit.checks.lab05:_plan_offsets_naive",
                "aisys.labkit.checks.lab05:_plan_offsets_half_open_lifetimes",
-               "aisys.compiler.memory.planners:linear_scan_offsets"])
+               "aisys.compiler.memory.offset_planners:linear_scan_offsets"])
 def _check_5_2(fn, c: Checker):
     from hypothesis import given, strategies as st
 
@@ -225,7 +225,7 @@ def _plan_offsets_half_open_lifetimes(buffers):
     """Mistake: treats [start, end] as half-open, so a buffer born at step s reuses one that dies at s."""
     import dataclasses
 
-    from aisys.compiler.memory.planners import greedy_by_size_offsets
+    from aisys.compiler.memory.offset_planners import greedy_by_size_offsets
     shrunk = [dataclasses.replace(b, end=max(b.start, b.end - 1)) for b in buffers]
     return greedy_by_size_offsets(shrunk)
 

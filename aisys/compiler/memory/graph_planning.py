@@ -7,8 +7,8 @@ from typing import Sequence
 from aisys.framework.graph import Graph
 
 from .liveness import check_schedule, graph_buffers, inplace_candidates, step_labels
-from .plan import DEFAULT_ALIGNMENT, MemoryPlan
-from .planners import Planner, plan_buffers
+from .records import DEFAULT_ALIGNMENT, MemoryPlan
+from .offset_planners import Planner, plan_buffers
 from .schedule import choose_schedule
 
 
@@ -18,7 +18,7 @@ def plan_memory(graph: Graph, planner: str | Planner = "greedy_by_size", schedul
     """Plan the memory of ``graph``: one buffer per op result, placed by ``planner``.
 
     planner         "naive" | "exact_size" | "linear_scan" | "greedy_by_size", or a function
-                    ``buffers -> {name: offset}`` (see :mod:`aisys.compiler.memory.planners`).
+                    ``buffers -> {name: offset}`` (see :mod:`aisys.compiler.memory.offset_planners`).
     schedule        None: program order; a list of node ids; or "best": try a few topological
                     orders and keep the one with the lowest simulated peak (see ``choose_schedule``).
     limit_bytes     raise :class:`MemoryLimitError` if the arena would exceed it.

@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .plan import DEFAULT_ALIGNMENT, Buffer, MemoryLimitError, MemoryPlan, align_up
+from .records import DEFAULT_ALIGNMENT, Buffer, MemoryLimitError, MemoryPlan, align_up
 
 Planner = Callable[[list[Buffer]], "Mapping[str, int] | Sequence[int]"]
 

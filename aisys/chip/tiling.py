@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, replace
 
 from .config import ChipConfig, preset
+from .layers import LayerNorm, Pool, Softmax, word_bytes
 
 
 class CapacityError(ValueError):
@@ -289,58 +290,37 @@ def plan_gemm_tiles(M: int, N: int, K: int, chip, *, ifmap_words: int | None = N
     return make(*best)
 
 
-def bandwidth_demand(program) -> dict:
-    """Average DRAM bytes per cycle each layer needs to keep its compute unit busy (and ``"total"``).
-
-    Bytes the layer moves to and from DRAM divided by the cycles its matrix unit (or, for vector
-    layers, its vector unit) computes — the rate that would keep up if compute never waited. It is
-    an average: bursts (a whole output tile written back at once) can need more for a moment, which
-    is what ``bandwidth_for_zero_stalls`` measures.
-    """
-    moved: dict = {}
-    work: dict = {"matrix": {}, "vector": {}}
-    for ins in program.instructions:
-        if ins.uses_dram:
-            moved[ins.layer] = moved.get(ins.layer, 0) + ins.bytes
-        if ins.unit in work:
-            work[ins.unit][ins.layer] = work[ins.unit].get(ins.layer, 0) + ins.cycles
-    out, total_bytes, total_cycles = {}, 0, 0
-    for layer in dict.fromkeys(ins.layer for ins in program.instructions):
-        cycles = work["matrix"].get(layer) or work["vector"].get(layer, 0)
-        nbytes = moved.get(layer, 0)
-        out[layer] = nbytes / cycles if cycles else math.inf
-        total_bytes += nbytes
-        total_cycles += cycles
-    out["total"] = total_bytes / total_cycles if total_cycles else math.inf
-    return out
+# ---- routes and the vector unit's buffer ------------------------------------------------------------------
+def route_hops(chip: ChipConfig, operand: str, resident: str | None) -> list:
+    """The hops an operand really takes: on chips with resident activations, none touch DRAM."""
+    hops = list(chip.routes[operand].hops)
+    if resident and operand in ("ifmap", "ofmap"):
+        hops = [h for h in hops if "dram" not in (h[1], h[2])]
+    return hops
 
 
-def bandwidth_for_zero_stalls(program, *, rel_tol: float = 1e-6, unit: str = "matrix") -> float:
-    """Smallest DRAM bandwidth (bytes/cycle) at which ``unit`` stalls inside layers no more than with
-    unlimited bandwidth — the stalls that remain then come from DRAM latency, instruction issue or
-    other units, which no amount of bandwidth removes. The bubble at each layer start (previous layer
-    draining, first tiles arriving) is left out: only infinite bandwidth would close it. Found by
-    bisection on the event simulation (SCALE-Sim's CALC mode asks the same question). 0 when
-    bandwidth never causes a stall (a single tile: loading it is fill, not a stall).
-    """
-    from .eventsim import simulate
-    chip = program.chip
+def vector_buffer(chip: ChipConfig) -> str:
+    """Where the vector unit works: the first buffer results go to after the accumulators."""
+    _, src, dst = chip.routes["ofmap"].hops[0]
+    return src if dst == "dram" else dst
 
-    def stalls(bw: float) -> int:
-        return simulate(program, chip=chip.with_(dram_bytes_per_cycle=bw)).unit_stats[unit].steady_stall
 
-    dram_bytes = sum(i.bytes for i in program.instructions if "dram" in (i.src, i.dst))
-    if dram_bytes == 0:
-        return 0.0
-    hi = float(dram_bytes)                 # every transfer then takes one cycle: bandwidth is no limit
-    target = stalls(hi)
-    lo = dram_bytes / 1e9
-    if stalls(lo) <= target:               # e.g. a single tile: loading it is fill, never a stall
-        return 0.0
-    while hi - lo > rel_tol * hi:
-        mid = (lo + hi) / 2
-        if stalls(mid) > target:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+def vector_chunks(layer, chip: ChipConfig) -> tuple[int, int, int, int]:
+    """(words in, words out per unit, units, units per chunk) of a vector layer: it is processed in whole units
+    (rows for softmax/layernorm, channels for pooling, elements otherwise), as many per chunk as fit the vector
+    buffer (all at once when activations stay resident on chip)."""
+    if isinstance(layer, (Softmax, LayerNorm)):
+        unit_in, unit_out, units = layer.cols, layer.cols, layer.rows          # whole rows
+    elif isinstance(layer, Pool):
+        oh, ow = layer.out_hw
+        unit_in, unit_out, units = layer.H * layer.W, oh * ow, layer.batch * layer.C      # whole channels
+    else:
+        unit_in, unit_out, units = layer.operands, 1, layer.elements
+    if resident_buffer(chip) is not None:
+        return unit_in, unit_out, units, units
+    vbuf = vector_buffer(chip)
+    per_unit = (unit_in + unit_out) * word_bytes(layer, chip)
+    limit = chip.buffer(vbuf).tile_bytes
+    if per_unit > limit:
+        raise CapacityError(vbuf, limit, per_unit, f"layer {layer.name!r} ({layer.describe()}): one row/channel")
+    return unit_in, unit_out, units, max(1, min(units, limit // per_unit))

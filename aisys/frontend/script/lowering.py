@@ -1,317 +1,26 @@
-"""Graph capture by compiling Python source: tokens → syntax tree → semantic checks → graph.
-
-This is the "source-parsing" conversion of ZOMI's lecture 03DataFlow/06StaticGraph (TorchScript's
-``torch.jit.script``, MindSpore's graph mode), in the lecture's three stages, each one exposed so a
-learner can look at it:
-
-1. **Lexing** (词法分析): :func:`tokens` — the function's source through Python's ``tokenize``.
-2. **Parsing** (语法分析): :func:`parse` / :func:`dump` — the ``ast`` syntax tree.
-3. **Semantic analysis and lowering** (语义分析, 类型推导): :func:`resolve` finds what every name
-   means (parameter, local, global tensor, module, function, builtin) and rejects constructs the
-   compiler does not support; :func:`lower` walks the tree with input *specs* (shape and dtype),
-   inferring every value's type through the op registry and emitting graph nodes. Errors name the
-   user's ``file:line``. :func:`check` returns both analyses as a :class:`SemanticReport`.
-
-How lowering works: Python-valued code (numbers, shapes, ``for i in range(3)``) is evaluated at
-compile time — that is constant folding and loop unrolling. Tensor expressions run on *placeholder*
-tensors (zeros of the right spec) under a tracer that records their ops, so every library function
-is reused as is. What a tracer cannot see — an ``if`` or ``while`` whose condition is a tensor —
-the compiler sees in the syntax tree, and lowers to ``cond`` / ``while_loop`` ops with subgraphs.
-"""
+"""Stage 3b of scripting: lowering the syntax tree to a graph. Python-valued code runs at compile time
+(constant folding, loop unrolling); tensor code runs on placeholder tensors under a tracer; a tensor-valued
+``if``/``while`` becomes a ``cond``/``while_loop`` op holding its subgraphs."""
 from __future__ import annotations
 
 import ast
 import builtins
-import difflib
-import inspect
-import io
 import operator
 import re
-import textwrap
-import tokenize as _tokenize
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from ..framework import dtypes as _dt
-from ..framework.errors import ShapeError, user_location
-from ..framework.graph import Graph
-from ..framework.registry import Spec
-from ..framework.tensor import Tensor, _Mode, apply, no_grad
-from .control_flow import CaptureTracer, align_inputs, prune_to_output, run_graph
-from .trace import Tracer, find_modules, named_state
-
-__all__ = ["script", "ScriptFunction", "ScriptError", "SemanticReport", "Token", "tokens", "parse", "dump",
-           "resolve", "check", "lower", "parse_spec"]
-
-
-# ---- errors --------------------------------------------------------------------------------------------
-class ScriptError(ValueError):
-    """The compiler rejected the program. ``kind`` is "unknown name", "unsupported", "shape", "type"
-    or "control flow"; ``where`` is the user's ``file:line``; the message quotes the line."""
-
-    def __init__(self, kind: str, message: str, where: str, line_text: str = "", hint: str = ""):
-        self.kind, self.where, self.hint = kind, where, hint
-        self.lineno = int(where.rsplit(":", 1)[-1]) if where.rsplit(":", 1)[-1].isdigit() else 0
-        text = f"{where}: {kind}: {message}"
-        if line_text:
-            text += f"\n    {line_text.strip()}"
-        if hint:
-            text += f"\n  hint: {hint}"
-        super().__init__(text)
-
-
-# ---- stage 0: the source ---------------------------------------------------------------------------------
-@dataclass
-class Source:
-    """A function's source with its place in the file, so every stage can report file:line."""
-    fn: Callable           # the plain function
-    text: str              # dedented source of the def
-    filename: str
-    first_line: int        # file line number of the first line of ``text``
-    owner: Any = None      # for a bound method: the object its first parameter (self) is bound to
-    callable: Any = None   # what the user passed (a bound method keeps its owner for parameter names)
-
-    def where(self, lineno: int) -> str:
-        return f"{self.filename}:{lineno}"
-
-    def line(self, lineno: int) -> str:
-        lines = self.text.splitlines()
-        k = lineno - self.first_line
-        return lines[k] if 0 <= k < len(lines) else ""
-
-
-def _display_filename(fn: str) -> str:
-    return "<cell>" if "ipykernel_" in fn else fn
-
-
-def get_source(fn) -> Source:
-    if isinstance(fn, ScriptFunction):
-        fn = fn.fn
-    original, owner = fn, getattr(fn, "__self__", None)
-    fn = getattr(fn, "__func__", fn)
-    if not inspect.isfunction(fn):
-        raise TypeError(f"aisys.script compiles Python functions (def ...), got {type(fn).__name__}; "
-                        f"for a module, script its forward method: aisys.script(model.forward)")
-    if fn.__name__ == "<lambda>":
-        raise TypeError("aisys.script cannot compile a lambda: its source is part of a larger line; "
-                        "define the function with def")
-    try:
-        lines, start = inspect.getsourcelines(fn)
-    except (OSError, TypeError) as e:
-        raise TypeError(f"aisys.script needs the source of {fn.__name__!r} but Python cannot find it ({e}); "
-                        f"define the function in a file or a notebook cell") from None
-    return Source(fn, textwrap.dedent("".join(lines)), _display_filename(fn.__code__.co_filename), start,
-                  owner, original)
-
-
-# ---- stage 1: tokens -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Token:
-    """One lexical unit: its kind (NAME, OP, NUMBER, NEWLINE, INDENT, ...), text and file position."""
-    kind: str
-    text: str
-    line: int
-    col: int
-
-    def __str__(self) -> str:
-        return f"{self.line}:{self.col} {self.kind} {self.text!r}"
-
-
-def tokens(fn) -> list[Token]:
-    """Lexical analysis (词法分析): the function's source as tokens, comments and blank lines dropped."""
-    src = get_source(fn)
-    out = []
-    for tok in _tokenize.generate_tokens(io.StringIO(src.text).readline):
-        kind = _tokenize.tok_name[tok.type]
-        if kind in ("COMMENT", "NL", "ENDMARKER", "ENCODING"):
-            continue
-        out.append(Token(kind, tok.string, tok.start[0] + src.first_line - 1, tok.start[1]))
-    return out
-
-
-def format_tokens(toks: list[Token], limit: int = 40) -> str:
-    lines = [f"{'line:col':>9}  {'kind':<8} text"]
-    for t in toks[:limit]:
-        lines.append(f"{t.line:>5}:{t.col:<3}  {t.kind:<8} {t.text!r}")
-    if len(toks) > limit:
-        lines.append(f"… {len(toks) - limit} more tokens")
-    return "\n".join(lines)
-
-
-# ---- stage 2: syntax tree ----------------------------------------------------------------------------------
-def parse(fn) -> ast.FunctionDef:
-    """Syntax analysis (语法分析): the ``ast.FunctionDef`` of ``fn``, with file line numbers."""
-    src = get_source(fn)
-    return _parse_source(src)
-
-
-def _parse_source(src: Source) -> ast.FunctionDef:
-    tree = ast.parse(src.text)
-    ast.increment_lineno(tree, src.first_line - 1)
-    node = tree.body[0]
-    if not isinstance(node, ast.FunctionDef):
-        raise ScriptError("unsupported", f"expected a def, got {type(node).__name__}", src.where(src.first_line))
-    return node
-
-
-def dump(fn, *, indent: int = 1) -> str:
-    """The syntax tree as text (``ast.dump``), decorators left out."""
-    node = parse(fn)
-    node.decorator_list = []
-    return ast.dump(node, indent=indent)
-
-
-# ---- stage 3a: names and supported constructs --------------------------------------------------------------
-_ALLOWED = (ast.FunctionDef, ast.arguments, ast.arg, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return,
-            ast.If, ast.While, ast.For, ast.Expr, ast.Pass, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp,
-            ast.IfExp, ast.Call, ast.keyword, ast.Attribute, ast.Subscript, ast.Slice, ast.Name, ast.Constant,
-            ast.Tuple, ast.List, ast.Load, ast.Store, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
-
-_HINTS = {
-    "ListComp": "write a `for i in range(n):` loop (it is unrolled at compile time)",
-    "GeneratorExp": "write a `for i in range(n):` loop (it is unrolled at compile time)",
-    "DictComp": "build the values with a loop and keep them in separate variables",
-    "Lambda": "define the helper with def at module level; calls to it are compiled inline",
-    "FunctionDef": "define helper functions at module level; calls to them are compiled inline",
-    "With": "move the `with` block (e.g. aisys.no_grad()) outside the scripted function",
-    "Try": "a graph has no exceptions; check shapes before calling instead",
-    "Raise": "a graph has no exceptions; check shapes before calling instead",
-    "Break": "put the stop condition into the while condition",
-    "Continue": "wrap the rest of the loop body in an if",
-    "Global": "pass the value in as an argument",
-    "Nonlocal": "pass the value in as an argument",
-    "Delete": "just stop using the variable",
-    "Import": "import at module level",
-    "ImportFrom": "import at module level",
-    "Dict": "use separate variables or a tuple",
-    "Set": "use a tuple",
-    "JoinedStr": "strings are not graph values; leave formatting outside the scripted function",
-    "Starred": "pass the arguments one by one",
-    "NamedExpr": "assign in a separate statement",
-    "Assert": "check shapes before calling the scripted function",
-    "Yield": "return the values instead",
-}
-
-
-@dataclass
-class NameInfo:
-    name: str
-    kind: str            # parameter | local | global tensor | module | function | global value | builtin
-    detail: str
-    line: int
-
-
-def _stored_names(body) -> list[str]:
-    """Every name assigned anywhere in ``body`` (Python's rule: such a name is local to the function)."""
-    out: list[str] = []
-    for stmt in body:
-        for n in ast.walk(stmt):
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id not in out:
-                out.append(n.id)
-    return out
-
-
-def _outer_scope(fn) -> dict[str, Any]:
-    """What a free name of ``fn`` can mean: closure cells first, then globals, then builtins."""
-    scope = dict(vars(builtins))
-    scope.update(getattr(fn, "__globals__", {}))
-    code = getattr(fn, "__code__", None)
-    if code is not None and fn.__closure__:
-        for name, cell in zip(code.co_freevars, fn.__closure__):
-            try:
-                scope[name] = cell.cell_contents
-            except ValueError:
-                pass
-    return scope
-
-
-def _describe_value(v) -> tuple[str, str]:
-    if isinstance(v, Tensor):
-        return "global tensor", f"{v.dtype.short}{list(v.shape)}"
-    if inspect.ismodule(v):
-        return "module", v.__name__
-    if callable(getattr(v, "named_parameters", None)):
-        return "global value", f"{type(v).__name__} (a model)"
-    if isinstance(v, ScriptFunction):
-        return "function", f"scripted {v.name}"
-    if callable(v):
-        return "function", f"{getattr(v, '__module__', '') or ''}.{getattr(v, '__qualname__', '')}".lstrip(".")
-    return "global value", f"{type(v).__name__} {v!r}"[:60]
-
-
-def _resolve(src: Source, node: ast.FunctionDef) -> dict[str, NameInfo]:
-    a = node.args
-    if a.vararg or a.kwarg or a.kwonlyargs:
-        raise ScriptError("unsupported", "*args, **kwargs and keyword-only parameters are not supported",
-                          src.where(node.lineno), src.line(node.lineno), "list the parameters one by one")
-    params = [p.arg for p in a.posonlyargs + a.args]
-    local_names = _stored_names(node.body)
-    table: dict[str, NameInfo] = {}
-    for p in params:
-        table[p] = NameInfo(p, "parameter", "", node.lineno)
-    scope = _outer_scope(src.fn)
-    for stmt in node.body:
-        for n in ast.walk(stmt):
-            if not isinstance(n, _ALLOWED):
-                kind = type(n).__name__
-                line = getattr(n, "lineno", stmt.lineno)
-                raise ScriptError("unsupported", f"the {kind} construct cannot be compiled to a graph",
-                                  src.where(line), src.line(line), _HINTS.get(kind, "rewrite it with if/while/for "
-                                                                                       "and plain assignments"))
-            if isinstance(n, ast.Name):
-                if n.id in table:
-                    continue
-                if n.id in local_names:
-                    table[n.id] = NameInfo(n.id, "local", "", n.lineno)
-                elif n.id in scope:
-                    kind, detail = _describe_value(scope[n.id])
-                    if n.id in vars(builtins) and scope[n.id] is vars(builtins)[n.id]:
-                        kind = "builtin"
-                    table[n.id] = NameInfo(n.id, kind, detail, n.lineno)
-                else:
-                    close = difflib.get_close_matches(n.id, list(table) + local_names + list(scope), n=1)
-                    raise ScriptError("unknown name", f"name {n.id!r} is not defined", src.where(n.lineno),
-                                      src.line(n.lineno), f"did you mean {close[0]!r}?" if close else
-                                      "define it before the function or pass it in as a parameter")
-    return table
-
-
-def resolve(fn) -> dict[str, NameInfo]:
-    """Semantic pass, part 1: what every name means, and a check that every construct is supported."""
-    src = get_source(fn)
-    return _resolve(src, _parse_source(src))
-
-
-# ---- specs -----------------------------------------------------------------------------------------------
-_SPEC_RE = re.compile(r"^\s*([a-z]+\d*)\s*\[\s*([\d\s,]*)\]\s*$")
-_SHORT = {d.short: d for d in _dt.ALL}
-
-
-def parse_spec(x) -> Spec | Any:
-    """An input spec from a tensor, an array, a Spec, or text like "f32[1,4]"; Python values pass through
-    (the compiled graph specializes on them)."""
-    if isinstance(x, Spec):
-        return x
-    if isinstance(x, Tensor):
-        return Spec(tuple(x.shape), x.dtype)
-    if isinstance(x, np.ndarray):
-        return Spec(tuple(x.shape), _dt.from_numpy(x.dtype))
-    if isinstance(x, str):
-        m = _SPEC_RE.match(x)
-        if not m or m.group(1) not in _SHORT:
-            raise ValueError(f"cannot read the spec {x!r}: write a dtype and a shape like \"f32[1,4]\" "
-                             f"(dtypes: {', '.join(_SHORT)})")
-        dims = tuple(int(d) for d in m.group(2).replace(" ", "").split(",") if d)
-        return Spec(dims, _SHORT[m.group(1)])
-    return x
-
-
-def _type_str(v) -> str:
-    if isinstance(v, Tensor):
-        return f"{v.dtype.short}[{','.join(map(str, v.shape))}]"
-    return f"{type(v).__name__} {v!r}"[:40]
+from ...framework import dtypes as _dt
+from ...framework.errors import ShapeError, user_location
+from ...framework.graph import Graph
+from ...framework.registry import Spec
+from ...framework.tensor import Tensor, _Mode, apply, no_grad
+from ..control_flow import CaptureTracer, align_inputs, prune_to_output
+from ..trace import Tracer, find_modules, named_state
+from .names import _HINTS, NameInfo, _outer_scope, _resolve, _stored_names
+from .source import ScriptError, Scripted, Source, _parse_source, get_source
+from .specs import SemanticReport, TypeRecord, _type_str, parse_spec
 
 
 # ---- stage 3b: lowering ----------------------------------------------------------------------------------------
@@ -345,29 +54,6 @@ class _OpCounter:
 
     def on_inplace(self, t, new):
         self.ops += 1
-
-
-@dataclass
-class TypeRecord:
-    line: int
-    what: str
-    type: str
-
-
-@dataclass
-class SemanticReport:
-    """The semantic pass as a learner sees it: what each name means and the type of every value."""
-    names: dict[str, NameInfo]
-    types: list[TypeRecord] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        lines = ["names:"]
-        for info in self.names.values():
-            lines.append(f"  {info.name:<10} {info.kind:<13} {info.detail}".rstrip())
-        lines.append("types:")
-        for r in self.types:
-            lines.append(f"  line {r.line:<4} {r.what:<16} {r.type}")
-        return "\n".join(lines)
 
 
 class _Lowering:
@@ -629,7 +315,7 @@ class _Lowering:
         v = self.expr(node.operand)
         if isinstance(node.op, ast.Not):
             if isinstance(v, Tensor):
-                from ..framework.ops import logical_not
+                from ...framework.ops import logical_not
                 return self._guard(logical_not, v if v.dtype is _dt.bool_ else v != 0)
             return not v
         if isinstance(node.op, ast.Invert) and isinstance(v, Tensor):
@@ -715,7 +401,7 @@ class _Lowering:
         if getattr(builtins, name, None) is fn and name not in _SAFE_BUILTINS:
             raise self.error("unsupported", f"the builtin {name}() is not available in compiled code",
                              f"compiled code may call {', '.join(sorted(_SAFE_BUILTINS))}", node)
-        if isinstance(fn, ScriptFunction):
+        if isinstance(fn, Scripted):
             return self.inline(fn, args, kwargs, node)
         return self._guard(fn, *args, **kwargs)
 
@@ -999,11 +685,7 @@ class _Lowering:
                                  "make it a tensor from the start", stmt)
             if not test:
                 return None
-            self.loop_depth += 1
-            try:
-                res = self.block(stmt.body)
-            finally:
-                self.loop_depth -= 1
+            res = self.loop_body(stmt.body)
             if res is not None:
                 return res
         raise self.error("control flow", f"this while loop on Python values did not finish after {limit} "
@@ -1024,14 +706,18 @@ class _Lowering:
             raise self.error("control flow", f"the loop would unroll into {len(items)} copies", "", stmt)
         for item in items:
             self.assign(stmt.target, item)
-            self.loop_depth += 1
-            try:
-                res = self.block(stmt.body)
-            finally:
-                self.loop_depth -= 1
+            res = self.loop_body(stmt.body)
             if res is not None:
                 return res
         return None
+
+    def loop_body(self, body):
+        """One unrolled iteration of a Python-valued loop (``loop_depth`` counts the loops around it)."""
+        self.loop_depth += 1
+        try:
+            return self.block(body)
+        finally:
+            self.loop_depth -= 1
 
 
 def _contains_return(stmt) -> bool:
@@ -1060,81 +746,3 @@ def check(fn, *specs) -> SemanticReport:
     names = _resolve(src, node)
     _, types = _lower(src, node, names, specs)
     return SemanticReport(names, types)
-
-
-# ---- the user-facing object ----------------------------------------------------------------------------
-class ScriptFunction:
-    """A compiled function: call it like the original; ``.graph`` is its graph for the example specs.
-
-    Calling it runs the graph op by op (so autodiff and tracers see a ``cond`` as one op), compiled
-    once per distinct input spec (a small JIT cache). Parameters are read live, by name.
-    """
-
-    def __init__(self, fn, example_inputs=()):
-        self.fn = fn
-        self.src = get_source(fn)
-        self.ast = _parse_source(self.src)
-        self.names = _resolve(self.src, self.ast)     # fail early: unknown names, unsupported constructs
-        self.name = self.ast.name
-        self._cache: dict[tuple, tuple[Graph, list[TypeRecord]]] = {}
-        self._default = tuple(parse_spec(x) for x in example_inputs) if example_inputs else None
-        if self._default is not None:
-            self.specialize(*self._default)
-
-    def __repr__(self) -> str:
-        return f"<ScriptFunction {self.name} ({len(self._cache)} compiled specializations)>"
-
-    @staticmethod
-    def _key(specs) -> tuple:
-        return tuple(("T", s.shape, s.dtype.name) if isinstance(s, Spec) else ("py", repr(s)) for s in specs)
-
-    def specialize(self, *specs) -> Graph:
-        specs = tuple(parse_spec(s) for s in specs)
-        key = self._key(specs)
-        if key not in self._cache:
-            self._cache[key] = _lower(self.src, self.ast, self.names, specs)
-        return self._cache[key][0]
-
-    @property
-    def graph(self) -> Graph:
-        if self._default is not None:
-            return self.specialize(*self._default)
-        if self._cache:
-            return next(iter(self._cache.values()))[0]
-        return self.specialize()        # annotations, or a ScriptError naming the missing spec
-
-    def tokens(self) -> list[Token]:
-        return tokens(self.fn)
-
-    def dump(self) -> str:
-        return dump(self.fn)
-
-    def report(self, *specs) -> SemanticReport:
-        specs = specs or self._default or ()
-        self.specialize(*specs)
-        return SemanticReport(self.names, self._cache[self._key(tuple(parse_spec(s) for s in specs))][1])
-
-    def __call__(self, *args):
-        graph = self.specialize(*args)
-        tensors = [a for a in args if isinstance(a, (Tensor, np.ndarray))]
-        outs = run_graph(graph, *tensors, params=getattr(graph, "param_tensors", None))
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-
-def script(fn=None, *example_inputs):
-    """Compile a Python function to a graph by parsing its source (use as ``@aisys.script`` or
-    ``aisys.script(fn, *example_inputs)``). Returns a :class:`ScriptFunction`; its ``.graph`` needs
-    example inputs, annotations like ``x: "f32[1,4]"``, or one call. Stages: ``script.tokens``,
-    ``script.parse``, ``script.dump``, ``script.resolve``, ``script.check``, ``script.lower``."""
-    if fn is None:
-        return lambda f: ScriptFunction(f)
-    return ScriptFunction(fn, example_inputs)
-
-
-script.tokens = tokens
-script.parse = parse
-script.dump = dump
-script.resolve = resolve
-script.check = check
-script.lower = lower
-script.format_tokens = format_tokens
