@@ -366,7 +366,7 @@ def max_pool2d_ref(x, **a):
     out = np.empty(_pool_out(x.shape, **a), x.dtype)
     for n, c, i, j, taps, _ in _pool_windows(x.shape, **a):
         t = _argmax_tap(x, n, c, taps)
-        out[n, c, i, j] = x[n, c, t[0], t[1]]
+        out[n, c, i, j] = -np.inf if t is None else x[n, c, t[0], t[1]]    # all padding (dilated): -inf, as torch
     return out
 
 

@@ -252,6 +252,14 @@ def test_saved_declares_every_value_the_vjp_reads(row):
             if a is not None:
                 np.testing.assert_array_equal(b.numpy(), a.numpy(), err_msg=f"{row.name} {s}: the VJP reads a "
                                               f"value its OpDef.saved={op.saved} does not declare")
+        if op.vjp_np is not None:                         # the numpy twin a plain backward() runs reads no more
+            with aisys.no_grad():
+                want_np = op.vjp_np(g.numpy(), out, *ins, **s.attrs)
+                got_np = op.vjp_np(g.numpy(), poisoned(out), *[poisoned(t) for t in ins], **s.attrs)
+            for a, b in zip(want_np, got_np):
+                if a is not None:
+                    np.testing.assert_array_equal(np.asarray(b), np.asarray(a), err_msg=f"{row.name} {s}: vjp_np "
+                                                  f"reads a value its OpDef.saved={op.saved} does not declare")
 
 
 # ---- dtypes ----------------------------------------------------------------------------------------------
