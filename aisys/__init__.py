@@ -23,6 +23,7 @@ from .framework.factories import (tensor, as_tensor, from_numpy, zeros, ones, em
                                   logspace, eye, randn, rand, randint, randperm, multinomial, Generator)
 from .framework.device import (device, cuda, backends, accelerator, set_default_device, get_default_device)
 from .framework.serialization import save, load
+from .framework.tensor import observe_ops
 from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not, neg,
                             exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast, clamp,
                             square, rsqrt, sum, mean, var, std, max, min, argmax, argmin, sum_to, reshape, permute,

@@ -72,6 +72,7 @@ class SystolicAnimator(widgets.VBox):
         self.picture = widgets.HTML()
         self.slider.observe(self._on_cycle, names="value")
         super().__init__([widgets.HBox([self.play, self.slider]), self.caption, self.picture])
+        self.add_class("aisys-systolic-animator")   # the browser test finds the widget by it
         self._draw()
 
     # -- drawing ------------------------------------------------------------------------------------
@@ -265,13 +266,15 @@ class UtilizationView(widgets.VBox):
         self.window = widgets.IntRangeSlider(value=(0, int(self.total)), min=0, max=int(self.total), step=1,
                                              description="cycles", continuous_update=False,
                                              layout=widgets.Layout(width="640px"))
-        self.timeline = go.FigureWidget(layout=dict(
+        # both figures are drawn whole as Figures, then wrapped once: each widget starts with its traces in its
+        # state (traces added or updated before the browser draws the widget can be lost, leaving empty axes)
+        self.timeline = go.Figure(layout=dict(
             title=self.title, height=max(220, 60 + 34 * len(self.lanes)), barmode="overlay",
             xaxis=dict(title="cycle"), yaxis=dict(autorange="reversed", categoryorder="array",
                                                   categoryarray=self.lanes),
             margin=dict(l=90, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25)))
         self._add_timeline_traces()
-        self.bars = go.FigureWidget(layout=dict(
+        self.bars = go.Figure(layout=dict(
             title="share of the window", height=max(200, 50 + 28 * len(self.lanes)), barmode="stack",
             xaxis=dict(title="%", range=[0, 100]), yaxis=dict(autorange="reversed"),
             margin=dict(l=90, r=20, t=40, b=30)))
@@ -280,12 +283,14 @@ class UtilizationView(widgets.VBox):
                               marker_color=colour)
         self.heatmap = widgets.HTML()
         self.caption = widgets.HTML()
+        self._refresh()
+        self.timeline, self.bars = go.FigureWidget(self.timeline), go.FigureWidget(self.bars)
         self.window.observe(self._on_window, names="value")
         children = [self.window, self.caption, self.timeline, self.bars]
         if self._heat_source is not None:
             children.append(self.heatmap)
         super().__init__(children)
-        self._refresh()
+        self.add_class("aisys-utilization-view")   # the browser test finds the widget by it
 
     @staticmethod
     def _segments_from_run(run: SystolicRun):
@@ -376,7 +381,27 @@ class UtilizationView(widgets.VBox):
         parts.append(f'<text x="0" y="12">PE busy share (darkest = {100 * peak:.1f}%), mean '
                      f'{100 * float(heat.mean()):.1f}%</text>')
         parts.append("</svg>")
-        return "".join(parts)
+        return "".join(parts) + f"<div style='font-size:12px;color:#374151;max-width:640px'>{html.escape(self.heat_note(heat))}</div>"
+
+    @staticmethod
+    def heat_note(heat: np.ndarray) -> str:
+        """What the PE map shows, in words: a uniform map is a finding too (every tile was full)."""
+        peak, low = float(heat.max()), float(heat.min())
+        if peak <= 0:
+            return "No PE did a MAC in this window."
+        if peak - low <= 1e-9 * peak:
+            return (f"Every PE is equally busy ({100 * peak:.1f}% of the window): each matrix instruction filled "
+                    f"whole tiles, so no row or column of the array sat out. The share is low because the array "
+                    f"waits for data (the stall lanes above), not because the mapping wastes PEs.")
+        def share(n: int, total: int, what: str) -> str:
+            return f"all {total} {what}" if n == total else f"{n} of the {total} {what}"
+
+        busy_rows = int((heat.max(axis=1) >= 0.99 * peak).sum())
+        busy_cols = int((heat.max(axis=0) >= 0.99 * peak).sum())
+        return (f"Darker PEs did more MACs (the scale runs up to the busiest PE): "
+                f"{share(busy_rows, heat.shape[0], 'rows')} and {share(busy_cols, heat.shape[1], 'columns')} reach "
+                f"the busiest share; the others hold padding whenever a layer's GEMM does not fill a whole tile "
+                f"(an unaligned M, N or K).")
 
     def _on_window(self, change) -> None:
         self._refresh()
@@ -422,6 +447,7 @@ class UtilizationView(widgets.VBox):
         if heat is not None:
             lines.append(f"  PE array {heat.shape[0]}x{heat.shape[1]}: mean busy {100 * float(heat.mean()):.1f}%, "
                          f"idle PEs {int((heat == 0).sum())}")
+            lines.append("  " + self.heat_note(heat))
         return "\n".join(lines)
 
 
@@ -460,14 +486,20 @@ class RooflinePlot(widgets.VBox):
                                                 continuous_update=False, layout=widgets.Layout(width="520px"))
         self.caption = widgets.HTML()
         unit = "MAC" if per == "mac" else "op"
-        self.figure = go.FigureWidget(layout=dict(
+        # built whole as a Figure, then wrapped once: the widget starts with every trace and label in its state
+        self.figure = go.Figure(layout=dict(
             title=f"roofline of {self.chip.name}", height=height,
-            xaxis=dict(type="log", title=f"operational intensity ({unit}s per DRAM byte)"),
-            yaxis=dict(type="log", title=f"performance (T{unit}/s)"),
+            # decades only, written out (10, 100, 1k): plotly's default labels minor ticks "2" and "5"
+            xaxis=dict(type="log", title=f"operational intensity ({unit}s per DRAM byte)", dtick=1,
+                       tickformat="~s", minor=dict(showgrid=True, gridcolor="#f3f4f6")),
+            yaxis=dict(type="log", title=f"performance (T{unit}/s)", dtick=1, tickformat="~g",
+                       minor=dict(showgrid=True, gridcolor="#f3f4f6")),
             margin=dict(l=70, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2)))
         self._build()
+        self.figure = go.FigureWidget(self.figure)
         self.bandwidth.observe(self._on_bandwidth, names="value")
         super().__init__([self.bandwidth, self.caption, self.figure])
+        self.add_class("aisys-roofline-plot")   # the browser test finds the widget by it
 
     # -- numbers ---------------------------------------------------------------------------------------
     @property
@@ -515,14 +547,15 @@ class RooflinePlot(widgets.VBox):
         fig = self.figure
         xs, ys = self._roof()
         fig.add_scatter(x=xs, y=ys, mode="lines", name="roof", line=dict(color="#222", width=3))
-        fig.add_scatter(x=[self.ridge], y=[self.peak], mode="markers+text", name="ridge point",
-                        text=[f"ridge {self.ridge:.4g}"], textposition="top left",
+        # the ridge is named in the legend (and the caption), not next to the marker, where point labels go
+        fig.add_scatter(x=[self.ridge], y=[self.peak], mode="markers", name=f"ridge point ({self.ridge:.4g})",
                         marker=dict(size=10, color="#222", symbol="diamond"))
         for bound, colour in (("memory", "#e34a33"), ("compute", "#2b8cbe")):
             pts = [p for p in self.points if self._bound(p) == bound and math.isfinite(self._x(p))]
-            fig.add_scatter(x=[self._x(p) for p in pts], y=[self._y(p) for p in pts], mode="markers+text",
-                            name=f"{bound}-bound", text=[p.name for p in pts], textposition="bottom center",
+            fig.add_scatter(x=[self._x(p) for p in pts], y=[self._y(p) for p in pts], mode="markers",
+                            name=f"{bound}-bound", hovertext=[p.name for p in pts], hoverinfo="text+x+y",
                             marker=dict(size=11, color=colour))
+        fig.layout.annotations = self._labels()
         ceil_x, ceil_y, ceil_text = [], [], []
         for p in self.points:
             for name, value in p.ceilings.items():
@@ -540,14 +573,39 @@ class RooflinePlot(widgets.VBox):
         with fig.batch_update():
             fig.data[0].x, fig.data[0].y = xs, ys
             fig.data[1].x, fig.data[1].y = [self.ridge], [self.peak]
-            fig.data[1].text = [f"ridge {self.ridge:.4g}"]
+            fig.data[1].name = f"ridge point ({self.ridge:.4g})"
             for k, bound in ((2, "memory"), (3, "compute")):
                 pts = [p for p in self.points if self._bound(p) == bound and math.isfinite(self._x(p))]
                 fig.data[k].x = [self._x(p) for p in pts]
                 fig.data[k].y = [self._y(p) for p in pts]
-                fig.data[k].text = [p.name for p in pts]
+                fig.data[k].hovertext = [p.name for p in pts]
+            fig.layout.annotations = self._labels()
             fig.layout.title.text = f"roofline of {self.chip.name} at {self.bandwidth.value:.3g} GB/s"
         self._caption()
+
+    def _labels(self) -> list[dict]:
+        """One label per point, drawn off the roof line: neighbours (in intensity, across the ridge too)
+        alternate sides (memory-bound points below-right / above-left of the slanted roof, compute-bound ones
+        below / above the flat roof), each tied to its point by a thin leader line; a label whose same-side
+        neighbour is less than half a decade away sits one step further out. So close points (MLP1 at 168,
+        MLP0 at 200; a matmul just left of the ridge and one just right of it) do not collide and no text sits
+        on the roof."""
+        labels = []
+        pts = sorted((p for p in self.points if math.isfinite(self._x(p))), key=self._x)
+        last = {1: (-math.inf, 0), -1: (-math.inf, 0)}      # side -> (log10 x of its last label, its level)
+        for k, p in enumerate(pts):
+            flip = -1 if k % 2 else 1
+            lx = math.log10(self._x(p))
+            prev_x, prev_level = last[flip]
+            level = prev_level + 1 if lx - prev_x < 0.5 else 0
+            last[flip] = (lx, level)
+            reach = 26 + 22 * level
+            dx, dy = (30 * flip, reach * flip) if self._bound(p) == "memory" else (0, reach * flip)
+            labels.append(dict(x=lx, y=math.log10(self._y(p)), text=p.name, showarrow=True,
+                               arrowhead=0, arrowwidth=1, arrowcolor="#9ca3af", standoff=6, ax=dx, ay=dy,
+                               xanchor="center" if dx == 0 else ("left" if dx > 0 else "right"),
+                               font=dict(size=12, color="#1f2937"), bgcolor="rgba(255,255,255,0.8)"))
+        return labels
 
     def _caption(self) -> None:
         unit = "MAC" if self.per == "mac" else "op"

@@ -94,6 +94,7 @@ class CollectiveAnimator(widgets.VBox):
         self.picture = widgets.HTML()
         self.slider.observe(lambda change: self._draw(), names="value")
         super().__init__([widgets.HBox([self.play, self.slider]), self.caption, self.picture])
+        self.add_class("aisys-collective-animator")   # the browser test finds the widget by it
         self._draw()
 
     def _cell_bounds(self) -> list[tuple[int, int]]:
@@ -242,6 +243,7 @@ class TopologyView(widgets.VBox):
         self.picture = widgets.HTML()
         self.picker.observe(lambda change: self._draw(), names="value")
         super().__init__([self.picker, self.caption, self.picture])
+        self.add_class("aisys-topology-view")   # the browser test finds the widget by it
         self._draw()
 
     @property
@@ -356,10 +358,13 @@ class TimelineView(widgets.VBox):
         if traces is None:
             raise ValueError("TimelineView: give traces (a Trace, a list or a dict title -> Trace) or sweep=")
         self.caption = widgets.HTML()
-        self.figure = go.FigureWidget()
+        self.figure = go.Figure()
         self._set(traces, titles)
-        super().__init__(controls + [self.caption, self.figure])
         self._refresh(initial=True)
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
+        super().__init__(controls + [self.caption, self.figure])
+        self.add_class("aisys-timeline-view")   # the browser test finds the widget by it
 
     def _set(self, traces, titles=None) -> None:
         if isinstance(traces, dict):
@@ -453,7 +458,7 @@ class MemoryStack(widgets.VBox):
                                               continuous_update=False, style={"description_width": "auto"},
                                               layout=widgets.Layout(width="480px"))
         self.caption = widgets.HTML()
-        self.figure = go.FigureWidget(layout=dict(
+        self.figure = go.Figure(layout=dict(
             barmode="stack", height=380, yaxis=dict(title="GB per device"), margin=dict(l=60, r=20, t=40, b=40),
             title=f"model states of {self.params / 1e9:.3g} B parameters (mixed-precision Adam)"))
         stages = [f"stage {z}" for z in range(4)]
@@ -461,8 +466,11 @@ class MemoryStack(widgets.VBox):
             self.figure.add_bar(name=kind, x=stages, y=[0] * 4, marker_color=_MEM_COLOURS[kind],
                                 text=[""] * 4, textposition="inside")
         self.slider.observe(lambda change: self._refresh(), names="value")
-        super().__init__([self.slider, self.caption, self.figure])
         self._refresh()
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
+        super().__init__([self.slider, self.caption, self.figure])
+        self.add_class("aisys-memory-stack")   # the browser test finds the widget by it
 
     def breakdown(self) -> list[dict]:
         n = int(self.slider.value)

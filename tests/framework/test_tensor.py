@@ -258,3 +258,23 @@ def test_everyday_surface_without_torch():
     assert x.grad.tolist() == [[2.0, 0.0, 0.0], [2.0, 2.0, 0.0], [2.0, 2.0, 2.0]]
     g = aisys.trace(lambda t: t.tril().sum(), aisys.ones(3, 3))          # a constant mask: traceable
     assert "where" in g.count_ops()
+
+
+def test_observe_ops_sees_every_op_in_its_block_and_leaves_no_observer():
+    import aisys
+    from aisys.framework.tensor import _Mode
+
+    x, w = aisys.randn(2, 3), aisys.randn(3, 4, requires_grad=True)
+    seen = []
+    with aisys.observe_ops(lambda op, inputs, attrs, out: seen.append((op.name, len(inputs), tuple(out.shape)))):
+        (x @ w).relu().sum(dim=1)
+    assert seen == [("matmul", 2, (2, 4)), ("relu", 1, (2, 4)), ("sum", 1, (2,))]
+    (x @ w).relu()                                  # outside the block: not seen
+    assert len(seen) == 3 and _Mode.observers == []
+    with pytest.raises(RuntimeError, match="boom"):
+        with aisys.observe_ops(lambda *a: None):
+            raise RuntimeError("boom")
+    assert _Mode.observers == []                    # removed even when the block raises
+    with pytest.raises(TypeError, match="must be callable"):
+        with aisys.observe_ops("not a function"):
+            pass
