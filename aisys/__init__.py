@@ -19,6 +19,7 @@ from .framework.errors import ShapeError, AnomalyError
 from .framework.tensor import (Tensor, tensor, as_tensor, zeros, ones, full, zeros_like, ones_like, arange, eye,
                                randn, rand, randint, manual_seed, no_grad, enable_grad, set_grad_enabled,
                                is_grad_enabled, detect_anomaly)
+from .framework.tensor import observe_ops
 from .framework.ops import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not, neg,
                             exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast, clamp,
                             square, rsqrt, sum, mean, var, std, max, min, argmax, argmin, sum_to, reshape, permute,

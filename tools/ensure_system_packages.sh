@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the non-Python tools the labs need are on the machine (called by `make lab` / `make test`).
 #   tools/ensure_system_packages.sh lab    # Python venv support + graphviz's `dot`
-#   tools/ensure_system_packages.sh test   # ... + Debian's Chromium for the browser test
+#   tools/ensure_system_packages.sh test   # ... + Debian's Chromium and a CJK font for the browser test
 # As root on Debian/Ubuntu it installs what is missing with apt-get; otherwise it stops and prints the
 # exact command to run. Does nothing (quickly) when everything is there.
 set -euo pipefail
@@ -21,6 +21,9 @@ command -v dot >/dev/null 2>&1 || missing+=("graphviz")   # the `dot` binary beh
 if [ "$what" = "test" ] && [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
   missing+=("chromium")                           # driven by Playwright in the browser test
 fi
+if [ "$what" = "test" ] && ! { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh family 2>/dev/null)" ]; }; then
+  missing+=("fonts-noto-cjk")                     # the labs' Chinese terms; the browser test asserts no tofu boxes
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -34,7 +37,8 @@ echo "error: missing system packages: ${missing[*]}" >&2
 if command -v apt-get >/dev/null 2>&1; then
   echo "       run:  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
 else
-  echo "       install them with your system's package manager (graphviz provides 'dot')," >&2
+  echo "       install them with your system's package manager (graphviz provides 'dot'; any CJK font" >&2
+  echo "       such as Noto Sans CJK draws the labs' Chinese terms)," >&2
   echo "       then run make $what again" >&2
 fi
 exit 1

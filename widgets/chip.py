@@ -72,6 +72,7 @@ class SystolicAnimator(widgets.VBox):
         self.picture = widgets.HTML()
         self.slider.observe(self._on_cycle, names="value")
         super().__init__([widgets.HBox([self.play, self.slider]), self.caption, self.picture])
+        self.add_class("aisys-systolic-animator")   # the browser test finds the widget by it
         self._draw()
 
     # -- drawing ------------------------------------------------------------------------------------
@@ -285,6 +286,7 @@ class UtilizationView(widgets.VBox):
         if self._heat_source is not None:
             children.append(self.heatmap)
         super().__init__(children)
+        self.add_class("aisys-utilization-view")   # the browser test finds the widget by it
         self._refresh()
 
     @staticmethod
@@ -376,7 +378,27 @@ class UtilizationView(widgets.VBox):
         parts.append(f'<text x="0" y="12">PE busy share (darkest = {100 * peak:.1f}%), mean '
                      f'{100 * float(heat.mean()):.1f}%</text>')
         parts.append("</svg>")
-        return "".join(parts)
+        return "".join(parts) + f"<div style='font-size:12px;color:#374151;max-width:640px'>{html.escape(self.heat_note(heat))}</div>"
+
+    @staticmethod
+    def heat_note(heat: np.ndarray) -> str:
+        """What the PE map shows, in words: a uniform map is a finding too (every tile was full)."""
+        peak, low = float(heat.max()), float(heat.min())
+        if peak <= 0:
+            return "No PE did a MAC in this window."
+        if peak - low <= 1e-9 * peak:
+            return (f"Every PE is equally busy ({100 * peak:.1f}% of the window): each matrix instruction filled "
+                    f"whole tiles, so no row or column of the array sat out. The share is low because the array "
+                    f"waits for data (the stall lanes above), not because the mapping wastes PEs.")
+        def share(n: int, total: int, what: str) -> str:
+            return f"all {total} {what}" if n == total else f"{n} of the {total} {what}"
+
+        busy_rows = int((heat.max(axis=1) >= 0.99 * peak).sum())
+        busy_cols = int((heat.max(axis=0) >= 0.99 * peak).sum())
+        return (f"Darker PEs did more MACs (the scale runs up to the busiest PE): "
+                f"{share(busy_rows, heat.shape[0], 'rows')} and {share(busy_cols, heat.shape[1], 'columns')} reach "
+                f"the busiest share; the others hold padding whenever a layer's GEMM does not fill a whole tile "
+                f"(an unaligned M, N or K).")
 
     def _on_window(self, change) -> None:
         self._refresh()
@@ -422,6 +444,7 @@ class UtilizationView(widgets.VBox):
         if heat is not None:
             lines.append(f"  PE array {heat.shape[0]}x{heat.shape[1]}: mean busy {100 * float(heat.mean()):.1f}%, "
                          f"idle PEs {int((heat == 0).sum())}")
+            lines.append("  " + self.heat_note(heat))
         return "\n".join(lines)
 
 
@@ -460,14 +483,20 @@ class RooflinePlot(widgets.VBox):
                                                 continuous_update=False, layout=widgets.Layout(width="520px"))
         self.caption = widgets.HTML()
         unit = "MAC" if per == "mac" else "op"
-        self.figure = go.FigureWidget(layout=dict(
+        # built whole as a Figure, then wrapped once: the widget starts with every trace and label in its state
+        self.figure = go.Figure(layout=dict(
             title=f"roofline of {self.chip.name}", height=height,
-            xaxis=dict(type="log", title=f"operational intensity ({unit}s per DRAM byte)"),
-            yaxis=dict(type="log", title=f"performance (T{unit}/s)"),
+            # decades only, written out (10, 100, 1k): plotly's default labels minor ticks "2" and "5"
+            xaxis=dict(type="log", title=f"operational intensity ({unit}s per DRAM byte)", dtick=1,
+                       tickformat="~s", minor=dict(showgrid=True, gridcolor="#f3f4f6")),
+            yaxis=dict(type="log", title=f"performance (T{unit}/s)", dtick=1, tickformat="~g",
+                       minor=dict(showgrid=True, gridcolor="#f3f4f6")),
             margin=dict(l=70, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2)))
         self._build()
+        self.figure = go.FigureWidget(self.figure)
         self.bandwidth.observe(self._on_bandwidth, names="value")
         super().__init__([self.bandwidth, self.caption, self.figure])
+        self.add_class("aisys-roofline-plot")   # the browser test finds the widget by it
 
     # -- numbers ---------------------------------------------------------------------------------------
     @property
@@ -515,14 +544,15 @@ class RooflinePlot(widgets.VBox):
         fig = self.figure
         xs, ys = self._roof()
         fig.add_scatter(x=xs, y=ys, mode="lines", name="roof", line=dict(color="#222", width=3))
-        fig.add_scatter(x=[self.ridge], y=[self.peak], mode="markers+text", name="ridge point",
-                        text=[f"ridge {self.ridge:.4g}"], textposition="top left",
+        # the ridge is named in the legend (and the caption), not next to the marker, where point labels go
+        fig.add_scatter(x=[self.ridge], y=[self.peak], mode="markers", name=f"ridge point ({self.ridge:.4g})",
                         marker=dict(size=10, color="#222", symbol="diamond"))
         for bound, colour in (("memory", "#e34a33"), ("compute", "#2b8cbe")):
             pts = [p for p in self.points if self._bound(p) == bound and math.isfinite(self._x(p))]
-            fig.add_scatter(x=[self._x(p) for p in pts], y=[self._y(p) for p in pts], mode="markers+text",
-                            name=f"{bound}-bound", text=[p.name for p in pts], textposition="bottom center",
+            fig.add_scatter(x=[self._x(p) for p in pts], y=[self._y(p) for p in pts], mode="markers",
+                            name=f"{bound}-bound", hovertext=[p.name for p in pts], hoverinfo="text+x+y",
                             marker=dict(size=11, color=colour))
+        fig.layout.annotations = self._labels()
         ceil_x, ceil_y, ceil_text = [], [], []
         for p in self.points:
             for name, value in p.ceilings.items():
@@ -540,14 +570,33 @@ class RooflinePlot(widgets.VBox):
         with fig.batch_update():
             fig.data[0].x, fig.data[0].y = xs, ys
             fig.data[1].x, fig.data[1].y = [self.ridge], [self.peak]
-            fig.data[1].text = [f"ridge {self.ridge:.4g}"]
+            fig.data[1].name = f"ridge point ({self.ridge:.4g})"
             for k, bound in ((2, "memory"), (3, "compute")):
                 pts = [p for p in self.points if self._bound(p) == bound and math.isfinite(self._x(p))]
                 fig.data[k].x = [self._x(p) for p in pts]
                 fig.data[k].y = [self._y(p) for p in pts]
-                fig.data[k].text = [p.name for p in pts]
+                fig.data[k].hovertext = [p.name for p in pts]
+            fig.layout.annotations = self._labels()
             fig.layout.title.text = f"roofline of {self.chip.name} at {self.bandwidth.value:.3g} GB/s"
         self._caption()
+
+    def _labels(self) -> list[dict]:
+        """One label per point, drawn off the roof line: neighbours alternate sides (memory-bound points
+        below-right / above-left of the slanted roof, compute-bound ones below / above the flat roof), each
+        tied to its point by a thin leader line, so that close points (MLP1 at 168, MLP0 at 200) do not
+        collide and no text sits on the roof."""
+        labels = []
+        pts = sorted((p for p in self.points if math.isfinite(self._x(p))), key=self._x)
+        for bound in ("memory", "compute"):
+            group = [p for p in pts if self._bound(p) == bound]
+            for k, p in enumerate(group):
+                flip = -1 if k % 2 else 1
+                dx, dy = (30 * flip, 26 * flip) if bound == "memory" else (0, 26 * flip)
+                labels.append(dict(x=math.log10(self._x(p)), y=math.log10(self._y(p)), text=p.name, showarrow=True,
+                                   arrowhead=0, arrowwidth=1, arrowcolor="#9ca3af", standoff=6, ax=dx, ay=dy,
+                                   xanchor="center" if dx == 0 else ("left" if dx > 0 else "right"),
+                                   font=dict(size=12, color="#1f2937"), bgcolor="rgba(255,255,255,0.8)"))
+        return labels
 
     def _caption(self) -> None:
         unit = "MAC" if self.per == "mac" else "op"

@@ -60,6 +60,7 @@ class ClusterTimeline(widgets.VBox):
         for w in (self.policy_picker, self.colour_picker):
             w.observe(lambda change: self._redraw(), names="value")
         super().__init__([widgets.HBox([self.policy_picker, self.colour_picker]), self.caption, self.figure])
+        self.add_class("aisys-cluster-timeline")   # the browser test finds the widget by it
         self._redraw()
 
     @property
@@ -215,6 +216,7 @@ class PolicyCompare(widgets.VBox):
         self.metric_picker.observe(lambda change: self._draw_bars(), names="value")
         self.log_box.observe(lambda change: self._set_log(), names="value")
         super().__init__([widgets.HBox([self.metric_picker, self.log_box]), self.figure, self.table])
+        self.add_class("aisys-policy-compare")   # the browser test finds the widget by it
         self._draw_bars()
 
     def _make_figure(self, height: int) -> go.FigureWidget:
@@ -319,6 +321,7 @@ class PlacementView(widgets.VBox):
             w.observe(lambda change: self._redraw(), names="value")
         super().__init__([self.rule_picker, widgets.HBox([self.size_slider, self.model_picker]), self.picture,
                           self.costs])
+        self.add_class("aisys-placement-view")   # the browser test finds the widget by it
         self._redraw()
 
     def gpus_for(self, rule_name: str, n: int) -> list[int]:

@@ -94,6 +94,7 @@ class CollectiveAnimator(widgets.VBox):
         self.picture = widgets.HTML()
         self.slider.observe(lambda change: self._draw(), names="value")
         super().__init__([widgets.HBox([self.play, self.slider]), self.caption, self.picture])
+        self.add_class("aisys-collective-animator")   # the browser test finds the widget by it
         self._draw()
 
     def _cell_bounds(self) -> list[tuple[int, int]]:
@@ -242,6 +243,7 @@ class TopologyView(widgets.VBox):
         self.picture = widgets.HTML()
         self.picker.observe(lambda change: self._draw(), names="value")
         super().__init__([self.picker, self.caption, self.picture])
+        self.add_class("aisys-topology-view")   # the browser test finds the widget by it
         self._draw()
 
     @property
@@ -359,6 +361,7 @@ class TimelineView(widgets.VBox):
         self.figure = go.FigureWidget()
         self._set(traces, titles)
         super().__init__(controls + [self.caption, self.figure])
+        self.add_class("aisys-timeline-view")   # the browser test finds the widget by it
         self._refresh(initial=True)
 
     def _set(self, traces, titles=None) -> None:
@@ -462,6 +465,7 @@ class MemoryStack(widgets.VBox):
                                 text=[""] * 4, textposition="inside")
         self.slider.observe(lambda change: self._refresh(), names="value")
         super().__init__([self.slider, self.caption, self.figure])
+        self.add_class("aisys-memory-stack")   # the browser test finds the widget by it
         self._refresh()
 
     def breakdown(self) -> list[dict]:

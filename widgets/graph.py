@@ -258,6 +258,7 @@ class GraphView(widgets.VBox):
         self.direction.observe(self._redraw, names="value")
         self.attrs_box.observe(self._redraw, names="value")
         super().__init__([widgets.HBox(controls), self.caption, self.picture, self.listing])
+        self.add_class("aisys-graph-view")   # the browser test finds the widget by it
         self._redraw()
 
     @property
@@ -306,6 +307,7 @@ class GraphPanes(widgets.VBox):
         self.header = widgets.HTML()
         self.boxes = {t: widgets.HTML() for t in self.titles}
         super().__init__([self.header, widgets.HBox([self.boxes[t] for t in self.titles])])
+        self.add_class("aisys-graph-panes")   # the browser test finds the widget by it
         self.show_attrs = show_attrs
         self.update(panes, verdicts or {}, notes or {})
 
@@ -367,6 +369,7 @@ class CaptureCompare(widgets.VBox):
                                 show_attrs=show_attrs)
         self.readout = widgets.HTML()
         super().__init__([self.picker, self.readout, self.panes])
+        self.add_class("aisys-capture-compare")   # the browser test finds the widget by it
         self.picker.observe(self._redraw, names="value")
         self._redraw()
 

@@ -70,6 +70,7 @@ class KVCacheView(widgets.VBox):
         self.tables_html = widgets.HTML()
         self.slider.observe(lambda change: self._draw(), names="value")
         super().__init__([self.slider, self.caption, self.picture, self.tables_html])
+        self.add_class("aisys-kv-cache-view")   # the browser test finds the widget by it
         self._draw()
 
     @property
@@ -200,6 +201,7 @@ class BatchTimeline(widgets.VBox):
         self.figure.update_yaxes(title_text="batch", row=2, col=1)
         self.picker.observe(lambda change: self._draw(), names="value")
         super().__init__([self.picker, self.caption, self.figure])
+        self.add_class("aisys-batch-timeline")   # the browser test finds the widget by it
         self._draw()
 
     @property
@@ -303,6 +305,7 @@ class StackView(widgets.VBox):
         self._cache: dict = {}
         self.throughput = self._throughput_figure()
         super().__init__([self.title, self.grid, self.throughput, self.deeper_title, self.deeper])
+        self.add_class("aisys-stack-view")   # the browser test finds the widget by it
         if open is not None:
             self.show(open)
 

@@ -120,6 +120,7 @@ class LayoutView(widgets.VBox):
         self.layout_picker.observe(self._on_layout, names="value")
         self.step.observe(self._on_step, names="value")
         super().__init__([self.layout_picker, widgets.HBox([self.play, self.step]), self.caption, self.picture])
+        self.add_class("aisys-layout-view")   # the browser test finds the widget by it
         self._redraw()
 
     def _check_custom(self, label: str, order) -> np.ndarray:
@@ -205,7 +206,7 @@ class LayoutView(widgets.VBox):
                 f'stroke-width="{width}"><title>element {logical} at address {address}</title></rect>'
                 f'<text x="{x + c / 2}" y="{y + c / 2 + 1}" font-size="{c * 0.34:.1f}" text-anchor="middle" '
                 f'fill="{text}">{html.escape(shown)}</text>'
-                f'<text x="{x + c - 3}" y="{y + c - 4}" font-size="{c * 0.22:.1f}" text-anchor="end" '
+                f'<text x="{x + c - 3}" y="{y + c - 4}" font-size="{c * 0.25:.1f}" text-anchor="end" '
                 f'fill="{text}">@{address}</text>'
             )
 
@@ -325,6 +326,7 @@ class BitView(widgets.VBox):
         self.format_picker.observe(self._on_format, names="value")
         self.value_input.observe(self._on_value, names="value")
         super().__init__([widgets.HBox([self.format_picker, self.value_input]), self.bit_row, self.readout])
+        self.add_class("aisys-bit-view")   # the browser test finds the widget by it
         self._build_buttons()
         self._set_bits(_bits.to_bits(self._typed, self.fmt))
 

@@ -113,6 +113,7 @@ class MemoryTimeline(widgets.VBox):
             w.observe(self._on_change, names="value")
         super().__init__([self.planner_picker, widgets.HBox([self.inplace_box, self.checkpoint_slider]),
                           self.caption, self.figure, self.comparison])
+        self.add_class("aisys-memory-timeline")   # the browser test finds the widget by it
         self._redraw()
 
     # ---- planning ---------------------------------------------------------------------------------
@@ -219,11 +220,16 @@ class MemoryTimeline(widgets.VBox):
         return "\n".join(lines)
 
 
+# How the colour key names a kind where the bare kind would read wrong: "checkpoint" next to the slider
+# "checkpoint every k" looked like the slider's own colour; these are the activations the backward pass keeps.
+KIND_LABELS = {"checkpoint": "kept for backward", "recomputed": "recomputed copy"}
+
+
 def _colour_key(kinds) -> str:
     """Small coloured squares naming the kinds of buffer drawn (in KIND_COLOURS order)."""
     present = set(kinds)
     return " ".join(f"<span style='display:inline-block;width:10px;height:10px;background:{colour};"
-                    f"border:1px solid #1f2937'></span> {html.escape(kind)}"
+                    f"border:1px solid #1f2937'></span> {html.escape(KIND_LABELS.get(kind, kind))}"
                     for kind, colour in KIND_COLOURS.items() if kind in present)
 
 

@@ -2,7 +2,12 @@
 
 For each pass of a :class:`aisys.compiler.PassLog` (or a compiled function's ``pass_log``) it shows:
 
-- the graph *before* and *after* the pass, side by side, with every node kept in place across all
+- by default (view "focus") what the pass changed, drawn at natural size so every label stays
+  readable at JupyterLab's width: the removed nodes (red, dashed, with their old edges dotted), the
+  added, fused and re-wired ones, and their direct inputs and users; every other node is collapsed
+  into a "⋯ n unchanged nodes" box above or below. A graph wider than the pane scrolls (pan) instead
+  of shrinking;
+- (view "before | after") the graph *before* and *after* the pass, side by side, with every node kept in place across all
   steps: the layout is computed once (graphviz ``dot``) over the union of every node that exists at
   any step — node ids are never reused, so a node's id is its place — and each pane is then drawn
   with those positions pinned (``neato -n2``), framed to the nodes of that step (the same frame for
@@ -29,7 +34,7 @@ from aisys.framework.graph import Graph, Node
 
 from .graph import GRAPHVIZ_MISSING, HIGHLIGHT_COLOURS, node_label
 
-__all__ = ["PassStepper", "union_layout", "pane_dot"]
+__all__ = ["PassStepper", "union_layout", "pane_dot", "focus_dot"]
 
 _LEAF_FILL = {"input": "#dbeafe", "param": "#fef3c7", "const": "#f3f4f6"}
 _METRICS = (("nodes", "nodes"), ("kernels", "kernels"), ("bytes_moved", "bytes moved"))
@@ -147,6 +152,107 @@ def _pane_lines(graph: Graph, pos, highlight, notes, title, show_rules, old_edge
     return "\n".join(lines) + "\n"
 
 
+def focus_dot(res: PassResult, show_rules: bool = True) -> str | None:
+    """DOT text of what one pass changed: the changed nodes (removed ones as dashed ghosts), their direct
+    inputs and users, and two boxes standing for the unchanged nodes above and below. ``None`` when the
+    pass changed nothing. Laid out afresh by ``dot`` and drawn at natural size (labels stay legible)."""
+    before_hl, after_hl, before_notes, after_notes = step_roles(res)
+    roles = {**before_hl, **after_hl}
+    notes = {**before_notes, **after_notes}
+    if not roles:
+        return None
+    nodes = dict(res.graph.nodes)
+    gone = {i: n for i, n in res.before.nodes.items() if i not in nodes}
+    nodes.update(gone)
+    edges = {(i, n.id): "new" for n in res.graph.nodes.values() for i in n.inputs}
+    for n in res.before.nodes.values():
+        for i in n.inputs:
+            if (n.id in gone or i in gone) and (i, n.id) not in edges:
+                edges[(i, n.id)] = "old"
+    users: dict[int, set[int]] = {}
+    for a, b in edges:
+        users.setdefault(a, set()).add(b)
+    shown = set(roles)
+    for i in list(roles):
+        shown |= {a for a, b in edges if b == i} | users.get(i, set())
+    shown &= set(nodes)
+    hidden = set(nodes) - shown
+
+    def reach(start: set[int], step) -> set[int]:
+        seen, todo = set(), list(start)
+        while todo:
+            for j in step(todo.pop()):
+                if j in hidden and j not in seen:
+                    seen.add(j)
+                    todo.append(j)
+        return seen
+
+    above = reach(shown, lambda j: [a for a, b in edges if b == j])
+    below = reach(shown, lambda j: users.get(j, ())) - above
+    # removed leaves (a folded BN's four statistics, a conv's old weight) that fed only one removed node
+    # are drawn as one box under that node's name instead of a wide row of boxes
+    grouped: dict[int, list[int]] = {}
+    for i in sorted(shown):
+        readers = users.get(i, set()) & shown
+        if nodes[i].is_leaf and roles.get(i) == "removed" and len(readers) == 1:
+            (reader,) = readers
+            if roles.get(reader) == "removed":
+                grouped.setdefault(reader, []).append(i)
+    grouped = {r: ids for r, ids in grouped.items() if len(ids) > 1}
+    in_group = {i: r for r, ids in grouped.items() for i in ids}
+    lines = ["digraph F {",
+             '  graph [rankdir=TB, nodesep=0.3, ranksep=0.35, fontname="Helvetica", fontsize=11];',
+             '  node [shape=box, fontname="Helvetica", fontsize=11, margin="0.1,0.05", height=0.3, style=filled, '
+             'fillcolor="#ffffff", color="#374151"];',
+             '  edge [color="#6b7280", arrowsize=0.6];']
+    for r, ids in grouped.items():
+        names = "\n".join(f"%{i} {nodes[i].op} {nodes[i].name or ''}".rstrip() for i in ids)
+        props = {"label": f"{len(ids)} removed leaves\n{names}", "style": "filled,dashed", "fontcolor": "#991b1b",
+                 "fillcolor": HIGHLIGHT_COLOURS["removed"], "penwidth": "2"}
+        lines.append(f"  g{r} [{', '.join(f'{k}={_q(v)}' for k, v in props.items())}];")
+        lines.append(f'  g{r} -> n{r} [style=dotted, color="#dc2626"];')
+    for i in sorted(shown):
+        if i in in_group:
+            continue
+        n = nodes[i]
+        props = {"label": _label(n)}
+        if n.is_leaf:
+            props["fillcolor"] = _LEAF_FILL[n.op]
+            props["style"] = "filled,rounded" if n.op != "const" else "filled,dashed"
+        role = roles.get(i)
+        if role:
+            props.update(fillcolor=HIGHLIGHT_COLOURS[role], penwidth="2")
+            if role == "removed":
+                props.update(style="filled,dashed", fontcolor="#991b1b")
+        if i in notes:
+            props["tooltip"] = f"rule: {notes[i]}"
+            if show_rules:
+                props["xlabel"] = notes[i]
+        if i in res.graph.outputs:
+            props["peripheries"] = "2"
+        lines.append(f"  n{i} [{', '.join(f'{k}={_q(v)}' for k, v in props.items())}];")
+    box = {"shape": "box", "style": "dashed,rounded", "color": "#9ca3af", "fontcolor": "#6b7280"}
+    for name, group in (("above", above), ("below", below)):
+        if group:
+            props = {**box, "label": f"⋯ {len(group)} unchanged node{'s' * (len(group) != 1)}"}
+            lines.append(f"  {name} [{', '.join(f'{k}={_q(v)}' for k, v in props.items())}];")
+    linked = set()
+    for (a, b), kind in sorted(edges.items()):
+        style = ' [style=dotted, color="#dc2626"]' if kind == "old" else ""
+        if a in in_group or b in in_group:
+            continue
+        if a in shown and b in shown:
+            lines.append(f"  n{a} -> n{b}{style};")
+        elif a in above and b in shown and ("above", b) not in linked:
+            linked.add(("above", b))
+            lines.append(f'  above -> n{b} [style=dashed, color="#9ca3af"];')
+        elif a in shown and b in below and (a, "below") not in linked:
+            linked.add((a, "below"))
+            lines.append(f'  n{a} -> below [style=dashed, color="#9ca3af"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def _svg(dot: str) -> str:
     import graphviz
 
@@ -162,6 +268,19 @@ def _svg(dot: str) -> str:
     if m:
         svg = svg.replace(m.group(0), f'<svg style="width:100%;max-width:{m.group(1)}pt;height:auto"', 1)
     return svg
+
+
+def _natural_svg(dot: str) -> str:
+    """Inline SVG of ``dot`` at its natural size (10-11 pt labels); a wide graph scrolls in its pane."""
+    import graphviz
+
+    try:
+        svg = graphviz.Source(dot).pipe(format="svg", encoding="utf-8")
+    except graphviz.ExecutableNotFound:
+        return GRAPHVIZ_MISSING
+    start = svg.find("<svg")
+    svg = svg[start:] if start >= 0 else svg
+    return re.sub(r"<!-- Generated by graphviz[^>]*-->\s*", "", svg)
 
 
 def _fmt_bytes(n: int) -> str:
@@ -198,7 +317,7 @@ class PassStepper(widgets.VBox):
     PassResults. ``skip_unchanged`` (a checkbox) hides the passes that changed nothing.
     """
 
-    def __init__(self, source, *, skip_unchanged: bool = True, graphs: bool = True):
+    def __init__(self, source, *, skip_unchanged: bool = True, graphs: bool = True, view: str = "focus"):
         log = getattr(source, "pass_log", source)
         if isinstance(log, list) and not isinstance(log, PassLog):
             log = PassLog(log, initial=log[0].before if log else None)
@@ -214,8 +333,14 @@ class PassStepper(widgets.VBox):
         self._pos, _ = union_layout(_graphs(log)) if graphs else ({}, {})
         self._svg_cache: dict[tuple, str] = {}
 
-        self.view = widgets.ToggleButtons(options=["before | after", "diff"], value="before | after",
-                                          description="view", style={"button_width": "110px"})
+        views = ["focus", "before | after", "diff"]
+        if view not in views:
+            raise ValueError(f"PassStepper: view must be one of {views}, got {view!r}")
+        self.view = widgets.ToggleButtons(options=views, value=view, description="view",
+                                          style={"button_width": "110px"},
+                                          tooltips=["what the pass changed, at a readable size (scrolls when wide)",
+                                                    "the whole graph before and after, nodes kept in place",
+                                                    "the whole graph, one pane, removed nodes dashed"])
         self.skip_box = widgets.Checkbox(value=skip_unchanged, description="skip passes that changed nothing",
                                          indent=False)
         self.slider = widgets.IntSlider(min=0, max=0, value=0, description="pass", continuous_update=False)
@@ -232,6 +357,7 @@ class PassStepper(widgets.VBox):
         self.view.observe(self._on_slider, names="value")
         super().__init__([widgets.HBox([self.play, self.slider, self.skip_box]), self.view, self.header, self.strip,
                           self.panes, self.rewrites_box, self.rejected_box, self.kernel_box])
+        self.add_class("aisys-pass-stepper")   # the browser test finds the widget by it
         self._apply_filter()
 
     # ---- navigation --------------------------------------------------------------------------------
@@ -293,7 +419,21 @@ class PassStepper(widgets.VBox):
         self.header.value = (f"<b>pass {self.slider.value + 1}/{len(self._visible)}: {html.escape(res.label)}</b> "
                              f"— {'changed' if res.changed else 'no change'}; {len(res.rewrites)} rewrites, "
                              f"{len(res.rejected)} rejected <span style='color:#6b7280'>({loc})</span>")
-        if self._draw_graphs and self.view.value == "diff":
+        if self._draw_graphs and self.view.value == "focus":
+            legend = " ".join(f"<span style='background:{HIGHLIGHT_COLOURS[r]};padding:1px 6px;border-radius:3px'>{r}</span>"
+                              for r in ("removed", "added", "fused", "changed"))
+            key = ("f", k)
+            if key not in self._svg_cache:
+                dot = focus_dot(res, show_rules=len({w.rule for w in res.rewrites}) > 1)
+                self._svg_cache[key] = (_natural_svg(dot) if dot is not None else
+                                        f"<div style='padding:8px;color:#6b7280'>{html.escape(res.label)} changed "
+                                        f"nothing: the graph keeps its {res.metrics.nodes} nodes (the rejected "
+                                        f"candidates below say why)</div>")
+            self.panes.value = (f"<div style='font-size:11px'>{legend} <span style='color:#6b7280'>— what the pass "
+                                f"changed, with its inputs and users; dashed boxes stand for unchanged nodes</span>"
+                                f"</div><div style='border:1px solid #d1d5db;padding:2px;overflow:auto;"
+                                f"max-height:720px'>{self._svg_cache[key]}</div>")
+        elif self._draw_graphs and self.view.value == "diff":
             legend = " ".join(f"<span style='background:{HIGHLIGHT_COLOURS[r]};padding:1px 6px;border-radius:3px'>{r}</span>"
                               for r in ("removed", "added", "fused", "changed"))
             diff = self._pane_svg(("d", k), res.graph, {**bhl, **ahl}, {**bnotes, **anotes},

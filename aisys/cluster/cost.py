@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..dist.costs import allreduce_time as _dist_allreduce_time
 from .hardware import Cluster, GPUType
 from .jobs import ModelClass
 
@@ -35,10 +36,9 @@ EFFICIENCY = 0.3
 
 
 def ring_allreduce_time(p: int, nbytes: float, alpha: float, bandwidth: float) -> float:
-    """Closed form of a ring all-reduce over p GPUs on identical links: 2(p−1)α + 2(p−1)/p · N/bandwidth."""
-    if p <= 1:
-        return 0.0
-    return 2 * (p - 1) * alpha + 2 * (p - 1) / p * nbytes / bandwidth
+    """Closed form of a ring all-reduce over p GPUs on identical links: 2(p−1)α + 2(p−1)/p · N/bandwidth
+    (dist's α-β cost model, :func:`aisys.dist.costs.allreduce_time`)."""
+    return _dist_allreduce_time("ring", p, nbytes, alpha, bandwidth)
 
 
 def allreduce_time(cluster: Cluster, gpus, nbytes: float) -> float:

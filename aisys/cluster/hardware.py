@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..dist.topology import LinkType as Link   # one α-β link record for the whole stack (dist's)
+
 __all__ = ["GPUType", "Link", "Node", "Cluster", "GPU_TYPES", "LINKS", "PRESETS"]
 
 
@@ -52,18 +54,6 @@ class GPUType:
     def bandwidth(self) -> float:
         """Device memory bandwidth, bytes/s."""
         return self.hbm_gbs * 1e9
-
-
-@dataclass(frozen=True)
-class Link:
-    """An α-β link: ``time(n bytes) = alpha + n / bandwidth`` (bandwidth in bytes/s, one direction)."""
-    name: str
-    alpha: float
-    bandwidth: float
-    source: str = ""
-
-    def time(self, nbytes: float) -> float:
-        return self.alpha + nbytes / self.bandwidth
 
 
 GPU_TYPES: dict[str, GPUType] = {

@@ -49,6 +49,10 @@ class LinkType:
         """Seconds per byte (1 / bandwidth)."""
         return 1.0 / self.bandwidth
 
+    def time(self, nbytes: float) -> float:
+        """Seconds for one message of ``nbytes`` over this link: α + n / bandwidth."""
+        return self.alpha + nbytes / self.bandwidth
+
     def describe(self) -> str:
         return f"{self.name}: {format_bandwidth(self.bandwidth)} per direction, α {format_time(self.alpha)} per hop"
 

@@ -33,6 +33,30 @@ class _Mode:
     observers: list = []    # callables (op, inputs, attrs, out) — the tracer hooks in here
 
 
+@contextlib.contextmanager
+def observe_ops(observer):
+    """Call ``observer(op, inputs, attrs, out)`` after every op that runs inside the ``with`` block.
+
+    The public hook for watching a program op by op — a tracer (lab 03 writes one), a profiler, a
+    logger: ``op.name`` is the op's registry name, ``inputs`` and ``out`` are the op's tensors, ``attrs``
+    its keyword attributes. The observer is removed when the block ends, also when it raises, so nothing
+    keeps recording after it::
+
+        seen = []
+        with aisys.observe_ops(lambda op, inputs, attrs, out: seen.append(op.name)):
+            (x @ w + b).relu()
+        # seen == ["matmul", "add", "relu"]
+    """
+    if not callable(observer):
+        raise TypeError(f"observe_ops(observer): the observer must be callable as observer(op, inputs, attrs, "
+                        f"out), got {type(observer).__name__}")
+    _Mode.observers.append(observer)
+    try:
+        yield observer
+    finally:
+        _Mode.observers.remove(observer)
+
+
 def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
     """Run one registered op eagerly and record it for autodiff / tracing."""
     if type(op) is str:

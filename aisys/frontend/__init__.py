@@ -7,11 +7,11 @@
   ``if``/``while`` become :func:`cond` / :func:`while_loop` ops that hold their subgraphs.
 - :func:`compare_captures` runs one function's eager, traced and scripted forms on the same inputs.
 """
-from .trace import trace, Tracer
+from .trace import trace, record_ops, Tracer
 from .dynamic_graph import graph_of_tape
 from .control_flow import cond, while_loop, run_graph
 from .script import script, ScriptFunction, ScriptError
 from .compare import CaptureComparison, compare_captures
 
-__all__ = ["trace", "Tracer", "graph_of_tape", "cond", "while_loop", "run_graph", "script", "ScriptFunction",
-           "ScriptError", "CaptureComparison", "compare_captures"]
+__all__ = ["trace", "record_ops", "Tracer", "graph_of_tape", "cond", "while_loop", "run_graph", "script",
+           "ScriptFunction", "ScriptError", "CaptureComparison", "compare_captures"]

@@ -22,9 +22,9 @@ import numpy as np
 
 from ..framework.errors import user_location
 from ..framework.graph import Graph
-from ..framework.tensor import Tensor, _Generator, _Mode
+from ..framework.tensor import Tensor, _Generator, _Mode, observe_ops
 
-__all__ = ["trace", "Tracer", "named_state", "find_modules", "referenced_tensors"]
+__all__ = ["trace", "record_ops", "Tracer", "named_state", "find_modules", "referenced_tensors"]
 
 
 class Tracer:
@@ -265,6 +265,46 @@ def _flatten(result) -> Iterable:
             yield from _flatten(result[k])
     else:
         yield result
+
+
+def record_ops(fn: Callable, *example_inputs, name: str | None = None) -> Graph:
+    """The smallest tracer: run ``fn`` once on copies of ``example_inputs`` and write down every op.
+
+    This is the core of :func:`trace` built from public hooks only — :func:`aisys.observe_ops`,
+    ``Tensor.is_leaf``, ``.requires_grad``, ``.detach()``, ``.numpy()`` — without what makes ``trace``
+    a production tool (parameter names, branch-baked warnings, training-step updates, restoring state).
+    It is the model answer of lab 03's exercise 3.1. Each example input becomes an ``input`` node; a
+    tensor first met inside ``fn`` is a ``param`` when it is a trainable leaf (``requires_grad`` and
+    ``is_leaf``), else a ``const`` holding a copy of its value; the tensors ``fn`` returns are the outputs.
+    """
+    graph = Graph(name or getattr(fn, "__name__", None) or type(fn).__name__)
+    node_of: dict[int, int] = {}
+    alive: list[Tensor] = []        # every tensor keyed by id(): kept alive so no id is reused meanwhile
+
+    def node(t: Tensor) -> int:
+        if id(t) not in node_of:
+            if t.requires_grad and t.is_leaf:
+                node_of[id(t)] = graph.add_param(f"p{len(graph.params())}", np.array(t.numpy())).id
+            else:
+                node_of[id(t)] = graph.add_const(np.array(t.numpy())).id
+            alive.append(t)
+        return node_of[id(t)]
+
+    def observer(op, inputs, attrs, out) -> None:
+        ids = [node(t) for t in inputs]
+        node_of[id(out)] = graph.add(op.name, ids, attrs, shape=tuple(out.shape), dtype=out.dtype).id
+        alive.append(out)
+
+    copies = []
+    for k, x in enumerate(example_inputs):
+        t = (x if isinstance(x, Tensor) else Tensor(np.asarray(x))).detach()
+        node_of[id(t)] = graph.add_input(f"x{k}", tuple(t.shape), t.dtype).id
+        copies.append(t)
+    with observe_ops(observer):
+        result = fn(*copies)
+    outs = result if isinstance(result, (tuple, list)) else [result]
+    graph.set_outputs([node(t) for t in outs])
+    return graph
 
 
 def trace(fn: Callable, *example_inputs, params=None, input_names: list[str] | None = None,

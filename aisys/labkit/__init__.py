@@ -15,8 +15,8 @@ Check modules (``aisys/labkit/checks/labNN.py``) declare exercises with :func:`r
 the labs are validated. ``python -m aisys.labkit list`` shows every exercise.
 """
 from .checker import Checker, ExerciseFailed, Mismatch
-from .registry import Exercise, UnknownExerciseError, get_exercise, list_exercises, register
+from .registry import Exercise, Mistake, UnknownExerciseError, get_exercise, list_exercises, register
 from .runner import CheckReport, check, exercise, run_check, solutions_enabled
 
-__all__ = ["Checker", "CheckReport", "Exercise", "ExerciseFailed", "Mismatch", "UnknownExerciseError", "check",
+__all__ = ["Checker", "CheckReport", "Exercise", "ExerciseFailed", "Mismatch", "Mistake", "UnknownExerciseError", "check",
            "exercise", "get_exercise", "list_exercises", "register", "run_check", "solutions_enabled"]

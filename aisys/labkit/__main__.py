@@ -1,7 +1,8 @@
 """``python -m aisys.labkit list`` (every exercise) and ``python -m aisys.labkit check [ID ...]``.
 
-``check`` is the lab author's self-test: the library's reference must PASS and every registered bad
-variant must FAIL; the exit status is non-zero otherwise.
+``check`` is the lab author's self-test (aisys.labkit.audit): the library's reference must PASS, every
+registered plausible mistake must FAIL saying its words (at least five per exercise), and the check must
+try every optional argument; the exit status is non-zero otherwise.
 """
 from __future__ import annotations
 
@@ -31,31 +32,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .audit import audit
     from .registry import get_exercise
 
     exercises = [get_exercise(i) for i in args.ids] if args.ids else list_exercises(args.lab)
     problems = 0
     for ex in exercises:
-        report = run_check(ex.id, ex.reference_function())
-        line = f"{ex.id:>6}  reference {'PASS' if report.ok else 'FAIL'}"
-        if not report.ok:
-            problems += 1
-            line += f" ({report.reason()})"
-        caught = 0
-        escaped = []
-        for name, bad_fn in ex.bad_variants():
-            if run_check(ex.id, bad_fn).ok:
-                escaped.append(name)
-            else:
-                caught += 1
-        line += f"; bad variants caught {caught}/{len(ex.bad)}"
-        if escaped:
-            problems += 1
-            line += " — PASSED by mistake: " + ", ".join(escaped)
-        if not ex.bad:
-            problems += 1
-            line += " — register at least one bad variant"
-        print(line)
+        found = audit(ex)
+        problems += len(found)
+        print(f"{ex.id:>6}  {len(ex.bad)} mistakes  " + ("ok" if not found else f"{len(found)} problem(s)"))
+        for p in found:
+            print("        - " + p.replace("\n", "\n          "))
     print(f"{len(exercises)} exercises, {problems} problems")
     return 1 if problems else 0
 
@@ -66,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p_list = sub.add_parser("list", help="table of every exercise: id, title, lab, reference")
     p_list.add_argument("--lab", help="only this lab, e.g. 08_chips")
     p_list.set_defaults(run=cmd_list)
-    p_check = sub.add_parser("check", help="self-test: reference passes, bad variants fail")
+    p_check = sub.add_parser("check", help="self-test: reference passes, mistakes fail with their words, arguments covered")
     p_check.add_argument("ids", nargs="*", help="exercise ids such as 8.2 (default: all)")
     p_check.add_argument("--lab", help="only this lab's exercises")
     p_check.set_defaults(run=cmd_check)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Checker", "ExerciseFailed", "Mismatch", "CheckMismatch", "show"]
+__all__ = ["Checker", "ExerciseFailed", "Mismatch", "CheckMismatch", "show", "telltale"]
 
 
 class ExerciseFailed(AssertionError):
@@ -69,6 +69,29 @@ def show(value: Any) -> str:
     if len(text) > _MAX_SHOWN:
         text = text[: _MAX_SHOWN - 1] + "…"
     return text
+
+
+def telltale(got: Any, known: "list[tuple[Any, str]]", otherwise: str, *, args: tuple = (), rtol: float = 1e-9,
+             atol: float = 0.0) -> str:
+    """The hint for a wrong value: the words of the classic mistake(s) that produce exactly ``got``.
+
+    ``known`` pairs each classic mistake — the value it gives on this very case, or a function that computes it
+    from ``args`` — with the words that name it; a value no known mistake explains gets ``otherwise`` (the rule
+    in full), and a value two mistakes explain gets both. So one case can tell "you left out the all-gather"
+    from "you sent whole vectors" instead of printing the formula again."""
+    found = []
+    for value, words in known:
+        try:
+            if callable(value):
+                value = value(*args)
+            g, v = np.asarray(got, dtype=float), np.asarray(value, dtype=float)
+            if g.shape == v.shape and np.allclose(g, v, rtol=rtol, atol=atol, equal_nan=True):
+                found.append(words)
+        except Exception:          # a mistake that cannot run on this case explains nothing here
+            continue
+    if len(found) > 1:
+        return "this value is what each of these mistakes would give: " + "; or ".join(found)
+    return found[0] if found else otherwise
 
 
 def _is_arraylike(value: Any) -> bool:

@@ -15,12 +15,13 @@ from typing import Callable, Union
 
 from .checker import Checker
 
-__all__ = ["Exercise", "UnknownExerciseError", "register", "get_exercise", "list_exercises", "resolve"]
+__all__ = ["Exercise", "Mistake", "UnknownExerciseError", "register", "get_exercise", "list_exercises", "resolve"]
 
 Target = Union[str, Callable]
 CheckFunction = Callable[[Callable, Checker], None]
 
 _ID_PATTERN = re.compile(r"^\d+\.\d+$")
+MIN_MISTAKES = 5          # every exercise's check must reject at least this many plausible wrong answers
 _REGISTRY: dict[str, "Exercise"] = {}
 _discovered = False
 
@@ -65,6 +66,46 @@ def describe(target: Target) -> str:
 
 
 @dataclass(frozen=True)
+class Mistake:
+    """A plausible wrong answer to an exercise, and what the check's FAIL report must say about it.
+
+    ``target`` is the wrong implementation (``"module:attr"`` or a callable); ``says`` is a piece of text
+    (compared case-insensitively) that the report of the failed check must contain — the words that
+    point the learner at this mistake, e.g. ``"ties"`` for a rounding that ignores ties to even.
+    """
+
+    target: Target
+    says: str
+
+    def __post_init__(self):
+        if not callable(self.target) and not (isinstance(self.target, str) and ":" in self.target):
+            raise ValueError(f"Mistake({self.target!r}, ...): the target must be 'module:attr' or a callable")
+        if not isinstance(self.says, str):
+            raise TypeError(f"Mistake({describe(self.target)}): says= is the text the FAIL report shows for this "
+                            f"mistake, got {self.says!r}")
+
+    @property
+    def name(self) -> str:
+        return describe(self.target)
+
+    def function(self, exercise_id: str) -> Callable:
+        return resolve(self.target, for_what=f"exercise {exercise_id} wrong answer")
+
+    def pointed_at(self, report_text: str) -> bool:
+        """True when the FAIL report contains ``says`` (case and spacing ignored; empty ``says`` never is)."""
+        norm = lambda t: " ".join(t.lower().split())
+        return bool(self.says.strip()) and norm(self.says) in norm(report_text)
+
+
+def _as_mistake(entry) -> Mistake:
+    if isinstance(entry, Mistake):
+        return entry
+    if isinstance(entry, tuple) and len(entry) == 2:
+        return Mistake(*entry)
+    return Mistake(entry, "")   # says nothing yet: tests/labs/test_exercises.py asks the author to fill it in
+
+
+@dataclass(frozen=True)
 class Exercise:
     """One self-checking exercise: the check, the library's own solution, and mistakes it must catch."""
 
@@ -73,7 +114,7 @@ class Exercise:
     lab: str
     reference: Target
     check: CheckFunction
-    bad: tuple[Target, ...] = field(default=())
+    bad: tuple[Mistake, ...] = field(default=())
 
     @property
     def label(self) -> str:
@@ -85,7 +126,7 @@ class Exercise:
 
     def bad_variants(self) -> list[tuple[str, Callable]]:
         """(name, function) for every plausible-mistake implementation that the check must reject."""
-        return [(describe(b), resolve(b, for_what=f"exercise {self.id} bad variant")) for b in self.bad]
+        return [(m.name, m.function(self.id)) for m in self.bad]
 
 
 def _origin(fn: Callable) -> str:
@@ -93,11 +134,13 @@ def _origin(fn: Callable) -> str:
 
 
 def register(exercise_id: str, *, title: str, lab: str, reference: Target,
-             bad: "list[Target] | tuple[Target, ...]" = ()) -> Callable[[CheckFunction], CheckFunction]:
+             bad: "list[Mistake | tuple[Target, str]]" = ()) -> Callable[[CheckFunction], CheckFunction]:
     """Decorator for a check function ``check(fn, c: Checker)``; returns it unchanged.
 
     ``reference`` is the library's implementation (``"module:attr"``), handed to the learner when
-    ``AISYS_LAB_SOLUTIONS=1``; every entry of ``bad`` is a plausible mistake that the check must fail.
+    ``AISYS_LAB_SOLUTIONS=1``; every entry of ``bad`` is a plausible mistake — a :class:`Mistake` or a
+    ``("module:attr", "words its FAIL report shows")`` pair — that the check must fail, saying those words
+    (tests/labs/test_exercises.py requires at least ``MIN_MISTAKES`` of them).
     """
     if not isinstance(exercise_id, str) or not _ID_PATTERN.match(exercise_id):
         raise ValueError(f"register: exercise id must look like 'N.k' (lab number . exercise number), "
@@ -107,10 +150,14 @@ def register(exercise_id: str, *, title: str, lab: str, reference: Target,
     if not isinstance(lab, str) or not lab.strip():
         raise ValueError(f"register({exercise_id!r}): lab must name the notebook, e.g. '08_chips'; got {lab!r}")
     if isinstance(bad, (str,)) or not isinstance(bad, (list, tuple)):
-        raise TypeError(f"register({exercise_id!r}): bad must be a list of 'module:attr' strings, got {bad!r}")
-    for target in (reference, *bad):
-        if not callable(target) and not (isinstance(target, str) and ":" in target):
-            raise ValueError(f"register({exercise_id!r}): {target!r} is not 'module:attr' or a callable")
+        raise TypeError(f"register({exercise_id!r}): bad must be a list of Mistake('module:attr', says=...) "
+                        f"entries, got {bad!r}")
+    if not callable(reference) and not (isinstance(reference, str) and ":" in reference):
+        raise ValueError(f"register({exercise_id!r}): {reference!r} is not 'module:attr' or a callable")
+    try:
+        mistakes = tuple(_as_mistake(b) for b in bad)
+    except ValueError as exc:
+        raise ValueError(f"register({exercise_id!r}): {exc}") from None
 
     def decorate(check_fn: CheckFunction) -> CheckFunction:
         if not callable(check_fn):
@@ -120,7 +167,7 @@ def register(exercise_id: str, *, title: str, lab: str, reference: Target,
             raise ValueError(f"exercise {exercise_id} is registered twice: by {_origin(previous.check)} "
                              f"and by {_origin(check_fn)}; give one of them another id")
         # Same origin (a module reloaded, a notebook cell re-run): the newer definition wins.
-        _REGISTRY[exercise_id] = Exercise(exercise_id, title.strip(), lab.strip(), reference, check_fn, tuple(bad))
+        _REGISTRY[exercise_id] = Exercise(exercise_id, title.strip(), lab.strip(), reference, check_fn, mistakes)
         return check_fn
 
     return decorate

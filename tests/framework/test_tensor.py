@@ -212,3 +212,23 @@ def test_observers_see_ops_bools_and_assigns():
     assert rec.ops == ["mul", "sum", "gt", "sub"]
     assert len(rec.bools) == 1 and rec.bools[0].dtype is aisys.bool
     assert len(rec.assigns) == 1 and rec.assigns[0][0] is p and p.tolist() == [0.5, 0.5]
+
+
+def test_observe_ops_sees_every_op_in_its_block_and_leaves_no_observer():
+    import aisys
+    from aisys.framework.tensor import _Mode
+
+    x, w = aisys.randn(2, 3), aisys.randn(3, 4, requires_grad=True)
+    seen = []
+    with aisys.observe_ops(lambda op, inputs, attrs, out: seen.append((op.name, len(inputs), tuple(out.shape)))):
+        (x @ w).relu().sum(dim=1)
+    assert seen == [("matmul", 2, (2, 4)), ("relu", 1, (2, 4)), ("sum", 1, (2,))]
+    (x @ w).relu()                                  # outside the block: not seen
+    assert len(seen) == 3 and _Mode.observers == []
+    with pytest.raises(RuntimeError, match="boom"):
+        with aisys.observe_ops(lambda *a: None):
+            raise RuntimeError("boom")
+    assert _Mode.observers == []                    # removed even when the block raises
+    with pytest.raises(TypeError, match="must be callable"):
+        with aisys.observe_ops("not a function"):
+            pass

@@ -205,6 +205,28 @@ def test_training_step_with_nn_and_optim_names_every_state(make_opt):
         outs = interpret(g, x, y, params={n: outs[g.outputs.index(i)] for n, i in g.updates.items()})
 
 
+def test_record_ops_is_trace_without_the_extras():
+    """The minimal tracer on public hooks records the same ops as aisys.trace and replays fn on new inputs."""
+    import numpy as np
+    import aisys
+    from aisys import nn
+    from aisys.framework.graph import interpret
+    from aisys.framework.tensor import _Mode
+    from aisys.frontend import record_ops
+
+    aisys.manual_seed(1)
+    mlp = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 2))
+    x = aisys.randn(3, 5)
+    g = record_ops(mlp, x)
+    assert [n.op for n in g.op_nodes] == [n.op for n in aisys.trace(mlp, x).op_nodes]
+    assert sorted(n.op for n in g if n.is_leaf) == ["input"] + ["param"] * 4
+    x2 = aisys.randn(3, 5)
+    assert np.allclose(interpret(g, x2)[0], mlp(x2).numpy(), atol=1e-6)
+    assert _Mode.observers == []
+    (y, z) = interpret(record_ops(lambda v: (v.exp(), v * 2.0), x), x2)       # several outputs
+    assert np.allclose(y, np.exp(x2.numpy())) and np.allclose(z, 2 * x2.numpy())
+
+
 def test_compare_captures_is_the_record_the_widget_draws():
     from aisys.frontend import compare_captures
 

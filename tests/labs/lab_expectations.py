@@ -5,15 +5,25 @@ One row per notebook in labs/, keyed by file name. A lab without a row fails the
     "08_chips.ipynb": dict(
         # CSS selectors that must be in the page, with the minimum number of matches
         selectors={".widget-slider": 1, ".widget-html svg g.node": 3, ".js-plotly-plot .trace": 2},
-        # one control to move, then `changed` must change:
-        control=dict(slider=0, presses=2),      # focus the 1st slider's handle, press ArrowRight twice
+        # the lab's visual moment: the widget (its aisys-* class, and which one when there are several)
+        # that the test photographs before and after moving a control inside it; its labels must be at
+        # least MIN_LABEL_PX high on screen
+        moment=dict(widget=".aisys-systolic-animator", nth=0),
+        # one control INSIDE the moment to move, then `changed` (inside the moment) must change:
+        control=dict(slider=0, presses=2),      # focus its 1st slider's handle, press ArrowRight twice
         # control=dict(button="Step"),          # or click the first button whose text contains "Step"
-        # control=dict(dropdown=0, option="WS"),# or pick an option (by label) in the 1st dropdown
-        # control=dict(checkbox=0),             # or toggle the 1st checkbox
-        changed=".widget-html svg",             # selector (or list of selectors) whose HTML must change
+        # control=dict(toggle="naive"),         # or click the toggle button (ToggleButtons) labelled "naive"
+        # control=dict(dropdown=0, option="WS"),# or pick an option (by label) in its 1st dropdown
+        # control=dict(checkbox=0),             # or tick its 1st checkbox
+        changed=".widget-html svg",             # selector (or list) inside the moment whose HTML must change
+        # optional: more widgets to photograph (and check for legible labels), e.g. one per layer of the tour
+        shots=[dict(widget=".aisys-roofline-plot")],
         # optional: texts that must appear in some output, e.g. ["PASS exercise 8.2"]
         texts=["PASS exercise 8.2"],
     ),
+
+Every aisys widget carries a CSS class named after it (``aisys-pass-stepper``, ``aisys-memory-timeline`` …:
+``self.add_class(...)`` in its ``__init__``); a new widget adds one the same way.
 
 Useful selectors (JupyterLab 4, ipywidgets 8, plotly >= 6):
   .widget-slider, .widget-button, .widget-dropdown, .widget-checkbox, .widget-html,
@@ -22,30 +32,44 @@ Useful selectors (JupyterLab 4, ipywidgets 8, plotly >= 6):
 """
 from __future__ import annotations
 
-CONTROL_KINDS = ("slider", "button", "dropdown", "checkbox")
+CONTROL_KINDS = ("slider", "button", "toggle", "dropdown", "checkbox")
+# The smallest on-screen height (CSS px) of a label in a photographed widget: graphviz's 10 pt labels drawn at
+# natural size are 13 px; squeezed into a half-width pane they fell to 3-6 px, which nobody can read.
+MIN_LABEL_PX = 9.0
+
+
+def widget_spec(spec) -> dict:
+    """``".aisys-x"`` or ``{"widget": ".aisys-x", "nth": 1}`` → the dict form."""
+    return {"widget": spec, "nth": 0} if isinstance(spec, str) else {"nth": 0, **spec}
+
 
 EXPECTATIONS: dict[str, dict] = {
     # The fixture notebook the test suite uses to prove the browser machinery (tests/labs/fixtures/).
     "demo_lab.ipynb": dict(
         selectors={".widget-slider": 1, ".widget-html svg g.node": 3, ".js-plotly-plot .barlayer .trace": 1},
+        moment=".jupyter-widgets.widget-vbox",
         control=dict(slider=0, presses=2),
         changed=[".widget-html svg", ".js-plotly-plot .gtitle"],
         texts=["PASS exercise 90.1", "3 ops, 3 nodes drawn"],
     ),
     # Lab 00, the tour: GraphView (SVG), PassStepper (slider over every pass), MemoryTimeline and UtilizationView
-    # (plotly). Moving the stepper's slider two passes on redraws its panes and header.
+    # (plotly). Moving the stepper's slider to the fusion pass redraws its graph and header; one shot per layer.
     "00_tour.ipynb": dict(
         selectors={".widget-html svg g.node": 12, ".widget-slider": 1, ".js-plotly-plot": 2},
-        control=dict(slider=0, presses=2),
+        moment=".aisys-pass-stepper",
+        control=dict(slider=0, presses=5),  # from fold_conv_bn (no change) to fuse: the fused kernels appear
         changed=".widget-html",
+        shots=[".aisys-graph-view", ".aisys-memory-timeline", ".aisys-utilization-view"],
         texts=["the graph computes what eager code computed: True", "compiled output equals eager: True"],
     ),
     # Lab 01: LayoutView grids (SVG cells + memory strip), Play buttons, BitView bit buttons + format dropdown.
     "01_tensors.ipynb": dict(
         selectors={".widget-toggle-buttons": 3, ".widget-play": 3, ".widget-html svg rect": 48,
                    ".widget-button": 16, ".widget-dropdown": 1},
-        control=dict(slider=0, presses=2),  # the 4×4 matrix's address slider: two more cells light up
+        moment=".aisys-layout-view",        # the 4×4 matrix in four layouts
+        control=dict(slider=0, presses=2),  # its address slider: two more cells light up
         changed=".widget-html svg",
+        shots=[".aisys-bit-view"],
         texts=["PASS exercise 1.1", "PASS exercise 1.2", "PASS exercise 1.3",
                "memory order: [0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15]"],
     ),
@@ -54,6 +78,7 @@ EXPECTATIONS: dict[str, dict] = {
     "02_autodiff.ipynb": dict(
         selectors={".widget-slider": 1, ".widget-play": 1, ".widget-toggle-buttons": 1,
                    ".widget-html svg g.node": 7, ".widget-html svg g.edge": 6},
+        moment=".aisys-tape-player",
         control=dict(slider=0, presses=2),  # the TapePlayer's step slider: two more reverse steps
         changed=".widget-html svg",
         texts=["PASS exercise 2.1", "PASS exercise 2.2", "PASS exercise 2.3",
@@ -64,7 +89,8 @@ EXPECTATIONS: dict[str, dict] = {
     "05_memory.ipynb": dict(
         selectors={".widget-toggle-buttons": 3, ".js-plotly-plot": 3, ".js-plotly-plot .barlayer .trace": 3,
                    ".widget-checkbox": 1, ".widget-slider": 1},
-        control=dict(checkbox=0),  # in-place reuse on the LeNet timeline: bars move, the arena line drops
+        moment=".aisys-memory-timeline",   # LeNet's training step: Tetris with tensors
+        control=dict(toggle="naive"),      # the naive planner: the packed rectangles stack into a tower
         changed=".js-plotly-plot .barlayer",
         texts=["PASS exercise 5.1", "PASS exercise 5.2", "PASS exercise 5.3",
                "same result as the interpreter: True"],
@@ -74,8 +100,10 @@ EXPECTATIONS: dict[str, dict] = {
     "08_chips.ipynb": dict(
         selectors={".widget-play": 2, ".widget-html svg g.pe": 18, ".js-plotly-plot": 3,
                    ".js-plotly-plot .barlayer .trace": 3, ".widget-html svg rect.pe-heat": 256},
-        control=dict(slider=1, presses=2),  # the 3x3 animator's cycle slider (slider 0 is the roofline's)
+        moment=".aisys-systolic-animator",  # the lecture's 3x3 wavefront
+        control=dict(slider=0, presses=2),  # its cycle slider: the wavefront moves two cycles on
         changed=".widget-html svg",
+        shots=[".aisys-roofline-plot", ".aisys-utilization-view"],
         texts=["PASS exercise 8.1", "PASS exercise 8.2", "PASS exercise 8.3",
                "MACs per cycle: 1, 3, 6, 7, 6, 3, 1"],
     ),
@@ -83,6 +111,7 @@ EXPECTATIONS: dict[str, dict] = {
     "04_graph_passes.ipynb": dict(
         selectors={".widget-slider": 1, ".widget-play": 1, ".widget-html svg g.node": 8,
                    ".widget-toggle-buttons": 1, ".widget-checkbox": 1},
+        moment=".aisys-pass-stepper",
         control=dict(slider=0, presses=2),  # two passes further: fold_conv_bn → simplify, panes and strip redraw
         changed=".widget-html svg",
         texts=["PASS exercise 4.1", "PASS exercise 4.2", "PASS exercise 4.3", "PASS exercise 4.4",
@@ -93,6 +122,7 @@ EXPECTATIONS: dict[str, dict] = {
     "03_graph_capture.ipynb": dict(
         selectors={".widget-toggle-buttons": 3, ".widget-dropdown": 1, ".widget-checkbox": 2,
                    ".widget-html svg g.node": 40},
+        moment=".aisys-capture-compare",
         control=dict(dropdown=0, option="-prev_h"),
         changed=".widget-html svg",
         texts=["PASS exercise 3.1", "PASS exercise 3.2", "PASS exercise 3.3", "branch baked at <cell>:7",
@@ -104,8 +134,10 @@ EXPECTATIONS: dict[str, dict] = {
     "09_compression.ipynb": dict(
         selectors={".widget-slider": 1, ".js-plotly-plot": 4, ".widget-toggle-buttons": 2, ".widget-dropdown": 1,
                    ".js-plotly-plot .barlayer .trace": 2},
+        moment=".aisys-quant-histogram",   # drag the clip threshold: error and accuracy follow
         control=dict(slider=0, presses=2),
         changed=".widget-html",
+        shots=[".aisys-chip-payoff"],
         texts=["PASS exercise 9.1", "PASS exercise 9.2", "PASS exercise 9.3",
                "integer-only outputs equal the simulation bit for bit: True"],
     ),
@@ -115,8 +147,10 @@ EXPECTATIONS: dict[str, dict] = {
     "10_collectives.ipynb": dict(
         selectors={".widget-play": 1, ".widget-html svg rect.cell": 16, ".widget-html svg line.msg": 4,
                    ".widget-dropdown": 1, ".widget-html svg line.link": 8, ".js-plotly-plot": 1},
+        moment=".aisys-collective-animator",   # the ring's chunks travelling, step by step
         control=dict(slider=0, presses=2),
         changed=".widget-html svg",
+        shots=[".aisys-topology-view", ".aisys-timeline-view"],
         texts=["PASS exercise 10.1", "PASS exercise 10.2", "PASS exercise 10.3",
                "our ring equals MPICH's MPI_Allreduce on both ranks: True"],
     ),
@@ -124,8 +158,10 @@ EXPECTATIONS: dict[str, dict] = {
     # bars), the pipeline-bubble TimelineView (micro-batch slider). Moving the MemoryStack slider restacks the bars.
     "11_parallel_training.ipynb": dict(
         selectors={".js-plotly-plot": 3, ".js-plotly-plot .barlayer .trace": 6, ".widget-slider": 2},
+        moment=".aisys-memory-stack",          # ZeRO stages stacked per device; the slider changes N_d
         control=dict(slider=0, presses=2),
         changed=".js-plotly-plot .barlayer",
+        shots=[dict(widget=".aisys-timeline-view", nth=0)],
         texts=["PASS exercise 11.1", "PASS exercise 11.2", "PASS exercise 11.3",
                "2 MPI ranks end with the parameters of one process on the whole batch (rel. error < 1e-12): True",
                "2-stage pipeline on MPI, gradients equal one device: True"],
@@ -135,6 +171,7 @@ EXPECTATIONS: dict[str, dict] = {
     "12_capstone.ipynb": dict(
         selectors={".widget-html svg rect.kv-block": 64, ".js-plotly-plot": 3, ".widget-slider": 2,
                    ".widget-toggle-buttons": 1, ".widget-button": 6, ".js-plotly-plot .barlayer .trace": 2},
+        moment=".aisys-stack-view",        # the stack, card by card, from TinyGPT down to the chip
         control=dict(button="UtilizationView"),  # the chip card opens the simulated chip's timeline below the cards
         changed=".widget-html",
         texts=["PASS exercise 12.1", "PASS exercise 12.2", "PASS exercise 12.3",
@@ -147,8 +184,10 @@ EXPECTATIONS: dict[str, dict] = {
     "13_cluster.ipynb": dict(
         selectors={".widget-html svg rect.gpu": 256, ".js-plotly-plot": 3, ".js-plotly-plot .barlayer .trace": 2,
                    ".widget-dropdown": 4, ".widget-slider": 2},
+        moment=".aisys-placement-view",    # a gang placed on four racks, its all-reduce ring on the links
         control=dict(slider=0, presses=2),  # the first PlacementView's gang size: 8 -> 10 GPUs, new GPUs light up
         changed=".widget-html svg",
+        shots=[".aisys-policy-compare"],
         texts=["PASS exercise 13.1", "PASS exercise 13.2", "PASS exercise 13.3", "Tiresias: mean JCT"],
     ),
 }
@@ -157,7 +196,7 @@ EXPECTATIONS: dict[str, dict] = {
 def validate(name: str, row: dict) -> list[str]:
     """Problems with one row (the browser test reports them instead of failing obscurely)."""
     problems = []
-    unknown = set(row) - {"selectors", "control", "changed", "texts"}
+    unknown = set(row) - {"selectors", "moment", "control", "changed", "shots", "texts"}
     if unknown:
         problems.append(f"unknown keys {sorted(unknown)}")
     selectors = row.get("selectors")
@@ -165,14 +204,21 @@ def validate(name: str, row: dict) -> list[str]:
         problems.append("selectors must be a non-empty {css selector: minimum count} dict")
     elif not all(isinstance(k, str) and isinstance(v, int) and v >= 1 for k, v in selectors.items()):
         problems.append("selectors: every key is a CSS selector string, every value an int >= 1")
+    for key, spec in [("moment", row.get("moment"))] + [("shots", x) for x in row.get("shots", [])]:
+        spec = widget_spec(spec) if spec is not None else None
+        if not (isinstance(spec, dict) and isinstance(spec.get("widget"), str) and spec["widget"]
+                and isinstance(spec.get("nth"), int) and set(spec) <= {"widget", "nth"}):
+            problems.append(f"{key} must be a widget selector or {{'widget': '.aisys-…', 'nth': k}} "
+                            f"(the lab's visual moment is required), got {spec!r}")
     control = row.get("control")
     if not isinstance(control, dict) or sum(k in control for k in CONTROL_KINDS) != 1:
         problems.append(f"control must be a dict with exactly one of {CONTROL_KINDS}")
-    changed = row.get("changed")
+    changed = row.get("changed", "")
     if isinstance(changed, str):
         changed = [changed]
     if not changed or not all(isinstance(c, str) for c in changed):
-        problems.append("changed must be a selector (or list of selectors) whose HTML the control changes")
+        problems.append("changed must be a selector (or list of selectors) inside the moment whose HTML the "
+                        "control changes ('' for the whole moment)")
     texts = row.get("texts", [])
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         problems.append("texts must be a list of strings")

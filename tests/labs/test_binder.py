@@ -1,5 +1,5 @@
 """Binder's config agrees with the package: every runtime dependency pinned, pins within pyproject's
-bounds and equal to the tested constraints, no local paths, Python 3.11, graphviz from apt."""
+bounds and equal to the tested constraints, no local paths, Python 3.11, graphviz and a CJK font from apt."""
 from __future__ import annotations
 
 import json
@@ -82,7 +82,9 @@ def test_runtime_python_and_apt():
     runtime = (BINDER / "runtime.txt").read_text().strip()
     assert runtime == "python-3.11", "repo2docker wants exactly 'python-x.y' (a patch version fails)"
     assert SpecifierSet(_pyproject()["project"]["requires-python"]).contains("3.11")
-    assert "graphviz" in _requirement_lines(BINDER / "apt.txt")
+    apt = _requirement_lines(BINDER / "apt.txt")
+    assert "graphviz" in apt
+    assert "fonts-noto-cjk" in apt, "the labs' Chinese terms need a CJK font, or they render as empty boxes"
 
 
 def test_post_build_installs_the_project_and_quiets_jupyterlab():

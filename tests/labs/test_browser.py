@@ -3,9 +3,11 @@
 One JupyterLab server (127.0.0.1, free port, random token) serves a copy of labs/ (outputs stripped, so
 what we see is this run) plus the fixture notebook; Playwright drives Debian's /usr/bin/chromium (never
 `playwright install`). Per lab: open, Run > Run All Cells, wait for the kernel to be idle with every
-prompt numbered, assert no traceback, assert the selectors of its row in lab_expectations.py, move its
-control and assert the view changed. Screenshots go to test-artifacts/screenshots/<lab>/, per-step
-timings to test-artifacts/browser_timings.json.
+prompt numbered, assert no traceback and no tofu (a CJK character drawn as the missing-glyph box), assert
+the selectors of its row in lab_expectations.py; photograph the lab's declared visual moment (a widget),
+move a control *inside it*, assert its view changed and its pixels too, and that every label it draws is
+at least MIN_LABEL_PX high on screen; photograph the row's extra widgets the same way. Screenshots go to
+test-artifacts/screenshots/<lab>/, per-step timings to test-artifacts/browser_timings.json.
 
 Env: CHROMIUM (default /usr/bin/chromium); AISYS_REQUIRE_BROWSER=1 turns "no Chromium" from a skip into
 a failure (make test sets it); AISYS_TEST_ARTIFACTS (default ./test-artifacts).
@@ -26,7 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.labs.lab_expectations import EXPECTATIONS, validate
+from tests.labs.lab_expectations import EXPECTATIONS, MIN_LABEL_PX, validate, widget_spec
 from tests.labs.notebooks import FIXTURE, LABS_DIR, REPO, lab_notebooks, notebook_id
 
 pytestmark = pytest.mark.browser
@@ -47,6 +49,7 @@ NOTEBOOKS = lab_notebooks()
 FIXTURE_DIR = "_fixtures"  # where the fixture notebook sits in the served copy
 RUN_ALL_TIMEOUT_MS = 300_000
 TIMINGS: dict[str, dict[str, float]] = {}
+NOTES: list[str] = []     # what went wrong outside our code (written to test-artifacts/browser_notes.txt)
 
 
 
@@ -195,32 +198,130 @@ _RUN_STATE_JS = """(n) => {
     const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
     return prompts.length === n && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)) ? 'done' : false;
 }"""
-_HTML_OF_JS = "(sel) => [...document.querySelectorAll(sel)].map(e => e.innerHTML).join('\\u0000')"
 _COUNT_AT_LEAST_JS = "([sel, n]) => document.querySelectorAll(sel).length >= n"
+# innerHTML of every match of `sel` inside `el` (or of `el` itself when sel is empty)
+_HTML_IN_JS = "([el, sel]) => sel ? [...el.querySelectorAll(sel)].map(e => e.innerHTML).join('\\u0000') : el.innerHTML"
+
+# Every visible text label an element draws (SVG <text>, graphviz and plotly alike) with its on-screen size:
+# the font size times the SVG's current scale (a graph squeezed into a narrow pane has tiny labels).
+_LABEL_SIZES_JS = """(el) => {
+    const out = [];
+    for (const t of el.querySelectorAll('svg text')) {
+        const text = t.textContent.trim();
+        if (!text) continue;
+        const box = t.getBoundingClientRect();
+        if (box.width === 0 || box.height === 0) continue;
+        const m = t.getScreenCTM();
+        const scale = m ? Math.hypot(m.a, m.b) : 1;
+        out.push([Math.round(parseFloat(getComputedStyle(t).fontSize) * scale * 10) / 10, text.slice(0, 40)]);
+    }
+    return out;
+}"""
+
+# CJK characters in the rendered notebook that the browser draws as the missing-glyph box ("tofu"): each is
+# drawn on a canvas in its element's font and compared with an unassigned code point (U+0378), which every
+# font renders as .notdef.
+_TOFU_JS = """() => {
+    const roots = [...document.querySelectorAll('.jp-Notebook .jp-RenderedMarkdown, .jp-Notebook .jp-OutputArea-output')];
+    const found = new Map();
+    for (const r of roots)
+        for (const ch of r.innerText)
+            if (/[\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\p{Script=Hangul}]/u.test(ch) && !found.has(ch))
+                found.set(ch, getComputedStyle(r).fontFamily);
+    const c = document.createElement('canvas');
+    c.width = c.height = 40;
+    const ctx = c.getContext('2d', {willReadFrequently: true});
+    const draw = (ch, family) => {
+        ctx.clearRect(0, 0, 40, 40);
+        ctx.font = `28px ${family}`;
+        ctx.fillText(ch, 4, 30);
+        const d = ctx.getImageData(0, 0, 40, 40).data;
+        let h = 0;
+        for (let i = 3; i < d.length; i += 4) h = (h * 31 + d[i]) >>> 0;
+        return h;
+    };
+    const tofu = [...found].filter(([ch, family]) => draw(ch, family) === draw('\\u0378', family)).map(([ch]) => ch);
+    return {checked: found.size, tofu: tofu};
+}"""
 
 
-def _move_control(page, control: dict) -> str:
+def _widget(page, spec: dict):
+    return page.locator(spec["widget"]).nth(spec.get("nth", 0))
+
+
+def _move_control(page, scope, control: dict) -> str:
+    """Move one control inside ``scope`` (the widget being photographed), as a person would."""
     if "slider" in control:
-        handle = page.locator(".widget-slider .noUi-handle").nth(control["slider"])
+        handle = scope.locator(".widget-slider .noUi-handle").nth(control["slider"])
         handle.scroll_into_view_if_needed()
         handle.focus()
         for _ in range(control.get("presses", 1)):
             page.keyboard.press(control.get("key", "ArrowRight"))
         return f"slider #{control['slider']} {control.get('key', 'ArrowRight')} x{control.get('presses', 1)}"
     if "button" in control:
-        button = page.locator(".widget-button", has_text=control["button"]).first
+        button = scope.locator(".widget-button", has_text=control["button"]).first
         button.scroll_into_view_if_needed()
         button.click()
         return f"button {control['button']!r}"
+    if "toggle" in control:
+        button = scope.locator(".widget-toggle-button", has_text=control["toggle"]).first
+        button.scroll_into_view_if_needed()
+        button.click()
+        return f"toggle button {control['toggle']!r}"
     if "dropdown" in control:
-        select = page.locator(".widget-dropdown select").nth(control["dropdown"])
+        select = scope.locator(".widget-dropdown select").nth(control["dropdown"])
         select.scroll_into_view_if_needed()
         select.select_option(label=control["option"])
         return f"dropdown #{control['dropdown']} -> {control['option']!r}"
-    box = page.locator(".widget-checkbox input[type=checkbox]").nth(control["checkbox"])
+    box = scope.locator(".widget-checkbox input[type=checkbox]").nth(control["checkbox"])
     box.scroll_into_view_if_needed()
     box.click()
     return f"checkbox #{control['checkbox']}"
+
+
+def _legibility_problems(name: str, what: str, widget) -> list[str]:
+    sizes = widget.evaluate(_LABEL_SIZES_JS)
+    small = sorted(s for s in sizes if s[0] < MIN_LABEL_PX)
+    if not small:
+        return []
+    shown = ", ".join(f"{text!r} {px:g}px" for px, text in small[:6])
+    return [f"{name}: {len(small)} of {len(sizes)} labels of {what} are drawn below {MIN_LABEL_PX} px at "
+            f"JupyterLab's width (smallest: {shown}); draw the widget at a readable scale (a focused view, "
+            f"collapsed regions, zoom/pan) instead of shrinking it to fit"]
+
+
+_CONTROLS = (".widget-slider, .widget-play, .widget-dropdown, .widget-checkbox, .widget-toggle-buttons, "
+             ".widget-button, .widget-text, .widget-readout")
+
+
+# plotly draws a FigureWidget when it becomes visible: wait until every plot inside has drawn its traces
+_DRAWN_JS = """(el) => [...el.querySelectorAll('.js-plotly-plot')].every(
+    p => p.querySelector('.scatterlayer .trace, .barlayer .trace, .heatmaplayer .hm'))"""
+
+
+def _show(widget) -> bool:
+    """Scroll the widget into view and let it finish drawing (plotly lays out lazily).
+
+    False when a plotly figure inside never drew its traces: plotly's FigureWidget (an anywidget) now and then
+    renders an empty first view in JupyterLab, on a loaded machine, whatever the figure holds (seen on the
+    UtilizationView and MemoryTimeline as well); that is noted in the artifacts, not failed here."""
+    widget.scroll_into_view_if_needed()
+    try:
+        widget.page.wait_for_function(_DRAWN_JS, arg=widget.element_handle(), timeout=30_000)
+        drawn = True
+    except Exception:
+        drawn = False
+    widget.page.wait_for_timeout(250)
+    return drawn
+
+
+def _photograph(widget, path: Path | None = None) -> bytes:
+    """Save a screenshot of the widget; return one with its controls masked (what the change must alter)."""
+    if not _show(widget):
+        NOTES.append(f"{path}: a plotly figure in this widget never drew its traces (plotly/anywidget first render)")
+    if path is not None:
+        widget.screenshot(path=str(path))
+    return widget.screenshot(mask=[widget.locator(_CONTROLS)])
 
 
 def _stop_kernels(api) -> None:
@@ -235,6 +336,7 @@ def _record(name: str, timer: Timer) -> None:
     TIMINGS[name] = timer.total()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
+    (ARTIFACTS / "browser_notes.txt").write_text("".join(n + "\n" for n in NOTES))
 
 
 def test_expectation_table_is_well_formed():
@@ -257,7 +359,8 @@ def test_lab_runs_and_reacts_in_jupyterlab(path, browser, sync_api, lab_server):
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
     timer = Timer(path.name)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    # JupyterLab at a laptop's width; tall, so that a whole widget fits on screen when it is photographed
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
     page_errors: list[str] = []
     page.on("pageerror", lambda e: page_errors.append(str(e)))
     try:
@@ -284,6 +387,11 @@ def test_lab_runs_and_reacts_in_jupyterlab(path, browser, sync_api, lab_server):
         for text in row.get("texts", []):
             assert text in outputs, f"{path.name}: {text!r} not in any output"
 
+        tofu = page.evaluate(_TOFU_JS)
+        assert not tofu["tofu"], (f"{path.name}: {len(tofu['tofu'])} of {tofu['checked']} CJK characters render as "
+                                  f"empty boxes: {''.join(tofu['tofu'][:20])}; install a CJK font (Debian: "
+                                  f"fonts-noto-cjk; tools/ensure_system_packages.sh test does)")
+
         for selector, minimum in row["selectors"].items():
             try:
                 page.wait_for_function(_COUNT_AT_LEAST_JS, arg=[selector, minimum], timeout=30_000)
@@ -291,26 +399,45 @@ def test_lab_runs_and_reacts_in_jupyterlab(path, browser, sync_api, lab_server):
                 found = page.locator(selector).count()
                 pytest.fail(f"{path.name}: expected at least {minimum} of {selector!r}, found {found}")
         timer.lap("widgets rendered")
-        first = page.locator(".jupyter-widgets.widget-vbox, .jupyter-widgets.widget-box, .js-plotly-plot").first
-        if first.count():
-            first.scroll_into_view_if_needed()
-            first.screenshot(path=str(shots / "02_widget.png"))
 
-        changed = [row["changed"]] if isinstance(row["changed"], str) else list(row["changed"])
-        before = {sel: page.evaluate(_HTML_OF_JS, sel) for sel in changed}
+        # The visual moment: photographed, a control inside it moved, photographed again.
+        moment_spec = widget_spec(row["moment"])
+        moment = _widget(page, moment_spec)
+        assert moment.count(), (f"{path.name}: the visual moment {moment_spec} is not on the page (lab_expectations.py "
+                                f"'moment': the widget's CSS class, e.g. '.aisys-pass-stepper', and its index)")
+        before_png = _photograph(moment, shots / "02_moment_before.png")
+        legibility = _legibility_problems(path.name, f"the visual moment {moment_spec['widget']}", moment)
+        changed = row.get("changed", "")
+        changed = [changed] if isinstance(changed, str) else list(changed)
+        handle = moment.element_handle()
+        before = {sel: page.evaluate(_HTML_IN_JS, [handle, sel]) for sel in changed}
         for sel, html in before.items():
-            assert html, f"{path.name}: nothing matches {sel!r} (listed under 'changed') before moving the control"
-        action = _move_control(page, row["control"])
+            assert html, f"{path.name}: nothing matches {sel!r} (listed under 'changed') inside the moment"
+        action = _move_control(page, moment, row["control"])
         for sel in changed:
             try:
-                page.wait_for_function(f"(old) => ({_HTML_OF_JS})({json.dumps(sel)}) !== old",
-                                       arg=before[sel], timeout=20_000)
+                page.wait_for_function(f"([el, old]) => ({_HTML_IN_JS})([el, {json.dumps(sel)}]) !== old",
+                                       arg=[handle, before[sel]], timeout=20_000)
             except sync_api.TimeoutError:
-                pytest.fail(f"{path.name}: {action} did not change {sel!r}")
+                pytest.fail(f"{path.name}: {action} did not change {sel or 'the moment'!r}")
+        page.wait_for_timeout(300)                     # let the browser paint what the kernel sent
         timer.lap(f"control moved ({action}), view changed")
-        if first.count():
-            first.screenshot(path=str(shots / "03_after_control.png"))
+        after_png = _photograph(moment, shots / "03_moment_after.png")
+        assert after_png != before_png, (f"{path.name}: {action} changed the HTML of the visual moment but not one "
+                                         f"pixel of it outside its controls: the change happens off screen")
+        legibility += _legibility_problems(path.name, f"the visual moment {moment_spec['widget']} after {action}",
+                                           moment)
+        for k, extra in enumerate(row.get("shots", [])):
+            spec = widget_spec(extra)
+            widget = _widget(page, spec)
+            assert widget.count(), f"{path.name}: the widget {spec} listed under 'shots' is not on the page"
+            if not _show(widget):
+                NOTES.append(f"{path.name} {spec}: a plotly figure in this widget never drew its traces")
+            widget.screenshot(path=str(shots / f"{5 + k:02d}_{spec['widget'].lstrip('.')}.png"))
+            legibility += _legibility_problems(path.name, spec["widget"], widget)
+        timer.lap("screenshots")
         page.screenshot(path=str(shots / "04_page.png"))
+        assert not legibility, "\n".join(legibility)
         assert not page_errors, f"{path.name}: JavaScript errors in the page: {page_errors}"
     finally:
         page.close()

@@ -1,14 +1,20 @@
-"""Every registered exercise is honest: the library's reference PASSES, an unsolved stub FAILS with the
-exercise id in the message, and every registered plausible mistake ("bad variant") FAILS.
+"""Every registered exercise is honest, strict and thorough (aisys.labkit.audit):
 
-Without this, a check could pass vacuously (a learner would see PASS for a stub) or be so loose
-that a classic mistake slips through.
+- the library's reference PASSES, an unsolved stub FAILS with the exercise id in the message;
+- a battery of at least five plausible wrong answers (``bad=[Mistake(...)]``) each FAILS with a diagnosis
+  whose report says the words that point the learner at that mistake;
+- the check gives every optional parameter of the function a non-default value at least once.
+
+Without this, a check could pass vacuously (a learner would see PASS for a stub), be so loose that a
+classic mistake slips through, or fail it with a message that does not help. It covers every exercise
+that a check module in aisys/labkit/checks/ registers, so a new lab is held to it automatically.
 """
 from __future__ import annotations
 
 import pytest
 
 from aisys.labkit import ExerciseFailed, check, list_exercises, run_check
+from aisys.labkit.audit import argument_problems, mistake_problems
 
 EXERCISES = list_exercises()
 IDS = [ex.id for ex in EXERCISES]
@@ -44,12 +50,15 @@ def test_unsolved_stub_fails_naming_the_exercise(exercise, capsys):
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
-def test_every_bad_variant_fails(exercise):
-    assert exercise.bad, (f"exercise {exercise.id} registers no bad variant: add at least one plausible "
-                          f"mistake (bad=['module:attr']) that its check must reject")
-    for name, bad_fn in exercise.bad_variants():
-        report = run_check(exercise.id, bad_fn)
-        assert not report.ok, f"exercise {exercise.id}: the bad variant {name} PASSES the check:\n{report.render()}"
+def test_battery_of_mistakes_fails_with_its_hints(exercise):
+    problems = mistake_problems(exercise)
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_check_tries_every_optional_argument(exercise):
+    problems = argument_problems(exercise)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)

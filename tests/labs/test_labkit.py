@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aisys import labkit
-from aisys.labkit import Checker, ExerciseFailed, UnknownExerciseError, check, exercise, register, run_check
+from aisys.labkit import Checker, ExerciseFailed, Mistake, UnknownExerciseError, check, exercise, register, run_check
 from aisys.labkit.registry import resolve, unregister
 
 
@@ -29,7 +29,7 @@ def reference_scale(v, k):
 @pytest.fixture
 def square_exercise():
     @register("99.1", title="Square a number", lab="99_selftest", reference=reference_square,
-              bad=[bad_square_plus_one])
+              bad=[Mistake(bad_square_plus_one, says="multiply x by itself")])
     def _check(fn, c: Checker):
         c.equal(fn(3), 9, what="square of 3", hint="multiply x by itself")
         c.equal(fn(-2), 4, what="square of -2")
@@ -41,7 +41,7 @@ def square_exercise():
 @pytest.fixture
 def scale_exercise():
     @register("99.2", title="Scale a vector", lab="99_selftest", reference=reference_scale,
-              bad=[lambda v, k: np.asarray(v) * (k + 1e-3)])
+              bad=[(lambda v, k: np.asarray(v) * (k + 1e-3), "elementwise")])
     def _check(fn, c: Checker):
         c.close(fn([1.0, 2.0], 0.5), np.array([0.5, 1.0]), what="[1, 2] × 0.5", rtol=1e-9, hint="elementwise")
         c.true(fn([1.0], 2.0).shape == (1,), what="keeps the shape", expected="(1,)", got="another shape")
@@ -182,6 +182,10 @@ def test_register_validates_its_arguments():
         register("99.3", title="t", lab="08_chips", reference="no_colon")
     with pytest.raises(TypeError, match="list"):
         register("99.3", title="t", lab="08_chips", reference="m:f", bad="m:g")
+    with pytest.raises(ValueError, match="module:attr"):
+        register("99.3", title="t", lab="08_chips", reference="m:f", bad=[("no_colon", "words")])
+    with pytest.raises(TypeError, match="says="):
+        Mistake("m:g", says=None)
 
 
 def test_duplicate_id_from_another_check_is_refused(square_exercise):
@@ -235,3 +239,61 @@ def test_cli_list_and_check():
     res = subprocess.run([sys.executable, "-m", "aisys.labkit", "check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.strip().endswith("0 problems")
+
+
+def test_audit_names_what_a_battery_lacks(square_exercise):
+    from aisys.labkit import get_exercise
+    from aisys.labkit.audit import argument_problems, mistake_problems
+
+    ex = get_exercise("99.1")
+    problems = mistake_problems(ex)
+    assert len(problems) == 1 and "needs at least 5" in problems[0]        # one mistake registered, not five
+
+    def lenient(x):                                # right for every real x: a "mistake" the check cannot catch
+        return abs(x) * abs(x)
+
+    @register("99.6", title="Square, strictly", lab="99_selftest", reference=reference_square,
+              bad=[Mistake(bad_square_plus_one, says="the words the hint does not say"),
+                   Mistake(lenient, says="anything"), ("tests.labs.test_labkit:bad_square_plus_one", "")])
+    def _check(fn, c):
+        c.equal(fn(3), 9, what="square of 3", hint="multiply x by itself")
+
+    try:
+        problems = "\n".join(mistake_problems(get_exercise("99.6")))
+        assert "does not say 'the words the hint does not say'" in problems
+        assert "lenient PASSES the check" in problems
+        assert "declares no says=" in problems
+    finally:
+        unregister("99.6")
+
+
+def reference_power(x, n=2):
+    return x ** n
+
+
+def test_audit_wants_every_optional_argument_tried():
+    from aisys.labkit import get_exercise
+    from aisys.labkit.audit import argument_problems
+
+    @register("99.8", title="Power", lab="99_selftest", reference=reference_power)
+    def _check(fn, c):
+        c.equal(fn(3), 9, what="3 squared")
+
+    try:
+        (problem,) = argument_problems(get_exercise("99.8"))
+        assert "never calls the function with n= other than its default 2" in problem
+    finally:
+        unregister("99.8")
+
+
+def test_telltale_names_the_mistake_whose_value_the_answer_equals():
+    from aisys.labkit.checker import telltale
+    known = [(lambda n: n / 2, "keys only"), (lambda n: n * 8, "bits"), (lambda n: 1 / 0, "crashes: never named"),
+             (np.zeros(2), "wrong shape: never matched against a scalar")]
+    assert telltale(50.0, known, "the rule", args=(100,)) == "keys only"
+    assert telltale(800, known, "the rule", args=(100,)) == "bits"
+    assert telltale(0.0, known, "the rule", args=(100,)) == "the rule"         # shapes differ: no match
+    assert telltale(99.0, known, "the rule", args=(100,)) == "the rule"
+    both = telltale(50.0, known + [(50.0, "one layer")], "the rule", args=(100,))
+    assert "keys only" in both and "one layer" in both
+    assert telltale(float("nan"), [(float("nan"), "overflow")], "the rule") == "overflow"

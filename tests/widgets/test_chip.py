@@ -93,3 +93,25 @@ def test_roofline_accepts_layers_and_checks_its_input():
         RooflinePlot(["x"], "tiny")
     with pytest.raises(ValueError, match="no points"):
         RooflinePlot([], preset("tiny"))
+
+
+def test_roofline_labels_sit_off_the_roof_and_ticks_name_decades():
+    plot = RooflinePlot(tpu_v1_paper_points(), "tpu_v1", per="mac")
+    labels = {a.text: a for a in plot.figure.layout.annotations}
+    assert set(labels) == {p.name for p in plot.points}
+    assert labels["MLP1"].ay * labels["MLP0"].ay < 0               # neighbours (168, 200 MAC/B) on opposite sides
+    assert labels["CNN1"].ay * labels["CNN0"].ay < 0 and labels["CNN0"].ax == 0
+    assert plot.figure.layout.xaxis.dtick == 1 and plot.figure.layout.yaxis.dtick == 1   # no bare "2", "5" ticks
+    plot.bandwidth.value = 300.0
+    moved = {a.text: a for a in plot.figure.layout.annotations}
+    assert moved["MLP0"].ax == 0 and moved["MLP0"].y != labels["MLP0"].y  # now compute-bound, on the flat roof
+
+
+def test_heat_note_says_why_a_map_is_uniform_or_not():
+    uniform = UtilizationView.heat_note(np.full((4, 4), 0.25))
+    assert "Every PE is equally busy (25.0%" in uniform
+    ragged = np.zeros((4, 4))
+    ragged[:2, :3] = 0.5
+    assert "2 of the 4 rows and 3 of the 4 columns reach the busiest share" in UtilizationView.heat_note(ragged)
+    ragged[:, :3] = 0.5
+    assert "all 4 rows and 3 of the 4 columns" in UtilizationView.heat_note(ragged)

@@ -103,4 +103,4 @@ def test_training_timeline_colours_kept_and_recomputed_activations():
     view.checkpoint_slider.value = 2
     colours = list(view.figure.data[0].marker.color)
     assert colours.count("#16a34a") == 2 and colours.count("#e11d48") == 4  # 2 layers × (matmul, tanh) recomputed
-    assert "recomputed" in view.comparison.value and "checkpoint" in view.comparison.value
+    assert "recomputed copy" in view.comparison.value and "kept for backward" in view.comparison.value

@@ -33,15 +33,17 @@ run. ZOMI's *AISystem* course draws it in the lecture **"AI 系统组成&生态"
 | hardware (硬件层) | the chip: matrix unit, vector unit, on-chip buffers, DRAM | `aisys.chip` (a simulated NPU) | labs 08, 09 |
 
 In this tour one small model — a multilayer perceptron (多层感知机) that reads 8×8 handwritten digits — goes
-down the whole stack. Each section shows one picture and points to the lab that takes that layer apart.
-Everything runs on a laptop CPU in a few seconds; every number is computed, none is typed in."""),
+down the whole stack, and each layer works on what the layer above produced: the graph the compiler
+optimizes is the one the runtime plans memory for, and the one that runs on the chip. Each section shows
+one picture and points to the lab that takes that layer apart. Everything runs on a laptop CPU in a few
+seconds; every number is computed, none is typed in."""),
     (CODE, """\
 import numpy as np
 
 import aisys
 import aisys.nn.functional as F
 from aisys.models import MLP
-from aisys.models.datasets import digits
+from aisys.models.datasets import DIGITS_MEAN, DIGITS_STD, digits
 from aisys.models.training import train_classifier, accuracy
 from aisys.data import DataLoader
 
@@ -50,10 +52,12 @@ print("aisys", aisys.__version__, "—", len(aisys.ops_registry), "ops in the re
     (MD, """\
 ## 1. Application layer (应用层): a model that learns
 
-The UCI handwritten digits (1,797 images of 8×8 pixels, shipped with `aisys`) and an MLP with one hidden
-layer: 64 inputs → 128 → 10 classes. Two epochs of Adam are enough to get most of the test set right."""),
+The UCI handwritten digits (8×8 pixels, shipped with `aisys`; the cell prints how many) and an MLP with one
+hidden layer: 64 inputs → 128 → 10 classes, trained with Adam for a few epochs (the cell says how many and
+how much of the test set it then gets right)."""),
     (CODE, """\
 train, test = digits("train", flatten=True), digits("test", flatten=True)
+print(f"{len(train):,} training and {len(test):,} test images: {len(train) + len(test):,} images of 8x8 pixels")
 model = MLP((64, 128, 10))
 history = train_classifier(model, DataLoader(train, batch_size=64, shuffle=True, generator=0), epochs=3, lr=3e-3,
                            test_loader=DataLoader(test, batch_size=360), progress=False)
@@ -62,17 +66,24 @@ print(f"test accuracy after {len(history.loss)} epochs: {history.test_acc[-1]:.1
     (MD, """\
 ## 2. Development layer (开发层): eager code becomes a graph
 
-You write ordinary Python; the framework runs each op at once (**eager**, 动态图). To optimize the whole
-program, a compiler needs it as a **graph** (静态图). `aisys.trace` runs the model once on an example batch
-and records every op it performs. The printed form is the graph IR every later layer reads: one line per
-value, `%id = op(inputs) : dtype[shape]`. Lab 03 compares tracing with *scripting* from the source code,
-and shows where tracing silently goes wrong (Python `if` on a tensor)."""),
+What we deploy is a function from raw pixels (0 to 1) to class scores: it standardizes the pixels the way the
+training data was, then runs the model. You write it as ordinary Python; the framework runs each op at once
+(**eager**, 动态图). To optimize the whole program, a compiler needs it as a **graph** (静态图).
+`aisys.trace` runs it once on an example batch and records every op it performs. The printed form is the
+graph IR every later layer reads: one line per value, `%id = op(inputs) : dtype[shape]`. Lab 03 compares
+tracing with *scripting* from the source code, and shows where tracing silently goes wrong (Python `if` on a
+tensor)."""),
     (CODE, """\
+def classify(pixels):
+    \"\"\"Raw pixels in [0, 1] -> class scores: standardize as the training data was, then the MLP.\"\"\"
+    return model((pixels - DIGITS_MEAN) / DIGITS_STD)
+
 model.eval()
-x = test.tensors[0][:32]
-graph = aisys.trace(model, x)
+raw = digits("test", flatten=True, normalize=False)
+x, y = raw.tensors[0][:32], raw.tensors[1][:32]
+graph = aisys.trace(classify, x)
 print(graph)
-eager = model(x).numpy()
+eager = classify(x).numpy()
 replayed = aisys.graph.interpret(graph, x)[0]
 print("the graph computes what eager code computed:", np.allclose(eager, replayed, atol=1e-6))"""),
     (CODE, """\
@@ -91,8 +102,7 @@ Compare the ops with the traced graph above: eagerly, each `nn.Linear` is *one* 
 record, one backward step — PyTorch's eager `addmm` plays the same role), while the tracer was shown its
 decomposition `permute → matmul → add`, the form the compiler fuses and the chip lowers. Both give the same bits."""),
     (CODE, """\
-y = test.tensors[1][:32]
-loss = F.cross_entropy(model(x), y)
+loss = F.cross_entropy(classify(x), y)
 print(f"loss = {loss.item():.4f}")
 print("ops on the tape:", sorted({n for n in aisys.frontend.graph_of_tape(loss).count_ops()}))"""),
     (CODE, """\
@@ -101,13 +111,16 @@ GraphView(loss, backward=True)"""),
     (MD, """\
 ## 4. Compiler layer (编译层): passes rewrite the graph
 
-`aisys.compile` traces the model and runs a pipeline of graph passes: constant folding, dead-code and
+`aisys.compile` takes **the graph above** and runs a pipeline of graph passes: constant folding, dead-code and
 common-subexpression elimination, algebraic simplification, and **operator fusion** (算子融合), which merges
-chains of elementwise ops into one generated kernel so intermediate tensors never go to memory. Drag the
-slider to step through the passes: removed nodes are red, new ones green. Lab 04 watches a Conv-BN-ReLU
-residual block shrink this way, and you write three of the passes."""),
+chains of ops into one generated kernel so intermediate tensors never go to memory. Here fusion merges the
+standardization (`sub`, `div`) into an elementwise kernel, and each layer's `matmul → add → relu` into a
+kernel with an *epilogue*; the summary's last rows count what is left. Drag the slider to step through the
+passes: the view
+shows what each pass changed — removed nodes red, new ones green, fused ones purple. Lab 04 watches a
+Conv-BN-ReLU residual block shrink this way, and you write three of the passes."""),
     (CODE, """\
-compiled = aisys.compile(model, x)
+compiled = aisys.compile(classify, x)
 print(compiled.pass_log.summary())
 print("compiled output equals eager:", np.allclose(compiled(x).numpy(), eager, atol=1e-5))"""),
     (CODE, """\
@@ -115,50 +128,81 @@ print("compiled output equals eager:", np.allclose(compiled(x).numpy(), eager, a
 from widgets import PassStepper
 PassStepper(compiled, skip_unchanged=False)"""),
     (MD, """\
-## 5. Runtime (运行时): where every byte lives
+## 5. Runtime (运行时): where every byte of *the compiled graph* lives
 
-Before running, the runtime plans memory: each intermediate tensor is *live* from the op that writes it to
-the last op that reads it, and tensors whose lifetimes do not overlap can share addresses. The memory
-planner packs them like Tetris. Here is the plan for the training step (forward + backward), where the peak
-is far larger than for inference, because activations stay alive until the backward pass reads them.
-Lab 05 compares four planners and trades memory for recomputation (activation checkpointing)."""),
+Before running, the runtime plans memory for the graph the compiler produced: each intermediate tensor is
+*live* from the op that writes it to the last op that reads it, and tensors whose lifetimes do not overlap
+can share addresses. The memory planner packs them like Tetris into one arena. The compiler's decision
+shows up here first: every intermediate a fused kernel keeps to itself is a buffer the runtime never has to
+place. The cell plans both graphs with the same planner and schedule. Lab 05 compares four planners and plans
+a training step, where activations stay alive until the backward pass reads them."""),
     (CODE, """\
 from aisys.compiler import plan_memory
-opt = aisys.optim.SGD(model.parameters(), lr=0.1)
+from aisys.compiler.memory import live_bytes_profile
 
-def train_step(x, y):
-    loss = F.cross_entropy(model(x), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return loss
-
-model.train()
-train_graph = aisys.trace(train_step, x, y)
-for planner in ("naive", "greedy_by_size"):
-    plan = plan_memory(train_graph, planner=planner)
-    print(f"{planner:>15}: peak {plan.peak_bytes / 1024:7.1f} KiB  (lower bound {plan.lower_bound_bytes / 1024:.1f} KiB)")"""),
+plans = {name: plan_memory(g, planner="greedy_by_size", schedule="best")
+         for name, g in (("traced", graph), ("compiled", compiled.graph))}
+for name, p in plans.items():
+    print(f"{name:>8}: {len(p.buffers)} buffers, {sum(b.size for b in p.buffers) / 1024:5.1f} KiB if none shared, "
+          f"arena {p.peak_bytes / 1024:5.1f} KiB (lower bound {p.lower_bound_bytes / 1024:.1f} KiB)")
+plan = plans["compiled"]
+live = live_bytes_profile(plan.buffers)                 # bytes alive at each step of the schedule
+busiest = int(np.argmax(live))
+alive = sorted((b for b in plan.buffers if b.start <= busiest <= b.end), key=lambda b: -b.size)
+print(f"the compiled arena is set by step {busiest}:", ", ".join(f"{b.name} ({b.op}, {b.size / 1024:.1f} KiB)"
+                                                          for b in alive))"""),
+    (MD, """\
+Fusion took buffers off the plan (the standardized pixels and each layer's pre-activation never leave their
+kernel). Whether the arena shrinks too depends on the busiest step, which the last line names: when the
+largest tensors there are ones fusion cannot remove — a weight in the transposed layout the matmul wants,
+a layer's output — the peak stays where it was, even though there is less to place."""),
     (CODE, """\
 # NBVAL_IGNORE_OUTPUT
 from widgets import MemoryTimeline
 MemoryTimeline(plan)"""),
     (MD, """\
-## 6. Hardware layer (硬件层): the model on a simulated AI chip
+## 6. Hardware layer (硬件层): the compiled graph on a simulated AI chip
 
-Finally the inference graph is lowered to a tile program for a simulated Ascend-DaVinci-like core (a
+Finally **the compiled graph** is lowered to a tile program for a simulated Ascend-DaVinci-like core (a
 16×16×16 *cube* matrix unit, a vector unit, on-chip buffers and DMA engines) and played out cycle by cycle.
-The timeline shows each unit busy (green), stalled waiting for data (orange) or idle. With a batch this
-small the chip spends most of its time moving weights, not computing: the lesson of the roofline model.
+Each fused kernel becomes one step on the chip: the standardization is one pass of the vector unit over
+data loaded once, and each bias and ReLU is applied as results drain from the cube's accumulators. The
+cell lowers the traced graph too, so the compiler's payoff is measured on the chip: cycles and DRAM bytes.
 Lab 08 derives those numbers from the systolic array up."""),
     (CODE, """\
 from aisys import chip
-program = chip.lower_graph(graph, chip.preset("davinci"))
-result = chip.simulate(program)
+
+davinci = chip.preset("davinci")
+runs = {name: chip.simulate(chip.lower_graph(g, davinci)) for name, g in (("traced", graph), ("compiled", compiled.graph))}
+for name, r in runs.items():
+    moved = r.dram_bytes["read"] + r.dram_bytes["write"]
+    print(f"{name:>8}: {len(r.program.instructions):3d} instructions, {r.cycles:6,} cycles, {moved:7,} DRAM bytes")
+saved = 1 - runs["compiled"].cycles / runs["traced"].cycles
+print(f"fusion saves {saved:.0%} of the cycles on the chip")
+result = runs["compiled"]
+print()
 print(result.summary())"""),
+    (MD, """\
+The memory plan meets the chip here too: the arena the runtime planned is the working set of activations.
+The cell compares it with the core's on-chip buffers; when it fits, a core that keeps activations on chip
+between layers (as TPU v1 does in its Unified Buffer) need only stream the weights from DRAM."""),
+    (CODE, """\
+largest = max(davinci.buffers, key=lambda b: b.size_bytes)
+fits = plan.peak_bytes <= largest.size_bytes
+print(f"compiled arena {plan.peak_bytes / 1024:.1f} KiB vs the core's largest buffer {largest.name} "
+      f"({largest.size_bytes / 1024:.0f} KiB): {'fits' if fits else 'does not fit'}")
+if fits:
+    resident = chip.simulate(chip.lower_graph(compiled.graph, davinci.with_(resident_activations=True)))
+    print(f"activations kept on chip: {resident.cycles:,} cycles, {sum(resident.dram_bytes.values()):,} DRAM bytes "
+          f"(weights only), vs {result.cycles:,} cycles streaming activations through DRAM")"""),
     (CODE, """\
 # NBVAL_IGNORE_OUTPUT
 from widgets import UtilizationView
 UtilizationView(result)"""),
+    (MD, """\
+The timeline shows each unit busy (blue), stalled waiting for data (red) or idle; the PE map under it says
+how the cube's PEs shared the work. With a batch this small the chip spends most of its time moving
+data, not computing: the lesson of the roofline model (lab 08)."""),
     (MD, """\
 The same model in **int8** (模型压缩: 量化): `compress.quantize` calibrates it on a few images and the compiler
 folds its quantize/dequantize ops into integer-only kernels (int8 × int8 → int32). On a systolic array with a
@@ -167,9 +211,11 @@ one in fp32, and every tensor is a quarter of the bytes. Lab 09 adds calibration
 distillation, and what each buys on the chip."""),
     (CODE, """\
 from aisys.framework import compress
-qmodel = compress.quantize(model, [x], activations="minmax")
-int8 = aisys.compile(qmodel, x, passes=["fold_quantization", "dce"], backend="reference")
-runs = chip.compare_graphs({"fp32": graph, "int8": int8.graph}, chip.preset("scalesim32").with_datapath(4))
+xs = (x - DIGITS_MEAN) / DIGITS_STD            # the model's own input: the standardized pixels
+qmodel = compress.quantize(model, [xs], activations="minmax")
+int8 = aisys.compile(qmodel, xs, passes=["fold_quantization", "dce"], backend="reference")
+runs = chip.compare_graphs({"fp32": aisys.trace(model, xs), "int8": int8.graph},
+                           chip.preset("scalesim32").with_datapath(4))
 print(f"test accuracy: fp32 {accuracy(model, DataLoader(test, batch_size=360)):.1%}, "
       f"int8 {accuracy(qmodel, DataLoader(test, batch_size=360)):.1%}")
 print(f"on the 32-bit array: int8 takes {runs.speedup('int8'):.2f}x fewer cycles and {runs.energy_ratio('int8'):.2f}x "

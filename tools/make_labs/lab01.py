@@ -79,7 +79,7 @@ print("view_info(t[1:, ::2]):", layout.view_info(t[1:, ::2]))"""),
     (MD, """\
 The slice `t[1:, ::2]` starts 4 elements into the buffer (offset 4) and skips every other column
 (stride 2): still a view, no copy. Because a view is just (shape, strides, offset), we can build views
-by hand — for example overlapping sliding windows, the trick behind im2col (lab 06). `as_strided_view`
+by hand — for example overlapping sliding windows, the trick behind im2col. `as_strided_view`
 checks the view before making it and names the first index that would read outside the buffer."""),
     (CODE, """\
 buffer = np.arange(10)
@@ -146,8 +146,8 @@ Return an array of shape `(..., W1, H1, h0, w0)` with `H1 = ⌈H/h0⌉`, `W1 = �
 is the NZ memory order. When H or W is not a multiple of the fractal size, pad with zeros first.
 
 The lecture gives the recipe: *pad → reshape (H1, h0, W1, w0) → transpose to (W1, H1, h0, w0)*.
-The check uses the lecture's 4×4 example, an unaligned 5×7 matrix, and 40 random shapes (hypothesis),
-and reports the smallest shape that fails."""),
+The check uses the lecture's 4×4 example, fractals that are not square (2×3), an unaligned 5×7 matrix, a
+batch of matrices, and 40 random shapes (hypothesis), and reports the smallest shape that fails."""),
     (CODE, """\
 @exercise("1.1")
 def to_nz(A, h0, w0):
@@ -278,7 +278,8 @@ print(f"max |error| RNE {np.max(np.abs(rne - exact)):.2e} <= ulp/2 = {2**-8:.2e}
 - A float is three fields. Fewer mantissa bits = larger rounding error (u = 2^−(m+1)); fewer exponent bits =
   smaller range. RNE is unbiased; truncation is not.
 
-Next: lab 02 builds autodiff on these tensors; lab 05 plans where they live in memory; lab 09 quantizes them."""),
+Next: lab 02 builds autodiff on these tensors; lab 05 plans where they live in memory; lab 08 feeds them to a
+cube unit."""),
 ]
 
 

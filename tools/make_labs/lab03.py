@@ -55,8 +55,9 @@ import numpy as np
 import aisys
 from aisys import nn
 from aisys.framework.graph import Graph, interpret
-from aisys.framework.tensor import Tensor, _Mode, apply
+from aisys.framework.tensor import apply
 from aisys.frontend import ScriptError, script
+from aisys.frontend.control_flow import capture_branches
 from aisys.labkit import check, exercise
 from widgets.graph import CaptureCompare, GraphView
 
@@ -87,10 +88,10 @@ print(tape_view.summary())"""),
     (MD, """\
 ## 2. Tracing (基于追踪)
 
-`aisys.trace(fn, *example_inputs)` runs `fn` on *tracer tensors*: ordinary tensors holding the example
-values whose `_trace` slot also names the graph node that computes them. Every op goes through one
-function, `apply`, which calls the *observers* in `_Mode.observers`; the tracer is such an observer and adds
-one node per op. Tensors it has never seen become leaves: the example inputs are `input` nodes, a module's
+`aisys.trace(fn, *example_inputs)` runs `fn` on the example values and watches every op it performs.
+Every op goes through one function, `apply`, which calls the registered *observers* after computing the
+op; `aisys.observe_ops(observer)` registers one for the length of a `with` block. The tracer is such an
+observer: it keeps a map from each tensor to the graph node that computes it and adds one node per op. Tensors it has never seen become leaves: the example inputs are `input` nodes, a module's
 parameters (or any trainable leaf) are `param` nodes, anything else is a `const`. Each node remembers the
 user's `file:line`. This is `torch.jit.trace` and the first half of `torch.fx` — and of how the compiler
 (`aisys.compile`, lab 04) gets its graph."""),
@@ -110,20 +111,21 @@ Write a small tracer. The pieces you need:
 - `Graph("name")`, `graph.add_input(name, shape, dtype)`, `graph.add_param(name, value)`,
   `graph.add_const(value)`, `graph.add(op_name, input_ids, attrs, shape=..., dtype=...)`, each returning a node
   with an `.id`; `graph.set_outputs([ids])`.
-- An observer is a function `observer(op, inputs, attrs, out)`; append it to `_Mode.observers` and it is called
-  after every op (`op.name` is the op's name, `inputs` and `out` are tensors).
-- Keep a map from tensor to node id (a dict keyed by `id(tensor)` — keep the tensors alive so ids stay unique —
-  or the tensor's `_trace` slot). A tensor you meet for the first time is a leaf: `param` if
-  `t.requires_grad and t._ctx is None`, else `const` (`np.array(t._data)` snapshots its value).
+- An observer is a function `observer(op, inputs, attrs, out)`; inside `with aisys.observe_ops(observer):` it
+  is called after every op (`op.name` is the op's name, `inputs` and `out` are tensors, `attrs` a dict).
+- Keep a map from tensor to node id: a dict keyed by `id(tensor)` (keep the tensors alive in a list, so no id
+  is reused while you trace). A tensor you meet for the first time is a leaf: `param` if it is a trainable
+  leaf (`t.requires_grad and t.is_leaf`), else `const` holding a copy of its value (`np.array(t.numpy())`).
 
-Steps: make the graph; copy each example input into a fresh tensor (`Tensor._wrap(np.array(x._data))`) and
-register it as an input node; install the observer; call `fn`; **remove the observer** (in a `finally:`);
-set the output to the node of the returned tensor."""),
+Steps: make the graph; give `fn` fresh tensors for the example inputs (`x.detach()`: same values, a new
+tensor) and register each as an input node; call `fn` inside `with aisys.observe_ops(observer):`; set the
+output to the node of the tensor `fn` returned — not necessarily the last op it ran. (Calling `aisys.trace`
+does not count: the check notices.)"""),
     (CODE, """\
 @exercise("3.1")
 def trace_program(fn, *example_inputs):
     \"\"\"Run fn once on copies of example_inputs and return the Graph of the ops it performed.\"\"\"
-    raise NotImplementedError("exercise 3.1: record every op fn performs into a Graph (observer in _Mode.observers)")"""),
+    raise NotImplementedError("exercise 3.1: record every op fn performs into a Graph (aisys.observe_ops)")"""),
     (EXERCISE_DEPENDENT, """\
 check("3.1", trace_program)"""),
     (EXERCISE_DEPENDENT, """\
@@ -261,10 +263,9 @@ The scripted graph stays right because its `cond` op holds **both** branches and
 `aisys.frontend.control_flow.capture_branches(true_fn, false_fn, operands)` traces each function into its own
 graph and returns `(then_graph, else_graph, captured)`: `captured` lists tensors the branches read from outside
 (a weight in a closure), which the op must receive after the operands. Emit the op with
-`apply("cond", pred, *operands, *captured, then_graph=..., else_graph=...)`. Resist `if pred:` — why?"""),
+`apply("cond", pred, *operands, *captured, then_graph=..., else_graph=...)`. Resist `if pred:` — why? The check
+also uses branches that read a trainable weight, and differentiates through your op."""),
     (CODE, """\
-from aisys.frontend.control_flow import capture_branches
-
 @exercise("3.2")
 def cond(pred, true_fn, false_fn, operands=()):
     \"\"\"true_fn(*operands) if pred else false_fn(*operands), recorded as one cond op holding both branches.\"\"\"
@@ -281,6 +282,13 @@ traced_with_cond = aisys.trace(rnn_cell_with_cond, x1, h_pos)
 print(traced_with_cond.count_ops(), "warnings:", traced_with_cond.warnings)
 for name, h in (("prev_h", h_pos), ("-prev_h", h_neg)):
     print(f"{name:8s} right: {np.allclose(interpret(traced_with_cond, x1, h)[0], rnn_cell(x1, h).numpy())}")"""),
+    (MD, """\
+Your `cond` in the traced graph: the hexagon is your op, and its two branches hang beside it as dashed
+clusters — the input term `W_x @ x.T` in the then-branch, nothing in the else-branch. Both travel with the
+graph, which is why it stays right for `-prev_h`."""),
+    (EXERCISE_DEPENDENT, """\
+# NBVAL_IGNORE_OUTPUT
+GraphView(traced_with_cond, show_attrs=False)"""),
     (MD, """\
 ### The visual moment: flip the sign
 
@@ -331,7 +339,7 @@ op registry's numpy reference, which always exists. This is not a side show: eve
 through `aisys.framework.dispatch.DISPATCHER` (an op with no registered kernel runs its reference straight
 away). Here is the lab's own kernel set, a separate `Dispatcher`, and how requests resolve:"""),
     (CODE, """\
-from aisys.framework.dispatch import DISPATCHER, Dispatcher, demo_dispatcher, dispatch_order as library_order
+from aisys.framework.dispatch import DISPATCHER, demo_dispatcher
 
 kernels = demo_dispatcher()
 print("registered kernels:", sorted(f"{op}@{dev}/{dt}" for op, dev, dt, layout in kernels.kernels))

@@ -43,8 +43,9 @@ fusion classes (injective / reduction / complex-out-fusable / opaque) are TVM's 
 - export a model of your own to ONNX, check it against an independent engine, and bring a model made
   elsewhere (PyTorch) through the passes onto the simulated chip;
 - write a pass against a rewriter API, so that every change is logged with the rule that made it;
-- implement constant folding, CSE with a value-numbering hash table, and Conv+BN folding, and know the
-  traps (impure ops, size caps, NaN semantics, the conv bias);
+- implement constant folding, CSE with a value-numbering hash table, and derive Conv+BN folding, and know
+  the traps (impure ops, size caps, constants keyed by value, non-commutative ops, NaN semantics, the conv
+  bias);
 - read a fusion decision log — which producer joined which group and why the others did not;
 - measure a pass by kernel launches and bytes moved, and watch the numbers fall pass by pass.
 
@@ -59,7 +60,6 @@ import tempfile
 import numpy as np
 
 import aisys
-from aisys import compiler as lib          # the library's passes: lib.fold_constants, lib.cse, ...
 from aisys.compiler import (Fixpoint, dce, default_pipeline, fold_conv_bn, fuse, make_fold_conv_bn, run_pass,
                             run_passes, simplify)
 import aisys.onnx
@@ -130,11 +130,14 @@ Dead-code elimination (死代码消除) is the simplest pass: keep what the outp
 res = run_pass(dce, block)
 print(res.summary(locations=False))
 print("metrics before:", res.metrics_before)
-print("metrics after: ", res.metrics)"""),
+print("metrics after: ", res.metrics)
+saved = res.metrics_before.bytes_moved - res.metrics.bytes_moved
+print(f"saved: {res.metrics_before.kernels - res.metrics.kernels} kernel(s), {saved:,} bytes moved")"""),
     (MD, """\
 The metrics come from the op registry's `cost()`: **kernels** counts op nodes that launch work (a
 reshape of a contiguous tensor is a free view), **bytes moved** adds up every kernel's reads and writes.
-The unused `sigmoid` (an auxiliary head nobody reads) is gone: one kernel and 2 kB less.
+The unused `sigmoid` (an auxiliary head nobody reads) is gone, and with it the kernel and the bytes
+printed on the last line.
 
 ## 3. Constant folding (常量折叠)
 
@@ -145,7 +148,8 @@ exporter's `scale = 2 × 0.5` needs no kernel at inference time. Three traps:
   `pure=False`;
 - **size**: folding `exp(zeros(300, 300))` stores 90 000 numbers in the model file instead of computing
   them; a cap (`max_elements`) keeps such nodes;
-- **parameters** are not constants: training updates them.
+- **parameters** are not constants: training updates them. An inference graph whose weights are frozen
+  may fold them too (`fold_params=True`).
 
 ### Exercise 4.1 — `fold_constants`
 
@@ -154,7 +158,8 @@ whose inputs are all `const` nodes (or also `param` nodes when `fold_params=True
 (`aisys.get_op(node.op).pure`) and has at most `max_elements` elements, compute its value with
 `aisys.framework.graph.evaluate_node(node, [input values])`, add it with `rw.add_const(value)` and
 `rw.replace(node.id, const.id, rule="fold_constants")`. Log what you skip with `rw.reject`. The check
-runs your pass and then DCE on this golden graph:"""),
+runs your pass and then DCE on this golden graph (with the default options, with a small `max_elements`
+and with `fold_params=True`), and on random graphs:"""),
     (CODE, """\
 golden = golden_fold_graph()
 print(golden)"""),
@@ -196,7 +201,7 @@ with np.errstate(invalid="ignore"):
 On the converted block, after folding `2 × 0.5` into `1.0`, simplify removes the multiply by one and the
 transpose pair the exporter left behind (`permute` then its inverse — a "double transpose"):"""),
     (CODE, """\
-log = run_passes(block, [lib.fold_constants, simplify])
+log = run_passes(block, ["fold_constants", "simplify"])     # the library's passes, by name
 for r in log:
     print(r.summary(locations=False))
     print()"""),
@@ -208,6 +213,10 @@ The lecture's method is a hash table: walk the graph in topological order and ke
 same value, so its readers are pointed at the first one. Because readers are re-pointed at once,
 duplicates of duplicates collapse in the same sweep. Care is needed with:
 
+- **constants** have no inputs and no attrs: key a `const` node by its *value* (dtype, shape and the
+  bytes of `node.value`), so two 2.0s become one and a 2.0 never meets a 3.0;
+- **operand order**: `sub(a, b)` and `sub(b, a)` are different values; sorting the inputs is only
+  right for commutative ops (add, mul, maximum, minimum, eq, ne) — and optional even there;
 - **impure ops**: two dropouts with equal inputs are two random draws — never merge them;
 - **attrs that are arrays** (an index list): compare them by value (bytes), not by their printed form —
   numpy abbreviates long arrays, so two different index arrays can print the same;
@@ -216,8 +225,9 @@ duplicates of duplicates collapse in the same sweep. Care is needed with:
 ### Exercise 4.2 — `cse`
 
 Write the pass with a dict from key to node id. Turn attrs into a hashable key (tuples of
-`(name, value)`, numpy arrays as `(dtype, shape, bytes)`); skip `input`, `param` and impure nodes.
-The check uses this golden graph, shuffled node orders and random graphs:"""),
+`(name, value)`, numpy arrays as `(dtype, shape, bytes)`); never merge `input` or `param` nodes or impure
+ops. The check starts with constants and operand order (x·2, x·2, x·3, x − eˣ, eˣ − x), then uses this
+golden graph, shuffled node orders and random graphs:"""),
     (CODE, """\
 print(golden_cse_graph())"""),
     (CODE, """\
@@ -230,24 +240,22 @@ check("4.2", cse)"""),
     (MD, """\
 In the block, the exporter wrote the final ReLU twice (once per output): CSE keeps one."""),
     (CODE, """\
-r = run_pass(lib.cse, block)
+r = run_passes(block, ["cse"])[0]
 print(r.summary(locations=False))"""),
     (MD, """\
 ## 6. Folding BatchNorm into the convolution (Conv+BN 融合)
 
-In eval mode, batch norm uses fixed statistics: y = γ·(x − μ)/√(σ²+ε) + β is one scale and one shift per
-channel. Applied to a convolution's output x = W∗in + b, the scale multiplies each output channel's
-filter and the shift lands in the bias:
-
-  W′ = γ·W / √(σ²+ε)        b′ = γ·(b − μ)/√(σ²+ε) + β
-
-so `batch_norm(conv(in, W, b))` becomes `conv(in, W′, b′)`: one kernel instead of two, and no extra
-pass over the activations. The conv's own bias `b` stays in the formula (b = 0 if the conv has none).
+In eval mode, batch norm uses fixed statistics: for each channel c it computes
+y = γ_c·(x − μ_c)/√(σ_c²+ε) + β_c, with γ = `bn.weight`, β = `bn.bias`, μ and σ² the running mean and
+variance. Its input here is a convolution's output, x = W∗in + b: every output channel c of the conv is
+a sum of its filter W[c] times a window of the input, plus its bias b_c. Both maps are linear in `in`,
+so their composition is one convolution: `batch_norm(conv(in, W, b))` becomes `conv(in, W′, b′)` — one
+kernel instead of two, and no extra pass over the activations. Finding W′ and b′ is exercise 4.3: write
+the BN of channel c as a scale and a shift, and push them into the conv.
 
 The course's code for this (`04Inference/05Optimize/02Basic.md`, `fuse_conv_bn`) reads
-`beta = bn.weight` and `gamma = bn.bias` — γ and β are swapped (in PyTorch, `bn.weight` is γ) — and
-computes `b′ = β − γ·μ/√(σ²+ε)`, which drops the conv bias. Transcribed, it fails the comparison with the
-unfused graph:"""),
+`beta = bn.weight` and `gamma = bn.bias` — γ and β are swapped (in PyTorch, `bn.weight` is γ) — and its
+new bias leaves out the conv's own bias b. Transcribed, it fails the comparison with the unfused graph:"""),
     (CODE, """\
 from aisys.labkit.checks.lab04 import conv_bn_graph
 g = conv_bn_graph(seed=0, bias=True)
@@ -258,17 +266,20 @@ for name, p in [("library fold_conv_bn", fold_conv_bn), ("course snippet", make_
     verdict = "below 1e-5: ok" if err <= 1e-5 else f"{err:.1f}: WRONG"     # float32 round-off varies by CPU
     print(f"{name:22s} max |error| vs conv→batch_norm = {verdict}")"""),
     (MD, """\
-### Exercise 4.3 — `fold_conv_bn_weights`
+### Exercise 4.3 — derive `fold_conv_bn_weights`
 
 Return `(W′, b′)` from the conv weight `(O, C/groups, KH, KW)`, its bias `(O,)` or `None`, and the BN's
-γ, β, μ, σ² (all `(O,)`) and ε. Compute in float64 if you like and return the weight's dtype. The
-check plugs your function into the library's pass (`make_fold_conv_bn(your_fn)`) and compares the
-folded graph with the unfused one to 1e-5 on six blocks (with and without conv bias, grouped, strided)."""),
+γ, β, μ, σ² (all `(O,)`) and ε, such that `conv(x, W′, b′)` equals `batch_norm(conv(x, W, b))` for every
+input x. Derive them on paper first: which axis of W does channel c's scale touch, and where does the
+conv's bias go? Compute in float64 if you like and return the weight's dtype. The check starts with a
+two-channel example you can follow by hand, then plugs your function into the library's pass
+(`make_fold_conv_bn(your_fn)`) and compares the folded graph with the unfused one to 1e-5 on six blocks
+(with and without conv bias, grouped, strided)."""),
     (CODE, """\
 @exercise("4.3")
 def fold_conv_bn_weights(weight, bias, gamma, beta, mean, var, eps):
     \"\"\"(W', b') with batch_norm(conv(x, W, b)) == conv(x, W', b'); bias may be None.\"\"\"
-    raise NotImplementedError("exercise 4.3: W' = γW/√(σ²+ε), b' = γ(b−μ)/√(σ²+ε)+β")"""),
+    raise NotImplementedError("exercise 4.3: write batch_norm(conv(x, W, b)) as conv(x, W', b')")"""),
     (EXERCISE_DEPENDENT, """\
 check("4.3", fold_conv_bn_weights)"""),
     (MD, """\
@@ -318,12 +329,14 @@ print(log.summary())
 same = all(np.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in zip(interpret(log.graph, *x), reference))
 print("\\nsame outputs as the converted model:", same)"""),
     (MD, """\
-**Scrub through the pipeline.** Drag the slider (or press play): the *before* pane shows what the pass
-removed (red, dashed), the *after* pane what it added (green), fused (purple) or re-wired (yellow), every
-node in the same place at every step. Below the graphs: the rule that fired for each rewrite and its
-source line, the candidates the pass rejected and why, the metric strip (nodes, kernels, bytes moved,
-the current pass in dark purple), and the generated kernels. Untick *skip passes that changed nothing*
-to see the fixpoint rounds too; switch the view to *diff* for one pane."""),
+**Scrub through the pipeline.** Drag the slider (or press play). The *focus* view draws what each pass
+changed, at a size you can read: the nodes it removed (red, dashed, their old edges dotted), added
+(green), fused (purple) or re-wired (yellow), with their direct inputs and users; the rest of the graph
+is folded into "⋯ unchanged nodes" boxes. A wide step scrolls sideways. Below the graph: the rule that
+fired for each rewrite and its source line, the candidates the pass rejected and why, the metric strip
+(nodes, kernels, bytes moved, the current pass in dark purple), and the generated kernels. Untick *skip
+passes that changed nothing* to see the fixpoint rounds too; switch the view to *before | after* for the
+whole graph with every node kept in place, or *diff* for it in one pane."""),
     (CODE, """\
 # NBVAL_IGNORE_OUTPUT
 stepper = PassStepper(log)
@@ -509,12 +522,12 @@ print("same as the library's import:", np.allclose(aisys.onnx.run(yours, x=xb)["
   makes a compiler debuggable — and teachable.
 - Constant folding needs purity and a size cap; CSE needs value-based keys and must skip impure ops;
   algebraic identities must respect IEEE-754 (NaN·0 ≠ 0).
-- Conv+BN folding keeps the conv bias: W′ = γW/√(σ²+ε), b′ = γ(b−μ)/√(σ²+ε)+β.
+- Conv+BN folding is a per-output-channel scale of the filters and a shift of the bias — the conv's own
+  bias included.
 - Fusion turns chains into one kernel: kernel launches and bytes moved fall, the FLOPs stay the same.
 - Pass order matters: clean up first, fuse last.
 
-Next: lab 05 plans the memory of the graphs these passes produce; lab 07 opens the loop nests inside the
-kernels (tiling, reordering) and tunes them."""),
+Next: lab 05 plans the memory of the graphs these passes produce; lab 08 runs them on a simulated chip."""),
 ]
 
 

@@ -20,6 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "labs" / "05_memory.ipynb"
 
 
+def _alignment() -> int:
+    from aisys.compiler.memory import DEFAULT_ALIGNMENT
+    return DEFAULT_ALIGNMENT
+
+
+# Quantities the text states that no cell prints (tests/labs/test_lab_content.py checks them against the library).
+QUOTED = {"64 bytes": _alignment}
+
+
 CELLS: list[tuple[str, str]] = [
     (MD, """\
 # Lab 05 — Memory planning and the executor (内存规划与执行器)
@@ -77,12 +86,13 @@ interval `[start, end]`. Two rules need a decision, and this lab takes the commo
 - a **graph output** stays live to the last step: the caller reads it after the run;
 - a tensor **nobody reads** still occupies memory at the step that writes it: `[s, s]`.
 
-`mem.liveness(graph, schedule)` returns `{node id: (start, end)}`:"""),
+The memory planner works from these intervals: each buffer of a plan carries the steps its tensor is
+live (`plan_memory(graph, schedule=...).buffers`):"""),
     (CODE, """\
 order = mem.default_schedule(g)
 print("schedule:", order)
-for nid, (s, e) in mem.liveness(g, order).items():
-    print(f"  %{nid:<3} {g.nodes[nid].op:8s} live steps {s}..{e}   {g.nodes[nid].nbytes:6d} B")"""),
+for b in mem.plan_memory(g, "naive", schedule=order).buffers:
+    print(f"  {b.name:<4} {b.op:8s} live steps {b.start}..{b.end}   {b.size:6d} B")"""),
     (MD, """\
 ### Exercise 5.1 — liveness (活跃性分析)
 
@@ -100,7 +110,8 @@ def liveness(graph, schedule):
 check("5.1", liveness)"""),
     (EXERCISE_DEPENDENT, """\
 print("your intervals for the MLP:", liveness(g, order))
-print("library's:                 ", mem.liveness(g, order))"""),
+print("the planner's buffers:     ", {int(b.name[1:]): (b.start, b.end)
+                                     for b in mem.plan_memory(g, "naive", schedule=order).buffers})"""),
     (MD, """\
 ## 2. The lower bound, and the picture
 
@@ -124,7 +135,7 @@ A **planner** chooses each tensor's offset. Four planners, one interface (`buffe
 
 The gap between a planner's arena and the lower bound is **fragmentation** (内存碎片):
 `1 − lower bound / peak`. A training step is a better test than the MLP: here is one traced step of
-LeNet-5 (forward, `loss.backward()`, gradients), 57 ops."""),
+LeNet-5 (forward, `loss.backward()`, gradients); the first line says how many ops it has."""),
     (CODE, """\
 lenet = lenet_training_graph(batch=32)
 print(lenet.summary())
@@ -139,8 +150,8 @@ Each rectangle is one tensor: across, the steps it is alive; up, the bytes it oc
 line is the arena the planner needs, the green dotted line the lower bound; the bottom panel is the
 live-bytes curve. Hover a rectangle to see the tensor, the op that made it, its size and offset. Click
 the planners: `naive` stacks a tower, `greedy_by_size` packs the same rectangles down to the green line.
-Tick **in-place** to let elementwise ops write over an input that dies there (purple): in a training
-step it changes little, because the backward pass still needs most inputs — section 3 shows where it pays."""),
+Tick **in-place** to let elementwise ops write over an input that dies there (purple). Whether that helps
+here is a question for the numbers: the cell after the picture plans this training step both ways."""),
     (CODE, """\
 # NBVAL_IGNORE_OUTPUT
 lenet_view = MemoryTimeline(lenet)
@@ -151,6 +162,20 @@ print(lenet_view.summary())
 lenet_view.planner_picker.value = "greedy_by_size"
 print()
 print(lenet_view.summary())"""),
+    (CODE, """\
+off, on = (mem.plan_memory(lenet, "greedy_by_size", inplace=flag) for flag in (False, True))
+print(f"in-place off: arena {off.peak_bytes:,} B, lower bound {off.lower_bound_bytes:,} B")
+print(f"in-place on:  arena {on.peak_bytes:,} B, lower bound {on.lower_bound_bytes:,} B, {len(on.inplace)} pairs")
+bound = on.lower_bound_bytes - off.lower_bound_bytes
+arena = on.peak_bytes - off.peak_bytes
+print("lower bound:", "unchanged" if bound == 0 else f"{bound:+,} B", "| arena:", "unchanged" if arena == 0 else f"{arena:+,} B")"""),
+    (MD, """\
+In a training step in-place reuse buys little or nothing: the backward pass reads most forward values
+again, so few inputs die at the op that could overwrite them, and the busiest step — the one that sets
+the lower bound — keeps all its tensors. The pairs it does find change which buffers share a block, so
+a heuristic packer such as greedy-by-size can land a little above *or* below its plan without them:
+compare the two arenas printed above. Section 3 shows where in-place pays: inference, where an
+activation dies as soon as the next layer has read it."""),
     (MD, """\
 ### Exercise 5.2 — greedy best-fit offsets (`plan_offsets`)
 
@@ -312,8 +337,8 @@ print(deep_view.summary())"""),
 - In training, checkpointing every k ≈ √L layers cuts activation memory from L to about 2√L for one
   extra forward pass.
 
-Next: lab 06 looks inside the convolution kernels whose outputs you just placed; lab 11 adds the
-memory of optimizer states and parallel training (ZeRO)."""),
+Next: lab 08 puts these graphs on a simulated chip, where the arena has to fit in on-chip buffers; the
+tour (lab 00) plans the memory of the graph the compiler produced."""),
 ]
 
 

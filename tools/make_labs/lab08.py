@@ -19,6 +19,30 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "labs" / "08_chips.ipynb"
 
 
+def _cnn0_batch() -> int:
+    from aisys.chip import tpu_v1_apps
+    return next(a for a in tpu_v1_apps() if a.name == "CNN0").layer.batch
+
+
+def _cube_macs() -> int:
+    from aisys.chip import preset
+    return preset("davinci").matrix.macs_per_cycle
+
+
+def _horowitz(field: str) -> float:
+    from aisys.chip import horowitz_45nm
+    return getattr(horowitz_45nm("fp16"), field)
+
+
+# Quantities the text states that no cell prints (tests/labs/test_lab_content.py checks them against the library).
+QUOTED = {
+    "8 images": _cnn0_batch,
+    "4096 MACs": _cube_macs,
+    "1.5 pJ": lambda: _horowitz("mac_pj"),
+    "160 pJ": lambda: _horowitz("dram_pj_per_byte"),
+}
+
+
 CELLS: list[tuple[str, str]] = [
     (MD, """\
 # Lab 08 — AI chips: roofline, systolic array, cube (AI 芯片：Roofline、脉动阵列与 Cube)
@@ -105,7 +129,9 @@ point (`preset(chip).ridge_point`, in FLOP/B).
 - `op="conv2d"`, `dims={"batch", "C", "H", "W", "F", "k", "stride", "padding"}`: F filters of C×k×k,
   output size `(H + 2·padding − k) // stride + 1` per side.
 
-Every operand is read once and the result written once (a perfect cache)."""),
+Every operand is read once and the result written once (a perfect cache). The check uses the course's
+examples, ResNet's layers (a 3×3 conv, and its strided 7×7 stem on a batch of images) in fp32, fp16 and
+int8, on several chips."""),
     (CODE, """\
 @exercise("8.1")
 def classify_op(op, dims, chip, bytes_per_element=4):
@@ -121,6 +147,26 @@ for name in chip.PRESETS:
         intensity, bound = classify_op("matmul", {"M": 1024, "N": 1024, "K": 1024}, name, nbytes)
         row.append(f"{'fp32' if nbytes == 4 else 'fp16'} {intensity:6.1f} FLOP/B {bound:<7}")
     print(f"{name:<11}", " | ".join(row))"""),
+    (MD, """\
+Your `classify_op` also draws a roofline: each op below sits at the intensity *you* computed, under the
+Da Vinci-like core's roof, labelled with the bound you gave it. (A point's height is what the roof allows at
+that intensity.) Drag the bandwidth slider and watch which of your ops change sides."""),
+    (EXERCISE_DEPENDENT, """\
+# NBVAL_IGNORE_OUTPUT
+resnet_conv = {"batch": 1, "C": 64, "H": 56, "W": 56, "F": 64, "k": 3, "stride": 1, "padding": 1}
+ops = [("add fp32", "add", {"n": 1 << 20}, 4), ("add fp16", "add", {"n": 1 << 20}, 2),
+       ("matmul 1024 fp32", "matmul", {"M": 1024, "N": 1024, "K": 1024}, 4),
+       ("matmul 1024 fp16", "matmul", {"M": 1024, "N": 1024, "K": 1024}, 2),
+       ("matmul 64x4096x64 fp16", "matmul", {"M": 64, "N": 4096, "K": 64}, 2),
+       ("ResNet 3x3 conv fp16", "conv2d", resnet_conv, 2)]
+your_points = []
+for label, op, dims, nbytes in ops:
+    intensity, bound = classify_op(op, dims, "davinci", nbytes)
+    your_points.append(chip.roofline_point(f"{label} ({bound})", intensity, 1.0, "davinci"))
+your_roof = RooflinePlot(your_points, "davinci")
+your_roof"""),
+    (EXERCISE_DEPENDENT, """\
+print(your_roof.summary())"""),
     (MD, """\
 ### The TPU v1 roofline (lecture 05TPU1)
 
@@ -152,10 +198,20 @@ roof"""),
     (CODE, """\
 print(roof.summary())"""),
     (MD, """\
-Four of the six apps sit on the slanted, memory-bound part of the roof: the paper's main finding.
-**Drag the bandwidth slider** to ~180 GB/s (the GDDR5 of the K80 GPU the paper compares against):
-the ridge moves left, MLP0 and MLP1 cross it. The paper estimates that this change alone would have
-tripled the TPU's achieved throughput.
+Four of the six apps sit on the slanted, memory-bound part of the roof: the paper's main finding. More
+bandwidth moves the ridge (peak ÷ bandwidth) to the left, and a memory-bound app crosses it once the
+ridge drops below its intensity. The next cell computes, for each app, the bandwidth at which that
+happens; **drag the slider** past one of them and watch the app change colour."""),
+    (CODE, """\
+peak_macs = tpu.peak_ops_per_s / 2
+have_gbs = tpu.dram_bytes_per_s / 1e9
+for app in chip.tpu_v1_apps():
+    cross = peak_macs / app.macs_per_weight_byte / 1e9      # the bandwidth whose ridge equals its intensity
+    verdict = "already compute-bound" if cross <= have_gbs else f"{cross / have_gbs:4.1f}x today's {have_gbs:g} GB/s"
+    print(f"{app.name:<6} {app.macs_per_weight_byte:>5} MAC/B: crosses the ridge at {cross:6.1f} GB/s ({verdict})")"""),
+    (MD, """\
+So MLP0 and MLP1 need several times the TPU v1's weight bandwidth before they stop being memory-bound,
+and the LSTMs more still: the lesson that sent later TPUs to high-bandwidth memory.
 
 ## 2. The systolic array (脉动阵列)
 
@@ -187,25 +243,26 @@ anim"""),
 print(anim.summary())"""),
     (MD, """\
 PE(0,0) starts at T=1; the wavefront fills the array (fill, T=1…3), the anti-diagonal is full at T=4
-(steady), and it drains out of the bottom-right corner (T=5…7): **T + R + C − 2 = 3 + 3 + 3 − 2 = 7**
-cycles. Outputs leave each PE on the cycle of its last MAC.
+(steady), and it drains out of the bottom-right corner (T=5…7). Outputs leave each PE on the cycle of
+its last MAC. Which PE finishes last, and on which cycle — for any K, R and C?
 
-### Folds, and SCALE-Sim's exact count
+### Folds, and how SCALE-Sim counts
 
-A problem larger than the array is cut into **folds**: $F = \\lceil S_r/R \\rceil \\cdot \\lceil S_c/C \\rceil$.
-SCALE-Sim v2/v3 runs folds strictly one after another, each costing the full fill/steady/drain (edge
-folds are padded), and reports the *index* of the last cycle. So for output-stationary
+A problem larger than the array is cut into **folds**: in output-stationary each fold maps an R×C block
+of the output onto the array — M is spread over the rows, N over the columns — while K streams through
+in time. SCALE-Sim v2/v3 runs the folds strictly one after another: each one pays its own fill and
+drain, and a fold at the edge that is only partly used (padding) costs as much as a full one.
+Output-stationary loads nothing into the PEs before the first MAC (weight- and input-stationary arrays
+must first shift their stationary tile in). SCALE-Sim counts cycles from 0 and reports the *index* of
+the last cycle.
 
-$$\\text{compute cycles} = F \\cdot (T + R + C - 2) - 1 .$$
+### Exercise 8.2 — derive the output-stationary cycle count
 
-(Weight- and input-stationary first shift the stationary tile in: $F \\cdot (2R + C + T - 2) - 1$.) The
-textbook form $F(2R+C+T-2)$ overestimates OS by $F\\cdot R + 1$ cycles.
-
-### Exercise 8.2 — output-stationary cycles
-
-Write `os_compute_cycles(M, N, K, rows, cols)`, the SCALE-Sim cycle count of `[M,K] @ [K,N]` on a
-`rows × cols` output-stationary array. The check compares it with numbers SCALE-Sim 3.0.0 itself
-produced (gemm 100×37×19 on 32×32 gives 647) and with random shapes on non-square arrays."""),
+Write `os_compute_cycles(M, N, K, rows, cols)`, the cycle count SCALE-Sim reports for `[M,K] @ [K,N]`
+on a `rows × cols` output-stationary array. Derive it from the wavefront above: when does the last PE
+of one fold finish, and how many folds are there? The check builds up the same way — the lecture's
+3×3 example (seven cycles above, so SCALE-Sim reports 6), one fold on a non-square array, whole folds,
+partial folds — then compares with numbers SCALE-Sim 3.0.0 itself produced and with random shapes."""),
     (CODE, """\
 @exercise("8.2")
 def os_compute_cycles(M, N, K, rows, cols):
@@ -273,8 +330,10 @@ blocks, and anything that does not fill a block is **padding** the unit multipli
 ### Exercise 8.3 — tile a GEMM into MMA instructions
 
 Write `mma_count(M, N, K, tile=(16, 16, 16))`. It returns `(instructions, waste)`: how many
-`m0×n0×k0` MMA instructions cover `[M,K] @ [K,N]`, and the share of the multiplied work that is
-padding, $1 - MNK / (\\text{instructions} \\cdot m_0 n_0 k_0)$."""),
+`m0×n0×k0` MMA instructions (`tile = (m0, n0, k0)`) cover `[M,K] @ [K,N]`, and the share of the work the
+unit multiplies that is padding (0 for aligned shapes, close to 1 when a tiny GEMM fills one block). The
+check starts with an aligned GEMM, then a single multiply-add, a partial tile, the int8 tile 16×16×32,
+and general shapes."""),
     (CODE, """\
 @exercise("8.3")
 def mma_count(M, N, K, tile=(16, 16, 16)):
@@ -348,13 +407,13 @@ print(chip.energy_breakdown(res).summary())"""),
 - The **roofline** says which resource limits an op: intensity (FLOP/B) against the ridge point
   (peak / bandwidth). The TPU v1's ridge of ~1350 MAC/B left its MLPs and LSTMs memory-bound.
 - A **systolic array** reuses each operand across a row or column of PEs; its cost is folds × (fill +
-  stream + drain), exactly `F·(T+R+C−2)−1` for SCALE-Sim's output-stationary model. Overlapping folds
+  stream + drain), which you derived exactly for SCALE-Sim's output-stationary model. Overlapping folds
   with double-buffered weights, as the TPU does, pays the fill once.
 - A **cube** multiplies fixed 16×16×16 blocks; unaligned shapes pay in padding.
 - Whole layers add DMA, buffers, vector work and issue overheads: the per-unit timeline shows which
   one is the bottleneck, and how much bandwidth would remove memory stalls.
 
-Next: lab 09 quantizes a model to int8 and runs it on this chip."""),
+The tour (lab 00) lowers a compiled model onto this chip and shows what the compiler's fusion saves here."""),
 ]
 
 

@@ -34,6 +34,7 @@ QUOTED = {
     "0.3 pJ": lambda: _mac_pj(1),
     "4.6 pJ": lambda: _mac_pj(4),
     "99.99%": _default_percentile,
+    "four MACs": "a 32-bit PE datapath holds four int8 operand pairs (NVIDIA's DP4A instruction, Ascend's int8 cube)",
 }
 
 
@@ -116,14 +117,14 @@ consistent *with their own* dequantization — the two $z$'s simply have opposit
     (CODE, """\
 x = np.array([-1.0, -0.5, 0.0, 0.7, 0.95])
 s, z = compress.qparams_from_range(-1.0, 3.0, "int8")
-q_02 = compress.quantize_tensor(x, s, z)                        # 02Quant: + z (aisys)
+q_02 = np.clip(np.round(x / s) + z, -128, 127).astype(int)      # 02Quant: + z (aisys)
 q_04 = np.clip(np.round(x / s) - z, -128, 127).astype(int)      # 04PTQ: − z, same number z
 print(f"range [-1, 3] in int8: scale {s:.6f}, zero point {z}")
 print("x                     ", x)
 print("02Quant codes         ", q_02, "  back:", np.round(compress.dequantize(q_02, s, z), 4))
 print("04PTQ codes           ", q_04, "  back with s(q - z):", np.round(s * (q_04 - z), 4))
 print(f"the mix is off by 2·z·s = {2 * z * s:.4f}; 04PTQ's z is aisys's -z:",
-      np.array_equal(q_04, compress.quantize_tensor(x, s, -z)))"""),
+      np.array_equal(q_04, np.clip(np.round(x / s) + (-z), -128, 127).astype(int)))"""),
     (MD, """\
 ### Exercise 9.1 — quantize with the stated convention
 

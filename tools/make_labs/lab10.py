@@ -114,6 +114,10 @@ yours = Schedule.from_chunk_steps("allreduce", ring_allreduce_steps(8), p=8, n=(
 rep = simulate(yours, topology="dgx_a100")
 print(rep.summary())
 print(f"each GPU sent {format_bytes(rep.bytes_sent[0])} = 2(p-1)/p x 256 MiB = {2 * 7 / 8 * 256:.0f} MiB")"""),
+    (EXERCISE_DEPENDENT, """\
+# NBVAL_IGNORE_OUTPUT
+# your schedule on 4 ranks, one chunk each: step through it and watch the sums build up, then spread
+CollectiveAnimator(Schedule.from_chunk_steps("allreduce", ring_allreduce_steps(4), p=4, n=4))"""),
     (MD, """\
 **Bus bandwidth.** The all-reduce moved 256 MiB per GPU in the time above: that is its *algorithm bandwidth*
 (vector size ÷ time). But each GPU actually pushed 2(p−1)/p of it through its link, so nccl-tests reports the

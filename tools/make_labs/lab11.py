@@ -74,6 +74,7 @@ def make_mlp():
 
 x_all, y_all = aisys.models.datasets.digits_arrays("train")
 x_all, y_all = x_all[:64].reshape(64, -1).astype(np.float64), y_all[:64]
+print(f"a batch of {len(x_all)} images of {x_all.shape[1]} pixels")
 
 def train(comm, steps=3, overlap=True):
     k = len(x_all) // comm.size
@@ -256,6 +257,9 @@ check("11.3", one_f_one_b)"""),
     (EXERCISE_DEPENDENT, """\
 mine = simulate_pipeline(4, 8, order=[one_f_one_b(4, 8, s) for s in range(4)])
 print(mine.summary())"""),
+    (EXERCISE_DEPENDENT, """\
+# NBVAL_IGNORE_OUTPUT
+TimelineView({"your 1F1B order, 4 stages, m = 8": mine})"""),
     (MD, """\
 **Watch the bubble shrink**: a 4-stage 1F1B pipeline, backward twice as long as forward. Drag the slider to add
 micro-batches: the grey gaps at the start and the end stay the same size while the useful work grows."""),

@@ -208,6 +208,16 @@ for what, batch, new, past in [("prefill 64 tokens", 1, 64, 0), ("prefill 512 to
                                ("decode, batch 256", 256, 1, 256)]:
     f, b = step_flops_bytes(dims, batch, new, past)
     print(f"{what:<20} {f / b:8.2f} FLOP/B  ->  {'compute' if f / b > ridge else 'memory'}-bound")"""),
+    (EXERCISE_DEPENDENT, """\
+# NBVAL_IGNORE_OUTPUT
+# the same steps under davinci's roof, each at the intensity your step_flops_bytes gives it
+from aisys.chip import roofline_point
+from widgets.chip import RooflinePlot
+your_points = [roofline_point(what, *step_flops_bytes(dims, batch, new, past), "davinci")
+               for what, batch, new, past in [("prefill 64", 1, 64, 0), ("prefill 512", 1, 512, 0),
+                                              ("decode b=1", 1, 1, 256), ("decode b=16", 16, 1, 256),
+                                              ("decode b=256", 256, 1, 256)]]
+RooflinePlot(your_points, "davinci")"""),
     (MD, """\
 Batching decode raises the intensity only while the weights dominate the bytes: each sequence also reads its
 own KV cache, which no other sequence shares. Here are the two phases under davinci's roof — two prompt
@@ -224,14 +234,14 @@ print(roof.summary())"""),
     (MD, """\
 On this CPU the same two phases, measured (one thread; the roof is this machine's own matmul rate and copy
 bandwidth, measured too, so the numbers change from machine to machine):"""),
-    (CODE, """\
+    (EXERCISE_DEPENDENT, """\
 # NBVAL_IGNORE_OUTPUT
 cpu = inference.cpu_roof()
 print(cpu.summary())
 lab_dims = inference.ModelDims.of(model)
 for what, batch, new, past in [("prefill 96 tokens", 1, 96, 0), ("decode, batch 1", 1, 1, 96), ("decode, batch 16", 16, 1, 96)]:
     seconds = inference.measure_phase(model, batch, new, past)
-    f, b = inference.step_flops_bytes(lab_dims, batch, new, past, 4)
+    f, b = step_flops_bytes(lab_dims, batch, new, past, 4)
     pt = cpu.point(what, f, b, seconds)
     print(f"{what:<18} {pt.intensity:7.2f} FLOP/B, {pt.bound}-bound: attainable {pt.attainable_ops_per_s / 1e9:6.2f} "
           f"GFLOP/s, achieved {pt.achieved_ops_per_s / 1e9:6.2f} GFLOP/s ({batch * new / seconds:,.0f} tokens/s)")"""),

@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "labs" / "13_cluster.ipynb"
 
 
+def _a100_only_gb() -> float:
+    """The memory of the model that fits only the A100 (the text names it)."""
+    import aisys.cluster as cl
+    v100 = cl.Cluster.preset("two_racks_v100_a100").gpu_type("V100")
+    return next(m.mem_gb for m in cl.MODELS.values() if m.mem_gb > v100.mem_gb)
+
+
+# Quantities the text states that no cell prints (tests/labs/test_lab_content.py checks them).
+QUOTED = {"36 GB": _a100_only_gb,
+          "40 %": "a setting of this lab, not a result: busy=0.4 in the PlacementView cell that follows"}
+
+
 CELLS: list[tuple[str, str]] = [
     (MD, """\
 # Lab 13 — Cluster scheduling and multi-tenancy (集群调度与多租户)

@@ -1,38 +1,48 @@
 """Checks for lab 04 — graph optimization passes and model conversion.
 
 4.1 ``fold_constants(rw, max_elements=65536, fold_params=False)``: a constant-folding pass written
-    with the Rewriter. Run with DCE after it on the lab's golden graph it must leave exactly 3 op
-    nodes; it must keep values on 15 random graphs, respect the size cap, leave impure ops and
-    parameters alone, and fold whole constant chains in one sweep.
-4.2 ``cse(rw)``: value numbering with the lecture's hash table keyed by (op, inputs, attrs). Duplicates
-    must go (golden count), the result must not depend on the order of the nodes, dropout must never
-    be merged, and array-valued attrs must be compared by value (two 2000-element index arrays that
-    print the same but differ in the middle are different keys).
+    with the Rewriter. Run with DCE after it on the lab's golden graph it must leave exactly the golden
+    op counts; it must keep values on 15 random graphs, respect the size cap, leave impure ops and
+    parameters alone (unless ``fold_params=True``), and fold whole constant chains in one sweep.
+4.2 ``cse(rw)``: value numbering with the lecture's hash table keyed by (op, inputs, attrs). Equal
+    constants are one value (keyed by dtype, shape and bytes), different ones never are; ``sub(a, b)``
+    is not ``sub(b, a)``; duplicates must go (golden count), the result must not depend on the order of
+    the nodes, dropout must never be merged, and array-valued attrs must be compared by value (two
+    2000-element index arrays that print the same but differ in the middle are different keys).
 4.3 ``fold_conv_bn_weights(weight, bias, gamma, beta, mean, var, eps) -> (W′, b′)``: plugged into the
     folding pass, the folded conv must match conv → batch_norm to 1e-5 on seeded blocks (with and
-    without conv bias, grouped, strided). The course's snippet (γ and β swapped, conv bias dropped)
-    fails this check.
+    without conv bias, grouped, strided). The learner derives W′ and b′; the course's snippet (γ and β
+    swapped, conv bias dropped) fails this check.
 4.4 ``gemm_to_registry(g, a, b, c=None, alpha=1.0, beta=1.0, trans_a=0, trans_b=0) -> node id``: ONNX Gemm
     written with registry ops on a Graph. Checked against an ONNX oracle (onnxruntime when installed,
     else onnx's own ``onnx.reference.ReferenceEvaluator``) on golden and random shapes and attributes,
     with every broadcastable shape of C; a multiply by exactly 1 must not be emitted.
+
+Each check lists plausible mistakes (the ``_…`` functions) that it must reject, with the words its report
+shows for each.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from aisys.labkit import Checker, register
+from aisys.labkit import Checker, Mistake, register
+from aisys.labkit.learner import call as _call
 
 CONV = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
 
 
 def _run(fn, graph, **options):
-    """Run the learner's pass through the pass manager; (PassResult, None) or (None, problem text)."""
-    from aisys.compiler import Pass, run_pass
+    """Run the learner's pass through the pass manager; (PassResult, None) or (None, problem text).
+
+    A pass that breaks the graph (the verifier refuses it) is reported with what the verifier said, so
+    the learner reads which node came out wrong rather than a traceback from the pass manager."""
+    from aisys.compiler import Pass, PassError, run_pass
     try:
         return run_pass(Pass(fn, name=getattr(fn, "__name__", "pass"), options=options), graph), None
     except NotImplementedError:
         raise
+    except PassError as exc:
+        return None, f"the pass produced an invalid graph: {exc}"
     except Exception as exc:
         return None, f"raised {type(exc).__name__}: {exc}"
 
@@ -83,10 +93,11 @@ GOLDEN_FOLD_OPS = {"add": 1, "dropout": 1, "mul": 3, "neg": 1}
 
 @register("4.1", title="Constant folding (then DCE)", lab="04_graph_passes",
           reference="aisys.compiler.passes.fold_constants:fold_constants",
-          bad=["aisys.labkit.checks.lab04:_fold_outputs_first",
-               "aisys.labkit.checks.lab04:_fold_ignores_cap",
-               "aisys.labkit.checks.lab04:_fold_impure_too",
-               "aisys.labkit.checks.lab04:_fold_params_too"])
+          bad=[Mistake("aisys.labkit.checks.lab04:_fold_outputs_first", says="topological order"),
+               Mistake("aisys.labkit.checks.lab04:_fold_ignores_cap", says="node.numel > max_elements"),
+               Mistake("aisys.labkit.checks.lab04:_fold_impure_too", says="its mask is drawn at run time"),
+               Mistake("aisys.labkit.checks.lab04:_fold_params_too", says="training updates parameters"),
+               Mistake("aisys.labkit.checks.lab04:_fold_ignores_fold_params", says="fold_params=True")])
 def _check_4_1(fn, c: Checker):
     from aisys.compiler import dce, run_pass
     from aisys.compiler.testing import random_graph
@@ -99,14 +110,6 @@ def _check_4_1(fn, c: Checker):
     c.true(res.changed and res.rewrites, what="the pass records its rewrites",
            expected="at least one rewrite in the pass log", got=f"{len(res.rewrites)} rewrites",
            hint="replace each folded node with rw.replace(node.id, const.id, rule='fold_constants')")
-    after = run_pass(dce, res.graph).graph
-    c.equal(after.count_ops(), GOLDEN_FOLD_OPS,
-            what="golden graph: op counts after fold_constants then DCE",
-            hint="(2·3)−4 is a chain: visit nodes in topological order (graph.nodes is in that order) so a "
-                 "folded result is a constant by the time its user is visited; neg(bias) folds too")
-    c.true(_values_equal(g, after), what="golden graph: same outputs as before folding (random inputs)",
-           expected="equal outputs", got="different outputs",
-           hint="evaluate a node with aisys.framework.graph.evaluate_node(node, [input values])")
     exp_node = next(n for n in g.nodes.values() if n.op == "exp")
     c.true(exp_node.id in res.graph.nodes, what="exp of a 300×300 constant (90 000 elements) is not folded",
            expected="kept (over max_elements=65536)", got="folded into a 90 000-element constant",
@@ -119,10 +122,25 @@ def _check_4_1(fn, c: Checker):
     c.true(pn.id in res.graph.nodes, what="neg(param) is not folded: parameters are not constants",
            expected="kept", got="folded",
            hint="only const nodes are constants (unless fold_params=True): training updates parameters")
+    after = run_pass(dce, res.graph).graph
+    c.equal(after.count_ops(), GOLDEN_FOLD_OPS,
+            what="golden graph: op counts after fold_constants then DCE",
+            hint="(2·3)−4 is a chain: visit nodes in topological order (graph.nodes is in that order) so a "
+                 "folded result is a constant by the time its user is visited; neg(bias) folds too")
+    c.true(_values_equal(g, after), what="golden graph: same outputs as before folding (random inputs)",
+           expected="equal outputs", got="different outputs",
+           hint="evaluate a node with aisys.framework.graph.evaluate_node(node, [input values])")
     res_cap, _ = _run(fn, g, max_elements=4)
     c.true(res_cap is not None and res_cap.graph.count_ops().get("neg", 0) == 2,
            what="with max_elements=4, neg(bias) (8 elements) stays", expected="2 neg nodes left",
            got=res_cap and res_cap.graph.count_ops(), hint="compare node.numel with the max_elements argument")
+    res_params, problem = _run(fn, g, fold_params=True)
+    folded = run_pass(dce, res_params.graph).graph if res_params is not None else None
+    c.equal(folded.count_ops() if folded is not None else problem, {"add": 1, "dropout": 1, "mul": 3},
+            what="with fold_params=True (an inference graph whose weights are frozen), neg(p) folds too",
+            hint="fold_params=True makes param nodes count as constants (their value is node.value)")
+    c.true(_values_equal(g, folded), what="fold_params=True keeps the outputs", expected="equal outputs",
+           got="different outputs")
     for seed in range(15):
         rg = random_graph(seed)
         r, problem = _run(fn, rg)
@@ -165,6 +183,12 @@ def _fold_with(ignore_cap=False, impure=False, params=False):
             c = rw.add_const(evaluate_node(n, [x.value for x in ins]))
             rw.replace(n.id, c.id, rule="fold_constants")
     return fold
+
+
+def _fold_ignores_fold_params(rw, max_elements=65536, fold_params=False):
+    """Mistake: the fold_params switch is accepted but never read."""
+    from aisys.compiler.passes.fold_constants import fold_constants
+    fold_constants(rw, max_elements=max_elements, fold_params=False)
 
 
 _fold_ignores_cap = _fold_with(ignore_cap=True)
@@ -222,18 +246,62 @@ def _reordered(g, seed):
     return h
 
 
+def constants_and_order_graph():
+    """Equal constants (2.0 twice) and a different one (3.0); sub(x, e) next to sub(e, x)."""
+    from aisys.framework.graph import Graph
+    g = Graph("cse_constants")
+    x = g.add_input("x", (3, 5))
+    two_a, two_b, three = (g.add_const(np.float32(v)).id for v in (2.0, 2.0, 3.0))
+    m1 = g.add("mul", (x.id, two_a)).id
+    m2 = g.add("mul", (x.id, two_b)).id           # the same value as m1: merges once 2.0 is one constant
+    m3 = g.add("mul", (x.id, three)).id           # a different constant: stays
+    e = g.add("exp", (x.id,)).id
+    d1 = g.add("sub", (x.id, e)).id
+    d2 = g.add("sub", (e, x.id)).id               # x − e and e − x: not the same value
+    g.set_outputs([m1, m2, m3, d1, d2])
+    return g
+
+
+def _const_values(graph) -> list:
+    return sorted(float(n.value) for n in graph.nodes.values() if n.op == "const" and n.numel == 1)
+
+
 @register("4.2", title="CSE with a hash table keyed by (op, inputs, attrs)", lab="04_graph_passes",
           reference="aisys.compiler.passes.cse:cse",
-          bad=["aisys.labkit.checks.lab04:_cse_ignores_attrs",
-               "aisys.labkit.checks.lab04:_cse_merges_impure",
-               "aisys.labkit.checks.lab04:_cse_attrs_by_repr"])
+          bad=[Mistake("aisys.labkit.checks.lab04:_cse_ignores_attrs", says="sum over dim 0 and dim 1 differ"),
+               Mistake("aisys.labkit.checks.lab04:_cse_merges_impure", says="the two dropouts stay"),
+               Mistake("aisys.labkit.checks.lab04:_cse_attrs_by_repr", says="compared by their values"),
+               Mistake("aisys.labkit.checks.lab04:_cse_sorts_every_input_list", says="only commutative ops"),
+               Mistake("aisys.labkit.checks.lab04:_cse_constants_by_node", says="keyed by their value"),
+               Mistake("aisys.labkit.checks.lab04:_cse_never_merges_constants", says="equal constants are one value")])
 def _check_4_2(fn, c: Checker):
     from aisys.compiler.testing import random_graph
+
+    small = constants_and_order_graph()
+    res, problem = _run(fn, small)
+    if problem is not None:
+        c.fail("cse on x·2, x·2, x·3, x − exp(x), exp(x) − x", expected="a valid graph", got=problem,
+               hint="constants are keyed by their value (dtype, shape, bytes): a const node has no inputs or "
+                    "attrs, so (op, inputs, attrs) alone would make 2.0 and 3.0 the same key")
+    c.equal(_const_values(res.graph), [2.0, 3.0],
+            what="the constants 2.0, 2.0 and 3.0 become one 2.0 and one 3.0",
+            hint="constants are keyed by their value (dtype, shape, bytes): equal constants are one value, "
+                 "different ones never are")
+    c.equal(res.graph.count_ops().get("mul", 0), 2, what="x·2 twice → one mul; x·3 stays",
+            hint="equal constants are one value: once the two 2.0 nodes are one, the two muls have the same key")
+    c.equal(res.graph.count_ops().get("sub", 0), 2, what="x − exp(x) and exp(x) − x both stay",
+            hint="only commutative ops (add, mul, maximum, minimum, eq, ne) may have their inputs sorted: "
+                 "x − e and e − x are different values")
+    c.true(_values_equal(small, res.graph), what="same outputs after CSE", expected="equal outputs",
+           got="different outputs")
 
     g = golden_cse_graph()
     res, problem = _run(fn, g)
     c.true(problem is None, what="cse(rw) runs through the pass manager and the verifier accepts the result",
-           expected="a valid graph", got=problem, hint="merge with rw.replace(later.id, first.id, rule='cse')")
+           expected="a valid graph", got=problem,
+           hint="merge with rw.replace(later.id, first.id, rule='cse'); a merge that changes a value's type "
+                "merged two nodes that differ in their attrs: the sum over dim 0 and dim 1 differ, so attrs are "
+                "part of the key")
     c.equal(res.graph.count_ops(), GOLDEN_CSE_OPS, what="golden graph: op counts after CSE",
             hint="exp(x) twice → one; then mul(exp, x) twice → one (visit in topological order); sum over dim 0 "
                  "and dim 1 differ; the two dropouts stay; the index arrays are compared by their values")
@@ -260,19 +328,27 @@ def _freeze_repr(v):
     return repr(v)
 
 
-def _cse_with(key_attrs=True, impure=False, attr_key=None):
+def _cse_with(key_attrs=True, impure=False, attr_key=None, sort_all=False, consts="value"):
+    """A learner-shaped CSE; the switches turn on one mistake each."""
     def cse(rw):
-        from aisys.compiler.passes.cse import freeze
+        from aisys.compiler.passes.cse import COMMUTATIVE, freeze
         from aisys.framework.registry import get as get_op
         g = rw.graph
         table = {}
         for n in list(g.nodes.values()):
-            if n.id not in g.nodes or n.is_leaf:
+            if n.id not in g.nodes or n.op in ("input", "param"):
                 continue
-            if not impure and not get_op(n.op).pure:
-                continue
-            attrs = (attr_key or freeze)(n.attrs) if key_attrs else ()
-            key = (n.op, tuple(n.inputs), attrs)
+            if n.op == "const":
+                if consts == "skip":
+                    continue
+                key = ("const",) if consts == "node" else ("const", n.dtype.name, tuple(n.shape),
+                                                          np.ascontiguousarray(n.value).tobytes())
+            else:
+                if not impure and not get_op(n.op).pure:
+                    continue
+                attrs = (attr_key or freeze)(n.attrs) if key_attrs else ()
+                inputs = tuple(sorted(n.inputs)) if sort_all or n.op in COMMUTATIVE else tuple(n.inputs)
+                key = (n.op, inputs, attrs)
             if key in table:
                 rw.replace(n.id, table[key], rule="cse")
             else:
@@ -283,6 +359,9 @@ def _cse_with(key_attrs=True, impure=False, attr_key=None):
 _cse_ignores_attrs = _cse_with(key_attrs=False)
 _cse_merges_impure = _cse_with(impure=True)
 _cse_attrs_by_repr = _cse_with(attr_key=_freeze_repr)
+_cse_sorts_every_input_list = _cse_with(sort_all=True)      # merges x − e with e − x
+_cse_constants_by_node = _cse_with(consts="node")           # every const has the key ("const",): 2.0 == 3.0
+_cse_never_merges_constants = _cse_with(consts="skip")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,11 +386,22 @@ def conv_bn_graph(seed: int, bias: bool = True, groups: int = 1, stride: int = 1
     return g
 
 
-@register("4.3", title="fold_conv_bn: W′ = γW/√(σ²+ε), b′ = γ(b−μ)/√(σ²+ε)+β", lab="04_graph_passes",
+_SCALE_HINT = ("in eval mode batch norm is one scale and one shift per output channel; the scale is γ (γ is "
+               "bn.weight) over that channel's standard deviation √(σ²+ε), and it multiplies the whole filter of "
+               "that output channel (axis 0 of W: weight * scale.reshape(-1, 1, 1, 1))")
+_SHIFT_HINT = ("b′ must make conv(x, W′, b′) equal batch_norm(conv(x, W, b)) for every x: substitute the conv's "
+               "output, its bias b included (b = 0 when the conv has none), into batch norm and collect what does "
+               "not depend on x; β is bn.bias and γ is bn.weight")
+
+
+@register("4.3", title="Fold BatchNorm into the convolution's weights and bias", lab="04_graph_passes",
           reference="aisys.compiler.passes.conv_bn:fold_conv_bn_weights",
-          bad=["aisys.labkit.checks.lab04:course_snippet_fold",
-               "aisys.labkit.checks.lab04:_fold_drops_conv_bias",
-               "aisys.labkit.checks.lab04:_fold_forgets_sqrt"])
+          bad=[Mistake("aisys.labkit.checks.lab04:course_snippet_fold", says="γ is bn.weight"),
+               Mistake("aisys.labkit.checks.lab04:_fold_drops_conv_bias", says="its bias b included"),
+               Mistake("aisys.labkit.checks.lab04:_fold_forgets_sqrt", says="standard deviation √(σ²+ε)"),
+               Mistake("aisys.labkit.checks.lab04:_fold_forgets_eps", says="standard deviation √(σ²+ε)"),
+               Mistake("aisys.labkit.checks.lab04:_fold_scales_input_channels", says="axis 0 of W"),
+               Mistake("aisys.labkit.checks.lab04:_fold_returns_float64", says="keeps the weight's dtype")])
 def _check_4_3(fn, c: Checker):
     from aisys.compiler import make_fold_conv_bn, run_pass
     from aisys.compiler.testing import random_inputs
@@ -327,12 +417,18 @@ def _check_4_3(fn, c: Checker):
         raise
     except Exception as exc:
         c.fail("2-channel example runs", expected="(W′, b′)", got=f"raised {type(exc).__name__}: {exc}")
-    c.close(wf.reshape(-1), [1.0, 1.0], what="2-channel example: W′ (γ/√(σ²+ε) = 2/√4 = 1 and 3/√9 = 1)",
-            rtol=1e-6, hint="scale each output channel's filter by γ/√(σ²+ε): weight * scale.reshape(-1, 1, 1, 1)")
-    c.close(bf, [0.5, 1.5], what="2-channel example: b′ = γ(b−μ)/√(σ²+ε)+β keeps the conv bias b = [1, 2]",
-            rtol=1e-6, hint="β is bn.bias and γ is bn.weight; the conv's own bias b must stay in the formula")
-    c.equal(str(wf.dtype), "float32", what="W′ keeps the weight's dtype (float32)",
-            hint="compute in float64 if you like, then .astype(weight.dtype)")
+    c.close(wf.reshape(-1), [1.0, 1.0], what="2-channel example: W′ (σ² + ε = 4 and 9, γ = 2 and 3)",
+            rtol=1e-6, hint=_SCALE_HINT)
+    c.close(bf, [0.5, 1.5], what="2-channel example: b′, with the conv bias b = [1, 2]", rtol=1e-6, hint=_SHIFT_HINT)
+    c.equal((str(wf.dtype), str(bf.dtype)), ("float32", "float32"), what="W′ and b′ keep the weight's dtype (float32)",
+            hint="compute in float64 if you like, then .astype(weight.dtype): the folded conv keeps the weight's dtype")
+    w2 = np.full((3, 2, 1, 1), 2.0, np.float32)
+    got, error = _call(fn, w2, None, np.array([1.0, 2.0, 4.0], np.float32), np.zeros(3, np.float32),
+                       np.zeros(3, np.float32), np.array([0.0, 0.0, 0.0], np.float32), 0.25)
+    c.close(np.asarray(got[0]).reshape(3, 2)[:, 0] if error is None else error, [4.0, 8.0, 16.0],
+            what="σ² = 0 with ε = 0.25: every channel is divided by √(0 + 0.25) = 0.5 (3 output × 2 input channels)",
+            rtol=1e-6, hint="ε is what keeps a channel with zero variance finite: divide by √(σ² + ε, not σ² alone); "
+                            + _SCALE_HINT)
     passed = make_fold_conv_bn(fn)
     cases = [(s, bias, groups, stride) for s, (bias, groups, stride) in enumerate(
         [(True, 1, 1), (False, 1, 1), (True, 2, 1), (True, 1, 2), (False, 4, 1), (True, 4, 2)])]
@@ -352,7 +448,7 @@ def _check_4_3(fn, c: Checker):
                what=f"block {seed} (conv bias={bias}, groups={groups}, stride={stride}): folded conv matches "
                     f"conv → batch_norm to 1e-5",
                expected="max |error| ≤ 1e-5", got=f"max |error| = {err:.3g}",
-               hint="W′ = γW/√(σ²+ε), b′ = γ(b−μ)/√(σ²+ε)+β, with b = 0 when the conv has no bias")
+               hint=_SCALE_HINT + "; " + _SHIFT_HINT)
 
 
 def course_snippet_fold(weight, bias, gamma, beta, mean, var, eps):
@@ -368,6 +464,30 @@ def course_snippet_fold(weight, bias, gamma, beta, mean, var, eps):
 def _fold_drops_conv_bias(weight, bias, gamma, beta, mean, var, eps):
     scale = gamma / np.sqrt(var + eps)
     return (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype), (beta - mean * scale).astype(weight.dtype)
+
+
+def _fold_forgets_eps(weight, bias, gamma, beta, mean, var, eps):
+    """Mistake: divides by √σ² (ε dropped): infinite for a channel with zero variance."""
+    b = np.zeros(weight.shape[0]) if bias is None else bias
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = gamma / np.sqrt(var)
+    return (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype), ((b - mean) * scale + beta).astype(weight.dtype)
+
+
+def _fold_scales_input_channels(weight, bias, gamma, beta, mean, var, eps):
+    """Mistake: the per-channel scale applied along axis 1 (input channels) of W."""
+    b = np.zeros(weight.shape[0]) if bias is None else bias
+    scale = gamma / np.sqrt(var + eps)
+    cin = weight.shape[1]
+    s_in = np.resize(scale, cin).reshape(1, -1, 1, 1)
+    return (weight * s_in).astype(weight.dtype), ((b - mean) * scale + beta).astype(weight.dtype)
+
+
+def _fold_returns_float64(weight, bias, gamma, beta, mean, var, eps):
+    """Mistake: computes in float64 and returns it, so the folded conv changes the graph's dtype."""
+    b = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+    return weight * scale.reshape(-1, 1, 1, 1), (b - mean) * scale + beta
 
 
 def _fold_forgets_sqrt(weight, bias, gamma, beta, mean, var, eps):
@@ -475,12 +595,12 @@ _GEMM_HINT = ("Y = alpha·A'·B' + beta·C: A' = Aᵀ when trans_a (a permute wi
 
 @register("4.4", title="ONNX Gemm on registry ops: alpha·A'B' + beta·C", lab="04_graph_passes",
           reference="aisys.frontend.onnx.importer:gemm_ops",
-          bad=["aisys.labkit.checks.lab04:_gemm_ignores_trans_b",
-               "aisys.labkit.checks.lab04:_gemm_swaps_trans_flags",
-               "aisys.labkit.checks.lab04:_gemm_alpha_scales_c_too",
-               "aisys.labkit.checks.lab04:_gemm_swaps_alpha_beta",
-               "aisys.labkit.checks.lab04:_gemm_transposes_by_reshape",
-               "aisys.labkit.checks.lab04:_gemm_ignores_beta"])
+          bad=[("aisys.labkit.checks.lab04:_gemm_ignores_trans_b", 'trans_b transposes B'),
+               ("aisys.labkit.checks.lab04:_gemm_swaps_trans_flags", 'trans_a transposes A'),
+               ("aisys.labkit.checks.lab04:_gemm_alpha_scales_c_too", "alpha scales A'·B' only"),
+               ("aisys.labkit.checks.lab04:_gemm_swaps_alpha_beta", 'alpha and beta are swapped'),
+               ("aisys.labkit.checks.lab04:_gemm_transposes_by_reshape", 'is not a transpose'),
+               ("aisys.labkit.checks.lab04:_gemm_ignores_beta", 'add beta·C')])
 def _check_4_4(fn, c: Checker):
     golden = [(2, 3, 4, None, 1.0, 1.0, 0, 0), (2, 3, 4, (4,), 1.0, 1.0, 0, 1), (3, 2, 5, (3, 1), 1.0, 1.0, 1, 0),
               (2, 4, 3, (2, 3), 0.5, 3.0, 1, 1), (3, 3, 2, (), -1.5, 0.25, 0, 1), (2, 5, 3, (1, 3), 2.0, 0.0, 1, 0)]

@@ -24,6 +24,7 @@ from aisys.framework.compress import calibration as _cal
 from aisys.framework.compress import pruning as _pruning
 from aisys.framework.compress import quant as _quant
 from aisys.labkit import Checker, register
+from aisys.labkit.checker import telltale
 from aisys.labkit.learner import call as _call_raw
 
 
@@ -42,13 +43,13 @@ _QHINT = ("q = clamp(round(x / s) + z, qmin, qmax): divide by the scale (s is th
 
 @register("9.1", title="Affine quantization with one stated convention", lab="09_compression",
           reference="aisys.framework.compress.quant:quantize_tensor",
-          bad=["aisys.labkit.checks.lab09:_quantize_minus_zero_point",
-               "aisys.labkit.checks.lab09:_quantize_times_scale",
-               "aisys.labkit.checks.lab09:_quantize_floor",
-               "aisys.labkit.checks.lab09:_quantize_no_clamp",
-               "aisys.labkit.checks.lab09:_quantize_clamp_before_zero_point",
-               "aisys.labkit.checks.lab09:_quantize_int8_range_always",
-               "aisys.labkit.checks.lab09:_quantize_ignores_axis"])
+          bad=[("aisys.labkit.checks.lab09:_quantize_minus_zero_point", 'subtracted the zero point'),
+               ("aisys.labkit.checks.lab09:_quantize_times_scale", 'multiplied by the scale instead of dividing'),
+               ("aisys.labkit.checks.lab09:_quantize_floor", 's·(q − z)'),
+               ("aisys.labkit.checks.lab09:_quantize_no_clamp", 'clamp after adding z'),
+               ("aisys.labkit.checks.lab09:_quantize_clamp_before_zero_point", 'aisys adds it'),
+               ("aisys.labkit.checks.lab09:_quantize_int8_range_always", 'its own code range'),
+               ("aisys.labkit.checks.lab09:_quantize_ignores_axis", 'with axis set')])
 def _check_9_1(fn, c: Checker):
     rng = c.rng
     x = rng.uniform(-1.0, 3.0, 200)
@@ -155,21 +156,20 @@ def _kl_case(c: Checker, fn, x, what: str, bins: int = 2048, levels: int = 128):
     if error:
         c.fail(what, expected=f"{want:.6g} (bin {want / width:.1f})", got=error, hint=_KHINT)
     got = float(got)
-    c.true(abs(got - want) <= 2 * width, what=f"{what}: within ±2 bins of the library's threshold",
+    ok = abs(got - want) <= 2 * width
+    c.true(ok, what=f"{what}: within ±2 bins of the library's threshold",
            expected=f"{want:.6g} = bin {want / width:.1f} of {bins}", got=f"{got:.6g} = bin {got / width:.1f}",
-           hint=_KHINT + ". A threshold at the first candidate means P lost its outliers (add them to bin i−1); "
-                         "in bins rather than x's units, multiply by the bin width; the largest divergence is the "
-                         "worst candidate, not the best")
+           hint=_KHINT if ok else telltale(got, _KL_MISTAKES, _KHINT, args=(x, bins, levels), rtol=0, atol=width))
 
 
 @register("9.2", title="KL (entropy) calibration from the 04PTQ pseudocode", lab="09_compression",
           reference="aisys.framework.compress.calibration:kl_threshold",
-          bad=["aisys.labkit.checks.lab09:_kl_drops_outliers",
-               "aisys.labkit.checks.lab09:_kl_signed_histogram",
-               "aisys.labkit.checks.lab09:_kl_picks_the_largest_divergence",
-               "aisys.labkit.checks.lab09:_kl_returns_bins",
-               "aisys.labkit.checks.lab09:_kl_reversed_divergence",
-               "aisys.labkit.checks.lab09:_kl_ignores_bins_and_levels"])
+          bad=[("aisys.labkit.checks.lab09:_kl_drops_outliers", 'P lost its outliers'),
+               ("aisys.labkit.checks.lab09:_kl_signed_histogram", 'histogram |x| over [0, max|x|]'),
+               ("aisys.labkit.checks.lab09:_kl_picks_the_largest_divergence", 'the largest divergence is the worst candidate'),
+               ("aisys.labkit.checks.lab09:_kl_returns_bins", 'not a threshold in x'),
+               ("aisys.labkit.checks.lab09:_kl_reversed_divergence", 'KL(Q‖P) is a different'),
+               ("aisys.labkit.checks.lab09:_kl_ignores_bins_and_levels", 'use the bins and levels you are given')])
 def _check_9_2(fn, c: Checker):
     x = np.random.default_rng(0).standard_t(1.5, 50_000)
     _kl_case(c, fn, x, "Student t (1.5 degrees of freedom), 50 000 samples, seed 0: ≈0.065·max|x|")
@@ -239,6 +239,22 @@ def _kl_ignores_bins_and_levels(x, bins=2048, levels=128):
     return _cal.kl_threshold(x)
 
 
+_KL_MISTAKES = [
+    (_kl_drops_outliers, "P lost its outliers: P is the first i bins WITH every count beyond them added to bin i−1 "
+                         "(clipping maps them to the largest code), so cutting early costs divergence"),
+    (_kl_signed_histogram, "histogram |x| over [0, max|x|]: a symmetric int8 range needs the magnitude, and a "
+                           "signed histogram puts the threshold's bins in the wrong place"),
+    (_kl_picks_the_largest_divergence, "the largest divergence is the worst candidate, not the best: keep the i "
+                                       "with the smallest KL(P‖Q)"),
+    (_kl_returns_bins, "that is a bin index, not a threshold in x's units: multiply (i + 0.5) by the bin width "
+                       "max|x| / bins"),
+    (_kl_reversed_divergence, "KL(P‖Q) sums P·log(P/Q), with P the clipped reference and Q its quantized version; "
+                              "KL(Q‖P) is a different, asymmetric measure"),
+    (_kl_ignores_bins_and_levels, "use the bins and levels you are given: histogram into `bins` bins and merge into "
+                                  "`levels` groups (the defaults 2048 and 128 are only defaults)"),
+]
+
+
 # ---------------------------------------------------------------------------------------------
 # 9.3 magnitude_mask
 # ---------------------------------------------------------------------------------------------
@@ -256,23 +272,33 @@ def _mask_case(c: Checker, fn, w, sparsity, dim, what):
     c.equal(tuple(got.shape), w.shape, what=f"{what}: the mask has the weight's shape", hint=_PHINT)
     c.true(got.dtype == np.bool_, what=f"{what}: a boolean mask (True = keep)", expected="bool",
            got=str(got.dtype), hint="return a boolean array, True for the weights that stay")
-    c.equal(int((~got).sum()), int((~want).sum()), what=f"{what}: exactly round(sparsity·n) pruned",
-            hint="k = round(sparsity · number of entries), not int(...) (that rounds 0.7 down to 0); for dim=0 "
-                 "count channels and prune whole ones")
-    c.equal(got.tolist(), want.tolist(), what=f"{what}: which ones", hint=_PHINT + ". Rank by |w| (a large "
-            "negative weight matters as much as a large positive one), prune the smallest, keep the rest; a "
-            "channel's size is its L1 norm over all its inputs")
+    pruned, k = int((~got).sum()), int((~want).sum())
+    args = (w, sparsity) if dim is None else (w, sparsity, dim)
+    if dim is not None:
+        count_hint = telltale(pruned, [(lambda *a, m=m: int((~np.asarray(m(*a))).sum()), words)
+                                       for m, words in _MASK_MISTAKES], "dim=0 prunes round(sparsity·C) whole output "
+                              "channels: every entry of each pruned channel", args=args)
+    elif pruned < k:
+        count_hint = "k = round(sparsity · number of entries), not int(...) (that rounds 0.7 down to 0)"
+    else:
+        count_hint = ("prune exactly k: weights tied with the k-th smallest |w| are not all pruned (a threshold test "
+                      "|w| <= t takes every tie); break ties by position, np.argsort(..., kind='stable')")
+    c.equal(pruned, k, what=f"{what}: exactly round(sparsity·n) pruned", hint=count_hint)
+    if got.tolist() != want.tolist():
+        c.equal(got.tolist(), want.tolist(), what=f"{what}: which ones",
+                hint=telltale(got.astype(float), _MASK_MISTAKES, _PHINT, args=args))
+    c.equal(got.tolist(), want.tolist(), what=f"{what}: which ones")
 
 
 @register("9.3", title="Magnitude pruning to an exact sparsity, and what the chip makes of it", lab="09_compression",
           reference="aisys.framework.compress.pruning:magnitude_mask",
-          bad=["aisys.labkit.checks.lab09:_mask_prunes_the_largest",
-               "aisys.labkit.checks.lab09:_mask_signed_values",
-               "aisys.labkit.checks.lab09:_mask_threshold_ties",
-               "aisys.labkit.checks.lab09:_mask_floor_count",
-               "aisys.labkit.checks.lab09:_mask_channels_by_max",
-               "aisys.labkit.checks.lab09:_mask_returns_pruned",
-               "aisys.labkit.checks.lab09:_mask_channels_along_inputs"])
+          bad=[("aisys.labkit.checks.lab09:_mask_prunes_the_largest", 'pruned the largest weights'),
+               ("aisys.labkit.checks.lab09:_mask_signed_values", 'rank by |w|'),
+               ("aisys.labkit.checks.lab09:_mask_threshold_ties", 'tied with the k-th smallest'),
+               ("aisys.labkit.checks.lab09:_mask_floor_count", 'not int(...)'),
+               ("aisys.labkit.checks.lab09:_mask_channels_by_max", 'not its largest weight'),
+               ("aisys.labkit.checks.lab09:_mask_returns_pruned", 'the mask is inverted'),
+               ("aisys.labkit.checks.lab09:_mask_channels_along_inputs", 'not the input channels')])
 def _check_9_3(fn, c: Checker):
     rng = c.rng
     _mask_case(c, fn, np.array([[0.5, -3.0, 0.1], [2.0, -0.2, 1.0]]), 0.5, None, "a 2×3 weight, 50%")
@@ -383,3 +409,15 @@ def _mask_returns_pruned(weight, sparsity, dim=None):
 
 def _mask_channels_along_inputs(weight, sparsity, dim=None):
     return _pruning.magnitude_mask(weight, sparsity, None if dim is None else 1)
+
+
+_MASK_MISTAKES = [
+    (_mask_prunes_the_largest, "that pruned the largest weights: prune the smallest |w| and keep the rest"),
+    (_mask_returns_pruned, "the mask is inverted: True means keep (the weight stays), False means pruned"),
+    (_mask_signed_values, "rank by |w|: a large negative weight matters as much as a large positive one (sorting "
+                          "the signed values prunes the most negative)"),
+    (_mask_channels_by_max, "a channel's size is its L1 norm Σ|w| over all its inputs, not its largest weight: one "
+                            "big weight does not make a channel important"),
+    (_mask_channels_along_inputs, "dim=0 ranks and prunes whole output channels (weight[c] for each c), not the "
+                                  "input channels along dim 1"),
+]

@@ -21,6 +21,7 @@ import tracemalloc
 import numpy as np
 
 from aisys.labkit import Checker, register
+from aisys.labkit.checker import telltale
 from aisys.labkit.learner import call as _call
 
 # ---------------------------------------------------------------------------------------------
@@ -32,12 +33,12 @@ _ITEM = {"float16": 2, "float32": 4}
 
 @register("12.1", title="KV-cache bytes match the measured allocation", lab="12_capstone",
           reference="aisys.inference.kv_cache:kv_cache_bytes",
-          bad=["aisys.labkit.checks.lab12:_kv_keys_only",
-               "aisys.labkit.checks.lab12:_kv_query_heads",
-               "aisys.labkit.checks.lab12:_kv_ignores_batch",
-               "aisys.labkit.checks.lab12:_kv_always_fp16",
-               "aisys.labkit.checks.lab12:_kv_in_bits",
-               "aisys.labkit.checks.lab12:_kv_one_layer"])
+          bad=[("aisys.labkit.checks.lab12:_kv_keys_only", 'a value vector too'),
+               ("aisys.labkit.checks.lab12:_kv_query_heads", 'not the n_head query heads'),
+               ("aisys.labkit.checks.lab12:_kv_ignores_batch", 'its own cache'),
+               ("aisys.labkit.checks.lab12:_kv_always_fp16", 'float32 takes 4'),
+               ("aisys.labkit.checks.lab12:_kv_in_bits", 'bytes, not bits'),
+               ("aisys.labkit.checks.lab12:_kv_one_layer", 'every layer keeps its own')])
 def _check_12_1(fn, c: Checker):
     from aisys.inference import KVCache, KVSpec, measure_allocation
     hint = ("every layer stores a key AND a value vector of head_dim numbers for each of its n_kv_head key/value "
@@ -54,7 +55,7 @@ def _check_12_1(fn, c: Checker):
         got, error = _call(fn, spec, seq, batch, dtype)
         if error:
             c.fail(what, expected=want, got=error, hint=hint)
-        c.equal(got, want, what=what, hint=hint)
+        c.equal(got, want, what=what, hint=telltale(got, _KV_MISTAKES, hint, args=(spec, seq, batch, dtype)))
     for _ in range(4):
         kv = int(c.rng.choice([1, 2, 4]))
         spec = KVSpec(int(c.rng.integers(1, 5)), kv * int(c.rng.choice([1, 2, 4])), kv, int(c.rng.integers(1, 9)) * 8)
@@ -68,7 +69,7 @@ def _check_12_1(fn, c: Checker):
             c.fail(what, expected=cache.nbytes, got=error, hint=hint)
         c.true(isinstance(got, (int, np.integer)) and cache.nbytes <= measured <= cache.nbytes + 4096 and
                got == cache.nbytes, what=what, expected=f"{cache.nbytes:,} B (tracemalloc saw {measured:,} B allocated)",
-               got=f"{got!r}", hint=hint)
+               got=f"{got!r}", hint=telltale(got, _KV_MISTAKES, hint, args=(spec, seq, batch, dtype)))
     del cache
 
 
@@ -96,19 +97,30 @@ def _kv_one_layer(spec, seq_len, batch=1, dtype="float16"):
     return 2 * spec.n_kv_head * spec.head_dim * seq_len * batch * _ITEM[dtype]
 
 
+_KV_MISTAKES = [
+    (_kv_keys_only, "that counts the keys only: every token stores a value vector too (the factor 2)"),
+    (_kv_query_heads, "with grouped-query attention only the n_kv_head key/value heads are cached, not the n_head "
+                      "query heads that share them"),
+    (_kv_ignores_batch, "each of the batch sequences keeps its own cache: multiply by batch"),
+    (_kv_always_fp16, "the element size comes from dtype: float16 takes 2 bytes, float32 takes 4"),
+    (_kv_in_bits, "count bytes, not bits: float16 is 2 bytes per number"),
+    (_kv_one_layer, "every layer keeps its own keys and values: multiply by n_layer"),
+]
+
+
 # ---------------------------------------------------------------------------------------------
 # 12.2 FLOPs and bytes of prefill and decode
 # ---------------------------------------------------------------------------------------------
 
 @register("12.2", title="Prefill vs decode: FLOPs and bytes of one step", lab="12_capstone",
           reference="aisys.inference.roofline:step_flops_bytes",
-          bad=["aisys.labkit.checks.lab12:_step_counts_macs",
-               "aisys.labkit.checks.lab12:_step_weights_per_token",
-               "aisys.labkit.checks.lab12:_step_forgets_kv_read",
-               "aisys.labkit.checks.lab12:_step_forgets_head",
-               "aisys.labkit.checks.lab12:_step_full_rectangle",
-               "aisys.labkit.checks.lab12:_step_ignores_word_size",
-               "aisys.labkit.checks.lab12:_step_kv_query_heads"])
+          bad=[("aisys.labkit.checks.lab12:_step_counts_macs", 'a multiply-accumulate is 2 FLOPs'),
+               ("aisys.labkit.checks.lab12:_step_weights_per_token", 'once per step, shared'),
+               ("aisys.labkit.checks.lab12:_step_forgets_kv_read", 'reads the keys and values of the past'),
+               ("aisys.labkit.checks.lab12:_step_forgets_head", 'vocabulary head'),
+               ("aisys.labkit.checks.lab12:_step_full_rectangle", 'causal mask'),
+               ("aisys.labkit.checks.lab12:_step_ignores_word_size", 'bytes_per_element'),
+               ("aisys.labkit.checks.lab12:_step_kv_query_heads", 'only the n_kv_head')])
 def _check_12_2(fn, c: Checker):
     from aisys.chip import preset
     from aisys.inference import ModelDims
@@ -135,7 +147,8 @@ def _check_12_2(fn, c: Checker):
             c.fail(what, expected=want, got=error, hint=hint)
         c.true(isinstance(got, (tuple, list)) and len(got) == 2, what=f"{what}: returns (flops, bytes)",
                expected="a pair of numbers", got=repr(got)[:120], hint=hint)
-        c.equal((int(got[0]), int(got[1])), want, what=what, hint=hint)
+        c.equal((int(got[0]), int(got[1])), want, what=what,
+                hint=telltale([int(got[0]), int(got[1])], _STEP_MISTAKES, hint, args=args))
     f, b = fn(bench, 1, 1, 16, 2)
     c.true(abs(f / b - 1.0) < 0.02 and f / b < ridge, what="decode at batch 1 in fp16 is ~1 FLOP/B: memory-bound",
            expected=f"~1 FLOP/B, below davinci's ridge {ridge:.0f}", got=f"{f / b:.3f} FLOP/B", hint=hint)
@@ -157,7 +170,8 @@ def _check_12_2(fn, c: Checker):
         got, error = _call(fn, *args)
         if error:
             c.fail(what, expected=want, got=error, hint=hint)
-        c.equal(tuple(int(x) for x in got), want, what=what, hint=hint)
+        c.equal(tuple(int(x) for x in got), want, what=what,
+                hint=telltale([int(x) for x in got], _STEP_MISTAKES, hint, args=args))
 
 
 def _weights(d):
@@ -205,6 +219,23 @@ def _step_ignores_word_size(dims, batch, new_tokens, past, bytes_per_element=2):
 
 def _step_kv_query_heads(dims, batch, new_tokens, past, bytes_per_element=2):
     return _step_parts(dims, batch, new_tokens, past, bytes_per_element, kv_heads=dims.n_head)
+
+
+_STEP_MISTAKES = [
+    (_step_counts_macs, "those are multiply-accumulates: a multiply-accumulate is 2 FLOPs (a multiply and an add), "
+                        "so a weight costs 2 FLOPs per token"),
+    (_step_weights_per_token, "the weights are read once per step, shared by every token of the batch and the "
+                              "prompt: that sharing is why batching and prefill raise the intensity"),
+    (_step_forgets_kv_read, "each step also reads the keys and values of the past tokens from the cache (and "
+                            "writes those of the new ones)"),
+    (_step_forgets_head, "after the layers comes the vocabulary head, a d_model × vocab_size matrix: its weights "
+                         "count in the FLOPs and the bytes"),
+    (_step_full_rectangle, "under the causal mask the i-th new token attends to past + i + 1 keys, not to all "
+                           "past + new: a triangle, not a rectangle"),
+    (_step_ignores_word_size, "weights and KV are bytes_per_element bytes per number (4 in fp32), not always 2"),
+    (_step_kv_query_heads, "the cache holds only the n_kv_head key/value heads (grouped-query attention), not "
+                           "one per query head"),
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,14 +292,14 @@ def _softmax_attention(q, k, v, causal):
 
 @register("12.3", title="Tiled attention with the online softmax", lab="12_capstone",
           reference="aisys.kernels.attention:tiled_attention_reference",
-          bad=["aisys.labkit.checks.lab12:_attn_whole_softmax",
-               "aisys.labkit.checks.lab12:_attn_gathers_then_softmax",
-               "aisys.labkit.checks.lab12:_attn_no_rescale",
-               "aisys.labkit.checks.lab12:_attn_no_rescale_of_sum",
-               "aisys.labkit.checks.lab12:_attn_no_scale",
-               "aisys.labkit.checks.lab12:_attn_causal_top_left",
-               "aisys.labkit.checks.lab12:_attn_drops_last_block",
-               "aisys.labkit.checks.lab12:_attn_no_max"])
+          bad=[("aisys.labkit.checks.lab12:_attn_whole_softmax", 'one block of keys at a time'),
+               ("aisys.labkit.checks.lab12:_attn_gathers_then_softmax", 'never form the L x S score matrix'),
+               ("aisys.labkit.checks.lab12:_attn_no_rescale", 'rescale the accumulated output'),
+               ("aisys.labkit.checks.lab12:_attn_no_rescale_of_sum", 'rescale the running sum l'),
+               ("aisys.labkit.checks.lab12:_attn_no_scale", 'divide the scores by √d'),
+               ("aisys.labkit.checks.lab12:_attn_causal_top_left", 'bottom-right'),
+               ("aisys.labkit.checks.lab12:_attn_drops_last_block", 'last, partial block'),
+               ("aisys.labkit.checks.lab12:_attn_no_max", "subtract the running max")])
 def _check_12_3(fn, c: Checker):
     hint = ("for each block of keys: scores s = q·kᵀ/√d (masked where key j > i + S − L when causal), new max "
             "m' = max(m, max s), rescale l and acc by exp(m − m'), add exp(s − m') and exp(s − m')·v; at the end "
@@ -284,10 +315,18 @@ def _check_12_3(fn, c: Checker):
         kr, vr = BlockReader(k, block, "k"), BlockReader(v, block, "v")
         got, error = _call(fn, q, kr, vr, causal, block)
         if error:
-            c.fail(what, expected="softmax attention, keys read block by block", got=error, hint=hint)
+            c.fail(what, expected="softmax attention, keys read block by block", got=error,
+                   hint=("the kernel holds one block of keys at a time in fast memory: loop over the blocks, "
+                         "k[j:j + block] and v[j:j + block], never the whole k or v. " if "at once" in error or
+                         "main memory" in error else "") + hint)
         want = _softmax_attention(q, k, v, causal)
+        try:
+            known = [(m(q, BlockReader(k, block, "k"), BlockReader(v, block, "v"), causal, block), words)
+                     for m, words in _ATTENTION_MISTAKES]
+        except Exception:
+            known = []
         c.close(np.asarray(got, np.float64) if got is not None else got, want, what=what, rtol=1e-6, atol=1e-8,
-                hint=hint)
+                hint=telltale(got, known, hint, rtol=1e-6, atol=1e-8))
         c.true(kr.bytes_read >= k.nbytes and vr.bytes_read >= v.nbytes,
                what=f"{what}: reads every key it needs", expected="each key and value read at least once",
                got=f"{kr.bytes_read} B of k, {vr.bytes_read} B of v", hint=hint)
@@ -373,3 +412,17 @@ def _attn_drops_last_block(q, k, v, causal=False, block=16):
 def _attn_no_max(q, k, v, causal=False, block=16):
     with np.errstate(over="ignore", invalid="ignore"):
         return _online(q, k, v, causal, block, use_max=False)
+
+
+_ATTENTION_MISTAKES = [
+    (_attn_no_rescale, "when a block raises the running max m to m', rescale the accumulated output acc by "
+                       "exp(m − m') before adding the block's exp(s − m')·v: its terms were weighted with the old max"),
+    (_attn_no_rescale_of_sum, "when the running max grows, rescale the running sum l by exp(m − m') as well as acc: "
+                              "both were accumulated with the old max"),
+    (_attn_no_scale, "divide the scores by √d (s = q·kᵀ/√d), as softmax attention does"),
+    (_attn_causal_top_left, "with fewer queries than keys (L < S) the queries are the LAST L positions: query i "
+                            "sees keys j ≤ i + S − L (the mask is aligned bottom-right, not top-left)"),
+    (_attn_drops_last_block, "S need not be a multiple of block: the last, partial block k[j:S] holds keys too"),
+    (_attn_no_max, "exp of large scores overflows: subtract the running max (exp(s − m')) and rescale by "
+                   "exp(m − m') when it grows"),
+]

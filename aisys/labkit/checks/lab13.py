@@ -58,8 +58,10 @@ BACKFILL_CASES = [
     (2.0, 2, [(100.0, 2)], [Queued("G", 4, 50), Queued("S", 1, 10), Queued("L", 1, 200)], ["S"],
      "the lab's gang G waits for the 2 GPUs that free at t=100: S (ends at 12) jumps ahead, L (ends at 202) "
      "would delay G",
-     "the head gets a reservation at the shadow time (t=100 here); a later job may start only if it ends by "
-     "then or uses GPUs the head will not need"),
+     lambda got: ("that is plain FIFO, which stops at the head: backfilling lets S start now, as it ends (t=12) "
+                  "before the head's reservation at the shadow time (t=100)" if "S" not in got else
+                  "L ends at t=202, after G's reservation at the shadow time (t=100), on a GPU G needs: a later job "
+                  "may start only if it ends by then or uses GPUs the head will not need")),
     (0.0, 3, [(100.0, 4)], [Queued("G", 5, 50), Queued("A", 1, 500), Queued("B", 1, 500), Queued("C", 1, 500)],
      ["A", "B"], "at the shadow time 7 GPUs are free and G needs 5: 2 extra GPUs, so A and B may run long, C not",
      "long jobs may use only the *extra* GPUs (free at the shadow time beyond the head's need), and each one "
@@ -79,12 +81,12 @@ BACKFILL_CASES = [
 
 @register("13.1", title="EASY backfilling's reservation rule", lab="13_cluster",
           reference="aisys.cluster.policies:easy_backfill",
-          bad=["aisys.labkit.checks.lab13:_backfill_none",
-               "aisys.labkit.checks.lab13:_backfill_no_reservation",
-               "aisys.labkit.checks.lab13:_backfill_extra_not_used_up",
-               "aisys.labkit.checks.lab13:_backfill_strictly_before_shadow",
-               "aisys.labkit.checks.lab13:_backfill_true_duration",
-               "aisys.labkit.checks.lab13:_backfill_forgets_started"])
+          bad=[("aisys.labkit.checks.lab13:_backfill_none", 'plain FIFO'),
+               ("aisys.labkit.checks.lab13:_backfill_no_reservation", 'a later job may start only if'),
+               ("aisys.labkit.checks.lab13:_backfill_extra_not_used_up", 'each one uses them up'),
+               ("aisys.labkit.checks.lab13:_backfill_strictly_before_shadow", 'now + estimate <= shadow'),
+               ("aisys.labkit.checks.lab13:_backfill_true_duration", "only the user's estimate"),
+               ("aisys.labkit.checks.lab13:_backfill_forgets_started", 'jobs started at the head')])
 def _check_13_1(fn, c: Checker):
     from hypothesis import given, strategies as st
 
@@ -93,8 +95,9 @@ def _check_13_1(fn, c: Checker):
 
     for now, free, running, queue, expected, what, hint in BACKFILL_CASES:
         got, error = _call(fn, now, free, list(running), list(queue))
-        c.equal(_names(got) if error is None else error, expected,
-                what=f"{what}  [now={now:g}, free={free}, running={running}, queue={queue}]", hint=hint)
+        named = _names(got) if error is None else error
+        c.equal(named, expected, what=f"{what}  [now={now:g}, free={free}, running={running}, queue={queue}]",
+                hint=hint(named) if callable(hint) else hint)
 
     jobs = st.builds(lambda i, n, e: Queued(f"J{i}", n, float(e)), st.integers(0, 99), st.integers(1, 8),
                      st.integers(1, 120))
@@ -249,12 +252,12 @@ DRF_CASES = [
 
 @register("13.2", title="DRF: dominant-share allocation", lab="13_cluster",
           reference="aisys.cluster.fairness:drf_allocate",
-          bad=["aisys.labkit.checks.lab13:_drf_gpu_only",
-               "aisys.labkit.checks.lab13:_drf_sum_of_shares",
-               "aisys.labkit.checks.lab13:_drf_raw_amounts",
-               "aisys.labkit.checks.lab13:_drf_round_robin",
-               "aisys.labkit.checks.lab13:_drf_stops_at_first_misfit",
-               "aisys.labkit.checks.lab13:_drf_ignores_weights"])
+          bad=[("aisys.labkit.checks.lab13:_drf_gpu_only", 'LARGEST share'),
+               ("aisys.labkit.checks.lab13:_drf_sum_of_shares", 'progressive filling'),
+               ("aisys.labkit.checks.lab13:_drf_raw_amounts", 'compare dominant shares'),
+               ("aisys.labkit.checks.lab13:_drf_round_robin", 'by its weight'),
+               ("aisys.labkit.checks.lab13:_drf_stops_at_first_misfit", 'skip a tenant whose next task does not fit'),
+               ("aisys.labkit.checks.lab13:_drf_ignores_weights", 'by its weight')])
 def _check_13_2(fn, c: Checker):
     from aisys.cluster.fairness import dominant_share, drf_allocate as reference
 
@@ -372,12 +375,12 @@ def _placement_problem(fn, free, n, cluster):
 
 @register("13.3", title="A placement rule that beats spreading", lab="13_cluster",
           reference="aisys.cluster.placement:topology_aware",
-          bad=["aisys.cluster.placement:spread",
-               "aisys.cluster.placement:pack",
-               "aisys.labkit.checks.lab13:_place_first_fit",
-               "aisys.labkit.checks.lab13:_place_worst_fit",
-               "aisys.labkit.checks.lab13:_place_takes_all_free",
-               "aisys.labkit.checks.lab13:_place_ignores_free_counts"])
+          bad=[("aisys.cluster.placement:spread", 'best fit'),
+               ("aisys.cluster.placement:pack", 'oversubscribed spine'),
+               ("aisys.labkit.checks.lab13:_place_first_fit", 'never split a gang'),
+               ("aisys.labkit.checks.lab13:_place_worst_fit", 'best fit'),
+               ("aisys.labkit.checks.lab13:_place_takes_all_free", 'at most free[node]'),
+               ("aisys.labkit.checks.lab13:_place_ignores_free_counts", 'at most free[node]')])
 def _check_13_3(fn, c: Checker):
     from hypothesis import given, strategies as st
 
