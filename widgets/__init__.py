@@ -29,6 +29,8 @@ _WHERE = {
     "KVCacheView": "inference", "BatchTimeline": "inference", "StackView": "inference",
     # widgets/cluster.py — cluster scheduling
     "ClusterTimeline": "cluster", "PolicyCompare": "cluster", "PlacementView": "cluster",
+    # widgets/loops.py — loop schedules, caches, tuning
+    "LoopNestView": "loops", "CacheHeatmap": "loops", "ScheduleExplorer": "loops", "TuningCurve": "loops",
 }
 
 __all__ = sorted(_WHERE)

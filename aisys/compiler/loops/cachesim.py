@@ -45,6 +45,11 @@ class CacheReport:
     cycles: int
     n: int
     arrays: list
+    served: np.ndarray | None = None        # with run(record=True): per access, the level that served it
+    addresses: np.ndarray | None = None
+    array_ids: np.ndarray | None = None
+    bases: list | None = None
+    sizes: list | None = None
 
     def misses(self, level: int = 0, array: str | None = None) -> int:
         lv = self.levels[level]
@@ -92,10 +97,13 @@ class CacheSim:
         levels, mem = PRESETS[name]
         return cls(levels, mem)
 
-    def run(self, addresses, array_ids=None, names=None) -> CacheReport:
-        """Simulate the stream (byte addresses, or a :class:`Trace` from ``trace_addresses``)."""
-        if hasattr(addresses, "array_ids"):
-            addresses, array_ids, names = addresses.addresses, addresses.array_ids, addresses.names
+    def run(self, addresses, array_ids=None, names=None, record: bool = False) -> CacheReport:
+        """Simulate the stream (byte addresses, or a :class:`Trace` from ``trace_addresses``). ``record``:
+        keep, per access, the level that served it (0 = L1, …, len(levels) = memory) in ``report.served``
+        and the stream in ``report.addresses`` / ``report.array_ids`` (what CacheHeatmap draws)."""
+        trace = addresses if hasattr(addresses, "array_ids") else None
+        if trace is not None:
+            addresses, array_ids, names = trace.addresses, trace.array_ids, trace.names
         addr = np.ascontiguousarray(addresses, dtype=np.int64)
         if addr.ndim != 1:
             raise LoopsError(f"CacheSim.run: addresses must be a 1-D array, got shape {addr.shape}")
@@ -112,20 +120,35 @@ class CacheSim:
         stamps = np.zeros((L, maxsets, maxways), np.int64)
         hits = np.zeros((L, max(n_arr, len(names))), np.int64)
         misses = np.zeros((L, max(n_arr, len(names))), np.int64)
-        _kernel()(addr, ids, geo, tags, stamps, hits, misses)
+        served = np.empty(len(addr) if record else 0, np.int8)
+        _kernel()(addr, ids, geo, tags, stamps, hits, misses, served)
         lat = np.array([lv["latency"] for lv in self.levels], np.int64)
-        served = [hits[i].sum() for i in range(L)]
-        cycles = int(sum(int(s) * int(t) for s, t in zip(served, lat)) + int(misses[-1].sum()) * self.memory_latency)
+        by_level = [hits[i].sum() for i in range(L)]
+        cycles = int(sum(int(s) * int(t) for s, t in zip(by_level, lat)) + int(misses[-1].sum()) * self.memory_latency)
         levels = []
         for i in range(L):
             per = {names[a]: (int(hits[i, a] + misses[i, a]), int(hits[i, a]), int(misses[i, a]))
                    for a in range(len(names)) if hits[i, a] + misses[i, a]}
             levels.append(LevelStats(f"L{i + 1}", int(hits[i].sum() + misses[i].sum()), int(hits[i].sum()),
                                      int(misses[i].sum()), per))
-        return CacheReport(levels, cycles, len(addr), names)
+        rep = CacheReport(levels, cycles, len(addr), names)
+        if record:
+            rep.served, rep.addresses, rep.array_ids = served, addr, ids
+            rep.bases = list(trace.bases) if trace is not None else _bases(addr, ids, len(names))
+            rep.sizes = list(trace.sizes) if trace is not None else None
+        return rep
 
 
 _KERNEL = None
+
+
+def _bases(addr, ids, n):
+    """The lowest address each array was seen at (its base, for element positions)."""
+    out = []
+    for a in range(n):
+        sel = addr[ids == a]
+        out.append(int(sel.min()) if len(sel) else 0)
+    return out
 
 
 def _kernel():
@@ -134,11 +157,14 @@ def _kernel():
         import numba
 
         @numba.njit(cache=True, boundscheck=False)
-        def simulate(addr, ids, geo, tags, stamps, hits, misses):
+        def simulate(addr, ids, geo, tags, stamps, hits, misses, served):
             clock = 0
+            record = served.shape[0] > 0
             for n in range(addr.shape[0]):
                 a = addr[n]
                 arr = ids[n]
+                if record:
+                    served[n] = geo.shape[0]
                 for lv in range(geo.shape[0]):
                     sets, ways, line = geo[lv, 0], geo[lv, 1], geo[lv, 2]
                     block = a // line
@@ -158,6 +184,8 @@ def _kernel():
                     if found >= 0:
                         stamps[lv, s, found] = clock
                         hits[lv, arr] += 1
+                        if record:
+                            served[n] = lv
                         break
                     tags[lv, s, victim] = tag
                     stamps[lv, s, victim] = clock

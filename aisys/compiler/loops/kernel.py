@@ -388,18 +388,27 @@ def trim_loop(code: str, kind: str) -> LoopCode:
 class Trace:
     """The byte addresses a loop nest touches, in order, and which array each access is to."""
 
-    def __init__(self, addresses: np.ndarray, array_ids: np.ndarray, names: list[str], sizes: list[int]):
-        self.addresses, self.array_ids, self.names, self.sizes = addresses, array_ids, names, sizes
+    def __init__(self, addresses: np.ndarray, array_ids: np.ndarray, names: list[str], sizes: list[int],
+                 bases: list[int]):
+        self.addresses, self.array_ids, self.names, self.sizes, self.bases = addresses, array_ids, names, sizes, bases
 
     def __len__(self) -> int:
         return len(self.addresses)
 
 
-def trace_addresses(s, args=None) -> Trace:
-    """The address stream of a schedule's loop nest (numba-compiled trace mode): every load and store of
-    an array or local buffer, in program order; registers make no memory traffic. Arrays are laid out one
-    after another, page-aligned, in parameter order, then local buffers."""
+def trace_addresses(s, args=None, method: str = "auto") -> Trace:
+    """The address stream of a schedule's loop nest: every load and store of an array or local buffer, in
+    program order; registers make no memory traffic. Arrays are laid out one after another, page-aligned,
+    in parameter order, then local buffers. ``method`` "numba" compiles the nest in trace mode (fast for
+    long streams, a compile per schedule); "numpy" evaluates it on index arrays (no compile; memory grows
+    with the stream); "auto" takes numpy below 4e6 loop iterations."""
     f = s if isinstance(s, LoweredFunc) else lower(s, args=args)
+    if method not in ("auto", "numba", "numpy"):
+        raise LoopsError(f"trace_addresses: method must be 'auto', 'numba' or 'numpy', got {method!r}")
+    if method == "auto":
+        method = "numpy" if _iterations(f.body) <= 4_000_000 else "numba"
+    if method == "numpy":
+        return _numpy_trace(f)
     src, em = source(f, trace=True)
     from ...kernels.jit import load_kernel
     fn = load_kernel(src)
@@ -407,4 +416,140 @@ def trace_addresses(s, args=None) -> Trace:
     addr, arr = np.empty(n, np.int64), np.empty(n, np.int16)
     fn(addr, arr, n)
     names = [b.name for b in em.arrays]
-    return Trace(addr, arr, names, [int(np.prod(b.shape)) * b.dtype.itemsize for b in em.arrays])
+    return Trace(addr, arr, names, [int(np.prod(b.shape)) * b.dtype.itemsize for b in em.arrays],
+                 [em.bases[id(b)][0] for b in em.arrays])
+
+
+# ---- address traces without compiling: the nest evaluated on index arrays ----------------------------------
+def _register_buffers(f: LoweredFunc) -> set[int]:
+    """Local buffers the code generator keeps in registers: every index a constant once unrolled/vectorized
+    loops are expanded (their index expressions use only those loops' variables)."""
+    lanes: set = set()
+    for s in walk_stmts(f.body):
+        if isinstance(s, For) and s.kind in ("unrolled", "vectorized"):
+            lanes.add(s.var)
+    local = {id(s.buffer): s.buffer for s in walk_stmts(f.body) if isinstance(s, Allocate)}
+    ok = {k: True for k in local}
+
+    def see(buf, idx):
+        if id(buf) in ok:
+            for i in idx:
+                if any(x.op == "var" and x.value not in lanes for x in walk(i)):
+                    ok[id(buf)] = False
+    for s in walk_stmts(f.body):
+        if isinstance(s, Store):
+            see(s.buffer, s.indices)
+            for n in walk(s.value):
+                if n.op == "load":
+                    see(n.value, n.args)
+    return {k for k, v in ok.items() if v}
+
+
+class _NumpyTracer:
+    """Each statement becomes arrays of shape (loops…, accesses) — addresses, array ids, validity — built by
+    broadcasting over the enclosing loops' index ranges; flattening in C order is program order."""
+
+    def __init__(self, f: LoweredFunc):
+        self.em = _Emitter(f, trace=True)
+        for p in f.params:
+            self.em.base(p)
+        self.register = _register_buffers(f)
+
+    def value(self, n: Node, env, depth):
+        op = n.op
+        if op == "int":
+            return np.int64(n.value)
+        if op == "var":
+            return env[n.value]
+        a = [self.value(x, env, depth) for x in n.args]
+        if op == "add":
+            return a[0] + a[1]
+        if op == "sub":
+            return a[0] - a[1]
+        if op == "mul":
+            return a[0] * a[1]
+        if op == "floordiv":
+            return a[0] // a[1]
+        if op == "mod":
+            return a[0] % a[1]
+        if op == "lt":
+            return a[0] < a[1]
+        raise LoopsError(f"trace: unexpected index expression {n!r}")
+
+    def access(self, buf, idx, env, depth):
+        base, k = self.em.base(buf)
+        strides = np.cumprod((1,) + tuple(reversed(buf.shape[1:])))[::-1]
+        flat = np.int64(0)
+        for i, st in zip(idx, strides):
+            flat = flat + self.value(i, env, depth) * np.int64(st)
+        return base + flat * buf.dtype.itemsize, k
+
+    def gen(self, s, env, depth):
+        """(addresses, ids, valid), each broadcastable to (loop dims…, L)."""
+        if isinstance(s, Seq):
+            parts = [self.gen(x, env, depth) for x in s.stmts]
+            parts = [p for p in parts if p is not None]
+            if not parts:
+                return None
+            shape = np.broadcast_shapes(*[x.shape[:-1] for p in parts for x in p])
+            lens = [max(x.shape[-1] for x in p) for p in parts]
+            return tuple(np.concatenate([np.broadcast_to(p[i], shape + (n,)) for p, n in zip(parts, lens)], axis=-1)
+                         for i in range(3))
+        if isinstance(s, For):
+            ax = np.arange(s.extent, dtype=np.int64).reshape((1,) * depth + (s.extent,))
+            inner = self.gen(s.body, {**{k: v[..., None] for k, v in env.items()}, s.var: ax}, depth + 1)
+            if inner is None:
+                return None
+            shape = np.broadcast_shapes(*[x.shape[:-1] for x in inner], (1,) * depth + (s.extent,))
+            L = max(x.shape[-1] for x in inner)
+            return tuple(np.broadcast_to(x, shape + (L,)).reshape(shape[:-1] + (-1,)) for x in inner)
+        if isinstance(s, Let):
+            return self.gen(s.body, {**env, s.var: self.value(s.value, env, depth)}, depth)
+        if isinstance(s, If):
+            inner = self.gen(s.body, env, depth)
+            if inner is None:
+                return None
+            cond = np.asarray(self.value(s.cond, env, depth))[..., None]
+            return inner[0], inner[1], inner[2] & cond
+        if isinstance(s, Allocate):
+            self.em.base(s.buffer) if id(s.buffer) not in self.register else None
+            return self.gen(s.body, env, depth)
+        if isinstance(s, Store):
+            acc = [(n.value, n.args) for n in _loads_in_order(s.value)] + [(s.buffer, s.indices)]
+            acc = [(b, i) for b, i in acc if id(b) not in self.register]
+            if not acc:
+                return None
+            addrs, ids = [], []
+            for b, i in acc:
+                a, k = self.access(b, i, env, depth)
+                addrs.append(np.asarray(a))
+                ids.append(k)
+            shape = np.broadcast_shapes(*[a.shape for a in addrs], (1,) * depth)
+            addr = np.stack([np.broadcast_to(a, shape) for a in addrs], axis=-1)
+            return addr, np.broadcast_to(np.array(ids, np.int16), addr.shape), np.ones(shape + (len(acc),), bool)
+        raise TypeError(f"trace: unknown statement {s!r}")
+
+
+def _iterations(s) -> int:
+    """Innermost statement executions of a nest (guards ignored)."""
+    if isinstance(s, Seq):
+        return sum(_iterations(x) for x in s.stmts)
+    if isinstance(s, For):
+        return s.extent * _iterations(s.body)
+    if isinstance(s, (Let, If, Allocate)):
+        return _iterations(s.body)
+    return 1
+
+
+def _numpy_trace(f: LoweredFunc) -> Trace:
+    t = _NumpyTracer(f)
+    out = t.gen(f.body, {}, 0)
+    em = t.em
+    if out is None:
+        addr, ids = np.zeros(0, np.int64), np.zeros(0, np.int16)
+    else:
+        valid = out[2].reshape(-1)
+        addr = np.ascontiguousarray(out[0].reshape(-1)[valid], np.int64)
+        ids = np.ascontiguousarray(out[1].reshape(-1)[valid], np.int16)
+    return Trace(addr, ids, [b.name for b in em.arrays], [int(np.prod(b.shape)) * b.dtype.itemsize for b in em.arrays],
+                 [em.bases[id(b)][0] for b in em.arrays])

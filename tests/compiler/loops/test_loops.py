@@ -225,6 +225,18 @@ def test_vectorize_shows_in_the_machine_code_and_naive_stays_scalar():
 
 
 # ---- cache simulator ----------------------------------------------------------------------------------------
+def test_numpy_and_numba_traces_are_the_same_stream():
+    """Two independent ways to enumerate a nest's accesses: compiled trace mode and index arrays."""
+    s = loops.Schedule(_mm(13, 20, 9))
+    s.tile("i", "j", 5, 6)
+    s.fuse("io", "jo")
+    for sched in (s, loops.gemm(13, 20, 9, "tuned", mr=3, nr=8), loops.gemm(13, 20, 9, "blocked", tile=(4, 8))):
+        a, b = loops.trace_addresses(sched, method="numba"), loops.trace_addresses(sched, method="numpy")
+        assert len(a) > 0 and a.names == b.names
+        np.testing.assert_array_equal(a.addresses, b.addresses)
+        np.testing.assert_array_equal(a.array_ids, b.array_ids)
+
+
 def test_stream_misses_once_per_line():
     n = 4096
     X = loops.placeholder((n,), name="X")
