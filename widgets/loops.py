@@ -19,11 +19,10 @@ import time
 
 import ipywidgets as widgets
 import numpy as np
-import plotly.graph_objects as go
 
 from aisys.compiler import loops
 
-__all__ = ["LoopNestView", "CacheHeatmap", "ScheduleExplorer", "TuningCurve", "heatmap_svg"]
+__all__ = ["LoopNestView", "CacheHeatmap", "ScheduleExplorer", "TuningCurve", "heatmap_svg", "curve_svg"]
 
 _PRE = ("font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; line-height: 1.35; "
         "background: #f8fafc; border: 1px solid #e2e8f0; padding: 8px; margin: 0; overflow-x: auto")
@@ -243,26 +242,52 @@ class ScheduleExplorer(widgets.VBox):
 
 
 # ---- tuning curve ---------------------------------------------------------------------------------------------
-class TuningCurve(widgets.VBox):
-    """Each trial's cost (dots) and the best so far (line) of a tuning log."""
+def curve_svg(costs, best, baseline=None, measure="cost", width=640, height=300) -> str:
+    """Trials (dots) and best so far (line) on a log scale, as SVG."""
+    left, right, top, bottom = 80, 20, 20, 44
+    vals = [c for c in costs + best + ([baseline] if baseline else []) if c and np.isfinite(c) and c > 0]
+    lo, hi = np.log10(min(vals)), np.log10(max(vals))
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    n = max(1, len(costs))
+    X = lambda t: left + (width - left - right) * (t - 0.5) / n                      # noqa: E731
+    Y = lambda v: top + (height - top - bottom) * (hi - np.log10(v)) / (hi - lo)     # noqa: E731
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
+           f"font-size='13'>",
+           f"<rect x='{left}' y='{top}' width='{width - left - right}' height='{height - top - bottom}' fill='#f8fafc' "
+           f"stroke='#cbd5e1'/>"]
+    for e in range(int(np.floor(lo)), int(np.ceil(hi)) + 1):
+        for m in (1, 2, 5):
+            v = m * 10.0 ** e
+            if lo <= np.log10(v) <= hi:
+                out.append(f"<line x1='{left}' x2='{width - right}' y1='{Y(v):.1f}' y2='{Y(v):.1f}' stroke='#e2e8f0'/>")
+                out.append(f"<text x='{left - 6}' y='{Y(v) + 4:.1f}' text-anchor='end'>{v:.3g}</text>")
+    if baseline:
+        out.append(f"<line x1='{left}' x2='{width - right}' y1='{Y(baseline):.1f}' y2='{Y(baseline):.1f}' "
+                   f"stroke='#dc2626' stroke-dasharray='6 4'/>")
+        out.append(f"<text x='{width - right - 4}' y='{Y(baseline) - 6:.1f}' text-anchor='end' fill='#dc2626'>"
+                   f"default schedule</text>")
+    for t, c in enumerate(costs, 1):
+        if c and np.isfinite(c):
+            out.append(f"<circle class='trial' cx='{X(t):.1f}' cy='{Y(c):.1f}' r='3.5' fill='#94a3b8'/>")
+    pts = " ".join(f"{X(t):.1f},{Y(c):.1f}" for t, c in enumerate(best, 1) if np.isfinite(c))
+    out.append(f"<polyline points='{pts}' fill='none' stroke='#2563eb' stroke-width='3'/>")
+    out.append(f"<text x='{(left + width - right) / 2}' y='{height - 10}' text-anchor='middle'>trial (1–{len(costs)})"
+               f" · dots: each trial · blue: best so far</text>")
+    out.append(f"<text x='16' y='{(top + height - bottom) / 2}' transform='rotate(-90 16 {(top + height - bottom) / 2})' "
+               f"text-anchor='middle'>{html.escape(measure)} (log)</text></svg>")
+    return "".join(out)
 
-    def __init__(self, log, baseline: float | None = None, title: str = ""):
-        self.log = log
-        costs = [t.cost for t in log.trials]
-        fig = go.FigureWidget()
-        fig.add_trace(go.Scatter(x=list(range(1, len(costs) + 1)), y=costs, mode="markers", name="trial",
-                                 marker=dict(color="#94a3b8", size=7)))
-        fig.add_trace(go.Scatter(x=list(range(1, len(costs) + 1)), y=log.curve(), mode="lines", name="best so far",
-                                 line=dict(color="#2563eb", width=3, shape="hv")))
-        if baseline is not None:
-            fig.add_hline(y=baseline, line_dash="dash", line_color="#dc2626", annotation_text="default schedule",
-                          annotation_font_size=13)
-        fig.update_layout(height=340, margin=dict(l=60, r=20, t=40, b=40), font=dict(size=13),
-                          title=title or f"tuning: {log.measure}", xaxis_title="trial", yaxis_title=log.measure,
-                          yaxis_type="log")
-        self.figure = fig
-        super().__init__([fig])
+
+class TuningCurve(widgets.VBox):
+    """Each trial's cost (dots) and the best so far (line) of a tuning log; ``baseline`` draws the default."""
+
+    def __init__(self, log, baseline: float | None = None):
+        self.tuning_log = log
+        self.caption = widgets.HTML(f"<b>{html.escape(log.summary())}</b>")
+        self.picture = widgets.HTML(curve_svg([t.cost for t in log.trials], log.curve(), baseline, log.measure))
+        super().__init__([self.caption, self.picture])
         self.add_class("aisys-tuning-curve")
 
     def summary(self) -> str:
-        return self.log.summary()
+        return self.tuning_log.summary()

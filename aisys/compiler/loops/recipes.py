@@ -18,7 +18,7 @@ def gemm_compute(M: int, N: int, K: int, dtype="float32"):
 
 
 def gemm(M: int, N: int, K: int, schedule: str = "naive", dtype="float32", *, tile=(32, 32), kc=None,
-         mr: int = 6, nr: int = 32) -> Schedule:
+         mr: int = 4, nr: int = 32) -> Schedule:
     """A GEMM schedule. "naive": i, j, k with the dot product in a register. "blocked": ``tile`` (i, j)
     tiles, the k loop moved outside the tile's rows, the innermost j loop vectorized (16 lanes), ``kc``
     splitting k if given. "tuned": B packed per ``nr``-column panel into a contiguous buffer, an
@@ -53,3 +53,24 @@ def gemm(M: int, N: int, K: int, schedule: str = "naive", dtype="float32", *, ti
     s.compute_at(BL, C, jo)
     s.vectorize("b1", tensor=BL)
     return s
+
+
+def tile_matmul(C, tile_i: int, tile_j: int) -> Schedule:
+    """Lab 07.1's reference: tile C's (i, j) loops by (tile_i, tile_j) and run k between the tile's rows and
+    columns (io, jo, ii, k, ji): a tile of C and a tile_j-wide strip of B stay in the cache while k sweeps."""
+    s = Schedule(C)
+    io, jo, ii, ji = s.tile(C.axis[0], C.axis[1], tile_i, tile_j)
+    s.reorder(io, jo, ii, C.reduce_axis[0], ji)
+    return s
+
+
+def tiled_sum_misses(n: int, m: int, W: int, T: int, b: int, lines: int) -> dict:
+    """Lab 07.2's reference: cache misses of the lecture's ``A[i] += B[j]`` (04LoopOpt) with both loops tiled
+    (i by W, j by T, order i_o, j_o, i_i, j_i), as the lowered nest runs it — A zeroed first — on a fully
+    associative LRU cache of ``lines`` lines of ``b`` elements that holds an A tile and a B tile but not B.
+
+    B: each of the n/W tiles of i streams all of B again: n·m/(W·b) (the lecture says m/b).
+    A: the zeroing pass misses n/b; every i tile is then reloaded (W/b lines each), except the first when
+    all of A still fits in the cache after zeroing: 2n/b, or 2n/b − W/b."""
+    a_fits = n // b <= lines
+    return {"A": 2 * n // b - (W // b if a_fits else 0), "B": n * m // (W * b)}

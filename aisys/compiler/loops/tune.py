@@ -127,3 +127,13 @@ class Tuner:
                                          self.rng.random() < math.exp(-(math.log(t.cost) - math.log(cur.cost)) / temp)):
                 cur = t
         return self.log
+
+
+def search(space: dict, cost, trials: int = 50, seed: int = 0) -> dict:
+    """Lab 07.3's reference: simulated annealing over ``space`` ({knob: [choices]}) for at most ``trials``
+    evaluations of ``cost(knobs)``; returns the best knobs found (reproducible for a seed)."""
+    t = Tuner(lambda **k: k, space, lambda knobs: (cost(knobs), 0), name="cost", seed=seed)
+    t.random(min(10, trials))
+    best = t.log.best.knobs
+    t.anneal(trials - min(10, trials), start=best) if trials > 10 else None
+    return dict(t.log.best.knobs)
