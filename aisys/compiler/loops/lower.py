@@ -10,8 +10,8 @@ loop (found by interval arithmetic over the affine indices) and is computed ther
 from __future__ import annotations
 
 from .ir import Allocate, Buffer, For, If, Let, LoweredFunc, Seq, Store, seq
-from .schedule import Fuse, Schedule, ScheduleError, Split, Stage
-from .te import IterVar, LoopsError, Node, Tensor, lift, substitute, substitute_vars, walk
+from .schedule import MAX_UNROLL, Schedule, ScheduleError, Split, Stage
+from .te import IterVar, LoopsError, Node, Tensor, expr_text, lift, substitute, substitute_vars, walk
 from ...framework import dtypes as _dt
 
 
@@ -50,7 +50,6 @@ def linear(n: Node):
         if not a[0] and not b[0]:
             return {}, (a[1] // b[1] if op == "floordiv" else a[1] % b[1])
         node = Node(op, (rebuild(a), rebuild(b)))
-        from .ir import expr_text
         return {("atom", expr_text(node)): [node, 1]}, 0
     return None
 
@@ -118,7 +117,6 @@ def bounds(n: Node, fixed: set, ext: dict):
                 return ({}, 0), ({}, c[1] - 1)
             if not lo[0] and not hi[0]:
                 return ({}, lo[1] // c[1]), ({}, hi[1] // c[1])
-    from .ir import expr_text
     raise LoopsError(f"region of index {expr_text(n)} is not analyzable (only affine indices, and // or % by "
                      f"constants, are)")
 
@@ -325,6 +323,10 @@ class _Lowering:
                     return Allocate(acc, seq(Store(acc, (lift(0),), ident), rest,
                                              Store(buf, out_idx, Node("load", (lift(0),), acc))))
                 return rest
+            if st.kind_of(v) in ("unrolled", "vectorized") and self.ext[v] > MAX_UNROLL:
+                raise ScheduleError(f"{st.made_by.get(v, st.kind_of(v))}: loop {v.name} of {st.name} runs "
+                                    f"{self.ext[v]} iterations where {st.name} is computed (at most {MAX_UNROLL} "
+                                    f"unrolled or vectorized); split it first")
             return For(v, self.ext[v], st.kind_of(v), wrap_ready(inside), st.made_by.get(v, ""))
 
         main = wrap_ready(lambda: nest(0))

@@ -322,18 +322,11 @@ class Schedule:
             st.kinds[v] = kind
             st.made_by[v] = str(step)
 
-    def extent(self, st: Stage, v: IterVar) -> int:
-        """A loop's trip count now (a stage placed by compute_at runs over its region, not the whole tensor)."""
-        if st.attach is None and all(x.attach is None for x in self.stages):
-            return v.extent
-        from .lower import _Lowering
-        return _Lowering(self).ext.get(v, v.extent)
-
     def unroll(self, axis, tensor=None):
         """Unroll a loop completely (its extent must be ≤ 64: split a long loop and unroll the inner one)."""
         def check(st, v, prim):
-            if self.extent(st, v) > MAX_UNROLL:
-                raise ScheduleError(f"{prim}: loop {v.name} has {self.extent(st, v)} iterations (at most {MAX_UNROLL} unroll); "
+            if st.attach is None and v.extent > MAX_UNROLL:     # a compute_at stage is checked when lowered
+                raise ScheduleError(f"{prim}: loop {v.name} has {v.extent} iterations (at most {MAX_UNROLL} unroll); "
                                     f"split it and unroll the inner loop")
         self._annotate("unroll", "unrolled", axis, tensor, check)
 
@@ -349,8 +342,8 @@ class Schedule:
                 raise ScheduleError(f"{prim}: {v.name} is not the innermost loop of {st.name} (inner loops: "
                                     f"{', '.join(x.name for x in st.leaves[st.leaves.index(v) + 1:])}); reorder "
                                     f"it innermost first")
-            if self.extent(st, v) > MAX_UNROLL:
-                raise ScheduleError(f"{prim}: {v.name} has {self.extent(st, v)} iterations; split it to ≤ {MAX_UNROLL} lanes and "
+            if st.attach is None and v.extent > MAX_UNROLL:
+                raise ScheduleError(f"{prim}: {v.name} has {v.extent} iterations; split it to ≤ {MAX_UNROLL} lanes and "
                                     f"vectorize the inner loop")
         self._annotate("vectorize", "vectorized", axis, tensor, check)
 

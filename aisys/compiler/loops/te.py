@@ -105,7 +105,6 @@ class Node:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        from .ir import expr_text
         return f"<expr {expr_text(self)}>"
 
 
@@ -506,3 +505,50 @@ def conv2d(X: Tensor, W: Tensor, stride=1, padding=0, dilation=1, name: str = "Y
 def _clamp(e: Node, n: int) -> Node:
     """min(max(e, 0), n−1) as index arithmetic: ((e % n) keeps a padded read in range; where() zeroes it)."""
     return e % n
+
+
+# ---- printing ----------------------------------------------------------------------------------------------
+def expr_text(n: Node) -> str:
+    return _text(n)[0]
+
+
+def _text(n: Node) -> tuple[str, int]:
+    op = n.op
+    if op == "var":
+        return n.value.name, 9
+    if op == "int":
+        return str(n.value), 9
+    if op == "const":
+        return repr(n.value), 9
+    if op == "load":
+        return f"{n.value.name}[{', '.join(_text(a)[0] for a in n.args)}]", 9
+    if op == "cast":
+        return f"{n.value.name}({_text(n.args[0])[0]})", 9
+    if op == "reduce":
+        spec = n.value
+        return f"{spec.op_name}({_text(n.args[0])[0]}, axis=({', '.join(a.name for a in spec.axes)}))", 9
+    if op in ("floordiv", "mod"):
+        a, b = _text(n.args[0]), _text(n.args[1])
+        sym = "//" if op == "floordiv" else "%"
+        return f"{_par(a, 6)} {sym} {_par(b, 7)}", 6
+    p = _S.PRIMS[op]
+    parts = [_text(a) for a in n.args]
+    if op == "select":
+        (c, cp), (a, ap), (b, bp) = parts
+        return f"{a if ap > 0 else f'({a})'} if {c if cp > 1 else f'({c})'} else {b if bp > 0 else f'({b})'}", 0
+    if p.arity == 1:
+        if p.prec == 9:
+            return p.template.format(parts[0][0]), 9
+        return p.template.format(_par(parts[0], p.prec)), p.prec
+    if p.prec == 9:
+        return p.template.format(parts[0][0], parts[1][0]), 9
+    left = _par(parts[0], p.prec if p.prec != 4 else 5)
+    right = _par(parts[1], p.prec + 1)
+    return p.template.format(left, right), p.prec
+
+
+def _par(part, need) -> str:
+    s, prec = part
+    return s if prec >= need else f"({s})"
+
+
