@@ -183,28 +183,17 @@ CacheHeatmap(tiled_report)"""),
 
 `04LoopOpt` analyses `for i: for j: A[i] += B[j]` with lines of b elements in a fully associative cache. Tiling j
 by T and moving j_o outside makes B hit in the cache; tiling i by W too, the lecture concludes, keeps B's misses at
-m/b. The same nest in our language (A is zeroed first, as the lowering prints):"""),
+m/b. `loops.lecture_tiling` writes that nest in our language — a sum over j, split and reordered as the lecture
+does (A is zeroed first, as the lowering prints):"""),
     (CODE, """\
-def lecture_nest(n, m, W, T):
-    \"\"\"The lecture's A[i] += B[j] with i tiled by W and j by T, order i_o, j_o, i_i, j_i.\"\"\"
-    Bv = loops.placeholder((m,), name="B")
-    jj = loops.reduce_axis(m, "j")
-    Av = loops.compute((n,), lambda i: loops.sum(Bv[jj], axis=jj), name="A")
-    s = loops.Schedule(Av)
-    i_o, i_i = s.split("i", W)
-    j_o, j_i = s.split("j", T)
-    s.reorder(i_o, j_o, i_i, j_i)
-    return s
-
-
 def simulate_tiled(n, m, W, T, b, lines):
     cache = loops.CacheSim([dict(size=lines * 4 * b, ways=lines, line=4 * b)])   # fully associative LRU
-    rep = cache.run(loops.trace_addresses(lecture_nest(n, m, W, T)))
+    rep = cache.run(loops.trace_addresses(loops.lecture_tiling(n, m, W, T)))
     return {"A": rep.misses(0, "A"), "B": rep.misses(0, "B")}
 
 
 n, m, W, T, b, lines = 256, 4096, 64, 256, 8, 128
-print(loops.lower(lecture_nest(n, m, W, T)))
+print(loops.lower(loops.lecture_tiling(n, m, W, T)))
 print(f"\\nsimulated: {simulate_tiled(n, m, W, T, b, lines)}; the lecture's m/b for B = {m // b}")"""),
     (MD, """\
 ### Exercise 7.2 — a closed-form miss predictor
@@ -311,26 +300,15 @@ And the real speed on this machine, one thread, next to numpy's BLAS (timings va
 they are shown, not checked; `benchmarks/bench_loops.py` measures at 512 and 1024):"""),
     (CODE, """\
 # NBVAL_IGNORE_OUTPUT
-import time
+import timeit
 
 xa = rng.standard_normal((size, size)).astype(np.float32)
 xb = rng.standard_normal((size, size)).astype(np.float32)
-
-
-def best_time(fn, repeats=5):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 flop = 2 * size ** 3
 for name, fn in [("naive loops", lambda: slow(xa, xb)), ("tuned loops", lambda: fast(xa, xb)),
                  ("numpy (BLAS)", lambda: xa @ xb)]:
-    print(f"{name:13s} {flop / best_time(fn) / 1e9:7.1f} GFLOP/s")"""),
+    fn()                                                              # warm up
+    print(f"{name:13s} {flop / min(timeit.repeat(fn, number=1, repeat=5)) / 1e9:7.1f} GFLOP/s")"""),
     (MD, """\
 ## What to take away
 

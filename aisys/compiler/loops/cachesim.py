@@ -160,9 +160,22 @@ def _kernel():
         def simulate(addr, ids, geo, tags, stamps, hits, misses, served):
             clock = 0
             record = served.shape[0] > 0
+            # per array, the L1 line it touched last and where: if that line is still there, the access hits
+            last_block = np.full(hits.shape[1], -1, np.int64)
+            last_set = np.zeros(hits.shape[1], np.int64)
+            last_way = np.zeros(hits.shape[1], np.int64)
+            line0, sets0 = geo[0, 2], geo[0, 0]
             for n in range(addr.shape[0]):
                 a = addr[n]
                 arr = ids[n]
+                b0 = a // line0
+                if b0 == last_block[arr] and tags[0, last_set[arr], last_way[arr]] == b0 // sets0:
+                    clock += 1
+                    stamps[0, last_set[arr], last_way[arr]] = clock
+                    hits[0, arr] += 1
+                    if record:
+                        served[n] = 0
+                    continue
                 if record:
                     served[n] = geo.shape[0]
                 for lv in range(geo.shape[0]):
@@ -184,11 +197,15 @@ def _kernel():
                     if found >= 0:
                         stamps[lv, s, found] = clock
                         hits[lv, arr] += 1
+                        if lv == 0:
+                            last_block[arr], last_set[arr], last_way[arr] = block, s, found
                         if record:
                             served[n] = lv
                         break
                     tags[lv, s, victim] = tag
                     stamps[lv, s, victim] = clock
                     misses[lv, arr] += 1
+                    if lv == 0:
+                        last_block[arr], last_set[arr], last_way[arr] = block, s, victim
         _KERNEL = simulate
     return _KERNEL

@@ -64,6 +64,19 @@ def tile_matmul(C, tile_i: int, tile_j: int) -> Schedule:
     return s
 
 
+def lecture_tiling(n: int, m: int, W: int, T: int) -> Schedule:
+    """The loop-tiling example of the course's 04LoopOpt: ``for i: for j: A[i] += B[j]`` with i tiled by W and j
+    by T, loops ordered i_o, j_o, i_i, j_i (A has n elements, B m)."""
+    B = placeholder((m,), "float32", name="B")
+    j = reduce_axis(m, "j")
+    A = compute((n,), lambda i: sum(B[j], axis=j), name="A")
+    s = Schedule(A)
+    i_o, i_i = s.split("i", W)
+    j_o, j_i = s.split("j", T)
+    s.reorder(i_o, j_o, i_i, j_i)
+    return s
+
+
 def tiled_sum_misses(n: int, m: int, W: int, T: int, b: int, lines: int) -> dict:
     """Lab 07.2's reference: cache misses of the lecture's ``A[i] += B[j]`` (04LoopOpt) with both loops tiled
     (i by W, j by T, order i_o, j_o, i_i, j_i), as the lowered nest runs it — A zeroed first — on a fully

@@ -145,13 +145,7 @@ def simulate_tiled_sum(n, m, W, T, b, lines) -> dict:
     key = (n, m, W, T, b, lines)
     if key not in _SIMULATED:
         from aisys.compiler import loops
-        B = loops.placeholder((m,), name="B")
-        j = loops.reduce_axis(m, "j")
-        A = loops.compute((n,), lambda i: loops.sum(B[j], axis=j), name="A")
-        s = loops.Schedule(A)
-        io, ii = s.split("i", W)
-        jo, ji = s.split("j", T)
-        s.reorder(io, jo, ii, ji)
+        s = loops.lecture_tiling(n, m, W, T)
         rep = loops.CacheSim([dict(size=lines * 4 * b, ways=lines, line=4 * b)]).run(loops.trace_addresses(s))
         _SIMULATED[key] = {"A": rep.misses(0, "A"), "B": rep.misses(0, "B")}
     return _SIMULATED[key]

@@ -263,13 +263,8 @@ def test_loop_tiling_erratum_04LoopOpt():
     """CURRICULUM.md erratum: 04LoopOpt.md says B's misses stay m/b after tiling both loops of
     A[i] += B[j]; an LRU simulation gives n·m/(W·b) — 2048, not 512, for n=256, m=4096, W=64, T=256, b=8."""
     n, m, W, T, b = 256, 4096, 64, 256, 8
-    B = loops.placeholder((m,), name="B")
-    j = loops.reduce_axis(m, "j")
-    A = loops.compute((n,), lambda i: loops.sum(B[j], axis=j), name="A")
-    s = loops.Schedule(A)
-    io, ii = s.split("i", W)
-    jo, ji = s.split("j", T)
-    s.reorder(io, jo, ii, ji)
+    s = loops.lecture_tiling(n, m, W, T)
+    assert [v.name for v in s.output.leaves] == ["io", "jo", "ii", "ji"] and "A[i] = A[i] + B[j]" in str(loops.lower(s))
     cache = loops.CacheSim([dict(size=64 * 4 * b, ways=64, line=4 * b)])   # fully associative, holds both tiles
     rep = cache.run(loops.trace_addresses(s))
     assert rep.misses(0, "B") == n * m // (W * b) == 2048
