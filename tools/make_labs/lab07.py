@@ -273,8 +273,8 @@ Your tuner's search as a tuning curve — each trial's cost and the best so far,
 log = loops.TuningLog("simulated cycles")
 best = tune(space, lambda kn: log.trials.append(loops.Trial(dict(kn), cycles(kn))) or log.trials[-1].cost,
             trials=50, seed=0)
-print(f"best {best}: {cycles(best)} cycles, {cycles(default) / cycles(best):.1f}x fewer than the default, "
-      f"after {len(log.trials)} trials")"""),
+print(f"best {best}: {cycles(best)} cycles, {cycles(default) / cycles(best):.1f}x fewer than the default; "
+      f"cost evaluated {len(log.trials)} times")"""),
     (EXERCISE_DEPENDENT, """\
 # NBVAL_IGNORE_OUTPUT
 TuningCurve(log, baseline=cycles(default))"""),

@@ -267,18 +267,29 @@ class Kernel:
         self.fn(*ins, *res)
         return res[0] if len(res) == 1 else tuple(res)
 
-    def _sig(self):
-        fn = self.fn
-        if not fn.signatures:
-            self(*[np.zeros(p.shape, p.dtype.np) for p in self.func.params[:len(self.func.params)
-                                                                              - len(self.func.schedule.outputs)]])
-        return fn.signatures[0]
+    def _inspectable(self):
+        """A twin of the kernel compiled in memory: numba cannot show the LLVM IR or assembly of code it loaded
+        from its disk cache, so inspection compiles the same source once more, uncached."""
+        if getattr(self, "_twin", None) is None:
+            import warnings
+            src = self.source.replace("cache=True", "cache=False")
+            namespace: dict = {}
+            exec(compile(src, f"<aisys.compiler.loops kernel {self.func.name}>", "exec"), namespace)  # noqa: S102
+            twin = namespace["kernel"]
+            lanes = any(isinstance(x, For) and x.kind in ("unrolled", "vectorized") for x in walk_stmts(self.func.body))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compile_with_slp(twin, self.func.params, slp=lanes)
+            self._twin = twin
+        return self._twin
 
     def llvm(self) -> str:
-        return self.fn.inspect_llvm(self._sig())
+        twin = self._inspectable()
+        return twin.inspect_llvm(twin.signatures[0])
 
     def asm(self) -> str:
-        return self.fn.inspect_asm(self._sig())
+        twin = self._inspectable()
+        return twin.inspect_asm(twin.signatures[0])
 
     def loop_asm(self) -> "LoopCode":
         return trim_loop(self.asm(), "asm")
