@@ -46,11 +46,12 @@ def _sub_(t: Tensor, delta, fast: bool) -> None:
 
 
 def _sqrt(x):
-    return np.sqrt(x) if isinstance(x, np.ndarray) else x.sqrt()
+    # the fast path computes on arrays, and arithmetic on a 0-d array gives a numpy scalar (np.generic)
+    return np.sqrt(x) if isinstance(x, (np.ndarray, np.generic)) else x.sqrt()
 
 
 def _maximum(x, y):
-    return np.maximum(x, y) if isinstance(x, np.ndarray) else x.maximum(y)
+    return np.maximum(x, y) if isinstance(x, (np.ndarray, np.generic)) else x.maximum(y)
 
 
 def zero_grads(params, set_to_none: bool = True) -> None:

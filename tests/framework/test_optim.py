@@ -216,3 +216,19 @@ def test_training_reduces_loss_float32():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
+
+
+@pytest.mark.parametrize("name, kw", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.1)),
+                                      ("AdamW", dict(lr=0.1, amsgrad=True))])
+def test_zero_dim_parameter_steps_like_pytorch(name, kw):
+    """A 0-d parameter (a learned temperature or scale) steps as in PyTorch: the fast path's arithmetic on a 0-d
+    array gives numpy scalars, which Adam's square root once refused."""
+    torch = pytest.importorskip("torch")
+    p = aisys.tensor(np.float32(1.5), requires_grad=True)
+    q = torch.tensor(1.5, requires_grad=True)
+    opt, opt_t = getattr(aisys.optim, name)([p], **kw), getattr(torch.optim, name)([q], **kw)
+    for _ in range(3):
+        opt.zero_grad(); (p * p * p).backward(); opt.step()
+        opt_t.zero_grad(); (q * q * q).backward(); opt_t.step()
+    assert p.shape == ()
+    np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-5)
