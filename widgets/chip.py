@@ -266,13 +266,15 @@ class UtilizationView(widgets.VBox):
         self.window = widgets.IntRangeSlider(value=(0, int(self.total)), min=0, max=int(self.total), step=1,
                                              description="cycles", continuous_update=False,
                                              layout=widgets.Layout(width="640px"))
-        self.timeline = go.FigureWidget(layout=dict(
+        # both figures are drawn whole as Figures, then wrapped once: each widget starts with its traces in its
+        # state (traces added or updated before the browser draws the widget can be lost, leaving empty axes)
+        self.timeline = go.Figure(layout=dict(
             title=self.title, height=max(220, 60 + 34 * len(self.lanes)), barmode="overlay",
             xaxis=dict(title="cycle"), yaxis=dict(autorange="reversed", categoryorder="array",
                                                   categoryarray=self.lanes),
             margin=dict(l=90, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25)))
         self._add_timeline_traces()
-        self.bars = go.FigureWidget(layout=dict(
+        self.bars = go.Figure(layout=dict(
             title="share of the window", height=max(200, 50 + 28 * len(self.lanes)), barmode="stack",
             xaxis=dict(title="%", range=[0, 100]), yaxis=dict(autorange="reversed"),
             margin=dict(l=90, r=20, t=40, b=30)))
@@ -281,13 +283,14 @@ class UtilizationView(widgets.VBox):
                               marker_color=colour)
         self.heatmap = widgets.HTML()
         self.caption = widgets.HTML()
+        self._refresh()
+        self.timeline, self.bars = go.FigureWidget(self.timeline), go.FigureWidget(self.bars)
         self.window.observe(self._on_window, names="value")
         children = [self.window, self.caption, self.timeline, self.bars]
         if self._heat_source is not None:
             children.append(self.heatmap)
         super().__init__(children)
         self.add_class("aisys-utilization-view")   # the browser test finds the widget by it
-        self._refresh()
 
     @staticmethod
     def _segments_from_run(run: SystolicRun):
@@ -581,21 +584,27 @@ class RooflinePlot(widgets.VBox):
         self._caption()
 
     def _labels(self) -> list[dict]:
-        """One label per point, drawn off the roof line: neighbours alternate sides (memory-bound points
-        below-right / above-left of the slanted roof, compute-bound ones below / above the flat roof), each
-        tied to its point by a thin leader line, so that close points (MLP1 at 168, MLP0 at 200) do not
-        collide and no text sits on the roof."""
+        """One label per point, drawn off the roof line: neighbours (in intensity, across the ridge too)
+        alternate sides (memory-bound points below-right / above-left of the slanted roof, compute-bound ones
+        below / above the flat roof), each tied to its point by a thin leader line; a label whose same-side
+        neighbour is less than half a decade away sits one step further out. So close points (MLP1 at 168,
+        MLP0 at 200; a matmul just left of the ridge and one just right of it) do not collide and no text sits
+        on the roof."""
         labels = []
         pts = sorted((p for p in self.points if math.isfinite(self._x(p))), key=self._x)
-        for bound in ("memory", "compute"):
-            group = [p for p in pts if self._bound(p) == bound]
-            for k, p in enumerate(group):
-                flip = -1 if k % 2 else 1
-                dx, dy = (30 * flip, 26 * flip) if bound == "memory" else (0, 26 * flip)
-                labels.append(dict(x=math.log10(self._x(p)), y=math.log10(self._y(p)), text=p.name, showarrow=True,
-                                   arrowhead=0, arrowwidth=1, arrowcolor="#9ca3af", standoff=6, ax=dx, ay=dy,
-                                   xanchor="center" if dx == 0 else ("left" if dx > 0 else "right"),
-                                   font=dict(size=12, color="#1f2937"), bgcolor="rgba(255,255,255,0.8)"))
+        last = {1: (-math.inf, 0), -1: (-math.inf, 0)}      # side -> (log10 x of its last label, its level)
+        for k, p in enumerate(pts):
+            flip = -1 if k % 2 else 1
+            lx = math.log10(self._x(p))
+            prev_x, prev_level = last[flip]
+            level = prev_level + 1 if lx - prev_x < 0.5 else 0
+            last[flip] = (lx, level)
+            reach = 26 + 22 * level
+            dx, dy = (30 * flip, reach * flip) if self._bound(p) == "memory" else (0, reach * flip)
+            labels.append(dict(x=lx, y=math.log10(self._y(p)), text=p.name, showarrow=True,
+                               arrowhead=0, arrowwidth=1, arrowcolor="#9ca3af", standoff=6, ax=dx, ay=dy,
+                               xanchor="center" if dx == 0 else ("left" if dx > 0 else "right"),
+                               font=dict(size=12, color="#1f2937"), bgcolor="rgba(255,255,255,0.8)"))
         return labels
 
     def _caption(self) -> None:

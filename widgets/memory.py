@@ -106,15 +106,18 @@ class MemoryTimeline(widgets.VBox):
 
         self.caption = widgets.HTML()
         self.comparison = widgets.HTML()
-        self.figure = self._make_figure(height)
         self.plan: MemoryPlan | None = None
         self.checkpoint_info = ""
+        # drawn whole as a Figure, then wrapped once: the widget starts with its first plan in its state (an
+        # update sent before the browser draws the widget can be lost, leaving empty axes)
+        self.figure = self._make_figure(height)
+        self._redraw()
+        self.figure = go.FigureWidget(self.figure)
         for w in (self.planner_picker, self.inplace_box, self.checkpoint_slider):
             w.observe(self._on_change, names="value")
         super().__init__([self.planner_picker, widgets.HBox([self.inplace_box, self.checkpoint_slider]),
                           self.caption, self.figure, self.comparison])
         self.add_class("aisys-memory-timeline")   # the browser test finds the widget by it
-        self._redraw()
 
     # ---- planning ---------------------------------------------------------------------------------
     def _planner_arg(self, name: str):
@@ -141,7 +144,7 @@ class MemoryTimeline(widgets.VBox):
         self._redraw()
 
     # ---- drawing ----------------------------------------------------------------------------------
-    def _make_figure(self, height: int) -> go.FigureWidget:
+    def _make_figure(self, height: int) -> go.Figure:
         fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32], vertical_spacing=0.06)
         fig.add_trace(go.Bar(name="buffers", x=[], y=[], base=[], width=[], hoverinfo="text",
                              marker_line_color="#1f2937", marker_line_width=0.5, showlegend=False), row=1, col=1)
@@ -159,7 +162,7 @@ class MemoryTimeline(widgets.VBox):
                           legend=dict(orientation="h", y=1.06, x=0), hovermode="closest")
         fig.update_yaxes(title_text="address (bytes)", row=1, col=1)
         fig.update_yaxes(title_text="live bytes", row=2, col=1)
-        return go.FigureWidget(fig)
+        return fig
 
     def _redraw(self) -> None:
         if self._trace is not None:
