@@ -20,7 +20,8 @@ Part 2 — the cache simulator (Zen 4 preset, three levels) on a 256³ blocked G
 per second (target ≥ 2e7); and 50 annealing trials of tile sizes and loop order for a 256³ GEMM on the
 simulator (target < 30 s).
 
-Times are the best of several repeats after a warm-up call (which compiles).
+Times are the best CPU time of this one-threaded process over several repeats after a warm-up call (which
+compiles): time spent descheduled on a shared machine does not count.
 """
 from __future__ import annotations
 
@@ -41,12 +42,14 @@ from aisys.compiler import loops  # noqa: E402
 
 
 def best_time(fn, repeats: int) -> float:
+    """Best CPU time of this (single-threaded) process over ``repeats`` calls after a warm-up: on a machine
+    shared with other work, time spent descheduled does not count."""
     fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return min(times)
 
 

@@ -102,8 +102,9 @@ def _colour(share: float) -> str:
     return f"rgb({r},{g},{int(94 - 60 * share)})"
 
 
-def heatmap_svg(report, level: int = 0, rows: int = 24, cols: int = 64, cell: int = 7) -> str:
-    """The heat map as SVG: one panel per array, elements down, time across."""
+def heatmap_svg(report, level: int = 0, rows: int = 24, cols: int = 64, cell: int = 7, red_at: float = 1 / 16) -> str:
+    """The heat map as SVG: one panel per array, elements down, time across; a cell is red when at least
+    ``red_at`` of its accesses missed (1/16: a miss for every line of 16 floats, what a pure stream makes)."""
     if report.served is None:
         raise ValueError("CacheHeatmap needs a report from CacheSim.run(..., record=True)")
     arrays = [a for a in range(len(report.arrays)) if (report.array_ids == a).any()]
@@ -111,7 +112,8 @@ def heatmap_svg(report, level: int = 0, rows: int = 24, cols: int = 64, cell: in
     width = left + cols * cell + 20
     height = top + len(arrays) * (rows * cell + gap) + 20
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif'>",
-           f"<text x='{left}' y='16' font-size='13'>time →  (L{level + 1} misses: green none, red all)</text>"]
+           f"<text x='{left}' y='16' font-size='13'>time →  (L{level + 1} misses: green none, red ≥ 1 in "
+           f"{round(1 / red_at)} accesses)</text>"]
     y0 = top
     for a in arrays:
         share, count = _grid(report, a, level, rows, cols)
@@ -122,7 +124,7 @@ def heatmap_svg(report, level: int = 0, rows: int = 24, cols: int = 64, cell: in
             for j in range(cols):
                 if count[i, j]:
                     out.append(f"<rect class='heat' x='{left + j * cell}' y='{y0 + i * cell}' width='{cell}' "
-                               f"height='{cell}' fill='{_colour(share[i, j])}'/>")
+                               f"height='{cell}' fill='{_colour(share[i, j] / red_at)}'/>")
         out.append(f"<rect x='{left}' y='{y0}' width='{cols * cell}' height='{rows * cell}' fill='none' "
                    f"stroke='#94a3b8'/>")
         y0 += rows * cell + gap

@@ -134,7 +134,10 @@ class _Emitter:
             self.register.add(id(b))
             try:
                 self.stmt(s.body, env, d, trial)
-            except _NotConstant:
+            except _NotConstant as e:
+                if e.args[0] != id(b):          # another buffer's access: its own Allocate decides
+                    self.register.discard(id(b))
+                    raise
                 self.register.discard(id(b))
                 trial = []
                 if not self.trace:
@@ -164,7 +167,7 @@ class _Emitter:
 
     def _check_register(self, buf, ix):
         if id(buf) in self.register and any(a.op != "int" for a in ix):
-            raise _NotConstant()
+            raise _NotConstant(id(buf))
 
     def _record(self, buf, ix, env, pad, out):
         if id(buf) in self.register:
@@ -183,7 +186,7 @@ class _Emitter:
 
 
 class _NotConstant(Exception):
-    pass
+    """A local buffer (its id in args[0]) is accessed at a loop-dependent index: it stays an array."""
 
 
 def _reg_name(buf, ix) -> str:
@@ -412,12 +415,12 @@ def trace_addresses(s, args=None, method: str = "auto") -> Trace:
     program order; registers make no memory traffic. Arrays are laid out one after another, page-aligned,
     in parameter order, then local buffers. ``method`` "numba" compiles the nest in trace mode (fast for
     long streams, a compile per schedule); "numpy" evaluates it on index arrays (no compile; memory grows
-    with the stream); "auto" takes numpy below 4e6 loop iterations."""
+    with the stream); "auto" takes numpy below 3e6 loop iterations."""
     f = s if isinstance(s, LoweredFunc) else lower(s, args=args)
     if method not in ("auto", "numba", "numpy"):
         raise LoopsError(f"trace_addresses: method must be 'auto', 'numba' or 'numpy', got {method!r}")
     if method == "auto":
-        method = "numpy" if _iterations(f.body) <= 4_000_000 else "numba"
+        method = "numpy" if _iterations(f.body) <= 3_000_000 else "numba"
     if method == "numpy":
         return _numpy_trace(f)
     src, em = source(f, trace=True)

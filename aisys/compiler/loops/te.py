@@ -503,7 +503,7 @@ def conv2d(X: Tensor, W: Tensor, stride=1, padding=0, dilation=1, name: str = "Y
 
 
 def _clamp(e: Node, n: int) -> Node:
-    """min(max(e, 0), n−1) as index arithmetic: ((e % n) keeps a padded read in range; where() zeroes it)."""
+    """``e % n``: keeps a read of the zero padding inside the array (``where`` then replaces it by zero)."""
     return e % n
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from aisys.labkit import Checker, register
+from aisys.labkit import Checker, Mistake, register
 from aisys.labkit.learner import call as _call
 
 # ---------------------------------------------------------------------------------------------
@@ -44,12 +44,12 @@ def _splits(s, C):
 
 @register("7.1", title="A tiled, reordered matmul schedule", lab="07_loops",
           reference="aisys.compiler.loops.recipes:tile_matmul",
-          bad=[("aisys.labkit.checks.lab07:_tile_nothing", "split i by tile_i"),
-               ("aisys.labkit.checks.lab07:_tile_split_only", "a split alone"),
-               ("aisys.labkit.checks.lab07:_tile_k_outermost", "k outermost"),
-               ("aisys.labkit.checks.lab07:_tile_fixed_sizes", "tile sizes passed in"),
-               ("aisys.labkit.checks.lab07:_tile_swapped", "tile_i splits i"),
-               ("aisys.labkit.checks.lab07:_tile_wrong_compute", "schedule of C")])
+          bad=[Mistake("aisys.labkit.checks.lab07:_tile_nothing", says="split i by tile_i"),
+               Mistake("aisys.labkit.checks.lab07:_tile_split_only", says="a split alone"),
+               Mistake("aisys.labkit.checks.lab07:_tile_k_outermost", says="k outermost"),
+               Mistake("aisys.labkit.checks.lab07:_tile_fixed_sizes", says="tile sizes passed in"),
+               Mistake("aisys.labkit.checks.lab07:_tile_swapped", says="tile_i splits i"),
+               Mistake("aisys.labkit.checks.lab07:_tile_wrong_compute", says="schedule of C")])
 def _check_7_1(fn, c: Checker):
     import numpy as np
 
@@ -157,12 +157,12 @@ def _near(x, y) -> bool:
 
 @register("7.2", title="A closed-form miss predictor for the tiled A[i] += B[j]", lab="07_loops",
           reference="aisys.compiler.loops.recipes:tiled_sum_misses",
-          bad=[("aisys.labkit.checks.lab07:_pred_lecture", "m/b"),
-               ("aisys.labkit.checks.lab07:_pred_T_for_W", "n/W, not n/T"),
-               ("aisys.labkit.checks.lab07:_pred_untiled", "stays in the cache"),
-               ("aisys.labkit.checks.lab07:_pred_no_zeroing", "zeroing"),
-               ("aisys.labkit.checks.lab07:_pred_first_tile", "first tile"),
-               ("aisys.labkit.checks.lab07:_pred_elements", "W/b lines")])
+          bad=[Mistake("aisys.labkit.checks.lab07:_pred_lecture", says="m/b"),
+               Mistake("aisys.labkit.checks.lab07:_pred_T_for_W", says="n/W, not n/T"),
+               Mistake("aisys.labkit.checks.lab07:_pred_untiled", says="stays in the cache"),
+               Mistake("aisys.labkit.checks.lab07:_pred_no_zeroing", says="zeroing"),
+               Mistake("aisys.labkit.checks.lab07:_pred_first_tile", says="first tile"),
+               Mistake("aisys.labkit.checks.lab07:_pred_elements", says="W/b lines")])
 def _check_7_2(fn, c: Checker):
     for n, m, W, T, b, lines in REGIMES:
         got, error = _call(fn, n, m, W, T, b, lines)
@@ -253,12 +253,12 @@ def simulated_cycles(knobs: dict) -> int:
 
 @register("7.3", title="An auto-tuner: 50 trials, 3× fewer cycles", lab="07_loops",
           reference="aisys.compiler.loops.tune:search",
-          bad=[("aisys.labkit.checks.lab07:_tune_no_compare", "keep the knobs with the fewest"),
-               ("aisys.labkit.checks.lab07:_tune_argmax", "you kept the most"),
-               ("aisys.labkit.checks.lab07:_tune_grid", "at most trials"),
-               ("aisys.labkit.checks.lab07:_tune_unseeded", "same seed"),
-               ("aisys.labkit.checks.lab07:_tune_step_values", "one of its choices"),
-               ("aisys.labkit.checks.lab07:_tune_one_knob", "every knob")])
+          bad=[Mistake("aisys.labkit.checks.lab07:_tune_no_compare", says="keep the knobs with the fewest"),
+               Mistake("aisys.labkit.checks.lab07:_tune_argmax", says="you kept the most"),
+               Mistake("aisys.labkit.checks.lab07:_tune_grid", says="at most trials"),
+               Mistake("aisys.labkit.checks.lab07:_tune_unseeded", says="same seed"),
+               Mistake("aisys.labkit.checks.lab07:_tune_step_values", says="one of its choices"),
+               Mistake("aisys.labkit.checks.lab07:_tune_one_knob", says="every knob")])
 def _check_7_3(fn, c: Checker):
     default = simulated_cycles(DEFAULT)
     toy = {"x": list(range(12)), "y": ["a", "b", "c"]}

@@ -281,17 +281,22 @@ def test_cachesim_errors():
 
 
 def test_against_pycachesim_where_installed():
+    """pycachesim (RRZE-HPC's cache simulator, optional): the same misses per level on a random stream and on a
+    tiled GEMM's address stream, through a two-level LRU hierarchy."""
     pcs = pytest.importorskip("cachesim")
-    addrs = np.random.default_rng(0).integers(0, 1 << 16, 20000) * 4
-    mem = pcs.MainMemory()
-    l1 = pcs.Cache("L1", 64, 8, 64, "LRU")
-    mem.load_to(l1)
-    mem.store_from(l1)
-    h = pcs.CacheSimulator(l1, mem)
-    for a in addrs:
-        h.load(int(a), length=4)
-    ours = loops.CacheSim([dict(size=64 * 8 * 64, ways=8, line=64)]).run(addrs)
-    assert ours.levels[0].misses == l1.MISS_count
+    random = np.random.default_rng(0).integers(0, 1 << 16, 20000) * 4
+    gemm = loops.trace_addresses(loops.gemm(32, 32, 32, "blocked", tile=(8, 16))).addresses[:30000]
+    for addrs in (random, gemm):
+        mem = pcs.MainMemory()
+        l2 = pcs.Cache("L2", 32, 8, 64, "LRU")
+        mem.load_to(l2)
+        mem.store_from(l2)
+        l1 = pcs.Cache("L1", 8, 4, 64, "LRU", store_to=l2, load_from=l2)
+        h = pcs.CacheSimulator(l1, mem)
+        for a in addrs:
+            h.load(int(a), length=4)
+        ours = loops.CacheSim([dict(size=8 * 4 * 64, ways=4, line=64), dict(size=32 * 8 * 64, ways=8, line=64)]).run(addrs)
+        assert (ours.levels[0].misses, ours.levels[1].misses) == (l1.MISS_count, l2.MISS_count)
 
 
 def test_tiled_matmul_cuts_l1_misses():
