@@ -58,7 +58,7 @@ class QuantHistogram(widgets.VBox):
         self.caption = widgets.HTML()
         counts, edges = np.histogram(self.values, bins=80)
         centres = (edges[:-1] + edges[1:]) / 2
-        self.figure = go.FigureWidget(layout=dict(
+        self.figure = go.Figure(layout=dict(
             title=f"{title}: {self.values.size:,} values, max |x| = {self.amax:.4g}", height=height,
             xaxis=dict(title="value"), yaxis=dict(title="count (log)", type="log"),
             margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.25), bargap=0.02))
@@ -72,9 +72,11 @@ class QuantHistogram(widgets.VBox):
         self.figure.add_scatter(x=[], y=[], mode="lines", name="your threshold", line=dict(color="#111", width=3))
         self._top = top
         self.slider.observe(self._on_threshold, names="value")
+        self._on_threshold(None)
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
         super().__init__([self.slider, self.caption, self.figure])
         self.add_class("aisys-quant-histogram")
-        self._on_threshold(None)
 
     def metrics(self, threshold: float | None = None) -> dict:
         """MSE of quantizing at ``threshold``, TensorRT's KL divergence there, and the evaluate() score."""
@@ -124,7 +126,7 @@ class SensitivityScan(widgets.VBox):
                                           description="show")
         self.caption = widgets.HTML()
         unit = "sparsity" if scan.kind == "sparsity" else "bits"
-        self.figure = go.FigureWidget(layout=dict(
+        self.figure = go.Figure(layout=dict(
             title=f"sensitivity to {unit}, one layer at a time", height=height,
             xaxis=dict(title=unit, type="category"), yaxis=dict(title="score"),
             margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.25)))
@@ -134,9 +136,11 @@ class SensitivityScan(widgets.VBox):
         self.figure.add_scatter(x=labels, y=[scan.baseline] * len(labels), mode="lines", name="unpruned",
                                 line=dict(color="#111", dash="dot"))
         self.mode.observe(self._on_mode, names="value")
+        self._on_mode(None)
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
         super().__init__([self.mode, self.caption, self.figure])
         self.add_class("aisys-sensitivity-scan")
-        self._on_mode(None)
 
     def _labels(self) -> list:
         return [f"{100 * v:.0f}%" if self.scan.kind == "sparsity" else f"{v} bit" for v in self.scan.settings]
@@ -169,14 +173,16 @@ class PruningView(widgets.VBox):
             raise ValueError("PruningView: the pruning record names no layer")
         self.layer = widgets.Dropdown(options=layers, value=layers[0], description="layer")
         self.caption = widgets.HTML()
-        self.figure = go.FigureWidget(layout=dict(height=height, margin=dict(l=60, r=20, t=50, b=50),
+        self.figure = go.Figure(layout=dict(height=height, margin=dict(l=60, r=20, t=50, b=50),
                                                   xaxis=dict(title="input weights (flattened)"),
                                                   yaxis=dict(title="output channel", autorange="reversed")))
         self.figure.add_heatmap(z=[[0.0]], colorscale="RdBu", zmid=0.0, colorbar=dict(title="w"))
         self.layer.observe(self._on_layer, names="value")
+        self._on_layer(None)
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
         super().__init__([self.layer, self.caption, self.figure])
         self.add_class("aisys-pruning-view")
-        self._on_layer(None)
 
     def matrix(self, name: str | None = None) -> tuple:
         """(2-D weights with pruned entries as NaN, removed channel indices) of one layer."""
@@ -230,15 +236,17 @@ class ChipPayoff(widgets.VBox):
         self.measure = widgets.ToggleButtons(options=list(self.MEASURES), value="cycles", description="measure")
         self.caption = widgets.HTML()
         names = [r.name for r in comparison.runs]
-        self.figure = go.FigureWidget(layout=dict(height=height, margin=dict(l=70, r=20, t=50, b=60),
+        self.figure = go.Figure(layout=dict(height=height, margin=dict(l=70, r=20, t=50, b=60),
                                                   xaxis=dict(title=""), yaxis=dict(title="cycles")))
         self.figure.add_bar(x=names, y=[0] * len(names), text=[""] * len(names), textposition="outside",
                             marker_color=["#6b7280", "#2563eb", "#dc2626", "#16a34a", "#9333ea"][:len(names)]
                             + ["#6b7280"] * max(0, len(names) - 5))
         self.measure.observe(self._on_measure, names="value")
+        self._on_measure(None)
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
         super().__init__([self.measure, self.caption, self.figure])
         self.add_class("aisys-chip-payoff")
-        self._on_measure(None)
 
     def values(self) -> list:
         f = self.MEASURES[self.measure.value]

@@ -358,11 +358,13 @@ class TimelineView(widgets.VBox):
         if traces is None:
             raise ValueError("TimelineView: give traces (a Trace, a list or a dict title -> Trace) or sweep=")
         self.caption = widgets.HTML()
-        self.figure = go.FigureWidget()
+        self.figure = go.Figure()
         self._set(traces, titles)
+        self._refresh(initial=True)
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
         super().__init__(controls + [self.caption, self.figure])
         self.add_class("aisys-timeline-view")   # the browser test finds the widget by it
-        self._refresh(initial=True)
 
     def _set(self, traces, titles=None) -> None:
         if isinstance(traces, dict):
@@ -456,7 +458,7 @@ class MemoryStack(widgets.VBox):
                                               continuous_update=False, style={"description_width": "auto"},
                                               layout=widgets.Layout(width="480px"))
         self.caption = widgets.HTML()
-        self.figure = go.FigureWidget(layout=dict(
+        self.figure = go.Figure(layout=dict(
             barmode="stack", height=380, yaxis=dict(title="GB per device"), margin=dict(l=60, r=20, t=40, b=40),
             title=f"model states of {self.params / 1e9:.3g} B parameters (mixed-precision Adam)"))
         stages = [f"stage {z}" for z in range(4)]
@@ -464,9 +466,11 @@ class MemoryStack(widgets.VBox):
             self.figure.add_bar(name=kind, x=stages, y=[0] * 4, marker_color=_MEM_COLOURS[kind],
                                 text=[""] * 4, textposition="inside")
         self.slider.observe(lambda change: self._refresh(), names="value")
+        self._refresh()
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
         super().__init__([self.slider, self.caption, self.figure])
         self.add_class("aisys-memory-stack")   # the browser test finds the widget by it
-        self._refresh()
 
     def breakdown(self) -> list[dict]:
         n = int(self.slider.value)

@@ -192,7 +192,7 @@ class BatchTimeline(widgets.VBox):
         self.caption = widgets.HTML()
         unit, scale = _unit(max(r.makespan + min(q.arrival for q in r.requests) for r in self.reports.values()))
         self.unit, self.scale = unit, scale
-        self.figure = go.FigureWidget(make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28],
+        self.figure = go.Figure(make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28],
                                                     vertical_spacing=0.06))
         self.figure.update_layout(height=height, margin=dict(l=60, r=20, t=40, b=90), barmode="overlay",
                                   legend=dict(orientation="h", y=-0.22), bargap=0.25)
@@ -200,9 +200,11 @@ class BatchTimeline(widgets.VBox):
         self.figure.update_yaxes(title_text="request", row=1, col=1, autorange="reversed")
         self.figure.update_yaxes(title_text="batch", row=2, col=1)
         self.picker.observe(lambda change: self._draw(), names="value")
+        self._draw()
+        self.figure = go.FigureWidget(self.figure)   # drawn whole, then wrapped: an update sent before the browser
+        #                                              draws a FigureWidget can be lost (empty axes)
         super().__init__([self.picker, self.caption, self.figure])
         self.add_class("aisys-batch-timeline")   # the browser test finds the widget by it
-        self._draw()
 
     @property
     def report(self) -> ServeReport:
@@ -311,7 +313,7 @@ class StackView(widgets.VBox):
 
     def _throughput_figure(self):
         pts = self.report.points
-        fig = go.FigureWidget(layout=dict(height=320, margin=dict(l=70, r=20, t=40, b=45),
+        fig = go.Figure(layout=dict(height=320, margin=dict(l=70, r=20, t=40, b=45),
                                           title="decode throughput vs batch size",
                                           xaxis=dict(title="batch size (sequences per step)", type="log"),
                                           yaxis=dict(title="tokens / s", type="log"), legend=dict(orientation="h",
@@ -325,7 +327,7 @@ class StackView(widgets.VBox):
         if any(p.cpu_s is not None for p in pts):
             fig.add_scatter(x=[p.batch for p in pts if p.cpu_s], y=[p.cpu_tokens_per_s for p in pts if p.cpu_s],
                             mode="lines+markers", name="this CPU (measured)")
-        return fig
+        return go.FigureWidget(fig)   # drawn whole, then wrapped (see BatchTimeline)
 
     def _make(self, key: str):
         r = self.report
@@ -343,7 +345,7 @@ class StackView(widgets.VBox):
             return UtilizationView(r.result)
         if key == "kernels":
             a = r.attention
-            fig = go.FigureWidget(layout=dict(height=260, margin=dict(l=160, r=20, t=40, b=40), barmode="stack",
+            fig = go.Figure(layout=dict(height=260, margin=dict(l=160, r=20, t=40, b=40), barmode="stack",
                                               title="attention over the context: bytes moved",
                                               xaxis=dict(title="bytes")))
             names = ["naive (scores in memory)", "tiled, online softmax"]
@@ -351,8 +353,9 @@ class StackView(widgets.VBox):
             fig.add_bar(y=names, x=[a["naive"].bytes_written, a["tiled"].bytes_written], orientation="h",
                         name="written")
             kernels = ", ".join(f"{k}" for k in r.compiled.kernels) or "none"
-            return widgets.VBox([fig, widgets.HTML(f"<span style='font-size:12px'>fused numba kernels of the compiled "
-                                                   f"step: {html.escape(kernels)}</span>")])
+            return widgets.VBox([go.FigureWidget(fig),
+                                 widgets.HTML(f"<span style='font-size:12px'>fused numba kernels of the compiled "
+                                              f"step: {html.escape(kernels)}</span>")])
         kv = r.kv
         rows = "".join(f"<tr><td>{n}</td><td>{v}</td></tr>" for n, v in (
             ("layers", kv.n_layer), ("query heads", kv.n_head), ("key/value heads", kv.n_kv_head),
