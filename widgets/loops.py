@@ -109,7 +109,7 @@ def heatmap_svg(report, level: int = 0, rows: int = 24, cols: int = 64, cell: in
         raise ValueError("CacheHeatmap needs a report from CacheSim.run(..., record=True)")
     arrays = [a for a in range(len(report.arrays)) if (report.array_ids == a).any()]
     left, top, gap = 70, 28, 26
-    width = left + cols * cell + 20
+    width = max(left + cols * cell + 20, 470)      # room for the caption line
     height = top + len(arrays) * (rows * cell + gap) + 20
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif'>",
            f"<text x='{left}' y='16' font-size='13'>time →  (L{level + 1} misses: green none, red ≥ 1 in "
