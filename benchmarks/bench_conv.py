@@ -3,12 +3,20 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_conv.py [--repeat 7] [--number 40]
                                                                 [--baseline path/to/old_nn_refs.py]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_conv.py --kernels [--repeat 5]
 
 Columns: µs per call (best of ``repeat`` runs of ``number`` calls); GFLOP/s = 2·MACs / time for the
 convolutions (MACs of the direct convolution; the pools have none, so their column shows GB/s of input
 plus output read and written); "matmul µs", for the convolutions, the time of just the batched matmul
 the reference performs (operands already built), the floor an im2col-style numpy reference can reach,
 so ref − matmul is what building columns / scattering them back costs.
+``--kernels`` instead times the *selected* kernel of ``aisys.kernels`` (what eager conv2d runs: the dispatcher,
+then the kernel the selection rule picks) at LeNet-5's and
+ResNet-18's 3×3 layer shapes, batch 1 and 32, against PyTorch's CPU conv2d (one thread, when installed) and the
+numpy reference, all in the same run; prints Winograd F(2×2,3×3)'s counted multiplications per 2×2 output tile
+(against the direct loops') and its float32 error; and times a LeNet-5 training step (bench_train.py's) with the
+kernels registered and without them (the dispatcher falls back to the references).
+
 ``--baseline`` takes a Python file defining the same functions (_conv_ref, _conv_bwd_input_ref,
 _conv_bwd_weight_ref, _maxpool_ref, _maxpool_backward_ref; e.g. an older copy of the references) and
 adds its time and the speedup, the two timed in the same run, alternately, so machine load hits both
@@ -17,9 +25,11 @@ alike. Run by hand; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
+import time
 import timeit
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -116,12 +126,130 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ---- the selected kernels against PyTorch and the reference ---------------------------------------------------
+
+LAYERS = [("LeNet conv1 5×5", (1, 28, 28), (6, 1, 5, 5), 2), ("LeNet conv2 5×5", (6, 14, 14), (16, 6, 5, 5), 0),
+          ("ResNet 3×3 64ch 56²", (64, 56, 56), (64, 64, 3, 3), 1),
+          ("ResNet 3×3 128ch 28²", (128, 28, 28), (128, 128, 3, 3), 1),
+          ("ResNet 3×3 256ch 14²", (256, 14, 14), (256, 256, 3, 3), 1),
+          ("ResNet 3×3 512ch 7²", (512, 7, 7), (512, 512, 3, 3), 1)]
+
+
+def _interleaved_s(fns: dict, repeat: int, budget_s: float = 0.2) -> dict:
+    """Best seconds per call of each function, timed in alternation (machine load hits all alike)."""
+    numbers = {}
+    for name, fn in fns.items():
+        fn()                                               # warm up (numba compiles, BLAS buffers)
+        t0 = time.perf_counter()
+        fn()
+        numbers[name] = max(1, int(budget_s / max(time.perf_counter() - t0, 1e-6)))
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            best[name] = min(best[name], timeit.timeit(fn, number=numbers[name]) / numbers[name])
+    return best
+
+
+def measure_kernels(repeat: int) -> list[dict]:
+    from aisys import kernels
+    from aisys.framework.registry import get as get_op
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(0)
+    rows = []
+    for batch in (1, 32):
+        for name, chw, ws, pad in LAYERS:
+            x = rng.standard_normal((batch, *chw)).astype(np.float32)
+            w = rng.standard_normal(ws).astype(np.float32)
+            a = dict(stride=(1, 1), padding=(pad, pad), dilation=(1, 1), groups=1)
+            alg, _ = kernels.select_kernel(x.shape, w.shape, **a)
+            eager = get_op("conv2d").eager                 # what eager conv2d runs: the dispatcher -> the kernel
+            fns = {"selected": lambda: eager(x, w, **a),
+                   "reference": lambda: refs._conv_ref(x, w, None, **a)}
+            if kernels.supports("winograd_2x2", x.shape, w.shape, **a):
+                fns["winograd_2x2"] = lambda: kernels.conv2d(x, w, None, algorithm="winograd_2x2", **a)
+            if torch is not None:
+                xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+                fns["torch"] = lambda: torch.nn.functional.conv2d(xt, wt, padding=pad)
+            with (torch.no_grad() if torch is not None else contextlib.nullcontext()):
+                t = _interleaved_s(fns, repeat)
+            rows.append(dict(name=name, batch=batch, algorithm=alg, selected_s=t["selected"],
+                             reference_s=t["reference"], torch_s=t.get("torch"), winograd_s=t.get("winograd_2x2")))
+    return rows
+
+
+def kernels_table(rows) -> str:
+    lines = [f"{'layer':<22} {'batch':>5} {'selected':<9} {'ms':>8} {'÷ torch (1 thr)':>16} {'÷ numpy ref':>12} "
+             f"{'winograd_2x2 ÷ ref':>19}"]
+    for r in rows:
+        vs_t = f"{r['selected_s'] / r['torch_s']:16.2f}" if r["torch_s"] else f"{'-':>16}"
+        wino = f"{r['winograd_s'] / r['reference_s']:19.2f}" if r["winograd_s"] else f"{'-':>19}"
+        lines.append(f"{r['name']:<22} {r['batch']:5d} {r['algorithm']:<9} {r['selected_s'] * 1e3:8.2f} {vs_t} "
+                     f"{r['selected_s'] / r['reference_s']:12.2f} {wino}")
+    return "\n".join(lines)
+
+
+def winograd_counts() -> str:
+    from aisys import kernels
+    xs, ws = (1, 64, 56, 56), (64, 64, 3, 3)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
+    pairs_tiles = 64 * 64 * 28 * 28                       # (input, output) channel pairs × 2×2 output tiles
+    counted = {}
+    for alg in ("direct", "winograd_2x2"):
+        c = kernels.OpCounter()
+        kernels.conv2d(x, w, padding=1, algorithm=alg, counter=c)
+        counted[alg] = c.mults / pairs_tiles
+    err = kernels.numerical_error("winograd_2x2", xs, ws, padding=1, dtype="float32")
+    return (f"Winograd F(2×2,3×3) on {xs} * {ws}: {counted['winograd_2x2']:g} multiplications per 2×2 output tile "
+            f"and channel pair (counted) vs {counted['direct']:g} direct; float32 relative error {err:.1e} "
+            f"(target ≤ 1e-5)")
+
+
+def lenet_step_with_and_without(repeat: int) -> str:
+    """bench_train.py's LeNet-5 step (batch 32) with the conv kernels registered, then with the references."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_train as bt
+    from aisys.framework.dispatch import DISPATCHER
+    from aisys.framework.registry import get as get_op
+    x, y = bt.make_inputs("lenet", 32)
+    step = bt.aisys_step_fn("lenet", bt.init_weights(bt.LENET_SHAPES), x, y)
+    ops = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
+    saved = {op: dict(get_op(op).kernels) for op in ops}
+
+    def without_kernels():
+        for op in ops:
+            for key in list(saved[op]):
+                DISPATCHER.unregister(op, *key)
+        try:
+            step()
+        finally:
+            for op in ops:
+                for (dev, dt, lay), k in saved[op].items():
+                    DISPATCHER.register(op, dev, dt, lay, k.name)(k.fn)
+
+    t = _interleaved_s({"with": step, "without": without_kernels}, repeat, 0.3)
+    with_k, without = t["with"], t["without"]
+    return (f"LeNet-5 training step, batch 32: {with_k * 1e3:.2f} ms with the conv kernels, {without * 1e3:.2f} ms "
+            f"with the references: after / before = {with_k / without:.2f}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--number", type=int, default=40)
     p.add_argument("--baseline", help="a .py file defining the same reference functions, timed alongside")
+    p.add_argument("--kernels", action="store_true", help="the selected kernels vs PyTorch and the reference")
     args = p.parse_args(argv)
+    if args.kernels:
+        print(f"numpy {np.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, float32, one thread")
+        print(kernels_table(measure_kernels(min(args.repeat, 5))))
+        print(winograd_counts())
+        print(lenet_step_with_and_without(min(args.repeat, 5)))
+        return
     baseline = load_baseline(args.baseline) if args.baseline else None
     print(f"numpy {np.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, float32, batch 32")
     print(table(measure(args.repeat, args.number, baseline)))

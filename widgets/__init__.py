@@ -29,6 +29,8 @@ _WHERE = {
     "KVCacheView": "inference", "BatchTimeline": "inference", "StackView": "inference",
     # widgets/cluster.py — cluster scheduling
     "ClusterTimeline": "cluster", "PolicyCompare": "cluster", "PlacementView": "cluster",
+    # widgets/kernels.py — convolution algorithms and the CUDA thread hierarchy
+    "Im2colView": "kernels", "KernelCompare": "kernels", "ThreadGridView": "kernels",
     # widgets/loops.py — loop schedules, caches, tuning
     "LoopNestView": "loops", "CacheHeatmap": "loops", "ScheduleExplorer": "loops", "TuningCurve": "loops",
 }

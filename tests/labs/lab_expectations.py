@@ -95,6 +95,19 @@ EXPECTATIONS: dict[str, dict] = {
         texts=["PASS exercise 5.1", "PASS exercise 5.2", "PASS exercise 5.3",
                "same result as the interpreter: True"],
     ),
+    # Lab 06: Im2colView (three sliders, SVG input grid + im2col matrix), KernelCompare (layer dropdown, SVG bars
+    # per algorithm), ThreadGridView (kernel toggle, sliders, SVG grids). Picking the 3×3 stride-2 layer redraws
+    # the algorithm bars (Winograd drops out).
+    "06_kernels.ipynb": dict(
+        selectors={".aisys-im2col-view": 1, ".aisys-kernel-compare": 1, ".aisys-thread-grid-view": 1,
+                   ".widget-html svg rect": 200, ".widget-dropdown": 1, ".widget-slider": 5},
+        moment=".aisys-kernel-compare",   # multiplications fall from direct to F(4×4,3×3) while the error grows
+        control=dict(dropdown=0, option="3×3 stride 2"),   # its layer picker: Winograd's bars drop out
+        changed=".widget-html svg",
+        shots=[".aisys-im2col-view", ".aisys-thread-grid-view"],
+        texts=["PASS exercise 6.1", "PASS exercise 6.2", "PASS exercise 6.3",
+               "global loads: naive 1024, tiled 256 (4x fewer, the tile factor T = 4)"],
+    ),
     # Lab 08: RooflinePlot (DRAM bandwidth slider + plotly), two SystolicAnimators (Play + cycle slider + SVG
     # grid of PEs), UtilizationView (window range slider, plotly timeline + share bars, PE heatmap SVG).
     "08_chips.ipynb": dict(

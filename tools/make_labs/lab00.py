@@ -241,6 +241,8 @@ for name in ("dgx_a100", "pcie_gen4"):
 - **Lab 03** — graph capture: eager vs traced vs scripted, control flow, dispatch.
 - **Lab 04** — graph passes: constant folding, CSE, DCE, Conv+BN folding, fusion, layout.
 - **Lab 05** — memory planning: liveness, planners, the arena executor, checkpointing.
+- **Lab 06** — kernels: convolution as direct loops, im2col + GEMM and Winograd, a kernel-selection rule, and the
+  CUDA thread/memory hierarchy (a shared-memory tiled matmul under numba's CUDA simulator).
 - **Lab 08** — AI chips: arithmetic intensity, systolic dataflows, the TPU v1 roofline.
 - **Lab 09** — compression: one quantization convention, calibration, integer-only inference, QAT, pruning,
   distillation, and what each buys on the chip.

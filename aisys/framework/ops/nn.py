@@ -262,9 +262,10 @@ _BACKWARD = not_lowerable("a training (backward) op: the chip model lowers infer
 
 
 def _conv_np(g, out, x, w, *b, **a):
-    """``_conv_vjp`` on arrays: the two backward ops' references, and the bias gradient."""
-    gx = _conv_bwd_input_ref(g, w._data, input_shape=x._data.shape, **a) if x.requires_grad else None
-    gw = _conv_bwd_weight_ref(g, x._data, weight_shape=w._data.shape, **a) if w.requires_grad else None
+    """``_conv_vjp`` on arrays: the two backward ops as eager runs them (their registered kernels, see
+    aisys.kernels.conv, else their references), and the bias gradient."""
+    gx = _BWD_INPUT.eager(g, w._data, input_shape=x._data.shape, **a) if x.requires_grad else None
+    gw = _BWD_WEIGHT.eager(g, x._data, weight_shape=w._data.shape, **a) if w.requires_grad else None
     if not b:
         return gx, gw
     return gx, gw, (np.sum(g, axis=(0, 2, 3), dtype=g.dtype) if b[0].requires_grad else None)
@@ -306,7 +307,7 @@ def _bwd_w_infer(g, x, *, weight_shape, **a):
     return Spec(tuple(weight_shape), g.dtype)
 
 
-defop("conv2d_backward_input", infer=_bwd_in_infer, ref=_conv_bwd_input_ref, fusion=K.OPAQUE, chip=_BACKWARD,
+_BWD_INPUT = defop("conv2d_backward_input", infer=_bwd_in_infer, ref=_conv_bwd_input_ref, fusion=K.OPAQUE, chip=_BACKWARD,
       cost=lambda ins, out, **a: _conv_cost([out, ins[1]], ins[0]),
       vjp=lambda h, out, g, w, *, input_shape, **a: (
           apply("conv2d", h, w, **a),
@@ -316,7 +317,7 @@ defop("conv2d_backward_input", infer=_bwd_in_infer, ref=_conv_bwd_input_ref, fus
           apply("conv2d_backward_input", g, t[1], input_shape=input_shape, **a) if t[1] is not None else None),
       doc="Gradient of conv2d with respect to its input (a transposed convolution).")
 
-defop("conv2d_backward_weight", infer=_bwd_w_infer, ref=_conv_bwd_weight_ref, fusion=K.OPAQUE, chip=_BACKWARD,
+_BWD_WEIGHT = defop("conv2d_backward_weight", infer=_bwd_w_infer, ref=_conv_bwd_weight_ref, fusion=K.OPAQUE, chip=_BACKWARD,
       cost=lambda ins, out, **a: _conv_cost([ins[1], out], ins[0]),
       vjp=lambda h, out, g, x, *, weight_shape, **a: (
           apply("conv2d", x, h, **a),
