@@ -68,7 +68,7 @@ def reduce_axis(extent: int, name: str = "k") -> IterVar:
 
 
 # ---- value and index expressions ------------------------------------------------------------------------
-class Node:
+class Node(_S.Arithmetic):
     """An expression node. ``op`` is "var" (an :class:`IterVar` in ``value``), "int" (an index constant),
     "const" (a number, typed by what it meets, like PyTorch's weak scalars), "load" (``value`` a
     :class:`Tensor`, ``args`` its indices), "cast" (to the dtype ``value``), "floordiv"/"mod" (index
@@ -80,21 +80,9 @@ class Node:
     def __init__(self, op: str, args: tuple = (), value=None):
         self.op, self.args, self.value = op, tuple(args), value
 
-    def __add__(self, o): return _bin("add", self, o)
-    def __radd__(self, o): return _bin("add", o, self)
-    def __sub__(self, o): return _bin("sub", self, o)
-    def __rsub__(self, o): return _bin("sub", o, self)
-    def __mul__(self, o): return _bin("mul", self, o)
-    def __rmul__(self, o): return _bin("mul", o, self)
-    def __truediv__(self, o): return _bin("div", self, o)
-    def __rtruediv__(self, o): return _bin("div", o, self)
-    def __pow__(self, o): return _bin("pow", self, o)
-    def __neg__(self): return Node("neg", (self,))
-    def __abs__(self): return Node("abs", (self,))
-    def __lt__(self, o): return _bin("lt", self, o)
-    def __le__(self, o): return _bin("le", self, o)
-    def __gt__(self, o): return _bin("gt", self, o)
-    def __ge__(self, o): return _bin("ge", self, o)
+    @staticmethod
+    def _apply(op: str, *operands) -> "Node":
+        return Node(op, tuple(lift(x) for x in operands))
 
     def __floordiv__(self, o):
         return Node("floordiv", (self, lift(o)))
@@ -123,10 +111,6 @@ def lift(v) -> Node:
         return Node("const", value=float(v))
     raise LoopsError(f"tensor expression: cannot use {type(v).__name__} {v!r} as an operand; use numbers, "
                      f"axes and tensor elements (A[i, k])")
-
-
-def _bin(op, a, b) -> Node:
-    return Node(op, (lift(a), lift(b)))
 
 
 def is_index(n: Node) -> bool:
