@@ -7,11 +7,20 @@ Tests still choose their own max_examples with @settings; profiles only set the 
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Set before numpy/numba are imported by any test module: one core per process (the machine is shared).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+# Generated kernels go to a fresh directory per test session (never the user's ~/.cache/aisys): a test must not
+# read a kernel an earlier run left, nor leave files behind. Child processes (notebooks, subprocess tests) inherit it.
+_KERNEL_CACHE = tempfile.mkdtemp(prefix="aisys-test-cache-")
+os.environ["AISYS_CACHE_DIR"] = _KERNEL_CACHE
+atexit.register(shutil.rmtree, _KERNEL_CACHE, ignore_errors=True)
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 

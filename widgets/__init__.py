@@ -31,6 +31,8 @@ _WHERE = {
     "ClusterTimeline": "cluster", "PolicyCompare": "cluster", "PlacementView": "cluster",
     # widgets/kernels.py — convolution algorithms and the CUDA thread hierarchy
     "Im2colView": "kernels", "KernelCompare": "kernels", "ThreadGridView": "kernels",
+    # widgets/loops.py — loop schedules, caches, tuning
+    "LoopNestView": "loops", "CacheHeatmap": "loops", "ScheduleExplorer": "loops", "TuningCurve": "loops",
 }
 
 __all__ = sorted(_WHERE)

@@ -28,6 +28,7 @@ from .program import Instruction, Program
 from .eventsim import ProgramResult, UnitStats, simulate, bandwidth_demand, bandwidth_for_zero_stalls
 from .lowering import lower_layers, simulate_layer, simulate_layers
 from .from_graph import graph_to_layers, lower_graph
+from .estimate import AnalyticEstimate, SimulationTooLarge, count_instructions, estimate_layers
 from .roofline import (RooflinePoint, roofline_point, op_flops_bytes, classify_op, layer_roofline, layers_roofline,
                        tpu_v1_paper_points)
 from .energy import EnergyTable, EnergyBreakdown, horowitz_45nm, energy_breakdown, mac_pj

@@ -146,7 +146,7 @@ def _instructions(node, where) -> tuple:
     if low.unit != "vector":
         raise ValueError(f"{where}: {node.op} has no vector-unit model ({low})")
     if low.instruction:
-        return (low.instruction,)
+        return (low.instruction_for(node.attrs),)
     n_in = len(node.inputs)
     expr = op.scalar_expr(n_in, **node.attrs) if op.scalar is not None else _scalar.build(op.reduction.combine, 2)
     return _scalar.vector_instructions(expr) or ("copy",)

@@ -523,13 +523,17 @@ def _short_list(xs, n: int = 8) -> str:
     return ", ".join(map(str, xs[:n])) + (f", ... ({len(xs)} in all)" if len(xs) > n else "")
 
 
+MAX_PE_CYCLES = 200_000_000     # a few seconds of the compiled array (bench_chip: ~1e8 PE-cycles/s)
+
+
 def run_systolic(A, B, rows: int = 4, cols: int = 4, dataflow: str = "os", mode: str = "scalesim",
-                 record: bool | None = None, engine: str = "numba") -> SystolicRun:
+                 record: bool | None = None, engine: str = "numba", max_pe_cycles: int = MAX_PE_CYCLES) -> SystolicRun:
     """Multiply ``A @ B`` on a cycle-level ``rows x cols`` systolic array.
 
     Integers are multiplied exactly (int64 accumulators); floats in float64. ``record`` keeps the
     per-cycle PE activity for animation (default: when it stays under 4 M PE-cycles).
-    ``engine="python"`` runs the kernels without compiling them.
+    ``engine="python"`` runs the kernels without compiling them. A problem over ``max_pe_cycles`` PE-cycles
+    (seconds of work; 1/1000 of it with the python engine) is refused, pointing to the closed-form model.
     """
     A = np.asarray(A)
     B = np.asarray(B)
@@ -572,6 +576,12 @@ def run_systolic(A, B, rows: int = 4, cols: int = 4, dataflow: str = "os", mode:
         raise ValueError(f"{where}: recording {max_cycles} cycles x {R * C} PEs would keep "
                          f"{max_cycles * R * C:,} entries (limit {_MAX_RECORD:,}); pass record=False or use a "
                          f"smaller problem")
+    budget = max_pe_cycles if engine == "numba" else max_pe_cycles // 1000
+    if report.elapsed_cycles * R * C > budget:
+        raise ValueError(f"{where}: about {report.elapsed_cycles * R * C:,} PE-cycles to simulate, over the limit "
+                         f"of {budget:,} (seconds of work); the closed form gives the same cycle count at once: "
+                         f"aisys.chip.systolic_gemm({M}, {N}, {K}, {R}, {C}, {dataflow!r}, {mode!r}) = "
+                         f"{report.elapsed_cycles:,} cycles. Pass max_pe_cycles=... to simulate anyway")
     shape = (max_cycles, R, C) if record else (1, 1, 1)
     activity = np.zeros(shape, np.int8)
     foldmap = np.full(shape, -1, np.int32)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from ..framework.shapes import conv_output_size
 from .systolic import conv_gemm_dims
-from .vector import BINARY_OPS
+from .vector import BINARY_OPS, elementwise_cost, layernorm_cost, pool_cost, softmax_cost
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "requantize")   # what drains with a matrix tile (TPU's Activate,
-                                                                 # Ascend's FixPipe, which also requantizes int8)
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "requantize")   # what drains with a matrix tile
+                                                    # (TPU's Activate, Ascend's FixPipe, which also requantizes int8)
 
 
 def _pos(where: str, **vals) -> None:
@@ -301,3 +301,51 @@ class LayerNorm(_RowLayer):
 
 
 LAYER_TYPES = (Gemm, Conv, Elementwise, Pool, Softmax, LayerNorm)
+
+
+# ---- how the lowering walks and costs layers (shared by lower_layers and the analytic estimate) ------------
+def word_bytes(layer, chip) -> int:
+    """Bytes per value a vector layer moves: its own width (int8 codes) or the matrix unit's operand width."""
+    return getattr(layer, "word_bytes", None) or chip.matrix.input_bytes
+
+
+def _fusable(prev, layer) -> bool:
+    if not isinstance(prev, (Gemm, Conv)) or not isinstance(layer, Elementwise):
+        return False
+    M, N, _ = prev.gemm
+    return (layer.op in ACTIVATIONS and layer.elements == getattr(prev, "count", 1) * M * N
+            and prev.activation is None)
+
+
+def layer_steps(layers, fuse_activations: bool = True):
+    """(layer, activation or None) in lowering order: an activation that directly follows a matmul/conv of the
+    same size is folded into it (and skipped as a layer of its own)."""
+    i = 0
+    while i < len(layers):
+        layer, act = layers[i], None
+        if isinstance(layer, (Gemm, Conv)):
+            act = layer.activation
+            if act is None and fuse_activations and i + 1 < len(layers) and _fusable(layer, layers[i + 1]):
+                act = layers[i + 1].op
+                i += 1
+        yield layer, act
+        i += 1
+
+
+def vector_cycles(layer, n: int, chip) -> int:
+    """Vector-unit cycles for ``n`` units (rows, channels or elements) of a vector layer on ``chip``."""
+    word = getattr(layer, "word_bytes", None)
+    pack = max(1, chip.matrix.input_bytes // word) if word else 1     # narrow elements share a lane's bits
+    if isinstance(layer, Softmax):
+        return softmax_cost(n, layer.cols, chip).cycles
+    if isinstance(layer, LayerNorm):
+        return layernorm_cost(n, layer.cols, chip).cycles
+    if isinstance(layer, Pool):
+        oh, ow = layer.out_hw
+        return pool_cost(layer.kind_, -(-n * oh * ow // pack), layer.k * layer.k, chip).cycles
+    n = -(-n // pack)
+    if getattr(layer, "chain", ()):
+        costs = [elementwise_cost(op, n, chip) for op in layer.chain]
+        startup = chip.vector.startup_cycles
+        return startup + sum(c.cycles - startup for c in costs)      # one pipeline start for the group
+    return elementwise_cost(layer.op, n, chip).cycles

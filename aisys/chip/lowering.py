@@ -11,10 +11,12 @@ from __future__ import annotations
 from .config import ChipConfig, preset
 from .cube import matrix_gemm
 from .eventsim import ProgramResult, simulate
-from .layers import ACTIVATIONS, LAYER_TYPES, Conv, Elementwise, Gemm, LayerNorm, Pool, Softmax
+from .estimate import check_size, estimate_layers
+from .layers import LAYER_TYPES, Conv, Gemm, layer_steps, vector_cycles, word_bytes
 from .program import Program
-from .tiling import CapacityError, a_tile_dram_bytes, plan_gemm_tiles, resident_buffer
-from .vector import elementwise_cost, layernorm_cost, pool_cost, softmax_cost
+from .tiling import (CapacityError, a_tile_dram_bytes, plan_gemm_tiles, resident_buffer, route_hops, vector_buffer,
+                     vector_chunks)
+from .vector import elementwise_cost
 
 
 class _Slots:
@@ -37,20 +39,6 @@ class _Slots:
 
     def read(self, key: tuple, slot: int, instr: int) -> None:
         self.reader[(key, slot)] = instr
-
-
-def _hops(chip: ChipConfig, operand: str, resident: str | None) -> list:
-    """The hops an operand really takes: on chips with resident activations, none touch DRAM."""
-    hops = list(chip.routes[operand].hops)
-    if resident and operand in ("ifmap", "ofmap"):
-        hops = [h for h in hops if "dram" not in (h[1], h[2])]
-    return hops
-
-
-def _vector_buffer(chip: ChipConfig) -> str:
-    """Where the vector unit works: the first buffer results go to after the accumulators."""
-    _, src, dst = chip.routes["ofmap"].hops[0]
-    return src if dst == "dram" else dst
 
 
 class _Lowering:
@@ -104,8 +92,8 @@ class _Lowering:
         plan = plan_gemm_tiles(M, N, K, tiling_chip, ifmap_words=layer.ifmap_words, on_overflow=self.on_overflow,
                                what=f"layer {layer.name!r} ({layer.describe()})")
         self.prog.plans[layer.name] = plan
-        a_hops, b_hops = _hops(chip, "ifmap", self.resident), _hops(chip, "filter", self.resident)
-        o_hops = _hops(chip, "ofmap", self.resident)
+        a_hops, b_hops = route_hops(chip, "ifmap", self.resident), route_hops(chip, "filter", self.resident)
+        o_hops = route_hops(chip, "ofmap", self.resident)
         acc_buf = chip.routes["ofmap"].hops[0][1]
         barrier = [(self.prev_output, "data")] if self.prev_output is not None else []
         a_last = b_last = a_held = b_held = None   # last load of the current A / B tile, and its slot
@@ -159,26 +147,11 @@ class _Lowering:
 
     # -- vector layers ---------------------------------------------------------------------------------
     def vector_layer(self, layer):
-        chip, m = self.chip, self.chip.matrix
-        b = getattr(layer, "word_bytes", None) or m.input_bytes
-        vbuf = _vector_buffer(chip)
+        chip = self.chip
+        b = word_bytes(layer, chip)
+        vbuf = vector_buffer(chip)
         resident = self.resident is not None
-        if isinstance(layer, (Softmax, LayerNorm)):
-            unit_in, unit_out, units = layer.cols, layer.cols, layer.rows          # whole rows
-        elif isinstance(layer, Pool):
-            oh, ow = layer.out_hw
-            rows_in = layer.H * layer.W
-            unit_in, unit_out, units = rows_in, oh * ow, layer.batch * layer.C      # whole channels
-        else:
-            unit_in, unit_out, units = layer.operands, 1, layer.elements
-        per_unit = (unit_in + unit_out) * b
-        limit = chip.buffer(vbuf).tile_bytes
-        if resident:
-            chunk = units
-        else:
-            if per_unit > limit:
-                raise CapacityError(vbuf, limit, per_unit, f"layer {layer.name!r} ({layer.describe()}): one row/channel")
-            chunk = max(1, min(units, limit // per_unit))
+        unit_in, unit_out, units, chunk = vector_chunks(layer, chip)
         load_engine = chip.routes["ifmap"].hops[0][0]
         store_engine = chip.routes["ofmap"].hops[-1][0]
         barrier = [(self.prev_output, "data")] if self.prev_output is not None else []
@@ -204,38 +177,19 @@ class _Lowering:
         self.prev_output = last
 
     def _vector_cycles(self, layer, n: int) -> int:
-        chip = self.chip
-        word = getattr(layer, "word_bytes", None)
-        pack = max(1, chip.matrix.input_bytes // word) if word else 1     # narrow elements share a lane's bits
-        if isinstance(layer, Softmax):
-            return softmax_cost(n, layer.cols, chip).cycles
-        if isinstance(layer, LayerNorm):
-            return layernorm_cost(n, layer.cols, chip).cycles
-        if isinstance(layer, Pool):
-            oh, ow = layer.out_hw
-            return pool_cost(layer.kind_, -(-n * oh * ow // pack), layer.k * layer.k, chip).cycles
-        n = -(-n // pack)
-        if getattr(layer, "chain", ()):
-            costs = [elementwise_cost(op, n, chip) for op in layer.chain]
-            startup = chip.vector.startup_cycles
-            return startup + sum(c.cycles - startup for c in costs)      # one pipeline start for the group
-        return elementwise_cost(layer.op, n, chip).cycles
+        return vector_cycles(layer, n, self.chip)
 
 
-def _fusable(prev, layer) -> bool:
-    if not isinstance(prev, (Gemm, Conv)) or not isinstance(layer, Elementwise):
-        return False
-    M, N, _ = prev.gemm
-    return (layer.op in ACTIVATIONS and layer.elements == getattr(prev, "count", 1) * M * N
-            and prev.activation is None)
-
-
-def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile") -> Program:
+def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: str = "tile",
+                 max_instructions: int | None = None) -> Program:
     """Lower layer records (``Gemm``, ``Conv``, ``Elementwise``, ``Pool``, ``Softmax``, ``LayerNorm``)
     to a tile program for ``chip`` (a ``ChipConfig`` or a preset name).
 
     An activation that directly follows a matmul/conv of the same size is fused into it (applied to
     each output tile before it is drained), as TPU v1's Activate and Ascend's FixPipe do.
+
+    A program over ``max_instructions`` (default ``aisys.chip.estimate.MAX_INSTRUCTIONS``, seconds of work)
+    is refused before it is built, with the analytic estimate to use instead (see ``aisys.chip.estimate``).
     """
     chip = preset(chip)
     layers = list(layers)
@@ -249,29 +203,33 @@ def lower_layers(layers, chip, *, fuse_activations: bool = True, on_overflow: st
         if layer.name in names:
             raise ValueError(f"lower_layers: two layers are named {layer.name!r}; names must be unique")
         names.add(layer.name)
+    check_size(layers, chip, fuse_activations=fuse_activations, on_overflow=on_overflow, limit=max_instructions)
     low = _Lowering(chip, on_overflow)
     low.prog.layers = layers
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
+    for layer, act in layer_steps(layers, fuse_activations):
         if isinstance(layer, (Gemm, Conv)):
-            act = layer.activation
-            if act is None and fuse_activations and i + 1 < len(layers) and _fusable(layer, layers[i + 1]):
-                act = layers[i + 1].op
-                i += 1
             low.matrix_layer(layer, act)
         else:
             low.vector_layer(layer)
         low.prog.layer_last[layer.name] = low.prev_output
-        i += 1
     return low.prog
 
 
-def simulate_layers(layers, chip, **kw) -> ProgramResult:
-    """Lower ``layers`` for ``chip`` and simulate the program (``lower_layers`` + ``simulate``)."""
+def simulate_layers(layers, chip, *, mode: str = "simulate", **kw):
+    """Lower ``layers`` for ``chip`` and simulate the program (``lower_layers`` + ``simulate``).
+
+    ``mode="analytic"`` returns an :class:`~aisys.chip.estimate.AnalyticEstimate` instead (no simulation,
+    microseconds at any size). Layers that would lower to more than ``max_instructions`` (default
+    ``aisys.chip.estimate.MAX_INSTRUCTIONS``, seconds of work) raise ``SimulationTooLarge``, which says so."""
+    if mode == "analytic":
+        kw.pop("max_instructions", None)
+        return estimate_layers(layers, chip, **kw)
+    if mode != "simulate":
+        raise ValueError(f"simulate_layers: mode must be 'simulate' or 'analytic', got {mode!r}")
     return simulate(lower_layers(layers, chip, **kw))
 
 
-def simulate_layer(layer, chip, **kw) -> ProgramResult:
-    """One layer on ``chip``: tiled to fit its buffers, with DMA, stalls and the trace."""
+def simulate_layer(layer, chip, **kw):
+    """One layer on ``chip``: tiled to fit its buffers, with DMA, stalls and the trace (``mode="analytic"``:
+    the analytic estimate, for layers too large to simulate instruction by instruction)."""
     return simulate_layers([layer], chip, **kw)

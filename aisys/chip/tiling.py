@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, replace
 
 from .config import ChipConfig, preset
+from .layers import LayerNorm, Pool, Softmax, word_bytes
 
 
 class CapacityError(ValueError):
@@ -129,6 +130,33 @@ def _granules(chip: ChipConfig) -> tuple[int, int, int]:
     return m.rows, m.cols, m.rows
 
 
+def _sizes(full: int, tile: int) -> dict:
+    """{tile size: how many tiles have it} along one axis (full tiles, then one remainder)."""
+    n, rest = divmod(full, tile)
+    out = {tile: n} if n else {}
+    if rest:
+        out[rest] = out.get(rest, 0) + 1
+    return out
+
+
+def tile_loads(plan: "TilePlan") -> tuple[dict, dict]:
+    """How many times ``plan.schedule()`` loads each shape of A tile {(mt, kt): loads} and of B tile
+    {(kt, nt): loads}, counted in closed form. K is innermost, so a tile is kept only when K has one step:
+    then ``m_outer`` keeps the A tile across the n loop (and the single B tile if N has one step), and
+    ``n_outer`` the reverse. ``tests/chip/test_memory.py`` holds this equal to walking the schedule."""
+    nM, nN, nK = plan.tiles
+    ms, ns, ks = _sizes(plan.M, plan.Mt), _sizes(plan.N, plan.Nt), _sizes(plan.K, plan.Kt)
+    if plan.order == "m_outer":
+        a_each = 1 if nK == 1 else nN                 # per (mi, ki)
+        b_each = 1 if nK == 1 and nN == 1 else nM      # per (ki, ni)
+    else:
+        b_each = 1 if nK == 1 else nM
+        a_each = 1 if nK == 1 and nM == 1 else nN
+    a = {(mt, kt): cm * ck * a_each for mt, cm in ms.items() for kt, ck in ks.items()}
+    b = {(kt, nt): ck * cn * b_each for kt, ck in ks.items() for nt, cn in ns.items()}
+    return a, b
+
+
 def _candidates(full: int, granule: int) -> list[int]:
     out = {full}
     g = granule
@@ -220,11 +248,12 @@ def plan_gemm_tiles(M: int, N: int, K: int, chip, *, ifmap_words: int | None = N
         plan = TilePlan(M, N, K, Mt, Nt, Kt, order, {}, compulsory,
                         {b: (need[b], chip.buffer(b).tile_bytes) for b in need}, resident, a_scale)
         traffic = {"ifmap": 0, "filter": 0, "ofmap": 0 if resident else M * N * m.input_bytes}
-        for _, _, _, (mt, nt, kt), new_a, new_b in plan.schedule():
-            if new_a and not resident:
-                traffic["ifmap"] += a_tile_dram_bytes(mt * kt * m.input_bytes, a_scale)
-            if new_b:
-                traffic["filter"] += kt * nt * m.input_bytes
+        a_loads, b_loads = tile_loads(plan)           # closed form of schedule()'s reuse: O(1), not O(tiles)
+        for (mt, kt), n in a_loads.items():
+            if not resident:
+                traffic["ifmap"] += n * a_tile_dram_bytes(mt * kt * m.input_bytes, a_scale)
+        for (kt, nt), n in b_loads.items():
+            traffic["filter"] += n * kt * nt * m.input_bytes
         return replace(plan, dram_bytes=traffic)
 
     full_need = _buffer_need(chip, M, N, K, res_buf)
@@ -259,3 +288,39 @@ def plan_gemm_tiles(M: int, N: int, K: int, chip, *, ifmap_words: int | None = N
         raise CapacityError(name, limit, need_b, f"{what}: even its smallest tile {Mt}x{Nt}x{Kt}",
                             hint="enlarge that buffer")
     return make(*best)
+
+
+# ---- routes and the vector unit's buffer ------------------------------------------------------------------
+def route_hops(chip: ChipConfig, operand: str, resident: str | None) -> list:
+    """The hops an operand really takes: on chips with resident activations, none touch DRAM."""
+    hops = list(chip.routes[operand].hops)
+    if resident and operand in ("ifmap", "ofmap"):
+        hops = [h for h in hops if "dram" not in (h[1], h[2])]
+    return hops
+
+
+def vector_buffer(chip: ChipConfig) -> str:
+    """Where the vector unit works: the first buffer results go to after the accumulators."""
+    _, src, dst = chip.routes["ofmap"].hops[0]
+    return src if dst == "dram" else dst
+
+
+def vector_chunks(layer, chip: ChipConfig) -> tuple[int, int, int, int]:
+    """(words in, words out per unit, units, units per chunk) of a vector layer: it is processed in whole units
+    (rows for softmax/layernorm, channels for pooling, elements otherwise), as many per chunk as fit the vector
+    buffer (all at once when activations stay resident on chip)."""
+    if isinstance(layer, (Softmax, LayerNorm)):
+        unit_in, unit_out, units = layer.cols, layer.cols, layer.rows          # whole rows
+    elif isinstance(layer, Pool):
+        oh, ow = layer.out_hw
+        unit_in, unit_out, units = layer.H * layer.W, oh * ow, layer.batch * layer.C      # whole channels
+    else:
+        unit_in, unit_out, units = layer.operands, 1, layer.elements
+    if resident_buffer(chip) is not None:
+        return unit_in, unit_out, units, units
+    vbuf = vector_buffer(chip)
+    per_unit = (unit_in + unit_out) * word_bytes(layer, chip)
+    limit = chip.buffer(vbuf).tile_bytes
+    if per_unit > limit:
+        raise CapacityError(vbuf, limit, per_unit, f"layer {layer.name!r} ({layer.describe()}): one row/channel")
+    return unit_in, unit_out, units, max(1, min(units, limit // per_unit))

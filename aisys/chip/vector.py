@@ -19,7 +19,9 @@ from dataclasses import dataclass
 # cycles per vector of `lanes` elements for one pass of each primitive
 DEFAULT_OP_CYCLES = {
     "copy": 1, "cast": 1, "fma": 1, "add": 1, "sub": 1, "mul": 1, "max": 1, "min": 1, "relu": 1, "neg": 1, "abs": 1,
-    "div": 4, "reciprocal": 4, "sqrt": 4, "rsqrt": 4, "exp": 4, "log": 4, "sigmoid": 5, "tanh": 5, "gelu": 6,
+    "div": 4, "reciprocal": 4, "sqrt": 4, "rsqrt": 4, "exp": 4, "log": 4, "sigmoid": 5, "tanh": 5, "erf": 6,
+    "gelu": 8,          # exact GELU, x·Φ(x): an erf polynomial plus a multiply-add
+    "gelu_tanh": 6,     # GELU's tanh approximation: a tanh plus a multiply-add
     "quantize": 2, "dequantize": 1, "requantize": 2,      # scale+round+clamp; subtract+scale; mul-high+shift
 }
 BINARY_OPS = {"add", "sub", "mul", "div", "max", "min"}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..framework.graph import Graph, interpret
+from ..framework.inplace import bump
 from ..framework.tensor import Tensor
 from .manager import PassLog, PassManager
 from .passes import default_pipeline, resolve
@@ -139,6 +140,7 @@ class CompiledFunction:
             t = self._state.get(name)
             if t is not None:
                 t._data[...] = outs[self._returns + j]
+                bump(t._data, f"the compiled {self.original.name!r} updating its state")
         ids = ex.graph.outputs
         res = [Tensor._wrap(np.asarray(o if self.output_views else ex.hand_out(ids[k], o)))
                for k, o in enumerate(outs[:self._returns])]

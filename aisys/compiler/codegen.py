@@ -78,6 +78,12 @@ def _check_dtypes(body: Graph) -> None:
                             f"{', '.join(sorted(KERNEL_DTYPES))}")
 
 
+def _assemble(head: list[str], C: Constants, lines: list[str]) -> str:
+    if any("math." in ln for ln in lines):                # erf/erfc (exact GELU) come from Python's math module
+        head = head[:-3] + ["import math"] + head[-3:]
+    return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
+
+
 def _header(kind: str, body: Graph, note: str) -> list[str]:
     ops = " → ".join(n.op for n in body.nodes.values() if not n.is_leaf)
     return [f"# aisys fused {kind} kernel: {ops}",
@@ -151,7 +157,7 @@ def elementwise_source(body: Graph) -> str:
     lines.append(f"{ind}out[{idx}] = {var[out.id]}")
     pattern = "; ".join("".join("F" if f else "b" for f in p) for p in pats)
     head = _header("elementwise", body, f"loop levels: {r}; input patterns (F full, b broadcast): {pattern or '-'}")
-    return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
+    return _assemble(head, C, lines)
 
 
 class _Compiled:
@@ -274,7 +280,7 @@ def reduce_source(body: Graph) -> str:
     note = (f"reduce {root.op} over dims {list(red)} of {len(in_shape)}-D input; accumulator {acc_np.name}"
             + ("; local accumulator (reduced dims innermost)" if suffix else ""))
     head = _header("reduce", body, note)
-    return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
+    return _assemble(head, C, lines)
 
 
 class ReduceKernel(_Compiled):

@@ -221,6 +221,7 @@ def run_pass(fn, graph: Graph, *, iteration: int = 0, verify: bool = True) -> Pa
     :class:`PassManager` pipeline works on snapshots and re-checks only what each pass changed."""
     if not callable(fn):
         raise TypeError(f"a pass must be callable as fn(rw), got {type(fn).__name__}: {fn!r}")
+    graph.check_edges()                            # a broken input graph is the caller's error, not the pass's
     return _Run(graph, isolate=True).run(fn, iteration=iteration, verify=verify)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..framework import dtypes
 from ..framework.graph import Graph
 from ..framework.interpreter import Interpreter
 from ..framework.registry import get as get_op
@@ -125,6 +126,17 @@ class Executable(Interpreter):
         """The arena slot of node ``nid``: an array of its dtype and shape at its planned offset (no copy)."""
         self._bind()
         return self._views[nid]
+
+    def input_value(self, node, x):
+        """An input of the compiled shape must have the compiled dtype too: the kernels are typed, and a silent
+        cast would hide that the caller's values are not what the function was compiled for."""
+        arr = np.asarray(x._data if hasattr(x, "_data") else x)
+        if tuple(arr.shape) == tuple(node.shape) and arr.dtype != node.dtype.np:
+            given = next((d.name for d in dtypes.ALL if d.np == arr.dtype), str(arr.dtype))
+            raise TypeError(f"input {node.name!r} was compiled for {node.dtype.name}, got {given}; a compiled "
+                            f"function is specialized to its example inputs' dtypes (its kernels are typed) — "
+                            f"convert the input (x.to(aisys.{node.dtype.name})) or compile again with this dtype")
+        return super().input_value(node, arr)
 
     # ---- running ------------------------------------------------------------------------------------
     def run(self, *inputs, params: dict | None = None, views: bool | None = None) -> list:

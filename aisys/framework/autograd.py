@@ -11,15 +11,22 @@ import itertools
 
 import numpy as np
 
+from .inplace import check_saved, resolve_rebased
 from .walk import postorder
 from .tensor import Tensor, _Mode, _ops as _tensor_methods, enable_grad, no_grad, set_grad_enabled
 
 
 def _recorded_inputs(t):
+    """The recorded inputs of ``t``'s op. An input that an in-place op rebased after this op ran is replaced,
+    once, by the shadow of its old history."""
     ctx = t._ctx
     if ctx[1] is _FREED:
         raise RuntimeError("backward through a graph a second time: its saved intermediates were freed "
                            "after the first backward(); pass retain_graph=True to the first call")
+    if _Mode.rebases:
+        ins = resolve_rebased(ctx[1], t._epoch)
+        if ins is not ctx[1]:
+            t._ctx = ctx = (ctx[0], ins, ctx[2])
     return [x for x in ctx[1] if x._ctx is not None]
 
 
@@ -105,6 +112,7 @@ def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None, own_leave
         keep[id(r)] = r
     target_ids = None if targets is None else {id(t) for t in targets}
     order = _topo(roots)
+    epoch = _Mode.epoch
     prev, _Mode.grad_enabled = _Mode.grad_enabled, False
     try:
         for t in reversed(order):
@@ -112,6 +120,8 @@ def _run_backward_numpy(roots, grad_roots, retain_graph, targets=None, own_leave
             g = grads.get(tid)
             if g is None:
                 continue
+            if t._epoch < epoch:                        # an in-place write happened since this op ran
+                check_saved(t)
             op, inputs, attrs = t._ctx
             twin = op.vjp_np
             if twin is not None:
@@ -154,11 +164,14 @@ def _run_backward(roots, grad_roots, create_graph, retain_graph, targets=None):
         keep[id(r)] = r
     target_ids = None if targets is None else {id(t) for t in targets}
     order = _topo(roots)
+    epoch = _Mode.epoch
     with set_grad_enabled(create_graph):
         for t in reversed(order):
             g = grads.get(id(t))
             if g is None:
                 continue
+            if t._epoch < epoch:
+                check_saved(t)
             op, inputs, attrs = t._ctx
             prev = getattr(_Mode, "backward_of", None)
             _Mode.backward_of = op.name
@@ -399,3 +412,188 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
 
 def gradgradcheck(f, inputs, **kw) -> bool:
     return gradcheck(f, inputs, second_order=True, **kw)
+
+
+# ---- grad_fn nodes and custom Functions (PyTorch's torch.autograd.Function) ---------------------------------
+class Node:
+    """What ``t.grad_fn`` returns: the recorded op that made ``t``, as a node of the backward graph.
+
+    ``name()`` is PyTorch's spelling (``MulBackward0``); ``op`` the registry entry; ``next_functions`` one
+    ``(node, 0)`` pair per input — the input's own node, an ``AccumulateGrad`` for a leaf that requires grad
+    (where its gradient is summed into ``.grad``), or ``None`` for an input that needs no gradient."""
+
+    __slots__ = ("_tensor",)
+
+    def __init__(self, tensor: Tensor):
+        self._tensor = tensor
+
+    @property
+    def op(self):
+        return self._tensor._ctx[0]
+
+    def name(self) -> str:
+        op = self.op.name
+        custom = getattr(self.op, "_function", None)
+        return f"{custom.__name__}Backward" if custom else "".join(p.capitalize() for p in op.split("_")) + "Backward0"
+
+    @property
+    def next_functions(self) -> tuple:
+        inputs = self._tensor._ctx[1]
+        if inputs is _FREED:
+            return ()
+        out = []
+        for x in inputs:
+            if x._ctx is not None:
+                out.append((Node(x), 0))
+            elif x.requires_grad:
+                out.append((AccumulateGrad(x), 0))
+            else:
+                out.append((None, 0))
+        return tuple(out)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Node) and other._tensor._ctx is self._tensor._ctx
+
+    def __hash__(self) -> int:
+        return id(self._tensor._ctx)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} ({self.op.name})>"
+
+
+class AccumulateGrad:
+    """The end of a backward path: the gradient is added into ``variable.grad`` (a leaf)."""
+
+    __slots__ = ("variable",)
+    next_functions = ()
+
+    def __init__(self, variable: Tensor):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad of {self.variable.dtype.short}{list(self.variable.shape)}>"
+
+
+class FunctionCtx:
+    """The ``ctx`` a custom Function's forward fills and its backward reads (PyTorch's names)."""
+
+    def __init__(self, needs_input_grad: tuple):
+        self.needs_input_grad = needs_input_grad
+        self._saved = ()
+        self._versions = ()
+
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors for backward; their versions are checked, so an in-place change in between raises."""
+        from .inplace import version
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_backward: only tensors (or None) can be saved, got {type(t).__name__}; "
+                                f"keep other values as attributes of ctx (ctx.k = 3)")
+        self._saved = tensors
+        self._versions = tuple(None if t is None else version(t._data) for t in tensors)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        from .inplace import version
+        for k, (t, v) in enumerate(zip(self._saved, self._versions)):
+            if t is not None and version(t._data) != v:
+                raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an "
+                                   f"in-place operation: saved tensor {k} ({t.dtype.short}{list(t.shape)}) of a custom "
+                                   f"Function was saved at version {v}, now version {version(t._data)}")
+        return self._saved
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        self._non_diff = tensors
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self._materialize = bool(value)
+
+
+class Function:
+    """A custom differentiable operation, as ``torch.autograd.Function``::
+
+        class Exp(aisys.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                y = x.exp(); ctx.save_for_backward(y); return y
+            @staticmethod
+            def backward(ctx, g):
+                (y,) = ctx.saved_tensors; return g * y
+        y = Exp.apply(x)
+
+    ``forward`` runs without recording; its result gets one tape entry whose VJP calls ``backward`` (with
+    grad mode on under ``create_graph``, so a backward written with ops is differentiable again). ``backward``
+    returns one gradient (or None) per argument of ``forward``. One tensor output.
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("a custom Function defines forward(ctx, *args) as a @staticmethod")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("a custom Function defines backward(ctx, *grads) as a @staticmethod")
+
+    @classmethod
+    def _opdef(cls):
+        op = cls.__dict__.get("_op")
+        if op is None:
+            from .registry import FusionKind, OpDef
+
+            def vjp(g, out, *inputs, ctx, positions, n_args):
+                grads = cls.backward(ctx, g)
+                grads = grads if isinstance(grads, tuple) else (grads,)
+                if len(grads) != n_args:
+                    raise RuntimeError(f"{cls.__name__}.backward returned {len(grads)} gradients, but forward took "
+                                       f"{n_args} arguments: return one per argument (None where there is none)")
+                picked = []
+                for x, k in zip(inputs, positions):
+                    gk = grads[k]
+                    if gk is not None and not isinstance(gk, Tensor):
+                        gk = Tensor(gk)
+                    if gk is not None and tuple(gk.shape) != tuple(x.shape):
+                        raise RuntimeError(f"{cls.__name__}.backward returned a gradient of shape {tuple(gk.shape)} "
+                                           f"for argument {k} of shape {tuple(x.shape)}")
+                    picked.append(gk)
+                return tuple(picked)
+
+            def not_in_graphs(*args, **kwargs):
+                raise TypeError(f"{cls.__name__} is a custom autograd.Function: it runs eagerly and in backward(), "
+                                f"but a graph cannot re-run it (it is not a registry op)")
+
+            op = OpDef(name=f"{cls.__name__} (autograd.Function)", infer=not_in_graphs, ref=not_in_graphs, vjp=vjp,
+                       jvp=None, fusion=FusionKind.OPAQUE, cost=not_in_graphs, pure=False, saved=(),
+                       source=f"{cls.__module__}.{cls.__qualname__}")
+            op._function = cls
+            cls._op = op
+        return op
+
+    @classmethod
+    def apply(cls, *args):
+        positions = tuple(k for k, a in enumerate(args) if isinstance(a, Tensor))
+        inputs = tuple(args[k] for k in positions)
+        ctx = FunctionCtx(tuple(isinstance(a, Tensor) and a.requires_grad for a in args))
+        with no_grad():
+            out = cls.forward(ctx, *args)
+        if isinstance(out, (tuple, list)):
+            raise TypeError(f"{cls.__name__}.forward returned {len(out)} values; aisys custom Functions return one "
+                            f"tensor (split the computation into several Functions)")
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{cls.__name__}.forward must return a Tensor, got {type(out).__name__}")
+        if any(out is x for x in inputs) or out._ctx is not None or out.requires_grad:
+            out = Tensor._wrap(out._data)                 # the result gets a tape entry of its own
+        op = cls._opdef()
+        attrs = {"ctx": ctx, "positions": positions, "n_args": len(args)}
+        if _Mode.grad_enabled and any(x.requires_grad for x in inputs):
+            out.requires_grad = True
+            out._ctx = (op, inputs, attrs)
+            out._epoch = _Mode.epoch
+        for ob in list(_Mode.observers):
+            ob(op, inputs, attrs, out)
+        return out
+
+
+_tensor_methods.Node = Node                 # Tensor.grad_fn makes one (tensor.py cannot import this module)

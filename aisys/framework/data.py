@@ -79,6 +79,8 @@ def _rng(generator) -> np.random.Generator:
         return generator
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
         return np.random.default_rng(int(generator))
+    if isinstance(getattr(generator, "rng", None), np.random.Generator):     # an aisys.Generator
+        return generator.rng
     raise TypeError(f"generator must be an int seed, a numpy.random.Generator or None, got {type(generator).__name__}")
 
 
@@ -131,11 +133,15 @@ class DataLoader:
 
     ``shuffle=True`` draws a new order every epoch from ``generator``: an int seed (the same sequence of
     epochs on every run), a numpy Generator, or None for aisys's global generator (``aisys.manual_seed``).
-    Differs from torch: no worker processes or samplers (everything here fits in memory).
+    Differs from torch: no worker processes or samplers (everything here fits in memory); ``num_workers``,
+    ``pin_memory`` and the other process options are accepted so PyTorch scripts run, and load in-process.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 collate_fn: Callable | None = None, generator=None):
+                 collate_fn: Callable | None = None, generator=None, *, num_workers: int = 0, pin_memory: bool = False,
+                 persistent_workers: bool = False, prefetch_factor=None, timeout: float = 0, worker_init_fn=None):
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers={num_workers!r} must be a non-negative int")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size={batch_size!r} must be a positive int")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):

@@ -206,8 +206,42 @@ class Graph:
             k += 1
         return k
 
+    def check_edges(self) -> None:
+        """Raise GraphError if a node (or an output) reads a node that does not exist, or the edges form a
+        cycle — the two defects that would otherwise surface as a KeyError or an endless walk."""
+        for n in self.nodes.values():
+            for i in n.inputs:
+                if i not in self.nodes:
+                    raise GraphError(f"node %{n.id} ({n.op}) reads %{i}, which does not exist in graph "
+                                     f"{self.name!r} (a dangling edge: a pass removed %{i} but left this reader)")
+        for i in self.outputs:
+            if i not in self.nodes:
+                raise GraphError(f"graph output %{i} does not exist in graph {self.name!r}")
+        state, path = {}, []
+        for root in self.nodes:
+            if root in state:
+                continue
+            stack = [(root, iter(self.nodes[root].inputs))]
+            state[root], path = 1, [root]
+            while stack:
+                i, it = stack[-1]
+                j = next(it, None)
+                if j is None:
+                    stack.pop()
+                    path.pop()
+                    state[i] = 2
+                elif state.get(j) == 1:
+                    loop = path[path.index(j):] + [j]
+                    raise GraphError(f"cycle: {' → '.join(f'%{k}' for k in loop)} (each node reads "
+                                     f"the next; a graph must be acyclic)")
+                elif j not in state:
+                    state[j] = 1
+                    path.append(j)
+                    stack.append((j, iter(self.nodes[j].inputs)))
+
     def toposort(self) -> None:
         """Reorder ``nodes`` so every node follows its inputs (stable: keeps the existing order when valid)."""
+        self.check_edges()
         order, state = [], {}
         for root in list(self.nodes):
             if root in state:
@@ -294,6 +328,7 @@ class Graph:
 
         ``infer``: the ids whose types are re-inferred (None: every op node). The pass manager passes the
         nodes a pass added or re-wired, so checking stays O(n) cheap structure + O(changed) inference."""
+        self.check_edges()
         seen = set()
         for n in self.nodes.values():
             for i in n.inputs:
@@ -331,4 +366,5 @@ def interpret(graph: Graph, *inputs, params: dict | None = None) -> list[np.ndar
     ``params`` optionally overrides parameter values by name (e.g. after an optimizer step). (The walk is
     :class:`aisys.framework.interpreter.Interpreter`, shared with every other runner of a graph.)
     """
+    graph.check_edges()                  # a dangling edge or a cycle is a GraphError naming it, not a KeyError
     return Interpreter(graph).run(*inputs, params=params)

@@ -1,4 +1,5 @@
-"""``aisys.optim``: SGD, Adam, AdamW and learning-rate schedules, with PyTorch's names and math.
+"""``aisys.optim``: SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta (and ``lr_scheduler``), with PyTorch's names
+and math.
 
 Every update is written with tensor ops under ``aisys.no_grad()`` and written back with
 ``p.assign_(new)``. That is what lets ``aisys.trace`` capture a *whole* training step — forward,
@@ -8,6 +9,10 @@ an assignment to a named parameter (or to an optimizer state such as Adam's mome
 When nobody is tracing, the same lines run on the tensors' numpy arrays instead (``fast``): the
 arithmetic is written once and reads the same on both (``+ - * /`` and the helpers below), so the
 numbers are identical, but an eager step skips an op record per arithmetic operation.
+
+A step is all or nothing: every gradient is checked (shape, dtype, and finiteness under
+``aisys.detect_anomaly()``) before any parameter or state changes, so a bad gradient leaves the
+model, the step counts and the moments as they were.
 """
 from __future__ import annotations
 
@@ -16,9 +21,14 @@ from collections import defaultdict
 
 import numpy as np
 
+from .inplace import bump
 from .tensor import Tensor, _Mode, no_grad
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "lr_scheduler", "LRScheduler",
+           "StepLR", "CosineAnnealingLR"]
+
+
+_STEP = "an optimizer's step()"          # where a version error says the write happened
 
 
 def _fast() -> bool:
@@ -33,6 +43,7 @@ def _val(t: Tensor, fast: bool):
 def _set(t: Tensor, value, fast: bool) -> None:
     if fast:
         t._data[...] = value
+        bump(t._data, _STEP)
     else:
         t.assign_(value)
 
@@ -41,6 +52,7 @@ def _sub_(t: Tensor, delta, fast: bool) -> None:
     """t ← t − delta (in place on the array when fast: the same rounding as computing t − delta, then copying)."""
     if fast:
         np.subtract(t._data, delta, out=t._data)
+        bump(t._data, _STEP)
     else:
         t.assign_(t - delta)
 
@@ -109,6 +121,47 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def _check_grads(self) -> None:
+        """Refuse the step before anything changes if a gradient cannot update its parameter. (One cheap pass
+        over the arrays; the message is built only for the parameter that fails.)"""
+        anomaly = _Mode.anomaly
+        k = -1
+        for g in self.param_groups:
+            for p in g["params"]:
+                k += 1
+                gr = p.grad
+                if gr is None:
+                    continue
+                if type(gr) is not Tensor and not isinstance(gr, Tensor):
+                    self._bad_grad(k, p, f"has a .grad of type {type(gr).__name__}, not a Tensor", TypeError)
+                a, b = gr._data, p._data
+                if a.shape != b.shape:
+                    self._bad_grad(k, p, f"has a gradient of shape {tuple(a.shape)}; it must match the parameter's "
+                                         f"shape", ValueError)
+                if a.dtype != b.dtype:
+                    self._bad_grad(k, p, f"has a {gr.dtype.name} gradient; it must be {p.dtype.name} like the "
+                                         f"parameter", TypeError)
+                if anomaly and not np.all(np.isfinite(a)):
+                    self._bad_grad(k, p, f"has {int((~np.isfinite(a)).sum())} non-finite gradient value(s) (found "
+                                         f"by aisys.detect_anomaly())", FloatingPointError)
+
+    def _bad_grad(self, k: int, p: Tensor, what: str, error) -> None:
+        raise error(f"{type(self).__name__}.step(): parameter {k} ({p.dtype.short}{list(p.shape)}) {what}. "
+                    f"Nothing was updated")
+
+    def _grads(self, group: dict, fast: bool):
+        """(parameter, its gradient) for each parameter of ``group`` that has one, with ``maximize`` and L2
+        ``weight_decay`` (g + λp) applied, as torch's RMSprop/Adagrad/Adadelta do first."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = _val(p.grad, fast)
+            if group.get("maximize"):
+                g = -g
+            if group.get("weight_decay"):
+                g = g + _val(p, fast) * group["weight_decay"]
+            yield p, g
+
     def _state_tensor(self, p: Tensor, name: str) -> Tensor:
         """A zero-initialized state tensor shaped like ``p`` (momentum, moments), created on first use."""
         st = self.state[p]
@@ -135,17 +188,40 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        groups = state_dict["param_groups"]
+        """Restore ``state_dict()``'s output. Everything is checked first: a wrong dict changes nothing."""
+        name = f"{type(self).__name__}.load_state_dict"
+        holds = ("an optimizer state dict (optimizer.state_dict(), not model.state_dict()) holds 'state': "
+                 "{parameter index: {name: tensor}} and 'param_groups': [{hyper-parameters..., 'params': "
+                 "[indices]}, ...]")
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{name}: expected a dict, got {type(state_dict).__name__}; {holds}")
+        for key in ("state", "param_groups"):
+            if key not in state_dict:
+                raise KeyError(f"{name}: the dict has no {key!r} key (it has {sorted(map(str, state_dict))}); {holds}")
+        groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g for g in groups):
+            raise ValueError(f"{name}: 'param_groups' must be a list of dicts, each with a 'params' list; {holds}")
         if len(groups) != len(self.param_groups) or any(
                 len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved optimizer has groups of sizes "
+            raise ValueError(f"{name}: the saved optimizer has groups of sizes "
                              f"{[len(g['params']) for g in groups]}, this one {[len(g['params']) for g in self.param_groups]}")
+        for k, (mine, saved) in enumerate(zip(self.param_groups, groups)):
+            missing = sorted(set(mine) - set(saved) - {"params", "initial_lr"})
+            if missing:
+                raise KeyError(f"{name}: param_groups[{k}] lacks {', '.join(map(repr, missing))}, which "
+                               f"{type(self).__name__} needs (was it saved from another optimizer?); {holds}")
         params = [p for g in self.param_groups for p in g["params"]]
-        for i, st in state_dict["state"].items():
+        if not isinstance(state, dict):
+            raise ValueError(f"{name}: 'state' must be a dict; {holds}")
+        for i, st in state.items():
+            if not (isinstance(i, int) or (isinstance(i, str) and i.isdigit())) or not 0 <= int(i) < len(params):
+                raise ValueError(f"{name}: state key {i!r} is not a parameter index 0..{len(params) - 1}; {holds}")
+            if not isinstance(st, dict):
+                raise ValueError(f"{name}: state[{i!r}] must be a dict of named tensors, got {type(st).__name__}")
             p = params[int(i)]
             for k, v in st.items():
                 if isinstance(v, Tensor) and k != "step" and tuple(v.shape) != tuple(p.shape):
-                    raise ValueError(f"{type(self).__name__}.load_state_dict: state {k!r} of parameter {i} has shape "
+                    raise ValueError(f"{name}: state {k!r} of parameter {i} has shape "
                                      f"{tuple(v.shape)}, the parameter {tuple(p.shape)}")
         self.state = defaultdict(dict)
         for i, st in state_dict["state"].items():
@@ -188,6 +264,7 @@ class SGD(Optimizer):
                                       nesterov=nesterov, maximize=maximize))
 
     def step(self) -> None:
+        self._check_grads()
         fast = _fast()
         with no_grad():
             for group in self.param_groups:
@@ -237,6 +314,7 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize))
 
     def step(self) -> None:
+        self._check_grads()
         fast = _fast()
         with no_grad():
             for group in self.param_groups:
@@ -287,59 +365,95 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
 
 
-# ---- learning-rate schedules ------------------------------------------------------------------------
-class LRScheduler:
-    """Sets each group's ``lr`` from the epoch count: call ``step()`` once per epoch, after optimizer.step()."""
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e), as torch: v ← αv + (1−α)g², p ← p − lr·g/(√v + ε); ``centered``
+    divides by the variance estimate √(v − ḡ²) instead, ``momentum`` keeps b ← μb + g/(√v + ε), p ← p − lr·b."""
 
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an aisys.optim.Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self.step()
-
-    def get_lr(self) -> list[float]:
-        raise NotImplementedError
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False, maximize: bool = False):
+        _check("RMSprop", lr, alpha=(alpha, 0.0, 1.0), eps=(eps, 0.0, math.inf), momentum=(momentum, 0.0, math.inf),
+               weight_decay=(weight_decay, 0.0, math.inf))
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=maximize))
 
     def step(self) -> None:
-        self.last_epoch += 1
-        for g, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            g["lr"] = lr
-        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
-
-    def get_last_lr(self) -> list[float]:
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.__dict__.update(state)
-
-
-class StepLR(LRScheduler):
-    """lr = base_lr · γ^⌊epoch / step_size⌋ (closed form, so it can be checked at any epoch)."""
-
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        if not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"StepLR: step_size={step_size!r} must be a positive int (epochs between decays)")
-        self.step_size, self.gamma = step_size, float(gamma)
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> list[float]:
-        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+        self._check_grads()
+        fast = _fast()
+        with no_grad():
+            for group in self.param_groups:
+                lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
+                for p, g in self._grads(group, fast):
+                    v = self._state_tensor(p, "square_avg")
+                    _set(v, _val(v, fast) * alpha + g * g * (1.0 - alpha), fast)
+                    if group["centered"]:
+                        ga = self._state_tensor(p, "grad_avg")
+                        _set(ga, _val(ga, fast) * alpha + g * (1.0 - alpha), fast)
+                        gav = _val(ga, fast)
+                        avg = _sqrt(_val(v, fast) - gav * gav) + eps
+                    else:
+                        avg = _sqrt(_val(v, fast)) + eps
+                    if mu:
+                        buf = self._state_tensor(p, "momentum_buffer")
+                        _set(buf, _val(buf, fast) * mu + g / avg, fast)
+                        _sub_(p, _val(buf, fast) * lr, fast)
+                    else:
+                        _sub_(p, g / avg * lr, fast)
 
 
-class CosineAnnealingLR(LRScheduler):
-    """lr = η_min + (base − η_min)·(1 + cos(π·epoch/T_max))/2 (Loshchilov & Hutter 2017, without restarts)."""
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011), as torch: s ← s + g², p ← p − lr_t·g/(√s + ε), lr_t = lr/(1 + (t−1)·lr_decay)."""
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        if not isinstance(T_max, int) or T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max={T_max!r} must be a positive int")
-        self.T_max, self.eta_min = T_max, float(eta_min)
-        super().__init__(optimizer, last_epoch)
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False):
+        _check("Adagrad", lr, lr_decay=(lr_decay, 0.0, math.inf), weight_decay=(weight_decay, 0.0, math.inf),
+               initial_accumulator_value=(initial_accumulator_value, 0.0, math.inf), eps=(eps, 0.0, math.inf))
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize))
+        for group in self.param_groups:          # torch creates the accumulators eagerly, filled with the value
+            for p in group["params"]:
+                st = self.state[p]
+                st["step"] = Tensor._wrap(np.zeros((), p._data.dtype))
+                st["sum"] = Tensor._wrap(np.full_like(p._data, group["initial_accumulator_value"]))
 
-    def get_lr(self) -> list[float]:
-        e = min(self.last_epoch, self.T_max)
-        return [self.eta_min + (b - self.eta_min) * (1 + math.cos(math.pi * e / self.T_max)) / 2 for b in self.base_lrs]
+    def step(self) -> None:
+        self._check_grads()
+        fast = _fast()
+        with no_grad():
+            for group in self.param_groups:
+                lr, eps = group["lr"], group["eps"]
+                for p, g in self._grads(group, fast):
+                    st = self.state[p]
+                    t, acc = st["step"], st["sum"]
+                    _set(t, _val(t, fast) + 1.0, fast)
+                    clr = lr / ((_val(t, fast) - 1.0) * group["lr_decay"] + 1.0) if group["lr_decay"] else lr
+                    _set(acc, _val(acc, fast) + g * g, fast)
+                    _sub_(p, g / (_sqrt(_val(acc, fast)) + eps) * clr, fast)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler 2012), as torch: v ← ρv + (1−ρ)g², Δ = √(u + ε)/√(v + ε)·g, u ← ρu + (1−ρ)Δ²,
+    p ← p − lr·Δ (lr = 1 by default: the ratio of the running RMSs sets the step size)."""
+
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0,
+                 maximize: bool = False):
+        _check("Adadelta", lr, rho=(rho, 0.0, 1.0), eps=(eps, 0.0, math.inf),
+               weight_decay=(weight_decay, 0.0, math.inf))
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    def step(self) -> None:
+        self._check_grads()
+        fast = _fast()
+        with no_grad():
+            for group in self.param_groups:
+                lr, rho, eps = group["lr"], group["rho"], group["eps"]
+                for p, g in self._grads(group, fast):
+                    v, u = self._state_tensor(p, "square_avg"), self._state_tensor(p, "acc_delta")
+                    _set(v, _val(v, fast) * rho + g * g * (1.0 - rho), fast)
+                    delta = _sqrt(_val(u, fast) + eps) / _sqrt(_val(v, fast) + eps) * g
+                    _set(u, _val(u, fast) * rho + delta * delta * (1.0 - rho), fast)
+                    _sub_(p, delta * lr, fast)
+
+
+# ---- learning-rate schedules (aisys.optim.lr_scheduler; the two classic ones also here, as before) ----------
+from . import lr_scheduler  # noqa: E402
+from .lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR  # noqa: E402

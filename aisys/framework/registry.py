@@ -24,6 +24,11 @@ and, for the consumers below the framework:
                                        to ``vjp``; a plain first-order ``backward()`` runs it instead of
                                        building backward ops (a test holds every one equal to ``vjp``)
 
+Optional, for in-place safety: ``saved``, which values the VJP reads (input indices and/or "out"; an entry
+``(v, j, ...)`` means v is read only for the gradient of inputs j, ...; None, the default, means all of them).
+``backward()`` refuses to run a VJP whose saved values were overwritten in place after the op ran (see
+``inplace``), as PyTorch does; ops that only need shapes declare ``saved=()``.
+
 Defining an op::
 
     defop("softsign", infer=same_spec("softsign", float_only=True), fusion=FusionKind.ELEMENTWISE,
@@ -109,6 +114,14 @@ class ChipLowering:
     def param(self, key: str, default=None):
         return dict(self.params).get(key, default)
 
+    def instruction_for(self, attrs: dict) -> str:
+        """The instruction for a node with these attrs: a variant the op declares for one of its attribute
+        values (exact GELU costs an erf, its approximate='tanh' form a tanh), else ``instruction``."""
+        for (attr, value), instruction in self.param("variants", ()):
+            if attrs.get(attr) == value:
+                return instruction
+        return self.instruction
+
     def __str__(self) -> str:
         if self.unit is None:
             return f"not lowerable: {self.why}"
@@ -117,8 +130,11 @@ class ChipLowering:
         return f"{self.unit} unit, {self.instruction or 'its scalar expression'}"
 
 
-def vector(instruction: str = "", **params) -> ChipLowering:
-    """Runs on the vector unit as ``instruction`` ("" = one instruction per primitive of its expression)."""
+def vector(instruction: str = "", *, variants: dict | None = None, **params) -> ChipLowering:
+    """Runs on the vector unit as ``instruction`` ("" = one instruction per primitive of its expression);
+    ``variants`` {(attr, value): instruction} name another instruction for nodes with that attribute value."""
+    if variants:
+        params["variants"] = tuple(sorted(variants.items()))
     return ChipLowering("vector", instruction, params=tuple(sorted(params.items())))
 
 
@@ -175,6 +191,7 @@ class OpDef:
     source: str = ""                # file:line of the definition, shown by pass logs and docs
     torch_name: str | None = None   # the PyTorch function this mirrors, for docs
     vjp_np: Callable | None = None  # numpy twin of vjp for the eager fast path (written next to vjp); optional
+    saved: tuple | None = None      # values the VJP reads: input indices and/or "out"; None: all of them
     scalar: Callable | None = None  # elementwise ops: operands (+ attrs) -> aisys.framework.scalar.Expr
     reduction: Reduction | None = None
     chip: ChipLowering | None = None
@@ -222,7 +239,8 @@ OPS: dict[str, OpDef] = {}
 def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
           pure: bool = True, doc: str = "", torch_name: str | None = None, vjp_np=None, scalar=None,
           reduction: Reduction | None = None, chip: ChipLowering | None = None,
-          takes_indices: bool = False, quantized: QuantizedForm | None = None, ref_into=None) -> OpDef:
+          takes_indices: bool = False, saved: tuple | None = None,
+          quantized: QuantizedForm | None = None, ref_into=None) -> OpDef:
     """Register an op. Called once per op at import of aisys.framework.ops (see the module docstring)."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already registered at {OPS[name].source}")
@@ -242,7 +260,7 @@ def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.O
                cost=cost or default_cost, pure=pure, doc=doc,
                source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name,
                vjp_np=vjp_np, scalar=scalar, reduction=reduction, chip=chip, takes_indices=takes_indices,
-               quantized=quantized, ref_into=ref_into)
+               saved=None if saved is None else tuple(saved), quantized=quantized, ref_into=ref_into)
     OPS[name] = op
     return op
 

@@ -8,7 +8,7 @@ the op's attributes) returning an :class:`Expr`::
 
 An ``Expr`` is a small tree (a DAG when a sub-expression is used twice) over a fixed set of primitives:
 arithmetic (+ − × ÷ and powers), comparisons, ``and``/``or``/``not``, ``select`` (the conditional),
-``isnan``, ``exp``/``log``/``sqrt``/``sin``/``cos``/``tanh``/``abs``, ``cast`` and typed constants.
+``isnan``, ``exp``/``log``/``sqrt``/``sin``/``cos``/``tanh``/``erf``/``erfc``/``abs``, ``cast`` and typed constants.
 Every consumer reads that one definition:
 
 * the fused-kernel code generator emits it as numba source (:func:`emit`), constants typed like
@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from . import dtypes as _dt
+from .erf import erf_np, erfc_np
 from .walk import postorder
 
 #: dtypes the numba emitter handles (numba has no float16/bfloat16 arithmetic)
@@ -77,13 +78,41 @@ _P = [
     Prim("sin", 1, "np.sin({0})", np.sin, "same", 9, "exp"),
     Prim("cos", 1, "np.cos({0})", np.cos, "same", 9, "exp"),
     Prim("tanh", 1, "np.tanh({0})", np.tanh, "same", 9, "tanh"),
+    Prim("erf", 1, "math.erf({0})", erf_np, "same", 9, "erf"),
+    Prim("erfc", 1, "math.erfc({0})", erfc_np, "same", 9, "erf"),
     Prim("select", 3, "{1} if {0} else {2}", None, "branches", 0, "max"),
     Prim("cast", 1, "", None, "target", 9, "cast"),
 ]
 PRIMS: dict[str, Prim] = {p.name: p for p in _P}
 
 
-class Expr:
+class Arithmetic:
+    """Python's operators building expression nodes, shared by scalar expressions and the loop back end's
+    tensor expressions (``aisys.compiler.loops``): a subclass makes a node of a primitive with ``_apply``.
+    ``==`` is left alone: it must stay identity (nodes are dict keys)."""
+
+    __slots__ = ()
+
+    def __add__(self, o): return self._apply("add", self, o)
+    def __radd__(self, o): return self._apply("add", o, self)
+    def __sub__(self, o): return self._apply("sub", self, o)
+    def __rsub__(self, o): return self._apply("sub", o, self)
+    def __mul__(self, o): return self._apply("mul", self, o)
+    def __rmul__(self, o): return self._apply("mul", o, self)
+    def __truediv__(self, o): return self._apply("div", self, o)
+    def __rtruediv__(self, o): return self._apply("div", o, self)
+    def __pow__(self, o): return self._apply("pow", self, o)
+    def __rpow__(self, o): return self._apply("pow", o, self)
+    def __neg__(self): return self._apply("neg", self)
+    def __abs__(self): return self._apply("abs", self)
+    def __lt__(self, o): return self._apply("lt", self, o)
+    def __le__(self, o): return self._apply("le", self, o)
+    def __gt__(self, o): return self._apply("gt", self, o)
+    def __ge__(self, o): return self._apply("ge", self, o)
+    __hash__ = object.__hash__
+
+
+class Expr(Arithmetic):
     """A node of a scalar expression: ``prim`` applied to ``args`` ("arg": operand ``value``; "const": the
     number ``value``; "cast": to the dtype ``value``). ``label`` names a shared sub-expression in the
     generated source (``t0_e = np.exp(...)``)."""
@@ -93,24 +122,9 @@ class Expr:
     def __init__(self, prim: str, args: tuple = (), value=None, label: str = ""):
         self.prim, self.args, self.value, self.label = prim, tuple(args), value, label
 
-    # arithmetic reads like the formula it is; comparisons are functions (== must stay identity)
-    def __add__(self, o): return Expr("add", (self, lift(o)))
-    def __radd__(self, o): return Expr("add", (lift(o), self))
-    def __sub__(self, o): return Expr("sub", (self, lift(o)))
-    def __rsub__(self, o): return Expr("sub", (lift(o), self))
-    def __mul__(self, o): return Expr("mul", (self, lift(o)))
-    def __rmul__(self, o): return Expr("mul", (lift(o), self))
-    def __truediv__(self, o): return Expr("div", (self, lift(o)))
-    def __rtruediv__(self, o): return Expr("div", (lift(o), self))
-    def __pow__(self, o): return Expr("pow", (self, lift(o)))
-    def __rpow__(self, o): return Expr("pow", (lift(o), self))
-    def __neg__(self): return Expr("neg", (self,))
-    def __abs__(self): return Expr("abs", (self,))
-    def __lt__(self, o): return Expr("lt", (self, lift(o)))
-    def __le__(self, o): return Expr("le", (self, lift(o)))
-    def __gt__(self, o): return Expr("gt", (self, lift(o)))
-    def __ge__(self, o): return Expr("ge", (self, lift(o)))
-    __hash__ = object.__hash__
+    @staticmethod
+    def _apply(prim: str, *operands) -> "Expr":
+        return Expr(prim, tuple(lift(x) for x in operands))
 
     def __repr__(self) -> str:
         return f"<scalar {text(self)}>"
@@ -151,6 +165,8 @@ def sqrt(a): return _call("sqrt", a)
 def sin(a): return _call("sin", a)
 def cos(a): return _call("cos", a)
 def tanh(a): return _call("tanh", a)
+def erf(a): return _call("erf", a)
+def erfc(a): return _call("erfc", a)          # 1 − erf, accurate where it is tiny (exact GELU far left of 0)
 
 
 def select(cond, a, b) -> Expr:

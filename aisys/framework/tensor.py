@@ -6,7 +6,7 @@ or the dispatcher, which picks one, once kernels are registered for the op), the
 forward-mode tangent, and any observers (the tracer, the anomaly detector).
 
 Tensor's methods (``x.exp()``, ``x + y``, ``x.backward()``) call the public functions of
-``aisys.framework.ops`` and ``.autograd`` through ``_ops``, a namespace those modules fill when they
+``aisys.framework.ops``, ``.autograd`` and ``.factories`` through ``_ops``, a namespace those modules fill when they
 load: they import Tensor, so Tensor does not import them (the import points one way, the call the other).
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import types
 
 import numpy as np
 
+from . import device as _device
 from . import dtypes as _dt
 from .errors import AnomalyError, user_location
 from .registry import OPS as _OPS, OpDef, Spec, get as _get_op
@@ -31,6 +32,8 @@ class _Mode:
     forward_ad = 0          # depth of active aisys.jvp calls
     anomaly = 0
     observers: list = []    # callables (op, inputs, attrs, out) — the tracer hooks in here
+    epoch = 0               # in-place writes so far: a recorded op keeps the count it ran at (see inplace.py)
+    rebases = 0             # in-place ops that gave a tensor a new history (backward then resolves old readers)
 
 
 @contextlib.contextmanager
@@ -86,6 +89,7 @@ def apply(op: OpDef | str, *inputs: "Tensor", **attrs) -> "Tensor":
             if t.requires_grad:
                 out.requires_grad = True
                 out._ctx = (op, inputs, attrs)
+                out._epoch = _Mode.epoch
                 break
     if _Mode.forward_ad and op.jvp is not None:
         tans = tuple(t._tangent for t in inputs)
@@ -126,12 +130,16 @@ def _report_anomaly(op, inputs, data):
 class Tensor:
     """An n-dimensional array with autodiff. Mirrors torch.Tensor where the concept exists."""
 
-    __slots__ = ("_data", "requires_grad", "grad", "_ctx", "_tangent", "_trace", "__weakref__")
+    __slots__ = ("_data", "requires_grad", "grad", "_ctx", "_tangent", "_trace", "_epoch", "_prior", "__weakref__")
     __array_priority__ = 1000   # numpy scalars on the left defer to Tensor's reflected operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data._data
+        if not isinstance(data, (np.ndarray, np.generic)):
+            data, numpy_typed = _ops.array_of(data)      # aisys.framework.factories: errors that say why
+            if dtype is None and not numpy_typed:
+                dtype = _ops.python_dtype(data)
         dt = _dt.as_dtype(dtype) if dtype is not None else _dt.infer_from_data(data)
         arr = np.asarray(data, dtype=dt.np)
         if requires_grad and not dt.is_floating:
@@ -196,6 +204,8 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The underlying numpy array (shares memory, like torch's .numpy())."""
+        if _Mode.observers:
+            _escaped(self, ".numpy()")
         return self._data
 
     def item(self):
@@ -209,6 +219,8 @@ class Tensor:
         return self._data.reshape(()).item()
 
     def tolist(self):
+        if _Mode.observers:
+            _escaped(self, ".tolist()")
         return self._data.tolist()
 
     @property
@@ -217,35 +229,114 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        """The op that produced this tensor on the tape (None for leaves)."""
-        return None if self._ctx is None else self._ctx[0]
+        """The node of the backward graph that made this tensor (None for leaves): ``.name()`` as PyTorch spells
+        it, ``.op`` the registry op, ``.next_functions`` its inputs' nodes (see aisys.autograd.Node)."""
+        if self._ctx is None:
+            return None
+        return _ops.Node(self)
 
     def detach(self) -> "Tensor":
-        """Same data, cut from the tape (no gradient flows back through it)."""
+        """Same data, cut from the tape (no gradient flows back through it). Shares the storage, so an
+        in-place write through it bumps the version autograd checks (as in PyTorch)."""
         return Tensor._wrap(self._data)
+
+    @property
+    def data(self) -> "Tensor":
+        """The values without history (as ``detach()``); ``t.data = other`` replaces the values."""
+        return Tensor._wrap(self._data)
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value, dtype=self._data.dtype)
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's storage has had (PyTorch's ``_version``)."""
+        return _inplace.version(self._data)
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
         if flag and not self.dtype.is_floating:
             raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype.name}")
+        if not flag and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False) on a tensor computed from others: only a leaf can stop "
+                               "requiring grad; use .detach() to get a copy without history")
         self.requires_grad = flag
         return self
 
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None) -> "Tensor":
+        return _ops.multinomial(self, num_samples, replacement, generator=generator)
+
+    def clone(self) -> "Tensor":
+        """A copy with its own storage; gradients flow back to this tensor (as torch.clone)."""
+        return apply("clone", self)
+
+    # ---- in-place ops (PyTorch's rules, version counters: see aisys.framework.inplace) ---------------
+    def _inplace(self, name, compute, *operands, reads_self=True):
+        return _inplace.update(self, name, compute, *operands, reads_self=reads_self)
+
+    def add_(self, other, alpha=1):
+        return self._inplace("add_", (lambda s, o: s + o) if alpha == 1 else (lambda s, o: s + o * alpha), other,
+                             reads_self=False)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace("sub_", (lambda s, o: s - o) if alpha == 1 else (lambda s, o: s - o * alpha), other,
+                             reads_self=False)
+
+    def mul_(self, other): return self._inplace("mul_", lambda s, o: s * o, other)
+    def div_(self, other): return self._inplace("div_", lambda s, o: s / o, other, reads_self=False)
+    def pow_(self, exponent): return self._inplace("pow_", lambda s, e: s ** e, exponent)
+    def neg_(self): return self._inplace("neg_", lambda s: -s, reads_self=False)
+    def exp_(self): return self._inplace("exp_", lambda s: s.exp(), reads_self=False)
+    def log_(self): return self._inplace("log_", lambda s: s.log())
+    def sqrt_(self): return self._inplace("sqrt_", lambda s: s.sqrt(), reads_self=False)
+    def abs_(self): return self._inplace("abs_", lambda s: s.abs())
+    def sin_(self): return self._inplace("sin_", lambda s: s.sin())
+    def cos_(self): return self._inplace("cos_", lambda s: s.cos())
+    def tanh_(self): return self._inplace("tanh_", lambda s: s.tanh(), reads_self=False)
+    def sigmoid_(self): return self._inplace("sigmoid_", lambda s: s.sigmoid(), reads_self=False)
+    def relu_(self): return self._inplace("relu_", lambda s: s.relu())
+    def clamp_(self, min=None, max=None): return self._inplace("clamp_", lambda s: s.clamp(min, max))
+    def clamp_min_(self, min): return self._inplace("clamp_min_", lambda s: s.clamp(min, None))
+    def clamp_max_(self, max): return self._inplace("clamp_max_", lambda s: s.clamp(None, max))
+
+    def masked_fill_(self, mask, value):
+        return self._inplace("masked_fill_", lambda s, m: _ops.where(m, _fill_value(value, s), s),
+                             _as_mask("masked_fill_", mask), reads_self=False)
+
+    def masked_fill(self, mask, value):
+        """A copy with ``value`` where ``mask`` is True (mask broadcasts, as torch.masked_fill)."""
+        return _ops.where(_as_mask("masked_fill", mask), _fill_value(value, self), self)
+
+    def fill_(self, value):
+        return self._inplace("fill_", lambda s: _ops.where(_TRUE, _fill_value(value, s), s), reads_self=False)
+
     def zero_(self) -> "Tensor":
-        self._data[...] = 0
-        return self
+        return self.fill_(0)
 
     def copy_(self, src) -> "Tensor":
-        """In-place copy of values (no autodiff record; used by optimizers and load_state_dict)."""
-        arr = src._data if isinstance(src, Tensor) else np.asarray(src)
-        if arr.shape != self._data.shape:
-            raise ValueError(f"copy_: shape {tuple(arr.shape)} does not match {tuple(self.shape)}")
-        self._data[...] = arr
-        return self
+        """Copy ``src``'s values in (broadcast to this shape, converted to this dtype), as torch's copy_.
+        Recorded when ``src`` requires grad, so gradients flow back to it."""
+        src = src if isinstance(src, Tensor) else Tensor(np.asarray(src))
+        return self._inplace("copy_", lambda s, o: _ops.broadcast_to(_ops.cast(o, s.dtype), s.shape), src,
+                             reads_self=False)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        return _inplace.fill_random(self, "uniform_", lambda shape: _Generator.rng.uniform(a, b, shape))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        return _inplace.fill_random(self, "normal_", lambda shape: _Generator.rng.normal(mean, std, shape))
+
+    def __iadd__(self, o): return self.add_(o)
+    def __isub__(self, o): return self.sub_(o)
+    def __imul__(self, o): return self.mul_(o)
+    def __itruediv__(self, o): return self.div_(o)
+    def __ipow__(self, o): return self.pow_(o)
 
     def assign_(self, value) -> "Tensor":
         """Replace this tensor's values in place with ``value`` (same shape). This is how optimizers and
         running statistics update state: not recorded on the tape, but observers (the tracer) see it, so
         a traced training step knows which parameter each update writes."""
+        _inplace.check_leaf(self, "assign_")
         arr = value._data if isinstance(value, Tensor) else np.asarray(value)
         if tuple(arr.shape) != tuple(self._data.shape):
             raise ValueError(f"assign_: new value has shape {tuple(arr.shape)}, tensor has {tuple(self.shape)}")
@@ -254,6 +345,7 @@ class Tensor:
                 if hasattr(ob, "on_assign"):
                     ob.on_assign(self, value)
         self._data[...] = arr
+        _inplace.bump(self._data, "assign_")
         return self
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False):
@@ -303,10 +395,32 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ---- conversions -------------------------------------------------------------------
-    def to(self, dtype) -> "Tensor":
-        return _ops.cast(self, dtype)
+    def to(self, *args, **kwargs) -> "Tensor":
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``, or the keywords ``dtype=``,
+        ``device=``, ``copy=`` (``non_blocking=`` is accepted and ignored), as torch. Every device is the CPU
+        (see aisys.device); a dtype change is a recorded cast, so gradients flow through it."""
+        dtype, dev = parse_to(args, kwargs)
+        if dev is not None:
+            _device.as_device(dev)
+        out = self if dtype is None else _ops.cast(self, dtype)
+        return out.clone() if kwargs.get("copy") and out is self else out
 
     type = to
+
+    @property
+    def device(self):
+        """Always the CPU (aisys tensors are numpy arrays)."""
+        return _device.CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    def cuda(self, *args, **kwargs):
+        raise RuntimeError("Tensor.cuda(): " + _device.NO_ACCELERATOR.format(what="CUDA"))
 
     def float(self):
         return self.to(_dt.float32)
@@ -385,11 +499,20 @@ class Tensor:
     def __getitem__(self, key): return _ops.index(self, key)
 
     def __setitem__(self, key, value):
-        """In-place assignment into the data. Not recorded by autodiff: refuse on tape tensors."""
-        if self.requires_grad or self._ctx is not None:
-            raise RuntimeError("in-place assignment into a tensor that requires grad would break the tape; "
-                               "build a new tensor with aisys.where(...) or assign under aisys.no_grad() to a leaf's .detach()")
-        self._data[_ops.shape._norm_key(key)] = value._data if isinstance(value, Tensor) else value
+        """In-place assignment ``x[key] = value`` (numpy's indexing rules). Recorded when grad mode is on and
+        this tensor or ``value`` requires grad, so gradients flow to both (PyTorch's rules otherwise apply:
+        see aisys.framework.inplace)."""
+        key = _ops.shape._norm_key(key)
+        if _Mode.grad_enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)) \
+                or _Mode.observers:
+            value = value if isinstance(value, Tensor) else as_tensor(value, like=self)
+            return self._inplace("setitem", lambda s, v: _ops.shape.index_put(s, key, v), value, reads_self=False)
+        _inplace.check_leaf(self, "setitem")
+        if not self._data.flags.writeable:
+            raise RuntimeError(f"setitem: this tensor is a read-only view of shape {tuple(self.shape)}; .clone() it "
+                               f"first")
+        self._data[key] = value._data if isinstance(value, Tensor) else value
+        _inplace.bump(self._data, user_location())
 
     # ---- methods mirroring torch.Tensor --------------------------------------------------
     def exp(self): return _ops.exp(self)
@@ -402,6 +525,7 @@ class Tensor:
     def tanh(self): return _ops.tanh(self)
     def sigmoid(self): return _ops.sigmoid(self)
     def relu(self): return _ops.relu(self)
+    def erf(self): return _ops.erf(self)
     def sin(self): return _ops.sin(self)
     def cos(self): return _ops.cos(self)
     def square(self): return _ops.mul(self, self)
@@ -410,23 +534,39 @@ class Tensor:
     def minimum(self, o): return _ops.minimum(self, o)
     def clamp(self, min=None, max=None): return _ops.clamp(self, min, max)
     def matmul(self, o): return _ops.matmul(self, o)
-    def sum(self, dim=None, keepdim=False): return _ops.sum(self, dim, keepdim)
-    def mean(self, dim=None, keepdim=False): return _ops.mean(self, dim, keepdim)
-    def var(self, dim=None, keepdim=False, correction=1): return _ops.var(self, dim, keepdim, correction=correction)
-    def std(self, dim=None, keepdim=False, correction=1): return _ops.sqrt(_ops.var(self, dim, keepdim, correction=correction))
+    def sum(self, dim=None, keepdim=False, *, dtype=None): return _ops.sum(self, dim, keepdim, dtype=dtype)
+    def mean(self, dim=None, keepdim=False, *, dtype=None): return _ops.mean(self, dim, keepdim, dtype=dtype)
+    def var(self, dim=None, keepdim=False, *, correction=1, unbiased=None):
+        return _ops.var(self, dim, keepdim, correction=correction, unbiased=unbiased)
+
+    def std(self, dim=None, keepdim=False, *, correction=1, unbiased=None):
+        return _ops.std(self, dim, keepdim, correction=correction, unbiased=unbiased)
 
     def max(self, dim=None, keepdim=False):
-        """Differs from torch: with ``dim`` it returns the values only (use argmax for indices)."""
+        """As torch: the maximum (a tensor), or with ``dim`` the (values, indices) named tuple."""
         return _ops.max(self, dim, keepdim)
 
     def min(self, dim=None, keepdim=False):
-        """Differs from torch: with ``dim`` it returns the values only (use argmin for indices)."""
+        """As torch: the minimum (a tensor), or with ``dim`` the (values, indices) named tuple."""
         return _ops.min(self, dim, keepdim)
+
+    def amax(self, dim=None, keepdim=False): return _ops.amax(self, dim, keepdim)
+    def amin(self, dim=None, keepdim=False): return _ops.amin(self, dim, keepdim)
+    def sort(self, dim=-1, descending=False, stable=False): return _ops.sort(self, dim, descending, stable)
+    def argsort(self, dim=-1, descending=False, stable=False): return _ops.argsort(self, dim, descending, stable)
+    def topk(self, k, dim=-1, largest=True, sorted=True): return _ops.topk(self, k, dim, largest, sorted)
+    def kthvalue(self, k, dim=-1, keepdim=False): return _ops.kthvalue(self, k, dim, keepdim)
+    def median(self, dim=None, keepdim=False): return _ops.median(self, dim, keepdim)
+    def mode(self, dim=-1, keepdim=False): return _ops.mode(self, dim, keepdim)
 
     def argmax(self, dim=None, keepdim=False): return _ops.argmax(self, dim, keepdim)
     def argmin(self, dim=None, keepdim=False): return _ops.argmin(self, dim, keepdim)
-    def any(self): return bool(self._data.any())
-    def all(self): return bool(self._data.all())
+    def any(self, dim=None, keepdim=False):
+        """A bool tensor, as torch (``if x.any():`` works too): composed of cast, sum and ne, so it traces."""
+        return _ops.ne(_ops.sum(_ops.cast(self, _dt.bool_), dim, keepdim), 0)
+
+    def all(self, dim=None, keepdim=False):
+        return _ops.eq(_ops.sum(_ops.logical_not(_ops.cast(self, _dt.bool_)), dim, keepdim), 0)
     def softmax(self, dim): return _ops.softmax(self, dim)
     def log_softmax(self, dim): return _ops.log_softmax(self, dim)
     def reshape(self, *shape): return _ops.reshape(self, *shape)
@@ -443,6 +583,39 @@ class Tensor:
     def gather(self, dim, index): return _ops.gather(self, dim, index)
     def where(self, cond, other): return _ops.where(cond, self, other)
 
+    # PyTorch's method spellings of the ops (x.add(y), x.eq(y), x.view_as(y) ...)
+    def add(self, other, *, alpha=1): return _ops.add(self, other, alpha=alpha)
+    def sub(self, other, *, alpha=1): return _ops.sub(self, other, alpha=alpha)
+    def mul(self, other): return _ops.mul(self, other)
+    def div(self, other): return _ops.div(self, other)
+    def eq(self, other): return _ops.eq(self, other)
+    def ne(self, other): return _ops.ne(self, other)
+    def lt(self, other): return _ops.lt(self, other)
+    def le(self, other): return _ops.le(self, other)
+    def gt(self, other): return _ops.gt(self, other)
+    def ge(self, other): return _ops.ge(self, other)
+    def mm(self, other): return _ops.matmul(self, other)
+    def bmm(self, other): return _ops.matmul(self, other)
+    def view_as(self, other): return _ops.reshape(self, *other.shape)
+    def reshape_as(self, other): return _ops.reshape(self, *other.shape)
+    def expand_as(self, other): return _ops.broadcast_to(self, tuple(other.shape))
+    def type_as(self, other): return _ops.cast(self, other.dtype)
+    def split(self, split_size, dim=0): return _ops.split(self, split_size, dim)
+    def chunk(self, chunks, dim=0): return _ops.chunk(self, chunks, dim)
+    def tril(self, diagonal=0): return _ops.tril(self, diagonal)
+    def triu(self, diagonal=0): return _ops.triu(self, diagonal)
+    def is_floating_point(self) -> bool: return self.dtype.is_floating
+    def element_size(self) -> int: return self._data.itemsize
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"`` formats a 0-d tensor as its number (as torch); other tensors only with an empty spec."""
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError(f"unsupported format string {spec!r} for a tensor of shape {tuple(self.shape)}: only "
+                            f"0-d tensors format as numbers (as in torch); format t.item() or t.tolist() instead")
+        return str(self)
+
     @property
     def T(self):
         if self.ndim != 2:
@@ -456,30 +629,26 @@ class Tensor:
 
 # ---- grad mode ---------------------------------------------------------------------------
 class no_grad(contextlib.ContextDecorator):
-    """Ops run inside are not recorded on the tape (inference, optimizer updates)."""
+    """Ops run inside are not recorded on the tape (inference, optimizer updates). On exit the mode is what it
+    was on entry (a stack, so one instance used as a decorator of a recursive function nests correctly)."""
+    _mode = False
 
     def __enter__(self):
-        self._prev = _Mode.grad_enabled
-        _Mode.grad_enabled = False
+        self.__dict__.setdefault("_prev", []).append(_Mode.grad_enabled)
+        _Mode.grad_enabled = self._mode
 
     def __exit__(self, *exc):
-        _Mode.grad_enabled = self._prev
+        _Mode.grad_enabled = self._prev.pop()
         return False
 
 
 class enable_grad(no_grad):
-    def __enter__(self):
-        self._prev = _Mode.grad_enabled
-        _Mode.grad_enabled = True
+    _mode = True
 
 
 class set_grad_enabled(no_grad):
     def __init__(self, mode: bool):
         self._mode = bool(mode)
-
-    def __enter__(self):
-        self._prev = _Mode.grad_enabled
-        _Mode.grad_enabled = self._mode
 
 
 def is_grad_enabled() -> bool:
@@ -499,23 +668,6 @@ class detect_anomaly(contextlib.ContextDecorator):
 
 
 # ---- factories ---------------------------------------------------------------------------
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Make a tensor; dtype inferred like PyTorch (numpy float64 stays float64, Python floats -> float32)."""
-    if isinstance(data, Tensor):
-        data = data._data.copy()
-    elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
-        data = np.array([x._data if isinstance(x, Tensor) else x for x in data])
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
-
-
-def _flat(seq):
-    for x in seq:
-        if isinstance(x, (list, tuple)):
-            yield from _flat(x)
-        else:
-            yield x
-
-
 _SCALARS: dict = {}
 
 
@@ -534,9 +686,13 @@ def _scalar_array(value: float, np_dtype) -> np.ndarray:
     return arr
 
 
-def as_tensor(x, like: Tensor | None = None) -> Tensor:
-    """Lift Python scalars/arrays into tensors. A Python scalar takes ``like``'s dtype (a "weak" scalar),
-    except a float scalar next to an integer tensor, which becomes the default float."""
+def as_tensor(x, dtype=None, device=None, like: Tensor | None = None) -> Tensor:
+    """Lift Python scalars/arrays into tensors, sharing memory when possible (torch.as_tensor). Inside the
+    library, a Python scalar takes ``like``'s dtype (a "weak" scalar), except a float scalar next to an
+    integer tensor, which becomes the default float."""
+    if dtype is not None or device is not None:
+        t = x if isinstance(x, Tensor) else _ops.tensor(x, device=device)
+        return t if dtype is None or t.dtype is _dt.as_dtype(dtype) else _ops.cast(t, dtype)
     if isinstance(x, Tensor):
         return x
     if type(x) is float and like is not None:            # x * 0.5 on a float tensor: the common case, first
@@ -557,47 +713,6 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     return Tensor(x)
 
 
-def _shape_arg(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
-
-
-def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(np.zeros(_shape_arg(shape), dt.np), dtype=dt, requires_grad=requires_grad)
-
-
-def ones(*shape, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(np.ones(_shape_arg(shape), dt.np), dtype=dt, requires_grad=requires_grad)
-
-
-def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else (_dt.default_float if isinstance(fill_value, float) else _dt.infer_from_data(fill_value))
-    return Tensor(np.full(_shape_arg((shape,)), fill_value, dt.np), dtype=dt, requires_grad=requires_grad)
-
-
-def zeros_like(t: Tensor, dtype=None) -> Tensor:
-    return zeros(*t.shape, dtype=dtype or t.dtype)
-
-
-def ones_like(t: Tensor, dtype=None) -> Tensor:
-    return ones(*t.shape, dtype=dtype or t.dtype)
-
-
-def arange(start, end=None, step=1, dtype=None) -> Tensor:
-    if end is None:
-        start, end = 0, start
-    arr = np.arange(start, end, step)
-    return Tensor(arr, dtype=dtype or (_dt.int64 if np.issubdtype(arr.dtype, np.integer) else _dt.default_float))
-
-
-def eye(n: int, m: int | None = None, dtype=None) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(np.eye(n, m, dtype=dt.np), dtype=dt)
-
-
 class _Generator:
     """The global random generator (seed with aisys.manual_seed)."""
     rng = np.random.default_rng(0)
@@ -607,20 +722,51 @@ def manual_seed(seed: int) -> None:
     _Generator.rng = np.random.default_rng(seed)
 
 
-def randn(*shape, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(_Generator.rng.standard_normal(_shape_arg(shape)).astype(dt.np), dtype=dt, requires_grad=requires_grad)
+def parse_to(args, kwargs):
+    """(dtype or None, device or None) from the arguments of Tensor.to / Module.to."""
+    extra = set(kwargs) - {"dtype", "device", "copy", "non_blocking", "memory_format"}
+    if extra:
+        raise TypeError(f"to(): unexpected keyword argument(s) {', '.join(sorted(extra))}")
+    dtype, dev = kwargs.get("dtype"), kwargs.get("device")
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, _device.device) or isinstance(a, int) and not isinstance(a, bool):
+            dev = a
+        elif isinstance(a, str) and a.partition(":")[0] in _device._KNOWN:
+            dev = a
+        elif a is not None:
+            dtype = a
+    return (None if dtype is None else _dt.as_dtype(dtype)), dev
 
 
-def rand(*shape, dtype=None, requires_grad=False) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.default_float
-    return Tensor(_Generator.rng.random(_shape_arg(shape)).astype(dt.np), dtype=dt, requires_grad=requires_grad)
+def _escaped(t: Tensor, how: str) -> None:
+    for ob in list(_Mode.observers):
+        hook = getattr(ob, "on_escape", None)
+        if hook is not None:
+            hook(t, how)
 
 
-def randint(low, high, size, dtype=None) -> Tensor:
-    dt = _dt.as_dtype(dtype) if dtype else _dt.int64
-    return Tensor(_Generator.rng.integers(low, high, size=_shape_arg((size,))).astype(dt.np), dtype=dt)
+def _fill_value(value, like: Tensor) -> Tensor:
+    """A fill value in ``like``'s dtype (a float fill of an integer tensor truncates, as in torch)."""
+    if isinstance(value, Tensor):
+        if value._data.size != 1:
+            raise ValueError(f"fill value must be a number or a one-element tensor, got shape {tuple(value.shape)}")
+        return _ops.cast(value.reshape(()), like.dtype)
+    return Tensor._wrap(np.asarray(value, dtype=like._data.dtype))
+
+
+def _as_mask(name: str, mask) -> Tensor:
+    mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+    if mask.dtype is not _dt.bool_:
+        raise TypeError(f"{name}: mask must be a bool tensor, got {mask.dtype.name}; compare first (e.g. x > 0)")
+    return mask
 
 
 _ops = types.SimpleNamespace()   # the public functions Tensor's methods call: filled by aisys.framework.ops and
                                  # .autograd when they load (see the module docstring)
+_inplace = types.SimpleNamespace()   # version counters and PyTorch's in-place rules, for Tensor's in-place
+                                     # methods: filled by aisys.framework.inplace when it loads
+
+_TRUE = Tensor._wrap(np.ones((), np.bool_))
+_TRUE._data.flags.writeable = False

@@ -7,11 +7,12 @@
   ``if``/``while`` become :func:`cond` / :func:`while_loop` ops that hold their subgraphs.
 - :func:`compare_captures` runs one function's eager, traced and scripted forms on the same inputs.
 """
-from .trace import trace, record_ops, Tracer
+from .trace import trace, record_ops, Tracer, TracerWarning
 from .dynamic_graph import graph_of_tape
-from .control_flow import cond, while_loop, run_graph
+from .control_flow import cond, while_loop, run_graph, set_max_while_iterations
 from .script import script, ScriptFunction, ScriptError
 from .compare import CaptureComparison, compare_captures
 
-__all__ = ["trace", "record_ops", "Tracer", "graph_of_tape", "cond", "while_loop", "run_graph", "script",
-           "ScriptFunction", "ScriptError", "CaptureComparison", "compare_captures"]
+__all__ = ["trace", "record_ops", "Tracer", "TracerWarning", "graph_of_tape", "cond", "while_loop",
+           "set_max_while_iterations", "run_graph", "script", "ScriptFunction", "ScriptError", "CaptureComparison",
+           "compare_captures"]

@@ -35,8 +35,8 @@ _CONTROL_FLOW = not_lowerable("data-dependent control flow: the chip runs one st
 from ..framework.tensor import Tensor, _Mode, apply, as_tensor, enable_grad
 from .trace import Tracer
 
-__all__ = ["cond", "while_loop", "run_graph", "capture_graph", "capture_branches", "CaptureTracer",
-           "prune_to_output", "align_inputs"]
+__all__ = ["cond", "while_loop", "set_max_while_iterations", "run_graph", "capture_graph", "capture_branches",
+           "CaptureTracer", "prune_to_output", "align_inputs"]
 
 
 # ---- executing a graph with tensor ops ---------------------------------------------------------------
@@ -297,11 +297,32 @@ def _while_infer(*operands, cond_graph: Graph, body_graph: Graph, n_carried: int
     return Spec(tuple(a.shape), a.dtype)
 
 
+_LOOP_LIMIT = [1_000_000]
+
+
+def set_max_while_iterations(n: int) -> int:
+    """How many trips a ``while_loop`` may take before it stops with an error (default 1,000,000; a loop's own
+    ``max_iterations`` attr overrides it). Returns the previous limit."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_max_while_iterations: n={n!r} must be a positive int")
+    prev, _LOOP_LIMIT[0] = _LOOP_LIMIT[0], n
+    return prev
+
+
 def _while_ref(*operands, cond_graph: Graph, body_graph: Graph, n_carried: int, index: int = 0, **attrs):
     carried, captured = list(operands[:n_carried]), list(operands[n_carried:])
+    cap = attrs.get("max_iterations") or _LOOP_LIMIT[0]
+    trips = 0
     with np.errstate(all="ignore"):
         while _truth(interpret(cond_graph, *carried, *captured)[0]):
+            if trips >= cap:
+                where = f" at {attrs['_where']}" if attrs.get("_where") else ""
+                raise RuntimeError(f"while_loop{where}: the condition still holds after {cap:,} iterations, so the "
+                                   f"loop was stopped (its condition may never become false). Raise the cap with "
+                                   f"aisys.frontend.set_max_while_iterations(n) or the loop's max_iterations if it "
+                                   f"really needs more")
             carried = interpret(body_graph, *carried, *captured)
+            trips += 1
     return carried[index]
 
 
@@ -359,16 +380,18 @@ def cond(pred, true_fn, false_fn, operands=()):
                  for k in range(len(then_graph.outputs)))
 
 
-def while_loop(cond_fn, body_fn, carried):
+def while_loop(cond_fn, body_fn, carried, max_iterations: int | None = None):
     """Repeat ``carried = body_fn(*carried)`` while ``cond_fn(*carried)`` is true, recorded as
     ``while_loop`` ops (like ``torch.while_loop``). ``carried`` is a tuple of tensors; returns the
-    final tuple. Not differentiable (see the op's docs)."""
+    final tuple. Not differentiable (see the op's docs). The loop stops with an error after
+    ``max_iterations`` trips (default: :func:`set_max_while_iterations`)."""
     init = [as_tensor(c) for c in carried]
     cg, ccaps, _ = capture_graph(cond_fn, init, "while_cond")
     bg, bcaps, _ = capture_graph(body_fn, init, "while_body")
     if len(cg.outputs) != 1:
         raise ValueError(f"while_loop: cond_fn must return one tensor, got {len(cg.outputs)}")
     caps = align_inputs([(cg, len(init), ccaps), (bg, len(init), bcaps)])
-    return tuple(apply("while_loop", *init, *caps, cond_graph=cg, body_graph=bg, n_carried=len(init), index=k)
-                 for k in range(len(init)))
+    limit = {} if max_iterations is None else {"max_iterations": int(max_iterations)}
+    return tuple(apply("while_loop", *init, *caps, cond_graph=cg, body_graph=bg, n_carried=len(init), index=k,
+                       _where=user_location(), **limit) for k in range(len(init)))
 

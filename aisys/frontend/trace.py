@@ -16,15 +16,37 @@ written by autodiff and each parameter update becomes a graph output (``graph.up
 from __future__ import annotations
 
 import inspect
+import traceback
+import warnings
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ..framework.errors import user_location
 from ..framework.graph import Graph
+from ..framework.inplace import bump
 from ..framework.tensor import Tensor, _Generator, _Mode, observe_ops
 
-__all__ = ["trace", "record_ops", "Tracer", "named_state", "find_modules", "referenced_tensors"]
+__all__ = ["trace", "record_ops", "Tracer", "TracerWarning", "named_state", "find_modules", "referenced_tensors"]
+
+
+class TracerWarning(UserWarning):
+    """``aisys.trace`` recorded something that holds only for the example input: a branch taken on a tensor's
+    value, or a value that left the graph as a Python number or numpy array (as ``torch.jit.TracerWarning``)."""
+
+
+_SHOWN: dict = {}       # the warnings registry: each distinct warning once per line, as Python's default filter does
+
+
+def _warn(message: str, where: str) -> None:
+    """A TracerWarning attributed to the user's line ``where`` ("file:line"); ``message`` without the place
+    (Python's warning line shows it)."""
+    filename, _, line = where.rpartition(":")
+    try:
+        lineno = int(line)
+    except ValueError:
+        filename, lineno = where, 0
+    warnings.warn_explicit(message, TracerWarning, filename or where, lineno, registry=_SHOWN)
 
 
 class Tracer:
@@ -99,21 +121,43 @@ class Tracer:
         value = bool(t._data.reshape(()))
         where = self.location()
         self.baked_branches.append((where, nid, value))
-        self.warnings.append(
-            f"branch baked at {where}: the tensor %{nid} was used as a Python bool (it was {value} for the "
-            f"example input), so the graph keeps only that branch and will silently take it for every input; "
-            f"use aisys.script or aisys.cond for control flow that depends on tensor values")
+        what = (f"the tensor %{nid} was used as a Python bool (it was {value} for the example input), so the graph "
+                f"keeps only that branch and will silently take it for every input; use aisys.script or aisys.cond "
+                f"for control flow that depends on tensor values")
+        self.warnings.append(f"branch baked at {where}: {what}")
+        _warn(f"branch baked: {what}", where)
 
     def on_item(self, t: Tensor) -> None:
         """A tensor became a Python number (``.item()``, ``float(t)``, ``int(t)``): the graph keeps that number."""
+        self._baked(t, lambda nid: f"the tensor %{nid} was turned into a Python number ({t._data.reshape(-1)[0]!r} "
+                                   f"for the example input), so any computation with that number is a constant in "
+                                   f"the graph; keep it a tensor to make it part of the graph")
+
+    def on_escape(self, t: Tensor, how: str) -> None:
+        """A tensor left the graph as plain data (``.numpy()``, ``.tolist()``): whatever is computed from it
+        outside aisys ops comes back as a constant."""
+        self._baked(t, lambda nid: f"{how} turned the tensor %{nid} into plain data, so anything computed from it "
+                                   f"outside aisys ops (numpy, Python) enters the graph as a constant computed from "
+                                   f"the example input; compute it with aisys ops instead")
+
+    def _baked(self, t: Tensor, describe) -> None:
         nid = self.node_of(t)
         if nid not in self._dynamic:
+            return                          # made from constants only: baking it is exact
+        where, what = self.location(), describe(nid)
+        self.warnings.append(f"value baked at {where}: {what}")
+        _warn(f"value baked: {what}", where)
+
+    def on_inplace(self, t: Tensor, new: Tensor) -> None:
+        """``t`` was changed in place to ``new`` (``x += y``, ``copy_`` ...): later reads of ``t`` read ``new``.
+        State (a parameter, buffer or captured constant) gets an update output, as with ``assign_``."""
+        old = self.node_of(t)
+        if self.graph.nodes[old].op in ("param", "const") or old in self._state_of_node \
+                or id(t) in self.state_names:
+            self.on_assign(t, new)
             return
-        where = self.location()
-        self.warnings.append(
-            f"value baked at {where}: the tensor %{nid} was turned into a Python number ({t._data.reshape(-1)[0]!r} "
-            f"for the example input), so any computation with that number is a constant in the graph; keep it "
-            f"a tensor to make it part of the graph")
+        self._saved_data.setdefault(id(t), (t, t._data.copy()))
+        self.bind(t, self.node_of(new))
 
     def on_assign(self, t: Tensor, value) -> None:
         """``t.assign_(value)`` updates state in place: the new value becomes a graph output."""
@@ -155,9 +199,20 @@ class Tracer:
         if restore_state:
             for t, data in self._saved_data.values():
                 t._data[...] = data
+                bump(t._data, "aisys.trace restoring the state it changed")
             for t, g in self._saved_grad.values():
                 t.grad = g
         self._bound.clear()
+
+
+def _raise_site(e: BaseException) -> str:
+    """file:line of the innermost frame of ``e``'s traceback outside aisys (the user's line that raised)."""
+    from ..framework.errors import _PKG_DIR
+    site = "<unknown>"
+    for fs in traceback.extract_tb(e.__traceback__):
+        if not fs.filename.startswith(_PKG_DIR):
+            site = f"{fs.filename}:{fs.lineno}"
+    return site
 
 
 def _is_module(obj) -> bool:
@@ -346,6 +401,9 @@ def trace(fn: Callable, *example_inputs, params=None, input_names: list[str] | N
     if len(names) != len(example_inputs):
         raise ValueError(f"aisys.trace: {len(names)} input_names for {len(example_inputs)} example inputs")
 
+    if not any(isinstance(x, (Tensor, np.ndarray)) for x in example_inputs):
+        raise TypeError(f"aisys.trace: {fname} got no tensor inputs, so the graph would have no inputs and every "
+                        f"value would be a constant; pass example tensors, e.g. aisys.trace(fn, aisys.randn(2, 3))")
     args = []
     src = user_location()
     for nm, x in zip(names, example_inputs):
@@ -362,11 +420,22 @@ def trace(fn: Callable, *example_inputs, params=None, input_names: list[str] | N
             args.append(x)          # a Python value: the program specializes on it
 
     rng_state = _Generator.rng.bit_generator.state
+    grad_mode = _Mode.grad_enabled
+    finished = False
     _Mode.observers.append(tracer)
     try:
         result = fn(*args)
+        finished = True
+    except Exception as e:
+        e.add_note(f"aisys.trace: {fname} raised at {_raise_site(e)} while being traced; the parameters, their "
+                   f".grad, the random generator and grad mode were restored to what they were before the trace")
+        raise
     finally:
         _Mode.observers.remove(tracer)
+        if not finished:                    # leave nothing half-changed: undo the steps the program took
+            tracer.release(restore_state=True)
+            _Generator.rng.bit_generator.state = rng_state
+            _Mode.grad_enabled = grad_mode
     try:
         returns, out_names = [], []
         outs = [r for r in _flatten(result) if r is not None]
@@ -378,6 +447,9 @@ def trace(fn: Callable, *example_inputs, params=None, input_names: list[str] | N
                 tracer.warnings.append(f"output {k} is a Python {type(r).__name__} ({r!r}), not a tensor: "
                                        f"it is not part of the graph")
         update_ids = list(tracer.updates.values())
+        if not returns and not update_ids:
+            raise ValueError(f"aisys.trace: {fname} returned no tensors and updated no state, so the graph has no "
+                             f"outputs; return the tensors you want to compute (got {type(result).__name__})")
         graph.set_outputs(returns + update_ids)
         out_names += [f"update {k}" for k in tracer.updates]
     finally:

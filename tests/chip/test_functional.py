@@ -115,3 +115,15 @@ def test_larger_runs_without_recording_report_throughput():
 def test_bad_inputs_raise_clear_errors(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         run_systolic(*args, **kwargs)
+
+
+def test_a_huge_cycle_level_run_is_refused_with_the_closed_form():
+    import time
+    A = np.ones((20000, 500), np.int64)
+    B = np.ones((500, 300), np.int64)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"PE-cycles to simulate, over the limit.*systolic_gemm\(20000, 300, 500"):
+        run_systolic(A, B, rows=8, cols=8)
+    assert time.perf_counter() - t0 < 1.0
+    small = run_systolic(np.ones((3, 4), np.int64), np.ones((4, 2), np.int64), rows=2, cols=2, max_pe_cycles=10**6)
+    assert (small.result == 4).all()

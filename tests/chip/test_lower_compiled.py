@@ -60,3 +60,20 @@ def test_compiled_functions_expose_their_memory_plan():
     plan.validate()
     assert plan.lower_bound_bytes <= plan.peak_bytes
     assert {b.name for b in plan.buffers} and plan.planner == "greedy_by_size"
+
+
+def test_gelu_cost_follows_the_form_the_op_computes():
+    """Exact GELU evaluates an erf, its tanh form a tanh: the chip costs the one the graph asks for."""
+    from aisys.chip.vector import DEFAULT_OP_CYCLES, elementwise_cost
+    x = aisys.randn(64, 64)
+    exact = chip.graph_to_layers(aisys.trace(lambda v: aisys.gelu(v), x))
+    tanh = chip.graph_to_layers(aisys.trace(lambda v: aisys.gelu(v, approximate="tanh"), x))
+    erf = chip.graph_to_layers(aisys.trace(lambda v: aisys.erf(v), x))
+    assert [l.op for l in exact] == ["gelu"] and [l.op for l in tanh] == ["gelu_tanh"]
+    assert [l.op for l in erf] == ["erf"]
+    cfg = chip.preset("davinci")
+    assert elementwise_cost("gelu", 4096, cfg).cycles > elementwise_cost("gelu_tanh", 4096, cfg).cycles
+    assert DEFAULT_OP_CYCLES["gelu"] == DEFAULT_OP_CYCLES["erf"] + 2
+    compiled = aisys.compile(lambda v: aisys.gelu(v, approximate="tanh") * 2.0, x)
+    (fused,) = chip.graph_to_layers(compiled.graph)
+    assert fused.chain == ("gelu_tanh", "mul")

@@ -90,6 +90,24 @@ def test_relu_sigmoid_gelu_and_division_by_zero_follow_the_references():
     np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
 
 
+@pytest.mark.parametrize("dtype", [dt.float32, dt.float64])
+def test_gelu_forms_and_erf_follow_the_op(dtype):
+    """The kernel template reads the op's attrs: exact GELU (erf, the default) and the tanh form differ by up
+    to 5e-4, so a template that ignored `approximate` would be silently wrong."""
+    def build(g, x):
+        exact = g.add("gelu", (x,)).id
+        tanh = g.add("gelu", (x,), {"approximate": "tanh"}).id
+        return g.add("add", (g.add("mul", (exact, g.add("erf", (tanh,)).id)).id, tanh)).id
+    g, opt, node = _fused(build, (9,), dtype=dtype)
+    src = build_kernel(node).source
+    assert "math.erfc" in src and "math.erf(" in src and "np.tanh" in src and "import math" in src
+    x = np.array([-9.0, -3.0, -1.0, -0.3, 0.0, 0.4, 1.0, 2.5, 7.0], dtype.np)
+    kern, got, want = _run_both(g, opt, node, [x])
+    # float32: numba's tanhf and numpy's tanh may differ by an ulp, which 1 + tanh(−2.4) magnifies to ~1e-7
+    np.testing.assert_allclose(got, want, rtol=2e-7 if dtype is dt.float32 else 1e-14,
+                               atol=2e-7 if dtype is dt.float32 else 1e-300)
+
+
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_integer_and_bool_ops():
     def build(g, a, b):

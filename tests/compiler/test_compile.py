@@ -131,3 +131,25 @@ def test_import_aisys_leaves_ml_dtypes_until_a_bfloat16_is_used():
             "assert aisys.tensor(b.numpy()).dtype is aisys.bfloat16; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_a_compiled_function_refuses_another_dtype_than_it_was_compiled_for():
+    """Once cast silently (float64 data squeezed through float32 kernels), as shapes never were."""
+    import numpy as np
+    f = aisys.compile(lambda x: (x * 2.0).relu(), aisys.ones(3))
+    assert f(aisys.tensor([1.0, -1.0, 2.0])).tolist() == [2.0, 0.0, 4.0]
+    with pytest.raises(TypeError, match=r"input 'x' was compiled for float32, got float64.*compile again"):
+        f(aisys.tensor([1.0, 2.0, 3.0], dtype=aisys.float64))
+    with pytest.raises(TypeError, match="got int64"):
+        f(np.array([1, 2, 3]))
+
+
+def test_tests_compile_kernels_into_a_temporary_cache():
+    """Every test session points AISYS_CACHE_DIR at a fresh temporary directory (tests/conftest.py): compiled
+    kernels never land in, or come from, the user's ~/.cache/aisys."""
+    import os
+    import tempfile
+    from aisys.kernels.jit import cache_dir
+    where = os.path.realpath(str(cache_dir()))
+    assert where.startswith(os.path.realpath(tempfile.gettempdir())), where
+    assert ".cache/aisys" not in where

@@ -1,10 +1,11 @@
 """Golden tests: each pass on a small hand-written graph, exact text before and after, and exactly
 which rule removed and added which nodes (tests/compiler/graphs.py builds the graphs)."""
 import numpy as np
+import pytest
 
 from aisys.compiler import Pass, cse, dce, fold_constants, fold_conv_bn, fuse, run_pass, run_passes, simplify, to_nhwc
 from aisys.compiler.testing import assert_same_outputs, random_inputs
-from aisys.framework.graph import interpret
+from aisys.framework.graph import Graph, interpret
 
 from .graphs import cse_graph, fold_graph, fuse_graph, residual_block, simplify_graph
 
@@ -38,6 +39,21 @@ def test_fold_constants_golden():
   return %9
 }"""
     assert res.graph.nodes[11].provenance == (4,)          # the folded value remembers where it came from
+
+
+@pytest.mark.parametrize("n,folded", [(65_535, True), (65_536, True), (65_537, False)])
+def test_fold_cap_is_inclusive_at_exactly_65536_elements(n, folded):
+    """The documented cap: a result of at most DEFAULT_MAX_ELEMENTS = 65,536 elements is folded, one more is
+    not (a seeded off-by-one, `>=` for `>`, once survived every test)."""
+    from aisys.compiler.passes.fold_constants import DEFAULT_MAX_ELEMENTS
+    assert DEFAULT_MAX_ELEMENTS == 65_536
+    g = Graph("cap")
+    x = g.add_input("x", (n,))
+    c = g.add_const(np.ones(n, np.float32))
+    g.set_outputs([g.add("add", (x.id, g.add("neg", (c.id,)).id)).id])
+    res = run_pass(fold_constants, g)
+    assert [n_.op for n_ in res.graph.op_nodes] == (["add"] if folded else ["neg", "add"])
+    assert bool(res.rejected) is not folded
 
 
 def test_fold_then_dce_golden():

@@ -162,6 +162,66 @@ def test_run_passes_shorthand_and_graph_verified_first():
         run_passes(bad, [dce])
 
 
+def _dangling_and_cyclic():
+    g = Graph("broken")
+    x = g.add_input("x", (2,))
+    y = g.add("neg", [x.id])
+    g.set_outputs([y.id])
+    g.nodes[y.id].inputs = (99,)
+    h = Graph("loop")
+    x = h.add_input("x", (2,))
+    a = h.add("neg", [x.id])
+    b = h.add("exp", [a.id])
+    c = h.add("neg", [b.id])
+    h.set_outputs([c.id])
+    h.nodes[a.id].inputs = (c.id,)                          # %1 reads %3, which reads %2, which reads %1
+    return g, h
+
+
+def test_dangling_edges_and_cycles_are_graph_errors_everywhere():
+    """Once KeyErrors (or an endless walk): every consumer of a graph names the bad edge."""
+    from aisys.compiler import plan_memory
+    from aisys.framework.graph import interpret
+    g, h = _dangling_and_cyclic()
+    consumers = {"interpret": lambda G: interpret(G, np.zeros(2, np.float32)), "run_pass": lambda G: run_pass(dce, G),
+                 "run_passes": lambda G: run_passes(G, [dce]), "plan_memory": plan_memory, "verify": Graph.verify,
+                 "toposort": Graph.toposort}
+    for name, use in consumers.items():
+        with pytest.raises(GraphError, match=r"node %1 \(neg\) reads %99, which does not exist"):
+            use(g)
+        with pytest.raises(GraphError, match=r"cycle: %1 → %3 → %2 → %1"):
+            use(h)
+
+
+def test_a_pass_that_leaves_a_dangling_edge_is_a_pass_error_naming_pass_and_node():
+    g = Graph("g")
+    x = g.add_input("x", (2,))
+    y = g.add("neg", [x.id])
+    z = g.add("exp", [y.id])
+    g.set_outputs([z.id])
+
+    def drop_the_neg(rw):
+        del rw.graph.nodes[y.id]                              # bypasses the rewriter: the exp now dangles
+
+    with pytest.raises(PassError, match=r"pass 'drop_the_neg' left an invalid graph: node %2 \(exp\) reads %1"):
+        run_pass(drop_the_neg, g)
+    assert y.id in g.nodes                                    # the caller's graph is untouched
+
+
+def test_plan_memory_validates_its_limit():
+    from aisys.compiler import plan_memory
+    g = Graph("g")
+    x = g.add_input("x", (4,))
+    g.set_outputs([g.add("neg", [x.id]).id])
+    for bad in (1.5, "1k", True):
+        with pytest.raises(TypeError, match="limit_bytes=.* must be a whole number of bytes"):
+            plan_memory(g, limit_bytes=bad)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="must be positive"):
+            plan_memory(g, limit_bytes=bad)
+    assert plan_memory(g, limit_bytes=1 << 20).peak_bytes > 0
+
+
 def test_a_pass_result_carries_the_source_of_the_kernels_it_created():
     from aisys.compiler import fuse
     g = Graph("k")

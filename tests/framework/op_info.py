@@ -132,7 +132,7 @@ def _gelu(v):
 
 
 def gelu_exact(v):
-    """The erf form GELU(x) = x·Φ(x); aisys uses the tanh approximation, within 1e-3 of this."""
+    """GELU(x) = x·Φ(x), PyTorch's default (approximate='none')."""
     return 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0)))
 
 
@@ -366,7 +366,7 @@ def max_pool2d_ref(x, **a):
     out = np.empty(_pool_out(x.shape, **a), x.dtype)
     for n, c, i, j, taps, _ in _pool_windows(x.shape, **a):
         t = _argmax_tap(x, n, c, taps)
-        out[n, c, i, j] = x[n, c, t[0], t[1]]
+        out[n, c, i, j] = -np.inf if t is None else x[n, c, t[0], t[1]]    # all padding (dilated): -inf, as torch
     return out
 
 
@@ -462,8 +462,13 @@ def _reduce(v, reduction):
     return {"mean": np.asarray(v.mean()), "sum": np.asarray(v.sum()), "none": v}[reduction]
 
 
-def cross_entropy_ref(x, target, reduction):
-    nll = np.array([math.log(sum(math.exp(v) for v in row)) - row[int(t)] for row, t in zip(x, target)])
+def cross_entropy_ref(x, target, reduction, ignore_index=None):
+    """PyTorch's definition: ignored rows add 0, and the mean divides by the rows kept."""
+    kept = [(row, int(t)) for row, t in zip(x, target) if t != ignore_index]
+    nll = np.array([math.log(sum(math.exp(v) for v in row)) - row[t] if t != ignore_index else 0.0
+                    for row, t in zip(x, target)])
+    if reduction == "mean":
+        return np.asarray(nll.sum() / len(kept))
     return _reduce(nll, reduction)
 
 
@@ -620,7 +625,13 @@ row("abs", _unary_samples("away0"), lambda x: elementwise(lambda a: a if a >= 0 
 row("sigmoid", _unary_samples("normal"), lambda x: elementwise(_sigmoid, x), kind="unary")
 row("relu", _unary_samples("away0"), lambda x: elementwise(lambda a: a if a > 0 else 0 * a, x, dtype=_same_kind(x)),
     kind="unary", domain="away0", int_dtypes=_INTS)
-row("gelu", _unary_samples("normal"), lambda x: elementwise(_gelu, x), kind="unary")
+row("gelu", lambda rng: _unary_samples("normal")(rng) + [
+        Sample((normal(rng, 3, 4),), {"approximate": "tanh"}, note="tanh form"),
+        Sample((transposed_view(normal(rng, 4, 3)),), {"approximate": "tanh"}, note="tanh form, view"),
+        Sample((normal(rng, 2, 3) * 4,), {"approximate": "none"}, note="exact, wide range")],
+    lambda x, approximate="none": elementwise(_gelu if approximate == "tanh" else gelu_exact, x), kind="unary")
+row("erf", lambda rng: _unary_samples("normal")(rng) + [Sample((normal(rng, 3, 4) * 3,), note="tails")],
+    lambda x: elementwise(math.erf, x), kind="unary")
 
 
 def _cast_samples(rng):
@@ -683,6 +694,29 @@ row("argmin", _arg_samples, lambda x, dim=None, keepdim=False: argext_ref(operat
     differentiable=False, not_differentiable_because="an index: integer output", int_dtypes=_INTS)
 
 
+def argsort_ref(x, dim, descending=False):
+    """Insertion order of a stable sort, one line at a time (ties keep their original order)."""
+    moved = np.moveaxis(x, dim, -1)
+    out = np.empty(moved.shape, np.int64)
+    for idx in np.ndindex(*moved.shape[:-1]):
+        line = [(v, i) for i, v in enumerate(moved[idx].tolist())]
+        key = (lambda p: (-p[0], p[1])) if descending else (lambda p: (p[0], p[1]))
+        out[idx] = [i for _, i in sorted(line, key=key)]
+    return np.moveaxis(out, -1, dim)
+
+
+def _argsort_samples(rng):
+    ties = integers(rng, 3, 5)                                  # small integers: ties, kept in order
+    return [Sample((ties,), {"dim": 1}, grad=()), Sample((ties,), {"dim": 0, "descending": True}, grad=()),
+            Sample((transposed_view(normal(rng, 4, 3)),), {"dim": -1, "descending": True}, grad=(), note="view"),
+            Sample((normal(rng, 6),), {"dim": 0}, grad=())]
+
+
+row("argsort", _argsort_samples, argsort_ref, differentiable=False,
+    not_differentiable_because="an index: integer output (sort's values are a gather, which is differentiable)",
+    int_dtypes=_INTS)
+
+
 def _sum_to_samples(rng):
     return [Sample((normal(rng, 2, 3, 4),), {"shape": (3, 1)}), Sample((normal(rng, 2, 3, 4),), {"shape": (1, 4)}),
             Sample((normal(rng, 2, 3),), {"shape": ()}),
@@ -708,6 +742,9 @@ row("broadcast_to", lambda rng: [Sample((normal(rng, 3, 1),), {"shape": (2, 3, 4
     lambda x, shape: expand(x, tuple(shape)), int_dtypes=_INTS + ("bool",))
 row("contiguous", lambda rng: [Sample((transposed_view(normal(rng, 3, 4)),)),
                                Sample((strided_view(normal(rng, 2, 3)),))],
+    lambda x: reshape_ref(x, x.shape), int_dtypes=_INTS + ("bool",))
+row("clone", lambda rng: [Sample((normal(rng, 3, 4),)), Sample((transposed_view(normal(rng, 3, 4)),)),
+                          Sample((strided_view(normal(rng, 2, 3)),)), Sample((normal(rng),), note="0-d")],
     lambda x: reshape_ref(x, x.shape), int_dtypes=_INTS + ("bool",))
 
 
@@ -935,8 +972,13 @@ row("dropout", lambda rng: [Sample((normal(rng, 3, 4),), {"p": 0.5, "seed": 3}),
 
 def _ce_samples(rng):
     x, t = normal(rng, 4, 5), np.array([0, 4, 2, 4])
+    skip = np.array([0, -100, 2, -100])
     return [Sample((x, t), {"reduction": "mean"}), Sample((x, t), {"reduction": "sum"}),
-            Sample((transposed_view(normal(rng, 3, 5)), np.array([1, 1, 3])), {"reduction": "none"}, note="view")]
+            Sample((transposed_view(normal(rng, 3, 5)), np.array([1, 1, 3])), {"reduction": "none"}, note="view"),
+            Sample((x, skip), {"reduction": "mean", "ignore_index": -100}, note="ignored rows"),
+            Sample((x, t), {"reduction": "sum", "ignore_index": 4}, note="ignore a class in use"),
+            Sample((transposed_view(normal(rng, 3, 5)), np.array([1, 0, 3])), {"reduction": "none", "ignore_index": 0},
+                   note="ignore, no reduction, view")]
 
 
 row("cross_entropy", _ce_samples, cross_entropy_ref, lowp_tol=3)

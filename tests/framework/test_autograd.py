@@ -97,7 +97,7 @@ def test_only_leaves_get_grad():
     (h * h).backward()
     assert x.grad.item() == 2 * 3 * 6.0
     assert h.grad is None and not h.is_leaf and x.is_leaf
-    assert h.grad_fn is None or h.grad_fn.name == "mul"
+    assert h.grad_fn is None or h.grad_fn.op.name == "mul"
 
 
 def test_backward_of_a_non_scalar_needs_a_gradient():
@@ -123,7 +123,7 @@ def test_no_grad_records_nothing():
             z = x * x
     assert aisys.is_grad_enabled()
     assert not y.requires_grad and y.grad_fn is None
-    assert z.requires_grad and z.grad_fn.name == "mul"
+    assert z.requires_grad and z.grad_fn.op.name == "mul" and z.grad_fn.name() == "MulBackward0"
 
     @aisys.no_grad()
     def infer(t):
@@ -132,6 +132,32 @@ def test_no_grad_records_nothing():
     assert not infer(x).requires_grad
     with aisys.set_grad_enabled(False):
         assert not (x * 2.0).requires_grad
+
+
+def test_grad_mode_contexts_restore_the_previous_mode_when_nested():
+    """A seeded bug (no_grad restoring True instead of the previous mode) survived the single-level test:
+    check after the *inner* block, in every nesting, and through a reused decorator instance."""
+    assert aisys.is_grad_enabled()
+    with aisys.no_grad():
+        with aisys.no_grad():
+            assert not aisys.is_grad_enabled()
+        assert not aisys.is_grad_enabled()                 # the outer no_grad still holds
+        with aisys.enable_grad():
+            with aisys.set_grad_enabled(False):
+                assert not aisys.is_grad_enabled()
+            assert aisys.is_grad_enabled()
+        assert not aisys.is_grad_enabled()
+    assert aisys.is_grad_enabled()
+    off = aisys.no_grad()
+
+    @off
+    def depth(n):
+        return depth(n - 1) if n else aisys.is_grad_enabled()
+    assert depth(3) is False and aisys.is_grad_enabled()   # one instance entered 4 times, unwound in order
+    with pytest.raises(KeyError):
+        with aisys.no_grad():
+            raise KeyError
+    assert aisys.is_grad_enabled()
 
 
 def test_detach_cuts_the_tape_but_shares_memory():
@@ -275,3 +301,71 @@ def test_gradcheck_needs_float64():
     with pytest.raises(TypeError, match="float64"):
         aisys.gradcheck(aisys.sin, [np.ones(3, np.float32)])
     assert aisys.gradgradcheck(lambda a, b: (a * b).sum() * a, [np.array([0.5, 2.0]), np.array([1.5, -1.0])])
+
+
+# ---- custom Functions and grad_fn nodes, PyTorch's API (issue 15) -----------------------------------------
+class _Cube(aisys.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return x * x * x * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3.0 * x * x * ctx.scale, None
+
+
+def test_custom_function_forward_backward_and_second_order():
+    x = aisys.tensor([1.0, -2.0, 0.5], dtype=aisys.float64, requires_grad=True)
+    y = _Cube.apply(x, 2.0)
+    assert y.tolist() == [2.0, -16.0, 0.25] and y.grad_fn.name() == "_CubeBackward"
+    y.sum().backward()
+    assert x.grad.tolist() == [6.0, 24.0, 1.5]
+    assert aisys.gradcheck(lambda t: _Cube.apply(t, 0.5), [aisys.tensor([0.3, -1.2], dtype=aisys.float64)],
+                           second_order=True)
+    with aisys.no_grad():
+        assert not _Cube.apply(x, 1.0).requires_grad
+
+
+def test_custom_function_saved_tensors_are_version_checked_and_errors_teach():
+    x = aisys.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 1.0
+    y = _Cube.apply(h, 1.0)
+    h.add_(1.0)
+    with pytest.raises(RuntimeError, match="saved tensor 0 .* of a custom Function was saved at version 0, now "
+                                           "version 1"):
+        y.sum().backward()
+
+    class TwoGrads(aisys.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    with pytest.raises(RuntimeError, match="returned 2 gradients, but forward took 1 arguments"):
+        TwoGrads.apply(aisys.ones(2, requires_grad=True)).sum().backward()
+
+
+def _graph_names(T):
+    x = T.ones(2, requires_grad=True)
+    w = T.ones(2, requires_grad=True)
+    loss = ((x * w).exp() + 2.0).sum()
+    out, node = [], loss.grad_fn
+    while node is not None and hasattr(node, "next_functions") and node.next_functions:
+        out.append(node.name())
+        node = node.next_functions[0][0]
+    out.append(node.name())
+    return out, [None if f is None else f.name() for f, _ in loss.grad_fn.next_functions[0][0].next_functions]
+
+
+def test_grad_fn_walks_like_pytorch():
+    names, add_inputs = _graph_names(aisys)
+    assert names == ["SumBackward0", "AddBackward0", "ExpBackward0", "MulBackward0", "torch::autograd::AccumulateGrad"]
+    assert add_inputs == ["ExpBackward0", None]
+    torch = pytest.importorskip("torch")
+    assert _graph_names(torch) == (names, add_inputs)

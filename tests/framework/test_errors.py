@@ -180,6 +180,19 @@ def test_failed_updates_leave_the_tensor_unchanged():
         t.copy_(np.ones(5))
     assert t.tolist() == [0.0, 1.0, 2.0, 3.0]
     x = aisys.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match="in-place assignment into a tensor that requires grad"):
+    with pytest.raises(RuntimeError, match="setitem: a leaf tensor that requires grad"):
         x[0] = 5.0
     assert x.tolist() == [1.0, 2.0]
+
+
+def test_gather_and_index_errors_name_the_op_and_the_bad_index():
+    x = aisys.randn(2, 3)
+    with pytest.raises(IndexError, match=r"gather: index 5 \(at position \(0, 0\)\) is out of range for dim 1 of "
+                                         r"size 3"):
+        aisys.gather(x, 1, aisys.tensor([[5], [0]]))
+    with pytest.raises(IndexError, match=r"gather: index -1 .* valid indices are 0..2"):   # torch refuses negatives too
+        x.gather(1, aisys.tensor([[0], [-1]]))
+    with pytest.raises(ShapeError, match="index: index 5 is out of bounds for axis 0 with size 2"):
+        x[5]
+    with pytest.raises(IndexError, match="embedding: index 9 is out of range for 4 embeddings"):
+        aisys.nn.functional.embedding(aisys.tensor([9]), aisys.randn(4, 2))

@@ -47,6 +47,8 @@ UNSUPPORTED = {
         "argmax": f"a reduction to an index, not a value: {_NO_EXPRESSION}",
         "argmin": f"a reduction to an index, not a value: {_NO_EXPRESSION}",
         "dropout": "impure (a fresh random draw each run): never fused, its reference runs",
+        "argsort": f"a sort (each output depends on the whole row): {_NO_EXPRESSION}",
+        "clone": f"a copy with its own storage (injective, like contiguous): {_NO_EXPRESSION}",
         **{op: f"quantization (round, clamp, fixed-point scale) has no scalar primitives yet: {_NO_EXPRESSION}"
            for op in ("quantize", "dequantize", "requantize", "fake_quant")},
         "batch_norm": f"normalizes along dim 1 with four per-channel operands: {_NO_EXPRESSION} "
@@ -55,7 +57,8 @@ UNSUPPORTED = {
     "chip": {**{op: _BACKWARD for op in ("index_backward", "scatter_add", "embedding_backward", "conv2d_backward_input",
                                          "conv2d_backward_weight", "max_pool2d_backward", "max_pool2d_select",
                                          "avg_pool2d_backward")},
-             "fake_quant": "quantization-aware training's float simulation: the chip runs the folded integer graph"},
+             "fake_quant": "quantization-aware training's float simulation: the chip runs the folded integer graph",
+             "argsort": "the simulated chip has no sorting unit (a sort runs on the host)"},
 }
 EXECUTORS = tuple(UNSUPPORTED)
 

@@ -155,8 +155,9 @@ def test_batchnorm_cumulative_momentum_none_and_1d():
 
 def test_layernorm_embedding_dropout():
     ln = nn.LayerNorm(4)
-    ln.weight.copy_(np.array([1.0, 2.0, 3.0, 4.0], np.float32))
-    ln.bias.copy_(np.full(4, 0.5, np.float32))
+    with aisys.no_grad():                    # parameters change in place only outside autograd (as in torch)
+        ln.weight.copy_(np.array([1.0, 2.0, 3.0, 4.0], np.float32))
+        ln.bias.copy_(np.full(4, 0.5, np.float32))
     x = aisys.randn(3, 4)
     xa = x.numpy()
     ref = (xa - xa.mean(-1, keepdims=True)) / np.sqrt(xa.var(-1, keepdims=True) + 1e-5) * [1, 2, 3, 4] + 0.5
@@ -184,7 +185,8 @@ def test_activations_match_numpy():
     xa = x.numpy().astype(np.float64)
     c = math.sqrt(2 / math.pi)
     cases = {nn.ReLU(): np.maximum(xa, 0), nn.Tanh(): np.tanh(xa), nn.Sigmoid(): 1 / (1 + np.exp(-xa)),
-             nn.GELU(): 0.5 * xa * (1 + np.tanh(c * (xa + 0.044715 * xa ** 3))),
+             nn.GELU(): 0.5 * xa * (1 + np.vectorize(math.erf)(xa / math.sqrt(2))),
+             nn.GELU(approximate="tanh"): 0.5 * xa * (1 + np.tanh(c * (xa + 0.044715 * xa ** 3))),
              nn.Softmax(-1): np.exp(xa) / np.exp(xa).sum(-1, keepdims=True),
              nn.LogSoftmax(1): xa - np.log(np.exp(xa).sum(1, keepdims=True)),
              nn.SiLU(): xa / (1 + np.exp(-xa)), nn.LeakyReLU(0.1): np.where(xa > 0, xa, 0.1 * xa)}
@@ -235,14 +237,16 @@ def test_gradcheck_linear_conv_pool():
 def test_gradcheck_batchnorm_flows_through_batch_statistics():
     aisys.manual_seed(0)
     bn = to64(nn.BatchNorm2d(2))
-    bn.weight.copy_(np.array([1.5, 0.5]))
+    with aisys.no_grad():
+        bn.weight.copy_(np.array([1.5, 0.5]))
     assert _param_check(bn, t64(3, 2, 2, 2), reduce=lambda y: y * y)     # y*y: the sum of a BN output is flat
 
 
 def test_gradcheck_layernorm_lstmcell_attention():
     aisys.manual_seed(0)
     ln = to64(nn.LayerNorm(4))
-    ln.weight.copy_(np.array([1.0, 2.0, -1.0, 0.5]))
+    with aisys.no_grad():
+        ln.weight.copy_(np.array([1.0, 2.0, -1.0, 0.5]))
     assert _param_check(ln, t64(2, 4), reduce=lambda y: y * y)
     cell = to64(nn.LSTMCell(3, 2))
     assert _param_check(cell, t64(2, 3), reduce=lambda hc: hc[0] * 2.0 + hc[1])
@@ -308,7 +312,8 @@ def test_lstm_equals_unrolled_cells_and_batch_first():
     for k in range(2):
         cell = nn.LSTMCell(3 if k == 0 else 4, 4)
         for nm in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(cell, nm).copy_(getattr(lstm, f"{nm}_l{k}"))
+            with aisys.no_grad():
+                getattr(cell, nm).copy_(getattr(lstm, f"{nm}_l{k}"))
         cells.append(cell)
     seq = [x[:, t] for t in range(5)]
     for k, cell in enumerate(cells):
@@ -514,8 +519,8 @@ def test_error_messages_name_the_layer_and_sizes():
         F.mse_loss(aisys.randn(3), aisys.randn(3), reduction="avg")
     with pytest.raises(ValueError, match="p=1.5"):
         nn.Dropout(1.5)
-    with pytest.raises(ValueError, match="tanh approximation"):
-        F.gelu(aisys.randn(2), approximate="none")
+    with pytest.raises(ValueError, match="approximate='erf' is not one of"):
+        nn.GELU(approximate="erf")
     with pytest.raises(ValueError, match="ceil_mode"):
         nn.MaxPool2d(2, ceil_mode=True)
     with pytest.raises(ValueError, match="divisible by num_heads"):
@@ -536,3 +541,135 @@ def test_linear_property_matches_numpy(n, fin, fout, seed):
     x = aisys.randn(n, fin)
     np.testing.assert_allclose(lin(x).numpy(), x.numpy() @ lin.weight.numpy().T + lin.bias.numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+# ---- cross_entropy targets: the bad value named, ignore_index as torch (issue 14) ------------------------
+def test_cross_entropy_names_the_bad_target_value():
+    with pytest.raises(IndexError, match=r"target -1 \(at position 0\) is out of range for 3 classes"):
+        F.cross_entropy(aisys.randn(2, 3), aisys.tensor([-1, 2]))           # once reported "class 2"
+    with pytest.raises(IndexError, match=r"target 7 \(at position 1\)"):
+        F.cross_entropy(aisys.randn(2, 3), aisys.tensor([0, 7]))
+    with pytest.raises(IndexError, match="nll_loss: target -5"):
+        F.nll_loss(aisys.randn(2, 3), aisys.tensor([-5, 1]))
+    with pytest.raises(ValueError, match="weight= is not supported"):
+        F.cross_entropy(aisys.randn(2, 3), aisys.tensor([0, 1]), weight=aisys.ones(3))
+
+
+def test_cross_entropy_ignore_index_values_and_gradients():
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    t = np.array([0, -100, 2, -100])
+    logp = x - np.log(np.exp(x).sum(1, keepdims=True))
+    kept = [0, 2]
+    want = -np.mean([logp[i, t[i]] for i in kept])
+    xt = aisys.tensor(x, requires_grad=True)
+    loss = F.cross_entropy(xt, aisys.tensor(t))                            # -100 is skipped by default
+    assert loss.item() == pytest.approx(want, rel=1e-12)
+    loss.backward()
+    assert np.all(xt.grad.numpy()[[1, 3]] == 0)
+    assert aisys.gradcheck(lambda z: F.cross_entropy(z, aisys.tensor(t)), [t64(4, 3)])
+    assert aisys.gradcheck(lambda z: F.cross_entropy(z, aisys.tensor([1, 0, 2, 0]), ignore_index=0,
+                                                     label_smoothing=0.2), [t64(4, 3)])
+    none = F.cross_entropy(aisys.tensor(x), aisys.tensor(t), reduction="none").numpy()
+    assert none[1] == 0 and none[3] == 0
+    assert np.isnan(F.cross_entropy(aisys.tensor(x), aisys.tensor([-100] * 4)).item())   # nothing kept: nan
+
+
+@pytest.mark.parametrize("targets", [[0, -100, 2, 3, -100], [1, 2, 3, 0, 1], [0, 3, 3, 1, 0]])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore_index,smoothing", [(-100, 0.0), (3, 0.0), (3, 0.1), (-100, 0.1)])
+def test_cross_entropy_and_nll_agree_with_pytorch(targets, reduction, ignore_index, smoothing):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    a, b = aisys.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    if -100 in targets and ignore_index != -100:                            # out of range for both
+        with pytest.raises(IndexError):
+            torch.nn.functional.cross_entropy(b, torch.tensor(targets), ignore_index=ignore_index)
+        with pytest.raises(IndexError, match="target -100"):
+            F.cross_entropy(a, aisys.tensor(targets), ignore_index=ignore_index)
+        return
+    la = F.cross_entropy(a, aisys.tensor(targets), ignore_index=ignore_index, reduction=reduction,
+                         label_smoothing=smoothing)
+    lb = torch.nn.functional.cross_entropy(b, torch.tensor(targets), ignore_index=ignore_index, reduction=reduction,
+                                           label_smoothing=smoothing)
+    np.testing.assert_allclose(la.detach().numpy(), lb.detach().numpy(), rtol=1e-5, atol=1e-6)
+    la.sum().backward()
+    lb.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-5, atol=1e-6)
+    na = F.nll_loss(F.log_softmax(aisys.tensor(x), 1), aisys.tensor(targets), ignore_index=ignore_index,
+                    reduction=reduction)
+    nb = torch.nn.functional.nll_loss(torch.log_softmax(torch.tensor(x), 1), torch.tensor(targets),
+                                      ignore_index=ignore_index, reduction=reduction)
+    np.testing.assert_allclose(na.numpy(), nb.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ---- loss modules and adaptive pooling, as torch (issue 15) ----------------------------------------------
+LOSSES = [("MSELoss", {}, "real"), ("L1Loss", {}, "real"), ("SmoothL1Loss", {"beta": 0.5}, "real"),
+          ("SmoothL1Loss", {"beta": 0.0}, "real"), ("CrossEntropyLoss", {"label_smoothing": 0.1}, "classes"),
+          ("CrossEntropyLoss", {"ignore_index": 1}, "classes"), ("NLLLoss", {}, "logp"), ("BCELoss", {}, "prob"),
+          ("BCEWithLogitsLoss", {}, "binary"), ("KLDivLoss", {}, "dist"),
+          ("KLDivLoss", {"log_target": True}, "logdist")]
+
+
+def _loss_inputs(kind, T):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3))
+    if kind == "real":
+        return T.tensor(x), T.tensor(rng.standard_normal((4, 3)))
+    if kind in ("classes", "logp"):
+        inp = T.tensor(x if kind == "classes" else x - np.log(np.exp(x).sum(1, keepdims=True)))
+        return inp, T.tensor([0, 2, 1, 1])
+    if kind == "prob":
+        return T.tensor(1 / (1 + np.exp(-x))), T.tensor((rng.random((4, 3)) > 0.5).astype(np.float64))
+    if kind == "binary":
+        return T.tensor(x), T.tensor((rng.random((4, 3)) > 0.5).astype(np.float64))
+    p = np.exp(x) / np.exp(x).sum(1, keepdims=True)
+    q = rng.random((4, 3))
+    q /= q.sum(1, keepdims=True)
+    return T.tensor(np.log(p)), T.tensor(np.log(q) if kind == "logdist" else q)
+
+
+@pytest.mark.parametrize("name,kw,kind", LOSSES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(LOSSES)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "batchmean"])
+def test_loss_modules_agree_with_pytorch(name, kw, kind, reduction):
+    torch = pytest.importorskip("torch")
+    if reduction == "batchmean" and name != "KLDivLoss":
+        with pytest.raises(ValueError, match="reduction='batchmean' is not one of"):
+            getattr(nn, name)(reduction=reduction, **kw)
+        return
+    ours, theirs = getattr(nn, name)(reduction=reduction, **kw), getattr(torch.nn, name)(reduction=reduction, **kw)
+    a, t = _loss_inputs(kind, aisys)
+    b, u = _loss_inputs(kind, torch)
+    a.requires_grad_(True)
+    b.requires_grad_(True)
+    la, lb = ours(a, t), theirs(b, u)
+    np.testing.assert_allclose(la.detach().numpy(), lb.detach().numpy(), rtol=1e-10, atol=1e-12)
+    la.sum().backward()
+    lb.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_losses_without_torch():
+    x, y = aisys.tensor([[0.5, -1.0]]), aisys.tensor([[1.0, 1.0]])
+    assert nn.L1Loss()(x, y).item() == pytest.approx(1.25)
+    assert nn.SmoothL1Loss()(x, y).item() == pytest.approx((0.125 + 1.5) / 2)
+    assert nn.MSELoss(reduction="sum")(x, y).item() == pytest.approx(4.25)
+    p = aisys.tensor([0.0, 1.0, 0.5])
+    assert nn.BCELoss(reduction="none")(p, aisys.tensor([1.0, 0.0, 1.0])).tolist() == pytest.approx(
+        [100.0, 100.0, 0.6931472], rel=1e-6)                                # logs clamped at -100, as torch
+    with pytest.raises(ValueError, match="probabilities in \\[0, 1\\].*sigmoid"):
+        nn.BCELoss()(aisys.tensor([1.5]), aisys.tensor([1.0]))
+    with pytest.raises(ShapeError, match="must have the same shape.*view_as"):
+        nn.L1Loss()(aisys.ones(3, 1), aisys.ones(3))
+    with pytest.raises(ValueError, match="size_average= and reduce= are deprecated"):
+        nn.MSELoss(size_average=True)
+
+
+@pytest.mark.parametrize("size,out", [((6, 6), (1, 1)), ((6, 9), (2, 3)), ((7, 5), (3, 2)), ((5, 5), (None, 4))])
+def test_adaptive_avg_pool2d_agrees_with_pytorch(size, out):
+    x = np.random.default_rng(0).standard_normal((2, 3) + size)
+    got = nn.AdaptiveAvgPool2d(out)(aisys.tensor(x, requires_grad=True))
+    assert got.shape[2:] == tuple(s if o is None else o for s, o in zip(size, out))
+    assert aisys.gradcheck(lambda t: F.adaptive_avg_pool2d(t, out), [aisys.tensor(x[:1, :1])])
+    torch = pytest.importorskip("torch")
+    want = torch.nn.AdaptiveAvgPool2d(out)(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-12)

@@ -218,6 +218,198 @@ def test_training_reduces_loss_float32():
     assert losses[-1] < 0.3 * losses[0]
 
 
+# ---- seeded bugs that survived: each now has the test that catches it (issue 14) ------------------------
+def test_amsgrad_uses_the_running_maximum():
+    """With grads 10, 0.01, 0.01 and betas (0.9, 0.5), v falls after the first step, so AMSGrad (which keeps
+    max v) moves less than Adam: 0.8023 vs 0.7386 from p = 1, lr = 0.1 (torch's numbers). Grads that never
+    make v fall cannot tell an amsgrad that does nothing from a working one."""
+    final = {}
+    for ams in (True, False):
+        p = param([1.0])
+        opt = optim.Adam([p], lr=0.1, betas=(0.9, 0.5), amsgrad=ams)
+        for g in (10.0, 0.01, 0.01):
+            set_grad(p, [g])
+            opt.step()
+        final[ams] = p.item()
+    assert final[True] == pytest.approx(0.8022887, abs=1e-6)
+    assert final[False] == pytest.approx(0.7385994, abs=1e-6)
+
+
+# ---- a step is all or nothing --------------------------------------------------------------------------
+def _snapshot(opt):
+    params = [p.numpy().copy() for g in opt.param_groups for p in g["params"]]
+    state = {id(p): {k: (v.numpy().copy() if hasattr(v, "numpy") else v) for k, v in st.items()}
+             for p, st in opt.state.items()}
+    return params, state
+
+
+def _same(a, b):
+    assert len(a[0]) == len(b[0]) and all(np.array_equal(x, y) for x, y in zip(a[0], b[0]))
+    assert a[1].keys() == b[1].keys()
+    for k in a[1]:
+        assert a[1][k].keys() == b[1][k].keys()
+        assert all(np.array_equal(a[1][k][n], b[1][k][n]) for n in a[1][k])
+
+
+ALL = [(optim.SGD, dict(lr=0.1, momentum=0.9)), (optim.Adam, dict(lr=0.1, amsgrad=True)), (optim.AdamW, {}),
+       (optim.RMSprop, dict(momentum=0.5, centered=True)), (optim.Adagrad, dict(lr_decay=0.1)), (optim.Adadelta, {})]
+
+
+@pytest.mark.parametrize("cls,kw", ALL, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_bad_gradient_leaves_parameters_and_state_unchanged(cls, kw):
+    a, b, c = param([1.0, 2.0]), param([[1.0, 2.0], [3.0, 4.0]]), param([0.5])
+    opt = cls([a, b, c], **kw)
+    for p in (a, b, c):
+        set_grad(p, np.ones(p.shape))
+    opt.step()                                           # state exists (moments, step counts)
+    before = _snapshot(opt)
+    set_grad(a, [0.1, 0.2])                              # the first parameter is fine ...
+    b.grad = aisys.ones(2, 1, dtype=aisys.float64)       # ... the second is not: shape
+    with pytest.raises(ValueError, match=r"parameter 1 \(f64\[2, 2\]\) has a gradient of shape \(2, 1\).*Nothing"):
+        opt.step()
+    _same(before, _snapshot(opt))
+    b.grad = aisys.ones(2, 2, dtype=aisys.float32)       # dtype
+    with pytest.raises(TypeError, match="parameter 1 .* float32 gradient; it must be float64"):
+        opt.step()
+    _same(before, _snapshot(opt))
+    b.grad = aisys.tensor([[1.0, np.nan], [0.0, 0.0]], dtype=aisys.float64)
+    with aisys.detect_anomaly():                         # finiteness: when asked
+        with pytest.raises(FloatingPointError, match="1 non-finite gradient value"):
+            opt.step()
+    _same(before, _snapshot(opt))
+
+
+def test_load_state_dict_names_what_is_missing_and_what_a_state_dict_holds():
+    p = param([1.0, 2.0])
+    opt = optim.Adam([p], lr=0.1)
+    set_grad(p, [1.0, 1.0])
+    opt.step()
+    good = opt.state_dict()
+    before = _snapshot(opt)
+    with pytest.raises(KeyError, match=r"no 'param_groups' key \(it has \['state'\]\).*holds 'state'"):
+        opt.load_state_dict({"state": {}})
+    with pytest.raises(KeyError, match=r"no 'state' key \(it has \['bias', 'weight'\]\).*not model.state_dict"):
+        opt.load_state_dict({"weight": 1, "bias": 2})
+    sgd = optim.SGD([param([0.0, 0.0])], lr=0.1, momentum=0.9).state_dict()
+    with pytest.raises(KeyError, match="param_groups\\[0\\] lacks 'amsgrad', 'betas', 'eps'.*another optimizer"):
+        opt.load_state_dict(sgd)
+    with pytest.raises(ValueError, match="state key 7 is not a parameter index 0..0"):
+        opt.load_state_dict({"state": {7: {}}, "param_groups": good["param_groups"]})
+    with pytest.raises(TypeError, match="expected a dict, got list"):
+        opt.load_state_dict([1, 2])
+    _same(before, _snapshot(opt))
+    opt.load_state_dict(good)
+
+
+# ---- RMSprop, Adagrad, Adadelta: the published rules by hand, and torch -----------------------------------
+def test_rmsprop_adagrad_adadelta_by_hand():
+    lr, alpha, eps = 0.01, 0.99, 1e-8
+    p, v = P0.copy(), np.zeros(4)
+    for g in G:
+        v = alpha * v + (1 - alpha) * g * g
+        p = p - lr * g / (np.sqrt(v) + eps)
+    np.testing.assert_allclose(run(optim.RMSprop)[-1], p, rtol=1e-12)
+    p, s = P0.copy(), np.full(4, 0.1)
+    for t, g in enumerate(G, 1):
+        s = s + g * g
+        p = p - 0.01 / (1 + (t - 1) * 0.5) * g / (np.sqrt(s) + 1e-10)
+    np.testing.assert_allclose(run(optim.Adagrad, lr_decay=0.5, initial_accumulator_value=0.1)[-1], p, rtol=1e-12)
+    p, v, u = P0.copy(), np.zeros(4), np.zeros(4)
+    for g in G:
+        v = 0.9 * v + 0.1 * g * g
+        d = np.sqrt(u + 1e-6) / np.sqrt(v + 1e-6) * g
+        u = 0.9 * u + 0.1 * d * d
+        p = p - d
+    np.testing.assert_allclose(run(optim.Adadelta)[-1], p, rtol=1e-12)
+
+
+TORCH_CASES = [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+               ("Adam", dict(lr=0.05, amsgrad=True, weight_decay=0.1)), ("AdamW", dict(lr=0.05)),
+               ("RMSprop", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
+               ("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.5, weight_decay=0.1)),
+               ("Adadelta", dict(lr=1.0, rho=0.95, weight_decay=0.01)), ("Adadelta", dict(maximize=True))]
+
+
+@pytest.mark.parametrize("name,kw", TORCH_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(TORCH_CASES)])
+def test_optimizers_agree_with_pytorch(name, kw):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(4) for _ in range(6)]
+    mine = run(getattr(optim, name), grads=grads, **kw)[-1]
+    tp = torch.tensor(P0, requires_grad=True)
+    topt = getattr(torch.optim, name)([tp], **kw)
+    for g in grads:
+        tp.grad = torch.tensor(g)
+        topt.step()
+    np.testing.assert_allclose(mine, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ---- schedules: PyTorch's closed forms, past T_max too ----------------------------------------------------
+def _schedule(O, make, epochs=25):
+    p = O["param"]()
+    opt = O["SGD"]([p], lr=0.5)
+    sched = make(O["lr_scheduler"], opt)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+SCHEDULES = {
+    "StepLR": lambda L, o: L.StepLR(o, step_size=4, gamma=0.5),
+    "MultiStepLR": lambda L, o: L.MultiStepLR(o, milestones=[3, 7, 7, 12], gamma=0.3),
+    "ExponentialLR": lambda L, o: L.ExponentialLR(o, gamma=0.9),
+    "LinearLR": lambda L, o: L.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=6),
+    "LambdaLR": lambda L, o: L.LambdaLR(o, lambda e: 1.0 / (1 + e)),
+    "CosineAnnealingLR": lambda L, o: L.CosineAnnealingLR(o, T_max=8, eta_min=0.05),   # 25 epochs: past T_max
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_schedules_agree_with_pytorch(name):
+    torch = pytest.importorskip("torch")
+    mine = _schedule({"param": lambda: param([0.0]), "SGD": optim.SGD, "lr_scheduler": optim.lr_scheduler},
+                     SCHEDULES[name])
+    theirs = _schedule({"param": lambda: torch.zeros(1, requires_grad=True), "SGD": torch.optim.SGD,
+                        "lr_scheduler": torch.optim.lr_scheduler}, SCHEDULES[name])
+    np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-15)
+
+
+def test_cosine_continues_past_t_max_as_pytorch():
+    """Once clamped at eta_min after T_max; PyTorch's cosine climbs back, so a schedule run too long differs."""
+    lrs = _schedule({"param": lambda: param([0.0]), "SGD": optim.SGD, "lr_scheduler": optim.lr_scheduler},
+                    lambda L, o: L.CosineAnnealingLR(o, T_max=4), epochs=9)
+    np.testing.assert_allclose(lrs, [0.5 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(9)], atol=1e-15)
+    assert lrs[4] == pytest.approx(0.0, abs=1e-15) and lrs[8] == pytest.approx(0.5)
+    from aisys.optim.lr_scheduler import MultiStepLR  # noqa: F401  (the module PyTorch scripts import from)
+
+
+@pytest.mark.parametrize("cls,kw", ALL, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_traced_step_computes_what_the_eager_step_does(cls, kw):
+    """Every optimizer's update is also written with ops (the path a tracer sees): both give the same values."""
+    from aisys.framework.graph import interpret
+    aisys.manual_seed(0)
+    lin = nn.Linear(3, 2)
+    opt = cls(lin.parameters(), **kw)
+    x = aisys.randn(4, 3)
+
+    def step(x):
+        opt.zero_grad()
+        loss = (lin(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    step(x)                                               # state exists before tracing
+    g = aisys.trace(step, x)
+    outs = interpret(g, x)
+    step(x)
+    names = g.output_names[1:]
+    for name, value in zip(names, outs[1:]):
+        if name in ("update weight", "update bias"):
+            np.testing.assert_allclose(value, getattr(lin, name.split()[1]).numpy(), rtol=1e-6, atol=1e-7)
+    assert {"update weight", "update bias"} <= set(names)
 @pytest.mark.parametrize("name, kw", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.1)),
                                       ("AdamW", dict(lr=0.1, amsgrad=True))])
 def test_zero_dim_parameter_steps_like_pytorch(name, kw):

@@ -159,7 +159,8 @@ def test_cat_stack_pad():
 def test_reductions_and_methods():
     t = aisys.tensor([[1.0, 5.0], [3.0, 2.0]])
     assert t.sum().item() == 11.0 and t.sum(0).tolist() == [4.0, 7.0] and t.sum(1, keepdim=True).shape == (2, 1)
-    assert t.mean().item() == 2.75 and t.max().item() == 5.0 and t.min(1).tolist() == [1.0, 2.0]
+    assert t.mean().item() == 2.75 and t.max().item() == 5.0
+    assert t.min(1).values.tolist() == [1.0, 2.0] and t.min(1).indices.tolist() == [0, 1]
     assert t.argmax().item() == 1 and t.argmax(0).tolist() == [1, 0] and t.argmin(1).tolist() == [0, 1]
     assert t.var(correction=0).item() == pytest.approx(2.1875) and t.std().item() == pytest.approx(np.std(t.numpy(), ddof=1))
     assert t.any() and not (t > 9).any() and (t > 0).all()
@@ -212,6 +213,51 @@ def test_observers_see_ops_bools_and_assigns():
     assert rec.ops == ["mul", "sum", "gt", "sub"]
     assert len(rec.bools) == 1 and rec.bools[0].dtype is aisys.bool
     assert len(rec.assigns) == 1 and rec.assigns[0][0] is p and p.tolist() == [0.5, 0.5]
+
+
+# ---- PyTorch's everyday surface (issue 15) ------------------------------------------------------------------
+def _surface(T):
+    x = T.arange(12).float().reshape(3, 4)
+    y = T.ones(3, 4)
+    m = T.ones(4, 4)
+    return {
+        "split": [t.tolist() for t in T.split(x, 2, dim=1)],
+        "split_sizes": [t.tolist() for t in x.split([1, 2], 0)],
+        "chunk": [t.tolist() for t in x.chunk(2, 1)], "chunk_uneven": [t.tolist() for t in T.arange(5).chunk(3)],
+        "tril": T.tril(m, -1).tolist(), "triu": m.triu(1).tolist(),
+        "masked_fill": x.masked_fill(x > 5, -1.0).tolist(),
+        "view_as": y.view_as(T.zeros(12)).shape == (12,), "expand_as": T.ones(1, 4).expand_as(y).tolist(),
+        "type_as": str(T.arange(3).type_as(y).dtype).split(".")[-1],
+        "eq": x.eq(x).all().item(), "any": (x > 10).any().item(), "all_dim": (x >= 0).all(1).tolist(),
+        "add_alpha": T.add(x, y, alpha=2).tolist(), "sub_kw": T.sub(input=x, other=y).tolist(),
+        "matmul_kw": T.matmul(input=x, other=y.T).tolist(), "sum_dtype": str(x.sum(dtype=T.float64).dtype),
+        "format": f"{x.sum():.3f}|{T.tensor(2.5):.1f}|{x.mean()}|{T.tensor([1])}",
+        "mm": T.mm(x, y.T).shape == (3, 3),
+        "var_unbiased": round(float(x.var(unbiased=False)), 5),
+        "std_dim": [round(v, 5) for v in x.std(dim=1).tolist()],
+    }
+
+
+def test_everyday_surface_agrees_with_pytorch():
+    torch = pytest.importorskip("torch")
+    mine, theirs = _surface(aisys), _surface(torch)
+    mine["sum_dtype"] = mine["sum_dtype"].replace("aisys.", "torch.")
+    assert mine == theirs
+
+
+def test_everyday_surface_without_torch():
+    got = _surface(aisys)
+    assert got["chunk_uneven"] == [[0, 1], [2, 3], [4]] and got["tril"][1] == [1.0, 0.0, 0.0, 0.0]
+    assert got["format"].startswith("66.000|2.5|") and got["eq"] is True and got["any"] is True
+    with pytest.raises(TypeError, match="only 0-d tensors format as numbers"):
+        f"{aisys.ones(1):.2f}"
+    with pytest.raises(aisys.ShapeError, match="must be non-negative and add up to 4"):
+        aisys.ones(4).split([1, 2])
+    x = aisys.ones(3, 3, requires_grad=True)
+    (aisys.tril(x) * 2.0).sum().backward()
+    assert x.grad.tolist() == [[2.0, 0.0, 0.0], [2.0, 2.0, 0.0], [2.0, 2.0, 2.0]]
+    g = aisys.trace(lambda t: t.tril().sum(), aisys.ones(3, 3))          # a constant mask: traceable
+    assert "where" in g.count_ops()
 
 
 def test_observe_ops_sees_every_op_in_its_block_and_leaves_no_observer():

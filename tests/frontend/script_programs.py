@@ -166,3 +166,35 @@ def two_rnn_steps(x, h):
 
 
 SCRIPTED_CELL = None          # set by the test to a ScriptFunction
+
+
+LOG = []
+
+
+def log_value(v):
+    LOG.append(v)
+
+
+def prints_a_value(x):
+    y = x * 2.0
+    print("y is", y)
+    return y
+
+
+def logs_through_a_helper(x):
+    y = x * 2.0
+    log_value(y)
+    return y
+
+
+def collects_in_a_list(x):
+    parts = []
+    for k in range(3):
+        parts.append(x * float(k))
+    return aisys.cat(parts, 1)
+
+
+def never_ends(x):
+    while x.sum() > 0.0:
+        x = x + 1.0
+    return x

@@ -102,6 +102,37 @@ def test_lowering_errors_name_the_line(fn, text, kind, match):
     raises_at(fn, text, kind, aisys.ones(1, 3), match=match)
 
 
+@pytest.mark.parametrize("fn, text, match", [
+    (P.prints_a_value, 'print("y is", y)', "print\\(...\\) would run once, while compiling"),
+    (P.logs_through_a_helper, "log_value(y)", "log_value\\(...\\) computes no graph value and returns nothing"),
+])
+def test_calls_with_side_effects_are_refused_not_dropped(fn, text, match):
+    """A print (or any call that only has an effect) used to vanish from the compiled function silently."""
+    raises_at(fn, text, "side effect", aisys.ones(1, 3), match=match)
+
+
+def test_compile_time_list_bookkeeping_is_allowed():
+    sf = script(P.collects_in_a_list, aisys.ones(1, 2))
+    np.testing.assert_allclose(sf(aisys.tensor([[1.0, 2.0]])).numpy(), [[0, 0, 1, 2, 2, 4]])
+
+
+def test_a_runaway_while_loop_stops_at_the_cap_naming_its_line():
+    from aisys.frontend import set_max_while_iterations, while_loop
+    sf = script(P.never_ends, aisys.ones(2))
+    prev = set_max_while_iterations(50)
+    try:
+        with pytest.raises(RuntimeError, match=r"while_loop at .*script_programs.py:\d+: the condition still holds "
+                                               r"after 50 iterations.*set_max_while_iterations"):
+            sf(aisys.ones(2))
+        assert sf(-aisys.ones(2)).tolist() == [-1.0, -1.0]           # a loop that ends is unaffected
+        with pytest.raises(RuntimeError, match=r"test_script.py:\d+: the condition still holds after 7 iterations"):
+            while_loop(lambda c: c.sum() > 0.0, lambda c: (c + 1.0,), (aisys.ones(1),), max_iterations=7)
+    finally:
+        set_max_while_iterations(prev)
+    with pytest.raises(ValueError, match="positive int"):
+        set_max_while_iterations(0)
+
+
 def test_missing_spec_says_how_to_give_one():
     with pytest.raises(ScriptError, match='annotate it') as info:
         script(P.shape_mismatch).graph

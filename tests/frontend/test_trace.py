@@ -205,6 +205,40 @@ def test_training_step_with_nn_and_optim_names_every_state(make_opt):
         outs = interpret(g, x, y, params={n: outs[g.outputs.index(i)] for n, i in g.updates.items()})
 
 
+def test_trace_needs_tensor_inputs_and_outputs():
+    with pytest.raises(TypeError, match="no tensor inputs"):
+        aisys.trace(lambda: aisys.ones(2))
+    with pytest.raises(TypeError, match="no tensor inputs"):
+        aisys.trace(lambda n: aisys.ones(n), 3)
+    with pytest.raises(ValueError, match="no outputs"):
+        aisys.trace(lambda x: None, aisys.ones(2))
+    with pytest.raises(ValueError, match="no outputs"):
+        aisys.trace(lambda x: x.sum().item(), aisys.ones(2))
+
+
+def test_a_failing_trace_restores_everything_it_touched_and_names_the_line():
+    from aisys.framework.tensor import _Generator, _Mode
+    W = aisys.ones(2, requires_grad=True)
+    W.grad = aisys.tensor([0.5, 0.5])
+
+    def step(x):
+        (x * W).sum().backward()
+        with aisys.no_grad():
+            W.sub_(W.grad)
+        aisys.randn(3)                                   # moves the generator
+        _Mode.grad_enabled = False                       # a program that switched grad mode off
+        raise KeyError("in the user's code")
+    rng = _Generator.rng.bit_generator.state
+    before = (W.numpy().copy(), W.grad.numpy().copy())
+    with pytest.raises(KeyError) as e:
+        aisys.trace(step, aisys.ones(2))
+    assert any("step raised at" in n and "test_trace.py:" in n and "restored" in n for n in e.value.__notes__)
+    np.testing.assert_array_equal(W.numpy(), before[0])
+    np.testing.assert_array_equal(W.grad.numpy(), before[1])
+    assert _Generator.rng.bit_generator.state == rng and _Mode.grad_enabled
+    assert W._trace is None                              # no tracer left attached
+
+
 def test_record_ops_is_trace_without_the_extras():
     """The minimal tracer on public hooks records the same ops as aisys.trace and replays fn on new inputs."""
     import numpy as np

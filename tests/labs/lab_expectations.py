@@ -191,6 +191,19 @@ EXPECTATIONS: dict[str, dict] = {
                "same tokens with and without the cache: True",
                "every request got exactly the tokens generate() gives it alone: True"],
     ),
+    # Lab 07: LoopNestView (step slider, highlighted pseudocode) twice, CacheHeatmap (level buttons, SVG cells) twice,
+    # ScheduleExplorer (tile sliders, order dropdown, heat map + nest), TuningCurve (SVG). Two presses on the
+    # explorer's tile-i slider (1 -> 4 rows per tile) re-simulate: its heat map turns from red towards green.
+    "07_loops.ipynb": dict(
+        selectors={".widget-slider": 4, ".widget-dropdown": 1, ".widget-html svg rect.heat": 200,
+                   ".widget-html svg circle.trial": 20},
+        moment=".aisys-schedule-explorer",
+        control=dict(slider=0, presses=2),
+        changed=".widget-html svg",
+        shots=[".aisys-cache-heatmap", ".aisys-tuning-curve", ".aisys-loop-nest-view"],
+        texts=["PASS exercise 7.1", "PASS exercise 7.2", "PASS exercise 7.3",
+               "tuned loop: vector instructions True ; naive loop: vector instructions False"],
+    ),
     # Lab 13: PlacementView (placement buttons, gang-size slider, model dropdown, SVG of 128 GPUs) twice (the library's
     # rules, then with the learner's), ClusterTimeline (policy dropdown, colour buttons, plotly bars) on the small
     # scenario and on six policies, PolicyCompare (metric dropdown, CDFs, bars). The gang-size slider re-places the gang.

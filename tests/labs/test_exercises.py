@@ -24,6 +24,24 @@ def _not_implemented_stub(*args, **kwargs):
     raise NotImplementedError("exercise stub: write your code here")
 
 
+# How many exercises each lab registers: an exercise that stops registering (a renamed module, a lost
+# decorator) must fail here instead of silently dropping out of every parametrized test below.
+EXPECTED_PER_LAB = {"01_tensors": ["1.1", "1.2", "1.3"], "02_autodiff": ["2.1", "2.2", "2.3"],
+                    "06_kernels": ["6.1", "6.2", "6.3"],
+                    "03_graph_capture": ["3.1", "3.2", "3.3"], "04_graph_passes": ["4.1", "4.2", "4.3", "4.4"],
+                    "05_memory": ["5.1", "5.2", "5.3"], "08_chips": ["8.1", "8.2", "8.3"],
+                    "09_compression": ["9.1", "9.2", "9.3"], "13_cluster": ["13.1", "13.2", "13.3"],
+                    "10_collectives": ["10.1", "10.2", "10.3"], "11_parallel_training": ["11.1", "11.2", "11.3"],
+                    "12_capstone": ["12.1", "12.2", "12.3"]}
+
+
+def test_every_lab_registers_its_exercises():
+    got: dict = {}
+    for ex in EXERCISES:
+        got.setdefault(ex.lab, []).append(ex.id)
+    assert {lab: sorted(ids) for lab, ids in got.items()} == EXPECTED_PER_LAB
+
+
 def test_registry_ids_are_unique_and_labs_named():
     assert len(IDS) == len(set(IDS))
     for ex in EXERCISES:

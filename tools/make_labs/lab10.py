@@ -215,11 +215,13 @@ PyPI with mpi4py) and calls `fn(comm, *args)` on each; the function may be defin
 `algorithm="mpi"` calls MPICH's own `MPI_Allreduce`. Every call is recorded on the rank's lane of a timeline.
 The run has a timeout and stops only its own processes."""),
     (CODE, """\
-def ring_vs_mpich(comm, sizes):
+def ring_vs_mpich(comm, sizes, repeats=3):
     same = []
     for n in sizes:
         x = np.full(n, comm.rank + 1.0)
         same.append(bool(np.array_equal(comm.allreduce(x, algorithm="ring"), comm.allreduce(x, algorithm="mpi"))))
+        for _ in range(repeats - 1):           # more timings of the ring: the fit below takes the fastest
+            comm.allreduce(x, algorithm="ring")
     return same
 
 sizes = [1 << 12, 1 << 16, 1 << 20]          # float64 elements: 32 KiB, 512 KiB, 8 MiB
@@ -232,13 +234,15 @@ measured run above the simulated one."""),
     (CODE, """\
 # NBVAL_IGNORE_OUTPUT
 ring_events = [e for e in measured.trace.events_in("rank 0") if e.name.startswith("allreduce ring")]
-seconds = [(e.end - e.start) * 1e-6 for e in ring_events]
-two_alpha, bw = dist.fit_alpha_beta([8 * n for n in sizes], seconds)
+fastest = {}                                   # bytes -> the fastest of the repeats (other programs share the CPU)
+for e in ring_events:
+    n = int(e.args["bytes"])
+    fastest[n] = min(fastest.get(n, float("inf")), (e.end - e.start) * 1e-6)
+two_alpha, bw = dist.fit_alpha_beta(list(fastest), list(fastest.values()))
 here = Topology.fully_connected(2, alpha=two_alpha / 2, bandwidth=bw, name="this machine (shared memory, fitted)")
 print(f"fitted α = {format_time(two_alpha / 2)} per message, B = {format_bandwidth(bw)}")
 simulated = dist.run(ring_vs_mpich, nprocs=2, args=(sizes,), timeout=120, backend="sim", topology=here)
-for e, t in zip(ring_events, seconds):
-    n = int(e.args["bytes"])
+for n, t in fastest.items():
     print(f"{format_bytes(n):>8}: measured {format_time(t):>9}, α-β prediction {format_time(two_alpha + n / bw):>9}")
 timelines = TimelineView({"measured: 2 MPI processes": measured, "simulated: α-β fit": simulated})
 timelines"""),

@@ -1,6 +1,7 @@
 """``plan_memory(graph)``: liveness + a planner = every intermediate's offset in one arena."""
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 from aisys.framework.graph import Graph
@@ -26,6 +27,13 @@ def plan_memory(graph: Graph, planner: str | Planner = "greedy_by_size", schedul
 
     Buffers are named after their node ("%3"); ``plan.schedule`` holds the order the steps refer to.
     """
+    graph.check_edges()
+    if limit_bytes is not None:
+        if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, numbers.Integral):
+            raise TypeError(f"plan_memory: limit_bytes={limit_bytes!r} must be a whole number of bytes (e.g. "
+                            f"64 * 1024), or None for no limit")
+        if limit_bytes <= 0:
+            raise ValueError(f"plan_memory: limit_bytes={limit_bytes} must be positive (bytes the arena may use)")
     note = ""
     if isinstance(schedule, str):
         if schedule != "best":

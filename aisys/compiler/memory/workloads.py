@@ -116,7 +116,7 @@ def deep_training_graph(layers: int = 16, width: int = 32, batch: int = 512, see
     (batch × width) dominate the weights (width × width) when batch > width, as in real training."""
     import numpy as np
 
-    from aisys.framework.tensor import tensor
+    from aisys.framework.factories import tensor
     from aisys.frontend import trace
 
     rng = np.random.default_rng(seed)
@@ -141,7 +141,8 @@ def lenet_training_graph(batch: int = 32, seed: int = 0):
     import numpy as np
 
     from aisys.framework.ops import log_softmax
-    from aisys.framework.tensor import apply, tensor
+    from aisys.framework.factories import tensor
+    from aisys.framework.tensor import apply
     from aisys.frontend import trace
 
     rng = np.random.default_rng(seed)
@@ -178,7 +179,8 @@ def transformer_block_training_graph(batch: int = 4, seq: int = 64, dim: int = 6
     import numpy as np
 
     from aisys.framework.ops import gelu, softmax
-    from aisys.framework.tensor import apply, tensor
+    from aisys.framework.factories import tensor
+    from aisys.framework.tensor import apply
     from aisys.frontend import trace
 
     rng = np.random.default_rng(seed)

@@ -14,9 +14,12 @@ import sys as _sys
 
 from . import functional, init, utils
 from .attention import MultiheadAttention
-from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, GELU, Identity,
+from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten,
+                     GELU, Identity,
                      LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, ModuleDict, ModuleList, ReLU, Sequential,
                      SiLU, Sigmoid, Softmax, Tanh)
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss,
+                   SmoothL1Loss)
 from .module import Module, Parameter, RemovableHandle, load_state_dict, save_state_dict
 from .rnn import LSTM, LSTMCell, RNN, RNNCell
 
@@ -30,4 +33,5 @@ __all__ = ["Module", "Parameter", "RemovableHandle", "save_state_dict", "load_st
            "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
            "Embedding", "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "SiLU", "LeakyReLU", "Softmax", "LogSoftmax",
            "Flatten", "Sequential", "ModuleList", "ModuleDict", "RNNCell", "LSTMCell", "RNN", "LSTM",
-           "MultiheadAttention"]
+           "MultiheadAttention", "AdaptiveAvgPool2d", "MSELoss", "L1Loss", "SmoothL1Loss", "CrossEntropyLoss",
+           "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]

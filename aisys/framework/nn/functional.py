@@ -19,7 +19,8 @@ from ..tensor import Tensor, _Mode, apply, as_tensor, no_grad
 
 __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "relu", "gelu", "sigmoid", "tanh", "silu", "leaky_relu",
            "softplus", "softmax", "log_softmax", "layer_norm", "batch_norm", "embedding", "dropout", "cross_entropy",
-           "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "one_hot", "pad",
+           "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "kl_div", "adaptive_avg_pool2d", "one_hot", "pad",
            "scaled_dot_product_attention", "causal_mask"]
 
 _MATMUL, _ADD, _PERMUTE, _RESHAPE, _LINEAR = (_OPS["matmul"], _OPS["add"], _OPS["permute"], _OPS["reshape"],
@@ -150,13 +151,10 @@ def relu(input: Tensor) -> Tensor:
     return apply(_RELU, _tensor("relu", "input", input))
 
 
-def gelu(input: Tensor, approximate: str = "tanh") -> Tensor:
-    """GELU. Differs from torch: aisys computes the tanh approximation (torch's approximate='tanh'), which
-    is therefore the default here; approximate='none' (exact erf) is refused rather than approximated."""
-    if approximate != "tanh":
-        raise ValueError(f"gelu: approximate={approximate!r} is not available; aisys implements only the tanh "
-                         f"approximation (pass approximate='tanh'; it differs from erf-GELU by < 1e-3)")
-    return apply("gelu", _tensor("gelu", "input", input))
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """GELU, x·Φ(x), as torch: exact (with erf) by default; ``approximate='tanh'`` for the tanh form."""
+    from ..ops import gelu as _gelu
+    return _gelu(_tensor("gelu", "input", input), approximate)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -286,13 +284,32 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tenso
 
 
 # ---- losses ------------------------------------------------------------------------------------------
-def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+def _no_legacy(op: str, weight=None, size_average=None, reduce=None) -> None:
+    if weight is not None:
+        raise ValueError(f"{op}: per-class weight= is not supported by aisys; weight the per-sample losses "
+                         f"(reduction='none') yourself")
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{op}: size_average= and reduce= are deprecated in torch; use reduction='mean'/'sum'/'none'")
+
+
+def _ignore(target: Tensor, ignore_index: int):
+    """The ignore_index attr to record: only when a target uses it (PyTorch's default -100 then costs nothing
+    in the graph). A trace keeps that choice: a later target of -100 raises rather than being misread."""
+    if ignore_index is None or not (target._data == ignore_index).any():
+        return {}
+    return {"ignore_index": int(ignore_index)}
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight=None, size_average=None, ignore_index: int = -100,
+                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of logits against class indices (or class probabilities of the same shape).
 
     Shapes as torch: (N, C) with (N,), (C,) with (), or (N, C, d1, ...) with (N, d1, ...). The common
-    case is one fused registry op whose gradient is (softmax − one_hot)/N. No ``weight``/``ignore_index``.
+    case is one fused registry op whose gradient is (softmax − one_hot)/N. Targets equal to
+    ``ignore_index`` (default -100, as torch) add nothing and the mean is over the others. No ``weight``.
     """
     _tensor("cross_entropy", "input", input)
+    _no_legacy("cross_entropy", weight, size_average, reduce)
     target = as_tensor(target)
     _reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -306,8 +323,9 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
         if label_smoothing:
             target = target * (1.0 - label_smoothing) + label_smoothing / input.shape[cdim]
         return _reduce(-(target * log_softmax(input, cdim)).sum(cdim), reduction)
+    kw = dict(ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing)
     if input.ndim == 1:
-        out = cross_entropy(input.unsqueeze(0), target.reshape(1), reduction, label_smoothing)
+        out = cross_entropy(input.unsqueeze(0), target.reshape(1), **kw)
         return out.reshape(()) if reduction == "none" else out
     if input.ndim > 2:
         C = input.shape[1]
@@ -316,18 +334,28 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
                              f"without its class dim 1", shapes=(input.shape, target.shape))
         perm = (0,) + tuple(range(2, input.ndim)) + (1,)
         flat = input.permute(*perm).reshape(-1, C)
-        out = cross_entropy(flat, target.reshape(-1), reduction, label_smoothing)
+        out = cross_entropy(flat, target.reshape(-1), **kw)
         return out.reshape(tuple(target.shape)) if reduction == "none" else out
-    loss = apply("cross_entropy", input, target, reduction=reduction)
+    attrs = _ignore(target, ignore_index)
+    loss = apply("cross_entropy", input, target, reduction=reduction, **attrs)
     if label_smoothing:
-        smooth = _reduce(-log_softmax(input, 1).mean(1), reduction)
+        per_row = -log_softmax(input, 1).mean(1)
+        if attrs:                                         # ignored rows smooth nothing either
+            keep = (target != ignore_index).to(input.dtype)
+            per_row = per_row * keep
+            smooth = per_row.sum() / keep.sum() if reduction == "mean" else _reduce(per_row, reduction)
+        else:
+            smooth = _reduce(per_row, reduction)
         loss = loss * (1.0 - label_smoothing) + smooth * label_smoothing
     return loss
 
 
-def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities (N, C) at integer targets (N,)."""
+def nll_loss(input: Tensor, target: Tensor, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (N, C) at integer targets (N,); targets equal to
+    ``ignore_index`` are skipped (the mean is over the others), as torch."""
     _tensor("nll_loss", "input", input)
+    _no_legacy("nll_loss", weight, size_average, reduce)
     _reduction("nll_loss", reduction)
     target = as_tensor(target)
     if target.dtype.is_floating:
@@ -336,27 +364,137 @@ def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     if input.ndim != 2 or tuple(target.shape) != (input.shape[0],):
         raise ShapeError("nll_loss", f"expects log-probabilities (N, C) and targets (N,), got {tuple(input.shape)} and "
                          f"{tuple(target.shape)}", shapes=(input.shape, target.shape))
-    picked = input.gather(1, target.reshape(-1, 1)).reshape(-1)
-    return _reduce(-picked, reduction)
+    from ..ops.nn import check_targets
+    check_targets("nll_loss", target._data, input.shape[1], ignore_index)
+    if not _ignore(target, ignore_index):
+        picked = input.gather(1, target.reshape(-1, 1)).reshape(-1)
+        return _reduce(-picked, reduction)
+    from ..ops import where
+    keep = target != ignore_index
+    picked = input.gather(1, where(keep, target, 0).reshape(-1, 1)).reshape(-1)
+    losses = where(keep, -picked, 0.0)
+    if reduction == "mean":
+        return losses.sum() / keep.to(input.dtype).sum()
+    return _reduce(losses, reduction)
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+def _same_shape(op: str, input: Tensor, target: Tensor) -> Tensor:
+    target = as_tensor(target, like=input)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ShapeError(op, f"input {tuple(input.shape)} and target {tuple(target.shape)} must have the same shape",
+                         shapes=(input.shape, target.shape), rule="aisys does not broadcast inside losses (torch "
+                         "warns and broadcasts, a common silent bug): reshape the target, e.g. y.view_as(pred)")
+    return target
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """Mean squared error. Differs from torch: shapes must match exactly (no silent broadcasting)."""
     _tensor("mse_loss", "input", input)
+    _no_legacy("mse_loss", None, size_average, reduce)
     _reduction("mse_loss", reduction)
     return apply("mse_loss", input, as_tensor(target, like=input), reduction=reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """Mean absolute error |input − target| (the gradient at 0 is 0, as torch's sign)."""
+    _tensor("l1_loss", "input", input)
+    _no_legacy("l1_loss", None, size_average, reduce)
+    _reduction("l1_loss", reduction)
+    return _reduce((input - _same_shape("l1_loss", input, target)).abs(), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """0.5·d²/β where |d| < β, else |d| − 0.5·β (d = input − target; β = 0 is the L1 loss), as torch."""
+    _tensor("smooth_l1_loss", "input", input)
+    _no_legacy("smooth_l1_loss", None, size_average, reduce)
+    _reduction("smooth_l1_loss", reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta={beta} must be ≥ 0")
+    d = (input - _same_shape("smooth_l1_loss", input, target)).abs()
+    if beta == 0:
+        return _reduce(d, reduction)
+    from ..ops import where
+    return _reduce(where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    """−[y·log p + (1−y)·log(1−p)] for probabilities p in [0, 1]; each log is clamped at −100, as torch, so
+    p = 0 or 1 gives a finite loss. Prefer binary_cross_entropy_with_logits on logits (more stable)."""
+    _tensor("binary_cross_entropy", "input", input)
+    _no_legacy("binary_cross_entropy", weight, size_average, reduce)
+    _reduction("binary_cross_entropy", reduction)
+    target = _same_shape("binary_cross_entropy", input, target)
+    d = input._data
+    if d.size and (np.nanmin(d) < 0 or np.nanmax(d) > 1):
+        raise ValueError(f"binary_cross_entropy: input values must be probabilities in [0, 1], got a range "
+                         f"[{np.nanmin(d):.4g}, {np.nanmax(d):.4g}]; apply sigmoid first, or use "
+                         f"binary_cross_entropy_with_logits on the logits")
+    log_p = input.log().clamp(min=-100.0)
+    log_q = (1.0 - input).log().clamp(min=-100.0)
+    return _reduce(-(target * log_p + (1.0 - target) * log_q), reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None) -> Tensor:
     """−[y·log σ(x) + (1−y)·log(1−σ(x))], computed stably as relu(x) − x·y + log(1 + exp(−|x|))."""
     _tensor("binary_cross_entropy_with_logits", "input", input)
+    _no_legacy("binary_cross_entropy_with_logits", weight, size_average, reduce)
+    if pos_weight is not None:
+        raise ValueError("binary_cross_entropy_with_logits: pos_weight= is not supported by aisys")
     _reduction("binary_cross_entropy_with_logits", reduction)
-    target = as_tensor(target, like=input)
-    if tuple(target.shape) != tuple(input.shape):
-        raise ShapeError("binary_cross_entropy_with_logits", f"input {tuple(input.shape)} and target "
-                         f"{tuple(target.shape)} must have the same shape", shapes=(input.shape, target.shape))
+    target = _same_shape("binary_cross_entropy_with_logits", input, target)
     loss = input.relu() - input * target + ((-input.abs()).exp() + 1.0).log()
     return _reduce(loss, reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """KL(target ‖ exp(input)) pointwise, target·(log target − input), with ``input`` log-probabilities, as
+    torch. reduction='batchmean' divides the sum by the batch size (the true KL divergence); 'mean'
+    averages over every element (torch's default, which it warns about)."""
+    _tensor("kl_div", "input", input)
+    _no_legacy("kl_div", None, size_average, reduce)
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"kl_div: reduction={reduction!r} is not one of 'mean', 'batchmean', 'sum', 'none'")
+    target = _same_shape("kl_div", input, target)
+    if log_target:
+        point = target.exp() * (target - input)
+    else:
+        from ..ops import where
+        safe = where(target > 0, target, 1.0)                  # 0·log 0 = 0, as torch's xlogy
+        point = where(target > 0, target * (safe.log() - input), 0.0)
+    if reduction == "batchmean":
+        return point.sum() / float(input.shape[0] if input.ndim else 1)
+    return _reduce(point, reduction)
+
+
+# ---- adaptive pooling ---------------------------------------------------------------------------------
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Average pooling to a given output size, as torch: output cell i covers rows ⌊i·H/oh⌋ .. ⌈(i+1)·H/oh⌉ − 1
+    (likewise for columns); ``None`` keeps a size. When the sizes divide evenly it is one avg_pool2d."""
+    _tensor("adaptive_avg_pool2d", "input", input)
+    if input.ndim != 4:
+        raise ShapeError("adaptive_avg_pool2d", f"expects a 4-D input (N, C, H, W), got {tuple(input.shape)}",
+                         shapes=(input.shape,))
+    H, W = input.shape[2:]
+    oh, ow = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
+    oh, ow = H if oh is None else int(oh), W if ow is None else int(ow)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size {output_size!r} must be positive")
+    if H % oh == 0 and W % ow == 0:
+        if (oh, ow) == (1, 1):
+            return input.mean((2, 3), keepdim=True)
+        return avg_pool2d(input, (H // oh, W // ow))
+    from ..ops import cat
+    rows = []
+    for i in range(oh):
+        h0, h1 = (i * H) // oh, -(-((i + 1) * H) // oh)
+        cells = [input[:, :, h0:h1, (j * W) // ow:-(-((j + 1) * W) // ow)].mean((2, 3), keepdim=True)
+                 for j in range(ow)]
+        rows.append(cat(cells, 3))
+    return cat(rows, 2)
 
 
 # ---- attention ----------------------------------------------------------------------------------------

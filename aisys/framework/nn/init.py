@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ..inplace import bump
 from ..tensor import Tensor, _Generator
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
@@ -21,6 +22,7 @@ def _fill(t: Tensor, values: np.ndarray) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"nn.init: expected an aisys Tensor/Parameter, got {type(t).__name__}")
     t._data[...] = values.astype(t._data.dtype, copy=False)
+    bump(t._data, "an aisys.nn.init function")
     return t
 
 

@@ -12,12 +12,14 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..errors import ShapeError
+from ..inplace import bump
 from ..tensor import Tensor
 from . import functional as F
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+__all__ = ["Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d",
+           "LayerNorm",
            "Embedding", "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "SiLU", "LeakyReLU", "Softmax", "LogSoftmax",
            "Flatten", "Sequential", "ModuleList", "ModuleDict"]
 
@@ -168,6 +170,20 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
 
 
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size (e.g. (1, 1): global average pooling), as torch."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
 class _BatchNorm(Module):
     """Shared by BatchNorm1d/2d: γ, β parameters and running mean/var buffers, torch's names."""
 
@@ -198,7 +214,7 @@ class _BatchNorm(Module):
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean.zero_()
-            self.running_var._data[...] = 1
+            self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 
     def forward(self, input: Tensor) -> Tensor:
@@ -211,7 +227,8 @@ class _BatchNorm(Module):
         use_batch = self.training or not self.track_running_stats
         momentum = self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked._data[...] += 1
+            self.num_batches_tracked._data[...] += 1           # a counter: tracers need not see it
+            bump(self.num_batches_tracked._data, "BatchNorm counting batches")
             if momentum is None:                   # cumulative moving average, as torch
                 momentum = 1.0 / float(self.num_batches_tracked._data)
         return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
@@ -300,16 +317,20 @@ class ReLU(Module):
 
 
 class GELU(Module):
-    """GELU, tanh approximation (see aisys.nn.functional.gelu for why)."""
+    """GELU, x·Φ(x): exact (erf) by default, ``approximate='tanh'`` for the tanh form, as torch.nn.GELU."""
 
-    def __init__(self, approximate: str = "tanh"):
+    def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate != "tanh":
-            F.gelu(Tensor(np.zeros(1, np.float32)), approximate)     # raises with the explanation
+        from ..ops.elementwise import GELU_FORMS
+        if approximate not in GELU_FORMS:
+            raise ValueError(f"GELU: approximate={approximate!r} is not one of {', '.join(map(repr, GELU_FORMS))}")
         self.approximate = approximate
 
     def forward(self, input):
-        return F.gelu(input)
+        return F.gelu(input, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}" if self.approximate != "none" else ""
 
 
 class Tanh(Module):

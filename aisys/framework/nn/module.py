@@ -260,6 +260,41 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    # ---- devices and dtypes ---------------------------------------------------------------------
+    def to(self, *args, **kwargs) -> "Module":
+        """``to(device)`` (the CPU: a no-op; CUDA raises, see aisys.device), ``to(dtype)`` (every floating-point
+        parameter, buffer and gradient converted in place), or both, as torch's Module.to. Returns self."""
+        from ..device import as_device
+        from ..tensor import parse_to
+        dtype, dev = parse_to(args, kwargs)
+        if dev is not None:
+            as_device(dev)
+        if dtype is not None:
+            if not dtype.is_floating:
+                raise TypeError(f"Module.to: only floating-point dtypes convert a model, got {dtype.name}")
+            for t in list(self.parameters()) + list(self.buffers()):
+                if t.dtype.is_floating and t.dtype is not dtype:
+                    t._data = t._data.astype(dtype.np)
+                    if t.grad is not None:
+                        t.grad = Tensor._wrap(t.grad._data.astype(dtype.np))
+        return self
+
+    def cpu(self) -> "Module":
+        return self
+
+    def cuda(self, *args, **kwargs):
+        from ..device import NO_ACCELERATOR
+        raise RuntimeError(f"{type(self).__name__}.cuda(): " + NO_ACCELERATOR.format(what="CUDA"))
+
+    def float(self) -> "Module":
+        return self.to(_dt.float32)
+
+    def double(self) -> "Module":
+        return self.to(_dt.float64)
+
+    def half(self) -> "Module":
+        return self.to(_dt.float16)
+
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
             p.requires_grad_(requires_grad)

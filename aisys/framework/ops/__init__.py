@@ -7,20 +7,22 @@ from ..tensor import Tensor, apply, as_tensor, _Generator, _ops as _tensor_metho
 from .elementwise import (add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_not,
                           neg, exp, log, sqrt, sin, cos, tanh, sign, abs, sigmoid, relu, gelu, where, cast,
                           clamp, square, rsqrt)
-from .reduce import sum, mean, var, std, max, min, argmax, argmin, sum_to
+from .reduce import sum, mean, var, std, max, min, amax, amin, argmax, argmin, sum_to
+from .sorting import argsort, sort, topk, kthvalue, median, mode
 from .shape import (reshape, permute, transpose, broadcast_to, expand, squeeze, unsqueeze, flatten, contiguous,
-                    index, cat, concat, stack, pad, gather, index_select)
+                    index, cat, concat, stack, pad, gather, index_select, split, chunk, tril, triu)
 from .linalg import matmul
+from .special import erf
 from . import nn as _nn_ops  # noqa: F401  (registers conv2d, pooling, norms, losses)
 from . import quant as _quant_ops  # noqa: F401  (registers quantize, dequantize, fake_quant, integer kernels)
 
 
-def softmax(x, dim):
-    return apply("softmax", as_tensor(x), dim=builtins.int(dim))
+def softmax(input, dim):
+    return apply("softmax", as_tensor(input), dim=builtins.int(dim))
 
 
-def log_softmax(x, dim):
-    return apply("log_softmax", as_tensor(x), dim=builtins.int(dim))
+def log_softmax(input, dim):
+    return apply("log_softmax", as_tensor(input), dim=builtins.int(dim))
 
 
 def one_hot(idx, num_classes: int):

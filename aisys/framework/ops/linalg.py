@@ -99,12 +99,12 @@ defop("matmul", infer=_matmul_infer, ref=_matmul_ref, ref_into=_matmul_into, fus
       jvp=lambda t, out, x, y: (t[0] @ y if t[0] is not None else None) if t[1] is None else
                                (x @ t[1] if t[0] is None else t[0] @ y + x @ t[1]),
       doc="FLOPs = 2·n·k·m per batch (one multiply and one add per MAC).", torch_name="torch.matmul",
-      quantized=QuantizedForm("integer", "matmul_integer"))
+      saved=((0, 1), (1, 0)), quantized=QuantizedForm("integer", "matmul_integer"))
 
 
-def matmul(x, y):
+def matmul(input, other):
     """numpy/PyTorch matmul semantics, including 1-D operands (unsqueezed, then squeezed)."""
-    x, y = as_tensor(x), as_tensor(y)
+    x, y = as_tensor(input), as_tensor(other)
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError("matmul", f"both operands need at least 1 dimension, got {tuple(x.shape)} and {tuple(y.shape)}",
                          shapes=(x.shape, y.shape), rule="use * for scalar multiplication")
@@ -187,4 +187,4 @@ defop("linear", infer=_linear_infer, ref=_linear_ref, fusion=K.OPAQUE, cost=_lin
       quantized=QuantizedForm("integer", "matmul_integer"),
       doc="y = x·wᵀ + b in one op: what an eager nn.Linear records (one tape entry instead of permute, matmul, "
           "add). A tracer is shown the three-op decomposition instead, so graphs, the compiler's epilogue fusion "
-          "and the chip's lowering see the matmul; both forms compute the same bits.")
+          "and the chip's lowering see the matmul; both forms compute the same bits.", saved=((0, 1), (1, 0)))

@@ -294,6 +294,7 @@ def _conv_jvp(t, out, x, w, *b, **a):
 defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
       vjp=_conv_vjp, jvp=_conv_jvp, vjp_np=_conv_np, chip=matrix("conv", layout="NCHW"),
       torch_name="torch.nn.functional.conv2d", quantized=QuantizedForm("integer", "conv2d_integer"),
+      saved=((0, 1), (1, 0)),
       doc="NCHW convolution (cross-correlation, as every framework), with stride, padding, dilation, groups.")
 
 
@@ -489,7 +490,7 @@ defop("max_pool2d", infer=_pool_infer("max_pool2d", integers=True), ref=_maxpool
       vjp_np=lambda g, out, x, **a: (_maxpool_backward_ref(g, x._data, **a),),
       jvp=lambda t, out, x, **a: apply("max_pool2d_select", t[0], x, **a),
       torch_name="torch.nn.functional.max_pool2d", doc="Ties: the first maximum in the window gets the gradient.",
-      quantized=QuantizedForm("same"))
+      saved=(0,), quantized=QuantizedForm("same"))
 
 defop("max_pool2d_backward", infer=lambda g, x, **a: Spec(tuple(x.shape), g.dtype), ref=_maxpool_backward_ref,
       fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(flops=ins[0].numel, bytes=builtins.sum(s.nbytes for s in ins) + out.nbytes),
@@ -540,7 +541,7 @@ defop("avg_pool2d", infer=_pool_infer("avg_pool2d"), ref=_avgpool_ref, fusion=K.
       chip=vector("avgpool"), vjp=lambda g, out, x, **a: (apply("avg_pool2d_backward", g, input_shape=tuple(x.shape), **a),),
       vjp_np=lambda g, out, x, **a: (_avgpool_backward_ref(g, input_shape=x._data.shape, **a),),
       jvp=lambda t, out, x, **a: apply("avg_pool2d", t[0], **a),
-      torch_name="torch.nn.functional.avg_pool2d", doc="Padding counts as zeros (count_include_pad=True).")
+      torch_name="torch.nn.functional.avg_pool2d", doc="Padding counts as zeros (count_include_pad=True).", saved=())
 
 defop("avg_pool2d_backward", infer=lambda g, *, input_shape, **a: Spec(tuple(input_shape), g.dtype),
       ref=_avgpool_backward_ref, fusion=K.OPAQUE, chip=_BACKWARD,
@@ -585,12 +586,12 @@ defop("softmax", infer=_softmax_infer("softmax"), ref=_softmax_ref, fusion=K.OPA
       chip=vector("softmax"), vjp=lambda g, out, x, dim: (out * (g - (g * out).sum(dim, keepdim=True)),),
       vjp_np=_softmax_np,
       jvp=lambda t, out, x, dim: out * (t[0] - (t[0] * out).sum(dim, keepdim=True)),
-      doc="Numerically stable: subtracts the row max first.", torch_name="torch.softmax")
+      doc="Numerically stable: subtracts the row max first.", torch_name="torch.softmax", saved=("out",))
 
 defop("log_softmax", infer=_softmax_infer("log_softmax"), ref=_log_softmax_ref, fusion=K.OPAQUE, cost=_softmax_cost,
       chip=vector("softmax"), vjp=lambda g, out, x, dim: (g - out.exp() * g.sum(dim, keepdim=True),),
       vjp_np=_log_softmax_np,
-      jvp=lambda t, out, x, dim: t[0] - (out.exp() * t[0]).sum(dim, keepdim=True))
+      jvp=lambda t, out, x, dim: t[0] - (out.exp() * t[0]).sum(dim, keepdim=True), saved=("out",))
 
 
 # ---- normalization --------------------------------------------------------------------------------
@@ -627,7 +628,7 @@ defop("layer_norm", infer=_ln_infer, ref=_ln_ref, fusion=K.OPAQUE, chip=vector("
       vjp=lambda g, out, x, **a: (_ln_tangent(g, out, x, **a),),
       jvp=lambda t, out, x, **a: _ln_tangent(t[0], out, x, **a),
       doc="Normalization only: (x − mean) / √(var + ε) over the last dims. The affine weight and bias are "
-          "separate mul/add ops in F.layer_norm, so fusion can see them.")
+          "separate mul/add ops in F.layer_norm, so fusion can see them.", saved=(0, "out"))
 
 
 def _bn_infer(x, mean, var, weight, bias, eps):
@@ -722,7 +723,8 @@ def _emb_bwd_ref(g, idx, num_embeddings):
 
 defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE, cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
       chip=vector("copy"), takes_indices=True, vjp=lambda g, out, idx, weight: (None, apply("embedding_backward", g, idx, num_embeddings=weight.shape[0])),
-      jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding")
+      jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding",
+      saved=(0,))
 
 defop("embedding_backward", infer=lambda g, idx, num_embeddings: Spec((num_embeddings, g.shape[-1]), g.dtype),
       ref=_emb_bwd_ref, fusion=K.OPAQUE, cost=lambda ins, out, **a: Cost(ins[0].numel, ins[0].nbytes + out.nbytes),
@@ -748,11 +750,11 @@ defop("dropout", infer=lambda x, p, seed: Spec(tuple(x.shape), x.dtype), ref=_dr
       vjp=lambda g, out, x, p, seed: (apply("dropout", g, p=p, seed=seed),),
       jvp=lambda t, out, x, p, seed: apply("dropout", t[0], p=p, seed=seed),
       doc="The mask is drawn from `seed`, so the backward (the same dropout of g) sees the same mask. Marked "
-          "impure: CSE never merges two dropouts.")
+          "impure: CSE never merges two dropouts.", saved=())
 
 
 # ---- losses ---------------------------------------------------------------------------------------
-def _ce_infer(x, target, reduction):
+def _ce_infer(x, target, reduction, ignore_index=None):
     need_float("cross_entropy", x)
     _int_check("cross_entropy", target)
     if len(x.shape) != 2 or tuple(target.shape) != (x.shape[0],):
@@ -762,12 +764,30 @@ def _ce_infer(x, target, reduction):
     return Spec(() if reduction != "none" else (x.shape[0],), x.dtype)
 
 
-def _ce_ref(x, target, reduction):
-    if target.size and (target.min() < 0 or target.max() >= x.shape[1]):
-        raise IndexError(f"cross_entropy: target class {target.max()} is out of range for {x.shape[1]} classes")
+def check_targets(op: str, target: np.ndarray, classes: int, ignore_index=None) -> None:
+    """Refuse a class index outside 0..classes-1 (other than ``ignore_index``), naming the first bad value."""
+    bad = (target < 0) | (target >= classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bad.any():
+        i = int(np.argmax(bad.reshape(-1)))
+        skip = f" (ignore_index={ignore_index} marks targets to skip)" if ignore_index is not None else \
+            " (ignore_index marks targets to skip)"
+        raise IndexError(f"{op}: target {int(target.reshape(-1)[i])} (at position {i}) is out of range for "
+                         f"{classes} classes: class indices are 0..{classes - 1}{skip}")
+
+
+def _ce_ref(x, target, reduction, ignore_index=None):
+    check_targets("cross_entropy", target, x.shape[1], ignore_index)
     s = x - x.max(axis=1, keepdims=True)                 # log_softmax's steps, read at the targets only:
     lse = np.log(np.exp(s).sum(axis=1))                  # −(s − lse) is exactly lse − s in IEEE arithmetic
-    nll = lse - s[np.arange(x.shape[0]), target]
+    if ignore_index is None:
+        return _reduced(lse - s[np.arange(x.shape[0]), target], reduction)
+    keep = target != ignore_index
+    nll = np.where(keep, lse - s[np.arange(x.shape[0]), np.where(keep, target, 0)], 0).astype(x.dtype)
+    if reduction == "mean":                              # as torch: the mean over the targets kept (nan if none)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(np.add.reduce(nll) / x.dtype.type(keep.sum()), x.dtype)
     return _reduced(nll, reduction)
 
 
@@ -781,36 +801,53 @@ def _reduced(v, reduction):
     return v.sum() if reduction == "sum" else v
 
 
-def _ce_dlogits(x, target, reduction):
+def _ce_dlogits(x, target, reduction, ignore_index=None):
     d = x.softmax(1) - apply("one_hot", target, num_classes=x.shape[1]).to(x.dtype)
-    return d / float(x.shape[0]) if reduction == "mean" else d
+    if ignore_index is None:
+        return d / float(x.shape[0]) if reduction == "mean" else d
+    keep = (target != ignore_index).to(x.dtype)          # rows of ignored targets get no gradient
+    d = d * keep.reshape(-1, 1)
+    return d / keep.sum() if reduction == "mean" else d
 
 
-def _ce_vjp(g, out, x, target, reduction):
+def _ce_vjp(g, out, x, target, reduction, ignore_index=None):
     gg = g.reshape(-1, 1) if reduction == "none" else g
-    return (_ce_dlogits(x, target, reduction) * gg, None)
+    return (_ce_dlogits(x, target, reduction, ignore_index) * gg, None)
 
 
-def _ce_np(g, out, x, target, reduction):
-    """``_ce_vjp`` on arrays: (softmax − one_hot)/N, the one-hot row-major as the one_hot op makes it."""
-    xd = x._data
+def _ce_np(g, out, x, target, reduction, ignore_index=None):
+    """``_ce_vjp`` on arrays: (softmax − one_hot)/N, the one-hot row-major as the one_hot op makes it; rows
+    whose target is ``ignore_index`` get no gradient and the mean is over the others."""
+    xd, td = x._data, target._data
     one_hot = np.zeros(xd.shape, xd.dtype)
-    one_hot[np.arange(xd.shape[0]), target._data] = 1
+    if ignore_index is None:
+        one_hot[np.arange(xd.shape[0]), td] = 1
+    else:
+        one_hot[...] = td[:, None] == np.arange(xd.shape[1])
     d = np.subtract(_softmax_ref(xd, 1), one_hot)
-    if reduction == "mean":
-        d = np.divide(d, float(xd.shape[0]))
+    if ignore_index is None:
+        if reduction == "mean":
+            d = np.divide(d, float(xd.shape[0]))
+    else:
+        keep = (td != ignore_index).astype(xd.dtype)
+        d = d * keep.reshape(-1, 1)
+        if reduction == "mean":
+            d = d / np.add.reduce(keep)
     return (d * (g.reshape(-1, 1) if reduction == "none" else g), None)
 
 
-def _ce_jvp(t, out, x, target, reduction):
-    prod_ = (_ce_dlogits(x, target, reduction) * t[0])
+def _ce_jvp(t, out, x, target, reduction, ignore_index=None):
+    prod_ = (_ce_dlogits(x, target, reduction, ignore_index) * t[0])
     return prod_.sum(1) if reduction == "none" else prod_.sum()
 
 
 defop("cross_entropy", infer=_ce_infer, ref=_ce_ref, fusion=K.OPAQUE,
       cost=lambda ins, out, **a: Cost(6 * ins[0].numel, ins[0].nbytes + ins[1].nbytes + out.nbytes),
-      vjp=_ce_vjp, jvp=_ce_jvp, vjp_np=_ce_np, takes_indices=True, chip=vector("softmax"), torch_name="torch.nn.functional.cross_entropy",
-      doc="log_softmax + negative log-likelihood in one op; gradient (softmax − one_hot)/N.")
+      vjp=_ce_vjp, jvp=_ce_jvp, vjp_np=_ce_np, takes_indices=True, chip=vector("softmax"),
+      torch_name="torch.nn.functional.cross_entropy",
+      doc="log_softmax + negative log-likelihood in one op; gradient (softmax − one_hot)/N. With ignore_index, "
+          "rows whose target equals it count for nothing and the mean is over the others (as torch).",
+      saved=(0, 1))
 
 
 def _mse_infer(x, y, reduction):
@@ -843,7 +880,8 @@ defop("mse_loss", infer=_mse_infer, ref=_mse_ref, fusion=K.OPAQUE,
       chip=vector("sub", elements="input"), vjp_np=_mse_np,
       vjp=lambda g, out, x, y, reduction: ((x - y) * g * _mse_scale(x, reduction) if x.requires_grad else None,
                                            (y - x) * g * _mse_scale(x, reduction) if y.requires_grad else None),
-      jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss")
+      jvp=lambda t, out, x, y, reduction: _mse_jvp(t, x, y, reduction), torch_name="torch.nn.functional.mse_loss",
+      saved=(0, 1))
 
 
 def _mse_jvp(t, x, y, reduction):

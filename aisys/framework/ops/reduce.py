@@ -10,7 +10,7 @@ from ..dtypes import int64
 from ..errors import ShapeError
 from ..registry import (Cost, FusionKind as K, Reduction, Spec, defop, extreme_identity, reduce_dims,
                         same_accumulator, sum_accumulator, vector)
-from ..tensor import apply, as_tensor
+from ..tensor import Tensor, apply, as_tensor
 from ._common import norm_dims, reduced_shape, need_float, prod, sum_to_array
 
 R = K.REDUCE
@@ -76,14 +76,14 @@ defop("sum", infer=_sum_infer, fusion=R, cost=_reduce_cost, reduction=SUM, chip=
       ref=lambda x, dim=None, keepdim=False: np.add.reduce(x, axis=_axis(x.ndim, dim), keepdims=keepdim,
                                                           dtype=x.dtype if x.dtype.kind not in "biu" else np.int64),
       vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape),),
-      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].sum(dim, keepdim), torch_name="torch.sum")
+      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].sum(dim, keepdim), torch_name="torch.sum", saved=())
 
 defop("mean", infer=_reduce_infer("mean", float_only=True), fusion=R, cost=_reduce_cost, chip=vector("add"),
       reduction=Reduction(combine=SUM.combine, identity=SUM.identity, accumulate=sum_accumulator, dims=reduce_dims,
                           finalize=lambda acc, count: acc / count), vjp_np=_mean_np,
       ref=lambda x, dim=None, keepdim=False: np.mean(x, axis=_axis(x.ndim, dim), keepdims=keepdim),
       vjp=lambda g, out, x, dim=None, keepdim=False: (_keep(g, x, dim, keepdim).broadcast_to(x.shape) / float(_count(x, dim)),),
-      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].mean(dim, keepdim))
+      jvp=lambda t, out, x, dim=None, keepdim=False: t[0].mean(dim, keepdim), saved=())
 
 
 def _var_ref(x, dim=None, keepdim=False, correction=1):
@@ -102,7 +102,7 @@ def _var_jvp(t, out, x, dim=None, keepdim=False, correction=1):
 
 
 defop("var", infer=_reduce_infer("var", float_only=True), fusion=R, cost=_reduce_cost, ref=_var_ref, chip=vector("add"),
-      vjp=_var_vjp, jvp=_var_jvp, doc="correction=1 (unbiased) by default, as torch.var.")
+      vjp=_var_vjp, jvp=_var_jvp, doc="correction=1 (unbiased) by default, as torch.var.", saved=(0,))
 
 
 def _extreme(name, fn, largest):
@@ -165,7 +165,7 @@ defop("sum_to", infer=_sum_to_infer, ref=sum_to_array, fusion=R, cost=_reduce_co
       vjp_np=lambda g, out, x, shape: (np.broadcast_to(g, x._data.shape),),
       vjp=lambda g, out, x, shape: (g.broadcast_to(x.shape),),
       jvp=lambda t, out, x, shape: t[0].sum_to(shape),
-      doc="Sum a broadcast result back to an operand's shape (the backward of broadcasting).")
+      doc="Sum a broadcast result back to an operand's shape (the backward of broadcasting).", saved=())
 
 
 # ---- public functions ---------------------------------------------------------------------------
@@ -173,14 +173,58 @@ def _dimarg(dim):
     return tuple(dim) if isinstance(dim, list) else dim
 
 
-def sum(x, dim=None, keepdim=False): return apply("sum", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def mean(x, dim=None, keepdim=False): return apply("mean", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def var(x, dim=None, keepdim=False, correction=1): return apply("var", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim, correction=correction)
-def std(x, dim=None, keepdim=False, correction=1): return var(x, dim, keepdim, correction).sqrt()
-def max(x, dim=None, keepdim=False): return apply("max", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def min(x, dim=None, keepdim=False): return apply("min", as_tensor(x), dim=_dimarg(dim), keepdim=keepdim)
-def argmax(x, dim=None, keepdim=False): return apply("argmax", as_tensor(x), dim=dim, keepdim=keepdim)
-def argmin(x, dim=None, keepdim=False): return apply("argmin", as_tensor(x), dim=dim, keepdim=keepdim)
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    x = as_tensor(input) if dtype is None else as_tensor(input).to(dtype)
+    return apply("sum", x, dim=_dimarg(dim), keepdim=keepdim)
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    x = as_tensor(input) if dtype is None else as_tensor(input).to(dtype)
+    return apply("mean", x, dim=_dimarg(dim), keepdim=keepdim)
+
+
+def var(input, dim=None, keepdim=False, *, correction=1, unbiased=None):
+    correction = (1 if unbiased else 0) if unbiased is not None else correction
+    return apply("var", as_tensor(input), dim=_dimarg(dim), keepdim=keepdim, correction=correction)
+
+
+def std(input, dim=None, keepdim=False, *, correction=1, unbiased=None):
+    return var(input, dim, keepdim, correction=correction, unbiased=unbiased).sqrt()
+def _extreme_fn(name, pairwise):
+    def fn(input, dim=None, keepdim=False):
+        """torch.max/min: over everything (a tensor); with ``dim`` PyTorch's (values, indices) named tuple, the
+        gradient going to the returned index; with a tensor as the second argument, elementwise. For the
+        reduction over several dims with ties sharing the gradient, use amax/amin."""
+        x = as_tensor(input)
+        if isinstance(dim, Tensor):
+            return pairwise(x, dim)
+        if dim is None:
+            return apply(name, x, dim=None, keepdim=False)
+        if isinstance(dim, (tuple, list)):
+            raise TypeError(f"{name}: dim must be one int (torch.{name} returns values and indices along one dim); "
+                            f"for several dims use aisys.a{name}(x, dim={tuple(dim)})")
+        from .sorting import extreme_with_indices
+        return extreme_with_indices(name, x, dim, keepdim)
+    fn.__name__ = name
+    return fn
+
+
+def _maximum(x, y):
+    from .elementwise import maximum
+    return maximum(x, y)
+
+
+def _minimum(x, y):
+    from .elementwise import minimum
+    return minimum(x, y)
+
+
+max = _extreme_fn("max", _maximum)
+min = _extreme_fn("min", _minimum)
+def amax(input, dim=None, keepdim=False): return apply("max", as_tensor(input), dim=_dimarg(dim), keepdim=keepdim)
+def amin(input, dim=None, keepdim=False): return apply("min", as_tensor(input), dim=_dimarg(dim), keepdim=keepdim)
+def argmax(input, dim=None, keepdim=False): return apply("argmax", as_tensor(input), dim=dim, keepdim=keepdim)
+def argmin(input, dim=None, keepdim=False): return apply("argmin", as_tensor(input), dim=dim, keepdim=keepdim)
 
 
 def sum_to(x, shape):

@@ -25,6 +25,11 @@ INJ = K.INJECTIVE
 
 # ---- reshape ------------------------------------------------------------------------------------
 def _resolve_shape(op, src, shape):
+    for s in shape:
+        if type(s) is not builtins.int and (isinstance(s, (builtins.bool, builtins.float))
+                                            or not hasattr(s, "__index__")):
+            raise TypeError(f"{op}: a shape must be whole numbers, got {s!r} ({type(s).__name__}) in {tuple(shape)}; "
+                            f"a size computed by division needs int(...) or //")
     shape = tuple(builtins.int(s) for s in shape)
     n = prod(src)
     if shape.count(-1) > 1:
@@ -45,7 +50,7 @@ defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.s
       ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost, chip=_VIEW,
       vjp=lambda g, out, x, shape: (g.reshape(x.shape),),
       vjp_np=lambda g, out, x, shape: (np.reshape(g, x._data.shape),),
-      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape",
+      jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape", saved=(),
       quantized=QuantizedForm("same"))
 
 
@@ -63,7 +68,7 @@ defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims)
       chip=addressing("a transpose the compiler folds into the consumer's addressing (strides)"),
       vjp=lambda g, out, x, dims: (g.permute(*np.argsort(dims).tolist()),),
       vjp_np=lambda g, out, x, dims: (np.transpose(g, inverse_permutation(dims)),),
-      jvp=lambda t, out, x, dims: t[0].permute(*dims), quantized=QuantizedForm("same"))
+      jvp=lambda t, out, x, dims: t[0].permute(*dims), saved=(), quantized=QuantizedForm("same"))
 
 
 # ---- broadcast_to ------------------------------------------------------------------------------
@@ -80,12 +85,19 @@ defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x
       chip=addressing("a broadcast reads the same element again: an address with stride 0"),
       vjp=lambda g, out, x, shape: (g.sum_to(x.shape),),
       vjp_np=lambda g, out, x, shape: (sum_to_array(g, x._data.shape),),
-      jvp=lambda t, out, x, shape: t[0].broadcast_to(shape), torch_name="torch.broadcast_to")
+      jvp=lambda t, out, x, shape: t[0].broadcast_to(shape), torch_name="torch.broadcast_to", saved=())
 
 defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascontiguousarray, fusion=INJ,
       cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], vjp_np=lambda g, out, x: (g,),
       chip=addressing("the chip's DMA writes tiles in the layout the next layer reads"),
-      doc="Copy a strided view into row-major order (a no-op when already contiguous).", quantized=QuantizedForm("same"))
+      doc="Copy a strided view into row-major order (a no-op when already contiguous).", saved=(),
+      quantized=QuantizedForm("same"))
+
+
+defop("clone", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=lambda x: np.array(x, order="C"), fusion=INJ,
+      cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], vjp_np=lambda g, out, x: (g,),
+      chip=vector("copy"), saved=(), torch_name="torch.clone",
+      doc="A copy with its own storage (what x.clone() and an in-place op's result record).")
 
 
 # ---- indexing ------------------------------------------------------------------------------------
@@ -126,7 +138,7 @@ defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_
       takes_indices=True,
       vjp=lambda g, out, x, key: (apply("index_backward", g, key=key, shape=tuple(x.shape)),),
       jvp=lambda t, out, x, key: apply("index", t[0], key=key),
-      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).",
+      doc="x[key] for ints, slices, None, Ellipsis, integer and bool arrays (numpy semantics).", saved=(),
       quantized=QuantizedForm("same"))
 
 
@@ -143,7 +155,7 @@ defop("index_backward", infer=lambda g, key, shape: Spec(tuple(shape), g.dtype),
       fusion=K.OPAQUE, cost=movement_cost, chip=not_lowerable(_BACKWARD),
       vjp=lambda h, out, g, key, shape: (apply("index", h, key=key),),
       jvp=lambda t, out, g, key, shape: apply("index_backward", t[0], key=key, shape=shape),
-      doc="Scatter-add a gradient into zeros of the indexed tensor's shape.")
+      doc="Scatter-add a gradient into zeros of the indexed tensor's shape.", saved=())
 
 
 # ---- concat --------------------------------------------------------------------------------------
@@ -185,7 +197,7 @@ def _concat_ref(*xs, dim=0):
 defop("concat", infer=_concat_infer, ref=_concat_ref, fusion=INJ, chip=vector("copy"),
       cost=lambda ins, out, dim=0: movement_cost([out], out), vjp=_concat_vjp,
       jvp=lambda t, out, *xs, dim=0: apply("concat", *[ti if ti is not None else x * 0.0 for ti, x in zip(t, xs)], dim=dim),
-      torch_name="torch.cat")
+      torch_name="torch.cat", saved=())
 
 
 # ---- pad -----------------------------------------------------------------------------------------
@@ -216,7 +228,7 @@ def _pad_vjp(g, out, x, pad, value=0.0):
 defop("pad", infer=_pad_infer, ref=lambda x, pad, value=0.0: np.pad(x, _pad_widths(x.ndim, pad), constant_values=value),
       fusion=INJ, cost=movement_cost, vjp=_pad_vjp, chip=vector("copy"),
       jvp=lambda t, out, x, pad, value=0.0: apply("pad", t[0], pad=pad, value=0.0),
-      doc="Constant padding with torch's pad order (last dim first).")
+      doc="Constant padding with torch's pad order (last dim first).", saved=())
 
 
 # ---- gather / scatter_add ----------------------------------------------------------------------------
@@ -232,9 +244,20 @@ def _gather_infer(x, index, dim):
     return Spec(tuple(index.shape), x.dtype)
 
 
+def _check_index(op: str, index: np.ndarray, size: int, dim: int, shape) -> None:
+    """torch's rule for gather/scatter indices: 0 <= index < size (no negative indices), naming the bad one."""
+    if index.size and (index.min() < 0 or index.max() >= size):
+        flat = index.reshape(-1)
+        k = int(np.argmax((flat < 0) | (flat >= size)))
+        at = tuple(int(i) for i in np.unravel_index(k, index.shape))
+        raise IndexError(f"{op}: index {int(flat[k])} (at position {at}) is out of range for dim {dim} of size "
+                         f"{size} (input shape {tuple(shape)}); valid indices are 0..{size - 1}")
+
+
 def _gather_ref(x, index, dim):
     """torch.gather: out[i][j] = x[index[i][j]][j] (dim 0). np.take_along_axis would broadcast index against x in
     the other dims, so first cut x down to index's extent there."""
+    _check_index("gather", index, x.shape[dim], dim, x.shape)
     x = x[tuple(slice(None) if d == dim else slice(0, s) for d, s in enumerate(index.shape))]
     return np.take_along_axis(x, index, axis=dim)
 
@@ -242,7 +265,7 @@ def _gather_ref(x, index, dim):
 defop("gather", infer=_gather_infer, ref=_gather_ref,
       fusion=INJ, cost=movement_cost, chip=vector("copy"), takes_indices=True,
       vjp=lambda g, out, x, index, dim: (apply("scatter_add", g, index, dim=dim, shape=tuple(x.shape)), None),
-      jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather")
+      jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather", saved=(1,))
 
 
 def _index_select_infer(x, index, dim):
@@ -279,6 +302,7 @@ defop("index_select", infer=_index_select_infer, ref=_index_select_ref, fusion=I
 
 
 def _scatter_add_ref(g, index, dim, shape):
+    _check_index("scatter_add", index, shape[dim], dim, shape)
     z = np.zeros(shape, g.dtype)
     idx = list(np.indices(index.shape, sparse=True))
     idx[dim] = index
@@ -290,7 +314,7 @@ defop("scatter_add", infer=lambda g, index, dim, shape: Spec(tuple(shape), g.dty
       fusion=K.OPAQUE, cost=movement_cost, chip=not_lowerable(_BACKWARD),
       vjp=lambda h, out, g, index, dim, shape: (apply("gather", h, index, dim=dim), None),
       jvp=lambda t, out, g, index, dim, shape: apply("scatter_add", t[0], index, dim=dim, shape=shape),
-      doc="Adds g into zeros(shape) at index along dim (the adjoint of gather).")
+      doc="Adds g into zeros(shape) at index along dim (the adjoint of gather).", saved=(1,))
 
 
 # ---- public functions ---------------------------------------------------------------------------
@@ -300,17 +324,20 @@ def _shape_args(shape):
     return tuple(shape)
 
 
-def reshape(x, *shape):
+def reshape(input, *shape):
+    x = input
     shape = _resolve_shape("reshape", tuple(x.shape), _shape_args(shape))
     return x if shape == tuple(x.shape) else apply("reshape", x, shape=shape)
 
 
-def permute(x, *dims):
+def permute(input, *dims):
+    x = input
     dims = tuple(builtins.int(d) % builtins.max(x.ndim, 1) for d in _shape_args(dims))
     return x if dims == tuple(range(x.ndim)) else apply("permute", x, dims=dims)
 
 
-def transpose(x, dim0, dim1):
+def transpose(input, dim0, dim1):
+    x = input
     nd = x.ndim
     d0, d1 = norm_dims("transpose", dim0, nd, x.shape)[0], norm_dims("transpose", dim1, nd, x.shape)[0]
     dims = list(range(nd))
@@ -364,6 +391,73 @@ def index(x, key):
     return apply("index", x, key=_norm_key(key))
 
 
+def index_put(x, key, value):
+    """``x`` with ``x[key]`` replaced by ``value`` (broadcast to that region): the value of ``x[key] = value``
+    written with ops (a scatter of the value, selected by a constant mask), so its gradient reaches both."""
+    key = _norm_key(key)
+    region = _index_infer(x, key).shape
+    if _has_array(key):
+        ids = np.arange(x.numel()).reshape(x.shape)[key]
+        if np.unique(ids).size != ids.size:
+            raise ValueError("setitem: the index repeats positions, and which write wins cannot be recorded for "
+                             "autograd; assign under aisys.no_grad() or use unique indices")
+    mask = np.zeros(tuple(x.shape), np.bool_)
+    mask[key] = True
+    from .elementwise import cast, where
+    v = broadcast_to(cast(as_tensor(value, like=x), x.dtype), region)
+    return where(Tensor._wrap(mask), apply("index_backward", v, key=key, shape=tuple(x.shape)), x)
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    """Pieces along ``dim``: of ``split_size_or_sections`` each (the last may be shorter), or of the sizes listed
+    (they must add up to the size of ``dim``). Views through the index op, so gradients flow back (torch.split)."""
+    d = norm_dims("split", dim, tensor.ndim, tensor.shape)[0]
+    n = tensor.shape[d]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [builtins.int(s) for s in split_size_or_sections]
+        if builtins.sum(sizes) != n or builtins.any(s < 0 for s in sizes):
+            raise ShapeError("split", f"sections {sizes} must be non-negative and add up to {n}, the size of dim {dim} "
+                             f"of {tuple(tensor.shape)}", shapes=(tensor.shape,))
+    else:
+        size = builtins.int(split_size_or_sections)
+        if size <= 0:
+            raise ValueError(f"split: split_size={split_size_or_sections!r} must be positive")
+        sizes = [builtins.min(size, n - k) for k in range(0, n, size)] or [0]
+    out, start = [], 0
+    for s in sizes:
+        out.append(index(tensor, (slice(None),) * d + (slice(start, start + s),)))
+        start += s
+    return tuple(out)
+
+
+def chunk(input, chunks, dim=0):
+    """``chunks`` pieces (fewer if the size does not allow), each of ceil(size / chunks) but the last (torch.chunk)."""
+    if builtins.int(chunks) <= 0:
+        raise ValueError(f"chunk: chunks={chunks!r} must be positive")
+    d = norm_dims("chunk", dim, input.ndim, input.shape)[0]
+    n = input.shape[d]
+    return split(input, builtins.max(1, -(-n // builtins.int(chunks))), d)
+
+
+def _triangle(op, x, diagonal, lower):
+    if x.ndim < 2:
+        raise ShapeError(op, f"expects a tensor of at least 2 dims, got {tuple(x.shape)}", shapes=(x.shape,))
+    rows, cols = x.shape[-2:]
+    keep = (np.tril if lower else np.triu)(np.ones((rows, cols), np.bool_), builtins.int(diagonal))
+    from .elementwise import where
+    return where(Tensor._wrap(keep), x, Tensor._wrap(np.zeros((), x._data.dtype)))
+
+
+def tril(input, diagonal=0):
+    """The lower triangle (j <= i + diagonal) of the last two dims, zeros elsewhere: a constant mask, so it traces."""
+    return _triangle("tril", input, diagonal, True)
+
+
+def triu(input, diagonal=0):
+    """The upper triangle (j >= i + diagonal) of the last two dims, zeros elsewhere."""
+    return _triangle("triu", input, diagonal, False)
+
+
 def cat(tensors, dim=0):
     tensors = [as_tensor(t) for t in tensors]
     return tensors[0] if len(tensors) == 1 else apply("concat", *tensors, dim=dim)
@@ -381,9 +475,9 @@ def pad(x, pad, value=0.0):
     return apply("pad", x, pad=tuple(builtins.int(p) for p in pad), value=value)
 
 
-def gather(x, dim, index):
-    return apply("gather", x, as_tensor(index), dim=builtins.int(dim) % x.ndim)
+def gather(input, dim, index):
+    return apply("gather", input, as_tensor(index), dim=builtins.int(dim) % input.ndim)
 
 
-def index_select(x, dim, index):
-    return apply("index_select", x, as_tensor(index), dim=builtins.int(dim) % builtins.max(x.ndim, 1))
+def index_select(input, dim, index):
+    return apply("index_select", input, as_tensor(index), dim=builtins.int(dim) % builtins.max(input.ndim, 1))

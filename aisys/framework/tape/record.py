@@ -91,10 +91,15 @@ class Tape:
     @classmethod
     def from_tensor(cls, t: Tensor, names=None) -> "Tape":
         """The implicit tape behind ``t`` (computed from inputs with requires_grad=True), written out."""
-        from ..autograd import _FREED
+        from ..autograd import _FREED, _topo
         if t._ctx is None:
             raise ValueError("Tape.from_tensor: this tensor has no recorded history; compute it from inputs "
                              "created with requires_grad=True (or use Tape.record(fn, *inputs))")
+        if _Mode.rebases:
+            try:
+                _topo([t])                                      # resolves inputs rebased by in-place ops
+            except RuntimeError:
+                pass                                            # a freed graph: reported below
         def inputs_of(x):
             if x._ctx is None:
                 return ()
@@ -212,6 +217,11 @@ class _Builder:
         idx = tuple(self.index_of(t) for t in inputs)
         self._ops += 1
         self._add(out, name=f"v{self._ops}", op=op.name, inputs=idx, attrs=dict(attrs))
+
+    def on_inplace(self, t: Tensor, new: Tensor) -> None:
+        """``t`` changed in place: from now on it is the entry that computed ``new``."""
+        self.index_of(t)
+        self._ids[id(t)] = self.index_of(new)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ NOT_EXPORTED = {
     "mse_loss": "a loss: export the model, not the training objective",
     "cond": "data-dependent control flow (ONNX If) is not written by this exporter",
     "while_loop": "data-dependent control flow (ONNX Loop) is not written by this exporter",
+    "argsort": "a stable sort: ONNX TopK leaves the order of ties unspecified",
     "fake_quant": "a quantization-aware-training op: export the converted model (compress.convert)",
     "quantize": "integer-only inference (aisys.framework.compress): ONNX QuantizeLinear is not written by this "
                 "exporter yet, and it has no form for aisys's clamp ranges (int4 in int8, int32 accumulators)",

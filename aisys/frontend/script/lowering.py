@@ -43,6 +43,19 @@ _SAFE_BUILTINS = {"range", "len", "abs", "min", "max", "float", "int", "bool", "
                   "zip", "enumerate", "reversed", "round", "print"}
 
 
+class _OpCounter:
+    """An observer counting the ops (and in-place updates) a statement records."""
+
+    def __init__(self):
+        self.ops = 0
+
+    def __call__(self, op, inputs, attrs, out):
+        self.ops += 1
+
+    def on_inplace(self, t, new):
+        self.ops += 1
+
+
 class _Lowering:
     def __init__(self, src: Source, node: ast.FunctionDef, names: dict[str, NameInfo], specs: list):
         self.src, self.node, self.names = src, node, names
@@ -215,11 +228,32 @@ class _Lowering:
             self.assign(stmt.target, self._guard(_BINOPS[type(stmt.op)], old, self.expr(stmt.value)))
         elif isinstance(stmt, ast.Expr):
             if not isinstance(stmt.value, ast.Constant):       # docstrings are skipped
-                self.expr(stmt.value)
+                self.effect(stmt)
         elif isinstance(stmt, ast.Pass):
             pass
         else:
             raise self.error("unsupported", f"the {type(stmt).__name__} statement", "", stmt)
+
+    def effect(self, stmt: ast.Expr) -> None:
+        """A call made for its effect (its value is dropped). If it computed no tensor op and returned nothing,
+        what it did happens once, while compiling, and would silently be missing from every compiled call: say so
+        instead. (Mutating a Python list or dict of the scripted function is compile-time bookkeeping: allowed.)"""
+        counter = _OpCounter()
+        _Mode.observers.append(counter)
+        try:
+            value = self.expr(stmt.value)
+        finally:
+            _Mode.observers.remove(counter)
+        call = stmt.value
+        if not isinstance(call, ast.Call) or value is not None or counter.ops:
+            return
+        if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name) \
+                and isinstance(self.env.get(call.func.value.id), (list, dict, set)):
+            return
+        what = ast.unparse(call.func)
+        raise self.error("side effect", f"{what}(...) computes no graph value and returns nothing: it would run once, "
+                         f"while compiling, and never when the compiled function runs",
+                         "move it outside the scripted function, or make it return the value the graph needs", stmt)
 
     def assign(self, target, value):
         if isinstance(target, ast.Name):
@@ -361,7 +395,9 @@ class _Lowering:
             raise self.error("unsupported", f"{name}() of a tensor reads its value while compiling",
                              "keep it a tensor (e.g. x.sum() instead of float(x.sum()))", node)
         if fn is print:
-            return None
+            raise self.error("side effect", "print(...) would run once, while compiling, and never when the compiled "
+                             "function runs", "return the value and print it outside the scripted function (or "
+                             "debug the plain Python function first)", node)
         if getattr(builtins, name, None) is fn and name not in _SAFE_BUILTINS:
             raise self.error("unsupported", f"the builtin {name}() is not available in compiled code",
                              f"compiled code may call {', '.join(sorted(_SAFE_BUILTINS))}", node)
@@ -634,7 +670,8 @@ class _Lowering:
         for j, k in enumerate(carried):
             out = self.emit("while_loop", [*init, *caps], {"cond_graph": cg, "body_graph": bg,
                                                             "n_carried": len(carried), "index": j,
-                                                            "vars": tuple(carried)}, stmt)
+                                                            "vars": tuple(carried),
+                                                            "_where": self.where(stmt.lineno)}, stmt)
             self.env[k] = out
             self.types.append(TypeRecord(stmt.lineno, f"{k} (while_loop)", _type_str(out)))
         return None

@@ -398,7 +398,7 @@ def _check_3_3(fn, c: Checker):
 
     # the eager path: the library's own dispatcher (what every aisys op goes through) running your order
     from aisys.framework.dispatch import DISPATCHER
-    from aisys.framework.tensor import tensor
+    from aisys.framework.factories import tensor
     a = tensor(np.arange(6.0).reshape(2, 3)).bfloat16()
     with DISPATCHER.registered("matmul", np.matmul, "cpu", "float32", name="cpu_sgemm"), \
             DISPATCHER.using_order(learner.order), DISPATCHER.recording() as log:
