@@ -141,6 +141,7 @@ def launch(kernel, grid, block, *args, shared_bytes: int = 0, name: str = ""):
 
 
 _ORIG_SHARED: list = []
+_SHARED_LOCK = threading.Lock()
 
 
 def _shared_name(caller) -> str:
@@ -157,18 +158,22 @@ def _traced_shared_array(shared_self, shape, dtype):
         return _ORIG_SHARED[0](shared_self, shape, dtype)
     f = sys._getframe(1)
     caller = (f.f_code.co_filename, f.f_lineno)
-    res = shared_self._allocations.get(caller)
-    if res is None:
-        from numba.core import types
-        from numba.np import numpy_support
-        dt = numpy_support.as_dtype(dtype) if isinstance(dtype, types.Type) else np.dtype(dtype)
-        base = sum(a.nbytes for a in shared_self._allocations.values())
-        res = np.zeros(shape, dt).view(_Traced)
-        res._meta = (_shared_name(caller), "shared", base)
-        shared_self._allocations[caller] = res
-        tracer = _ACTIVE["tracer"]
-        if tracer is not None:
-            tracer.arrays[res._meta[0]] = (res.shape, res.dtype.str, "shared")
+    from numba.core import types
+    from numba.np import numpy_support
+    # The block's threads all reach this line; the first allocates and the rest must get the same array. The
+    # simulator's threads can switch between the lookup and the store (imports, numpy), so without the lock two
+    # threads each made their own "shared" array and computed from a tile the others never wrote.
+    with _SHARED_LOCK:
+        res = shared_self._allocations.get(caller)
+        if res is None:
+            dt = numpy_support.as_dtype(dtype) if isinstance(dtype, types.Type) else np.dtype(dtype)
+            base = sum(a.nbytes for a in shared_self._allocations.values())
+            res = np.zeros(shape, dt).view(_Traced)
+            res._meta = (_shared_name(caller), "shared", base)
+            shared_self._allocations[caller] = res
+            tracer = _ACTIVE["tracer"]
+            if tracer is not None:
+                tracer.arrays[res._meta[0]] = (res.shape, res.dtype.str, "shared")
     return res
 
 
