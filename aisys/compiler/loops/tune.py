@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...framework.progress import ProgressBar, progress_enabled
 from .schedule import ScheduleError
 from .te import LoopsError
 
@@ -107,14 +108,39 @@ class Tuner:
     def sample(self) -> dict:
         return {k: self.rng.choice(v) for k, v in self.space.items()}
 
-    def random(self, trials: int = 50) -> TuningLog:
-        for _ in range(trials):
-            self.evaluate(self.sample())
+    def random(self, trials: int = 50, progress: bool | None = None) -> TuningLog:
+        """``trials`` random points of the space. Interrupting (Ctrl-C) keeps the trials made so far in ``log``."""
+        bar = self._bar(trials, "random search", progress)
+        try:
+            for _ in range(trials):
+                self.evaluate(self.sample())
+                bar.update(best=self._best_cost())
+        finally:
+            bar.close()
         return self.log
 
-    def anneal(self, trials: int = 50, t0: float = 0.3, start: dict | None = None) -> TuningLog:
-        """Simulated annealing on log-cost: neighbours change one knob to an adjacent choice."""
+    def _best_cost(self) -> float:
+        return min((t.cost for t in self.log.trials), default=math.inf)
+
+    def _bar(self, trials: int, desc: str, progress: bool | None) -> ProgressBar:
+        """A progress bar for searches long enough to wait on (20 trials or more, unless told)."""
+        return ProgressBar(trials, desc=f"tuning {self.log.measure}: {desc}",
+                           enabled=progress_enabled(trials >= 20 if progress is None else progress))
+
+    def anneal(self, trials: int = 50, t0: float = 0.3, start: dict | None = None,
+               progress: bool | None = None) -> TuningLog:
+        """Simulated annealing on log-cost: neighbours change one knob to an adjacent choice. Interrupting
+        (Ctrl-C) keeps the trials made so far in ``log``."""
+        bar = self._bar(trials, "simulated annealing", progress)
+        try:
+            self._anneal(trials, t0, start, bar)
+        finally:
+            bar.close()
+        return self.log
+
+    def _anneal(self, trials, t0, start, bar) -> None:
         cur = self.evaluate(start or self.sample())
+        bar.update(best=self._best_cost())
         for n in range(1, trials):
             temp = t0 * (1 - n / trials) + 1e-3
             k = self.rng.choice(list(self.space))
@@ -126,14 +152,14 @@ class Tuner:
             if math.isfinite(t.cost) and (not math.isfinite(cur.cost) or t.cost <= cur.cost or
                                          self.rng.random() < math.exp(-(math.log(t.cost) - math.log(cur.cost)) / temp)):
                 cur = t
-        return self.log
+            bar.update(best=self._best_cost())
 
 
 def search(space: dict, cost, trials: int = 50, seed: int = 0) -> dict:
     """Lab 07.3's reference: simulated annealing over ``space`` ({knob: [choices]}) for at most ``trials``
     evaluations of ``cost(knobs)``; returns the best knobs found (reproducible for a seed)."""
     t = Tuner(lambda **k: k, space, lambda knobs: (cost(knobs), 0), name="cost", seed=seed)
-    t.random(min(10, trials))
+    t.random(min(10, trials), progress=False)
     best = t.log.best.knobs
-    t.anneal(trials - min(10, trials), start=best) if trials > 10 else None
+    t.anneal(trials - min(10, trials), start=best, progress=False) if trials > 10 else None
     return dict(t.log.best.knobs)

@@ -321,6 +321,28 @@ def test_annealing_tuner_beats_the_default_on_simulated_cycles():
     assert log.curve() == sorted(log.curve(), reverse=True) and len(log.trials) == 12
 
 
+def test_a_long_search_shows_progress_and_an_interrupted_one_keeps_its_trials(capsys, monkeypatch):
+    """A search of 20+ trials draws a progress bar with the best cost so far; Ctrl-C keeps what was measured."""
+    monkeypatch.delenv("AISYS_PROGRESS", raising=False)
+    calls = []
+
+    def measure(knobs):
+        calls.append(knobs)
+        if len(calls) == 25:
+            raise KeyboardInterrupt
+        return float(knobs["a"] * knobs["b"]), 0
+
+    t = loops.Tuner(lambda **k: k, dict(a=list(range(1, 40)), b=list(range(1, 40))), measure, seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        t.random(60)
+    out = capsys.readouterr().out
+    assert "tuning cycles: random search [" in out and "/60" in out and "best" in out
+    assert 24 <= len(t.log.trials) < 60 and out.endswith("\n")  # the trials before the interrupt; the bar closed
+    t2 = loops.Tuner(lambda **k: k, dict(a=[1, 2]), lambda kn: (1.0, 0), seed=0)
+    t2.random(5)
+    assert capsys.readouterr().out == ""                          # short searches stay quiet
+
+
 def test_import_loops_does_not_import_numba():
     code = "import sys; from aisys.compiler import loops; assert 'numba' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
