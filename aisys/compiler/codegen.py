@@ -22,6 +22,8 @@ compute another, maximum/minimum/relu propagate NaN like numpy, division by zero
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from ..framework.graph import Graph, Node
@@ -42,13 +44,9 @@ class FusedKernel:
 
     def __init__(self, body: Graph):
         self.body = body
-        self.group = _group.from_group(body)
+        built = _built(body)
+        self.group, self.schedule, self.loop_nest, self.kernel, self.source = built
         self.kind = self.group.kind
-        self.schedule = _group.default_schedule(self.group)
-        lowered = _lower(self.schedule, name="fused_" + self.kind, args=self.group.placeholders)
-        self.loop_nest = str(lowered)
-        note = [f"aisys fused {self.kind} kernel: {self.group.ops}"]
-        self.kernel = _build(lowered, generic=True, note=note)
         self.extra = [a for _, a in self.group.extra]
         n_in = len(self.group.inputs)
         self.in_views = self.kernel.param_shapes[:n_in]
@@ -56,10 +54,6 @@ class FusedKernel:
         self.out_view = self.kernel.param_shapes[-1]
         out = body.nodes[body.outputs[0]]
         self.out_shape, self.out_dtype = tuple(out.shape), out.dtype.np
-        steps = "; ".join(str(st) for st in self.schedule.steps) or "none"
-        self.source = (f"# {note[0]}\n# schedule: {steps}\n# loop nest (aisys.compiler.loops.lower):\n"
-                       + "".join(f"#   {line}\n" for line in self.loop_nest.splitlines())
-                       + "# numba source:\n" + self.kernel.source)
 
     @property
     def fn(self):
@@ -88,6 +82,40 @@ class FusedKernel:
                 fn(*[a if r is None else a.reshape(r) for a, r in zip(arrays, reshape)], *extra, view)
                 return out
         return call
+
+
+def _structure(body: Graph) -> tuple:
+    """What a group's kernel depends on: each node's op, attributes, operands (by position), shape and dtype."""
+    pos = {i: k for k, i in enumerate(body.nodes)}
+    return tuple((n.op, tuple(pos[i] for i in n.inputs), repr(sorted(n.attrs.items())) if n.attrs else "",
+                  tuple(n.shape), n.dtype.name) for n in body.nodes.values()) + (tuple(pos[i] for i in body.outputs),)
+
+
+_BUILT: OrderedDict = OrderedDict()
+_BUILT_MAX = 512
+
+
+def _built(body: Graph):
+    """(group, schedule, loop nest, loops.Kernel, shown source) of a body, shared by every body of the same
+    structure (a deep model repeats a few groups hundreds of times: each is read, scheduled and lowered once)."""
+    key = _structure(body)
+    hit = _BUILT.get(key)
+    if hit is not None:
+        _BUILT.move_to_end(key)
+        return hit
+    group = _group.from_group(body)
+    schedule = _group.default_schedule(group)
+    lowered = _lower(schedule, name="fused_" + group.kind, args=group.placeholders)
+    nest = str(lowered)
+    note = [f"aisys fused {group.kind} kernel: {group.ops}"]
+    kernel = _build(lowered, generic=True, note=note)
+    steps = "; ".join(str(st) for st in schedule.steps) or "none"
+    shown = (f"# {note[0]}\n# schedule: {steps}\n# loop nest (aisys.compiler.loops.lower):\n"
+             + "".join(f"#   {line}\n" for line in nest.splitlines()) + "# numba source:\n" + kernel.source)
+    _BUILT[key] = hit = (group, schedule, nest, kernel, shown)
+    if len(_BUILT) > _BUILT_MAX:
+        _BUILT.popitem(last=False)
+    return hit
 
 
 # the runtime and the tests name the kinds
