@@ -35,7 +35,7 @@ from ...framework.graph import Graph
 from ...framework.registry import get as get_op
 from .schedule import Schedule
 from .te import (IterVar, LoopsError, Node, ReduceSpec, Tensor, _named_lambda, cast, compute, dtype_of, elementwise,
-                 from_scalar, placeholder, walk)
+                 from_scalar, placeholder)
 
 #: dtypes the generated kernels handle (numba has no float16/bfloat16 arithmetic)
 KERNEL_DTYPES = _S.EMIT_DTYPES

@@ -15,12 +15,11 @@ import re
 
 import numpy as np
 
-from ...framework import dtypes as _dt
 from ...framework import scalar as _S
 from .interp import check_arrays
 from .ir import Allocate, Buffer, For, If, Let, LoweredFunc, Seq, Store, walk_stmts
 from .lower import linear, lower, rebuild, simplify
-from .te import LoopsError, Node, _node_dtype, expr_text, lift, substitute, substitute_vars, walk
+from .te import LoopsError, Node, _node_dtype, _promote, expr_text, lift, substitute, substitute_vars, walk
 
 _BASE_ALIGN = 4096
 
@@ -260,14 +259,6 @@ class _Constants(_S.Constants):
     def lines(self) -> list[str]:
         return [line.replace("(inf)", "(np.inf)").replace("(-inf)", "(-np.inf)").replace("(nan)", "(np.nan)")
                 for line in super().lines()]
-
-
-def _promote(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return _dt.promote(a, b)
 
 
 def _types(n: Node) -> dict:

@@ -14,14 +14,6 @@ from aisys.framework import dtypes as dt
 from aisys.framework.graph import Graph, interpret
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _kernel_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AISYS_CACHE_DIR", str(tmp_path_factory.mktemp("group_cache")))
-    yield
-    mp.undo()
-
-
 def _group(build, *shapes, dtype=dt.float32):
     g = Graph("k")
     xs = [g.add_input(f"x{k}", s, dtype).id for k, s in enumerate(shapes)]
