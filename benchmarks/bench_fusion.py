@@ -17,12 +17,13 @@ It moves 4 arrays (3 read + 1 written) = 16·n bytes at minimum. Compared:
 GB/s counts the minimal bytes of each kernel (16·n for the chain, 8·n for the copy); "% copy" compares
 with the copy's GB/s. Targets: ≥ 5× over unfused numpy, ≥ 80 % of copy bandwidth.
 
-Part 2 — the loop back end against the templates it replaced: five fused groups (a flat chain, a row bias +
-GELU, a row sum of exp, a column mean of squares, a row max of a difference) through the kernels aisys.compile
+Part 2 — the loop back end against the templates it replaced: six fused groups (a flat chain, a row bias +
+GELU, ReLU's backward select, a row sum of exp, a column mean of squares, a row max of a difference) through the kernels aisys.compile
 now builds from the loop IR, and through the kernels the earlier templated generator (aisys.compiler.codegen's
 elementwise_source/reduce_source, removed when the loop IR took over) emitted for the same groups, kept below as
 frozen text with their calling code. Both write into a preallocated buffer, as the runtime's arena does. Timed
-interleaved (one call of each variant per round, alternating which goes first; fastest of N rounds); ratio = template time / loop-IR time
+interleaved (one call of each variant per round, alternating which goes first and which of two output
+buffers each writes; fastest of N rounds); ratio = template time / loop-IR time
 (target ≥ 0.95: the loop IR no slower).
 
 Part 3 — one SGD step of a 2-layer MLP (batch 256, 784 → 256 → 10, MSE loss): eager autograd vs the
@@ -146,6 +147,21 @@ def kernel(in0, in1, out):
             t1 = np.float32(_C0 * np.float64(t0) * math.erfc(-np.float64(t0) * _C1))
             out[i0, i1] = t1
 """
+_RELU_GRAD_SRC = """\
+import numpy as np
+from numba import njit
+
+@njit(cache=True, error_model="numpy")
+def kernel(in0, in1, in2, out):
+    n0 = out.shape[0]
+    x1 = in1[0]
+    for i0 in range(n0):
+        x0 = in0[i0]
+        x2 = in2[i0]
+        t0 = x0 > x1
+        t1 = np.float32(x2 if t0 else x1)
+        out[i0] = t1
+"""
 _SUM_EXP_SRC = """\
 import numpy as np
 from numba import njit
@@ -231,6 +247,9 @@ def template_cases(scale: int = 1):
          TemplateKernel(_CHAIN_SRC, [(n,), (n,), (n,), (1,)], (n,))),
         ("row bias + gelu", lambda g, x, b: g.add("gelu", (g.add("add", (x, b)).id,)).id, [(256, 1024), (1024,)],
          TemplateKernel(_BIAS_GELU_SRC, [(256, 1024), (1, 1024)], (256, 1024))),
+        ("where(x > 0, g, 0)", lambda g, x, gr, z: g.add("where", (g.add("gt", (x, z)).id, gr, z)).id,
+         [(512, 512), (512, 512), ()], TemplateKernel(_RELU_GRAD_SRC, [(512 * 512,), (1,), (512 * 512,)],
+                                                      (512 * 512,))),
         ("row sum of exp", lambda g, x: g.add("sum", (g.add("exp", (x,)).id,), {"dim": -1, "keepdim": True}).id,
          [(512, 1024)], TemplateKernel(_SUM_EXP_SRC, [(512, 1024)], acc=((512, 1), 0.0, np.float64),
                                        in_shape=(512, 1024))),
@@ -257,17 +276,21 @@ def template_rows(rounds: int) -> list[tuple[str, float, float]]:
         (node,) = [m for m in run_pass(fuse, g).graph.nodes.values() if m.op == "fused"]
         arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
         want = interpret(g, *arrays)[0]
+        arrays = [arrays[g.inputs.index(i)] for i in node.inputs]          # in the fused node's operand order
         outs = [np.empty(want.shape, want.dtype) for _ in range(2)]
-        calls = [old.bind(outs[0]), build_kernel(node).bind(outs[1])]
+        new = build_kernel(node)
+        calls = [[old.bind(o) for o in outs], [new.bind(o) for o in outs]]   # each into either buffer
         best = [float("inf")] * 2
-        for c in calls:                               # compile / load, fault in pages, check
-            c(arrays)
-        for out in outs:
-            np.testing.assert_allclose(out, want, rtol=2e-6, atol=1e-6, err_msg=name)
+        for k in (0, 1):                              # compile / load, fault in pages, check
+            for c, out in zip(calls[k], outs):
+                out.fill(np.nan)
+                c(arrays)
+                np.testing.assert_allclose(out, want, rtol=2e-6, atol=1e-6, err_msg=name)
         for r in range(rounds):
-            for k in ((0, 1) if r % 2 == 0 else (1, 0)):      # alternate who goes first (caches, clocks)
+            for k in ((0, 1) if r % 2 == 0 else (1, 0)):      # alternate who goes first (caches, clocks) and
+                call = calls[k][(r // 2 + k) % 2]             # which buffer each writes (its alignment)
                 t0 = time.perf_counter()
-                calls[k](arrays)
+                call(arrays)
                 best[k] = min(best[k], time.perf_counter() - t0)
         rows.append((name, best[0], best[1]))
     return rows

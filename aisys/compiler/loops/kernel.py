@@ -36,7 +36,7 @@ class _Emitter:
         self.n_temps = 0
         self.hoisted: dict[tuple, str] = {}      # (id(buffer), indices) -> variable, loaded before the loops
         self.sizes: dict[int, str] = {}          # generic: a size -> the array dimension it is read from
-        self.indexed_by: dict[object, str] = {}  # generic: loop variable -> the array dimension it indexes
+        self.indexed_by: dict[tuple, str] = {}   # generic: (loop variable, size) -> the array dimension it indexes
         if generic:
             self._size_names()
 
@@ -54,15 +54,20 @@ class _Emitter:
             for buf, idx in acc:
                 if id(buf) in params:
                     for d, i in enumerate(idx):
-                        if i.op == "var" and i.value.extent == buf.shape[d]:
-                            self.indexed_by.setdefault(i.value, f"{buf.name}.shape[{d}]")
+                        if i.op == "var":
+                            self.indexed_by.setdefault((i.value, buf.shape[d]), f"{buf.name}.shape[{d}]")
+
+    def eager(self, load: Node) -> bool:
+        """Generic kernels load every array element a statement reads before computing it (as a loop body
+        of loads, then arithmetic): not register values."""
+        return id(load.value) not in self.register
 
     def size(self, n: int, var=None) -> str:
         """A loop extent or buffer size as source text: a literal, or (generic) the array dimension it is."""
         if not self.generic or n == 1:
             return str(n)
-        if var is not None and var in self.indexed_by:
-            return self.indexed_by[var]
+        if (var, n) in self.indexed_by:
+            return self.indexed_by[(var, n)]
         return self.sizes.get(n, str(n))
 
     def hoist(self, body, out: list) -> None:
@@ -225,7 +230,7 @@ class _Emitter:
             f"{buf.name}[{', '.join(self.expr(a, env) for a in ix)}]"
         value = _bind(s.value, env)
         types = _types(value)
-        for x in _shared(value, types):                 # a value used twice is computed once, into a temporary
+        for x in _shared(value, types, self.eager if self.generic else None):   # once, into a temporary
             text = self._e(x, types, types[id(x)], env)
             self.temps[id(x)] = name = f"v{self.n_temps}"
             self.n_temps += 1
@@ -269,13 +274,24 @@ def _types(n: Node) -> dict:
     return memo
 
 
-def _shared(n: Node, types) -> list:
-    """Typed sub-expressions that more than one node reads (a DAG's shared values), operands first."""
+def _shared(n: Node, types, eager=None) -> list:
+    """Typed sub-expressions that more than one node reads (a DAG's shared values), operands first; with
+    ``eager`` (a predicate on loads) also every such load and both branches of a select, so they are computed
+    unconditionally: a load or a call inside a conditional expression is a branch LLVM cannot vectorize
+    (the loads are in bounds, and with numpy's error model no value raises)."""
     uses: dict[int, int] = {}
     order = walk(n)
     for x in order:
         for a in x.args:
             uses[id(a)] = uses.get(id(a), 0) + 1
+    if eager is not None:
+        for x in order:
+            if x.op == "load" and eager(x):
+                uses[id(x)] = uses.get(id(x), 0) + 2
+            if x.op == "select":
+                for a in x.args[1:]:
+                    if a.op not in ("const", "int", "var"):
+                        uses[id(a)] = uses.get(id(a), 0) + 2
     return [x for x in order if uses.get(id(x), 0) > 1 and types.get(id(x)) is not None and x.op != "const"
             and not (x.op == "load" and all(a.op == "int" for a in x.args))]
 
