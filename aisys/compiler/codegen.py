@@ -42,6 +42,11 @@ class FusedKernel:
     is the numba text that is compiled), ``source`` (what the pass log shows: the loop nest above the numba
     source), ``fn`` (the numba function, compiled or loaded from the cache on first use)."""
 
+    def __new__(cls, body: Graph):
+        if cls is FusedKernel and any(0 in n.shape for n in body.nodes.values()):
+            return super().__new__(EmptyGroupKernel)
+        return super().__new__(cls)
+
     def __init__(self, body: Graph):
         self.body = body
         built = _built(body)
@@ -116,6 +121,36 @@ def _built(body: Graph):
     if len(_BUILT) > _BUILT_MAX:
         _BUILT.popitem(last=False)
     return hit
+
+
+class EmptyGroupKernel(FusedKernel):
+    """A group over an empty tensor: a loop nest has nothing to run (and the tensor expressions' extents are
+    ≥ 1), so the ops' numpy references compute the (empty, or identity-filled for a reduction) result."""
+
+    def __init__(self, body: Graph):
+        from ..framework.graph import interpret
+        self.body, self._interpret = body, interpret
+        root = body.nodes[body.outputs[0]]
+        self.kind = "reduce" if get_op(root.op).reduction is not None else "elementwise"
+        self.out_shape, self.out_dtype = tuple(root.shape), root.dtype.np
+        self.kernel = None
+        self.source = (f"# aisys fused {self.kind} group over an empty tensor: "
+                       f"{' → '.join(n.op for n in body.nodes.values() if not n.is_leaf)}\n"
+                       f"# no loop to run; the ops' numpy references compute the result\n")
+
+    @property
+    def fn(self):
+        return None
+
+    def __call__(self, *arrays, out=None):
+        res = np.asarray(self._interpret(self.body, *arrays)[0]).astype(self.out_dtype, copy=False)
+        if out is None:
+            return res.reshape(self.out_shape).copy()
+        np.copyto(out, res.reshape(out.shape))
+        return out
+
+    def bind(self, out: np.ndarray, body_shapes=None):
+        return lambda arrays: self(*arrays, out=out)
 
 
 # the runtime and the tests name the kinds

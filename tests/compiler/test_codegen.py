@@ -280,3 +280,18 @@ def test_kernel_cache_refuses_a_tampered_file(tmp_path, monkeypatch):
     path.write_text("# edited by hand\n")
     with pytest.raises(RuntimeError, match="exists with different content"):
         jit.load_kernel(src)
+
+
+@pytest.mark.parametrize("shape,reduce", [((0, 3), False), ((0, 3), True), ((3, 0), True)])
+def test_groups_over_empty_tensors_run_through_the_references(shape, reduce):
+    """A loop nest over an empty tensor has nothing to run: the result is empty, or a reduction's identity."""
+    def build(g, x):
+        y = g.add("exp", (g.add("neg", (x,)).id,)).id
+        return g.add("sum", (y,), {"dim": 1, "keepdim": False}).id if reduce else y
+    g, opt, node = _fused(build, shape)
+    kern, got, want = _run_both(g, opt, node, [np.zeros(shape, np.float32)])
+    assert "empty tensor" in kern.source and got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    out = np.full(want.shape, np.nan, np.float32)
+    kern.bind(out)([np.zeros(shape, np.float32)])
+    np.testing.assert_array_equal(out, want)
