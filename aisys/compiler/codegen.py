@@ -93,7 +93,8 @@ def _structure(body: Graph) -> tuple:
     """What a group's kernel depends on: each node's op, attributes, operands (by position), shape and dtype."""
     pos = {i: k for k, i in enumerate(body.nodes)}
     return tuple((n.op, tuple(pos[i] for i in n.inputs), repr(sorted(n.attrs.items())) if n.attrs else "",
-                  tuple(n.shape), n.dtype.name) for n in body.nodes.values()) + (tuple(pos[i] for i in body.outputs),)
+                  tuple(n.shape), n.dtype.name) for n in body.nodes.values()) + (
+        tuple(pos[i] for i in body.inputs), tuple(pos[i] for i in body.outputs))
 
 
 _BUILT: OrderedDict = OrderedDict()
