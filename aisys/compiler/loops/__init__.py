@@ -22,10 +22,12 @@ from .kernel import Kernel, LoopCode, Trace, build, source, trace_addresses
 from .cachesim import PRESETS, CacheReport, CacheSim, LevelStats
 from .recipes import gemm, gemm_compute, lecture_tiling
 from .tune import Trial, Tuner, TuningLog, real_time, simulated_cost
+from .injective import injective, kernel_args, table_arrays
 
 __all__ = ["IterVar", "LoopsError", "Node", "Tensor", "apply", "cast", "compute", "conv2d", "elementwise", "matmul",
            "max_", "min_", "placeholder", "reduce_axis", "reduce_op", "sum", "where", "Allocate", "Buffer", "For",
            "If", "Let", "LoweredFunc", "Seq", "Store", "PRIMITIVES", "Schedule", "ScheduleError", "Stage", "Step",
            "lower", "placeholders", "interpret", "Kernel", "LoopCode", "Trace", "build", "source",
            "trace_addresses", "PRESETS", "CacheReport", "CacheSim", "LevelStats", "gemm", "gemm_compute", "lecture_tiling", "Trial",
-           "Tuner", "TuningLog", "real_time", "simulated_cost"]
+           "Tuner", "TuningLog", "real_time", "simulated_cost",
+           "injective", "kernel_args", "table_arrays"]

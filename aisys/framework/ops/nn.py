@@ -721,7 +721,8 @@ def _emb_bwd_ref(g, idx, num_embeddings):
     return z
 
 
-defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE, cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
+defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE,
+      index=lambda at, idx, weight: weight[idx[tuple(at.index[:-1])], at.index[-1]], cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
       chip=vector("copy"), takes_indices=True, vjp=lambda g, out, idx, weight: (None, apply("embedding_backward", g, idx, num_embeddings=weight.shape[0])),
       jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding",
       saved=(0,))
@@ -734,7 +735,8 @@ defop("embedding_backward", infer=lambda g, idx, num_embeddings: Spec((num_embed
 
 defop("one_hot", infer=lambda idx, num_classes: (_int_check("one_hot", idx), Spec(tuple(idx.shape) + (num_classes,), int64))[1],
       ref=lambda idx, num_classes: (idx[..., None] == np.arange(num_classes)).astype(np.int64),
-      fusion=K.INJECTIVE, cost=lambda ins, out, **a: Cost(0, ins[0].nbytes + out.nbytes), chip=vector("copy"))
+      fusion=K.INJECTIVE, cost=lambda ins, out, **a: Cost(0, ins[0].nbytes + out.nbytes), chip=vector("copy"),
+      index=lambda at, idx, num_classes: at.where(at.eq(idx[tuple(at.index[:-1])], at.index[-1]), 1, 0))
 
 
 def _dropout_ref(x, p, seed):
