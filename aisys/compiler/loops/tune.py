@@ -495,11 +495,13 @@ class CostModel:
 
 
 # ---- a GEMM schedule template to tune ---------------------------------------------------------------------
-def gemm_template(M: int, N: int, K: int, dtype="float32"):
+def gemm_template(M: int, N: int, K: int, dtype="float32", mr=(1, 2, 4, 8, 16), nr=(4, 8, 16, 32, 64)):
     """(template, space) for tuning C = A·B: an ``mr``×``nr`` tile of C, ``jfirst`` (column tiles outermost),
     and either ``regs`` False — k split by ``kc`` and moved between the tile's rows and columns, columns
     vectorized — or ``regs`` True: the tile accumulated in registers (cache_write, unrolled rows, vectorized
-    columns) and, with ``pack``, B's panel packed into a local buffer (the GEMM recipe's micro-kernel)."""
+    columns) and, with ``pack``, B's panel packed into a local buffer (the GEMM recipe's micro-kernel).
+    ``mr``/``nr`` list the tile sizes to try (an unrolled mr×nr register block is mr·nr statements of numba
+    source: large blocks compile slowly)."""
     from .recipes import gemm_compute
     from .schedule import Schedule
     C = gemm_compute(M, N, K, dtype)
@@ -525,6 +527,6 @@ def gemm_template(M: int, N: int, K: int, dtype="float32"):
             BL = s.cache_read("B", [CL])
             s.compute_at(BL, C, outer[1])
         return s
-    space = dict(mr=[m for m in (1, 2, 4, 8, 16) if m <= M], nr=[n for n in (4, 8, 16, 32, 64) if n <= N],
+    space = dict(mr=[m for m in mr if m <= M], nr=[n for n in nr if n <= N],
                  kc=[k for k in (4, 16, 64) if k <= K], jfirst=[False, True], regs=[False, True], pack=[False, True])
     return template, space
