@@ -60,16 +60,14 @@ class _Read:
         self.shape, self.ndim = t.shape, t.ndim
 
     def __getitem__(self, idx):
-        idx = idx if isinstance(idx, tuple) else (idx,)
-        if len(idx) != self.ndim:
-            raise LoopsError(f"loops.injective({self.op!r}): the index map reads {self.t.name}{list(self.shape)} "
-                             f"with {len(idx)} indices")
-        nodes = tuple(lift(i) for i in idx)
-        for d, n in enumerate(nodes):
-            if not is_index(n) and not _is_integer(dtype_of(n)):
-                raise LoopsError(f"loops.injective({self.op!r}): index {d} of {self.t.name} is {n!r}, neither "
-                                 f"index arithmetic nor an integer element")
-        return Node("load", nodes, self.t)
+        nodes = tuple(lift(i) for i in (idx if isinstance(idx, tuple) else (idx,)))
+        if all(is_index(n) for n in nodes) or len(nodes) != self.ndim:
+            return self.t[nodes]                      # te checks the rank and the index arithmetic
+        bad = [n for n in nodes if not is_index(n) and not _is_integer(dtype_of(n))]
+        if bad:
+            raise LoopsError(f"loops.injective({self.op!r}): an index of {self.t.name} is {bad[0]!r}, neither "
+                             f"index arithmetic nor an integer element")
+        return Node("load", nodes, self.t)        # a data-dependent read: an index is an integer element
 
 
 def injective(op: str, *inputs: Tensor, name: str | None = None, **attrs) -> Tensor:

@@ -11,14 +11,6 @@ from aisys.framework.registry import OPS, FusionKind
 from tests.framework.op_info import OPS_TABLE
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _kernel_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AISYS_CACHE_DIR", str(tmp_path_factory.mktemp("injective_cache")))
-    yield
-    mp.undo()
-
-
 MAPPED = [r for r in OPS_TABLE if OPS[r.name].index is not None]
 
 
