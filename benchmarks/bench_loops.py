@@ -27,7 +27,7 @@ mr ≤ 4 and nr ≤ 32, k split, loop order, the tile in registers, B packed), t
 seeds; "model / random" < 1 means the model found the better schedule. Measured on the simulator (cycles,
 Zen 4 preset) and in real time (the numba kernel, median of 3, one thread). Then the model's rank correlation
 (Spearman) on held-out trials: fitted on 16 random trials, it ranks 24 others, next to the analytic estimate
-alone (the model unfitted).
+alone (the model unfitted). Part 3 takes about 15 minutes (a 256³ trial simulates 67 M accesses).
 
 Times are the best CPU time of this one-threaded process over several repeats after a warm-up call (which
 compiles): time spent descheduled on a shared machine does not count.
