@@ -62,13 +62,14 @@ class CompiledFunction:
         self._returns = len(getattr(self.original, "returns", self.original.outputs))
         self._updates = list(getattr(self.original, "updates", {}) or {})
         self._updating = f"the compiled {self.original.name!r} updating its state"
+        self._shape_key = tuple(tuple(self.original.nodes[i].shape) for i in self.original.inputs)
         self.warnings = list(getattr(self.original, "warnings", []))
 
     def _for_shapes(self, arrays) -> None:
         """Switch to (or trace and compile) the specialization for these input shapes (functions only)."""
-        key = _shapes(arrays)
-        if self.fn is None or len(arrays) != len(self.original.inputs) or \
-                key == tuple(tuple(self.original.nodes[i].shape) for i in self.original.inputs):
+        key = tuple(a.shape for a in arrays) if all(isinstance(a, (Tensor, np.ndarray)) for a in arrays) \
+            else _shapes(arrays)
+        if self.fn is None or len(arrays) != len(self._shape_key) or key == self._shape_key:
             return                                      # same shapes, or a Graph: the executable checks them
         spec = self._specializations.get(key)
         if spec is None:
