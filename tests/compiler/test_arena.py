@@ -12,6 +12,7 @@ from aisys.compiler.memory.workloads import sgd_mlp_step, sgd_training_graph
 from aisys.compiler.runtime import Arena, Executable, runtime_plan
 from aisys.compiler.testing import assert_same_outputs, random_graph, random_inputs
 from aisys.framework.graph import interpret
+from aisys.framework.interpreter import Interpreter
 
 
 def _chain(x, w, b):
@@ -167,6 +168,23 @@ def test_views_share_their_sources_slot_and_keep_it_alive():
     assert planned[f"%{mm.id}"].end >= plan.schedule.index(relu.id)                    # alive while its view is read
     xs = random_inputs(g, 0)
     np.testing.assert_array_equal(Executable(g, "reference").run(*xs)[0], interpret(g, *xs)[0])
+
+
+def test_an_epilogue_runs_from_the_scratch_region_and_equals_the_kernel_run_in_place():
+    """matmul into the scratch past the plan, the epilogue from it into the slot (not in place, where its loop is
+    not vectorized): the same arithmetic as the kernel's own in-place call, bit for bit."""
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((6, 5), (4, 5), (4,)))
+    cf = aisys.compile(lambda x, w, b: (x @ w.T + b).relu() * 2.0, *map(aisys.tensor, (x, w, b)))
+    ex = cf.executable
+    ((nid, kern),) = [(i, k) for i, k in ex.kernels.items() if k.kind == "epilogue"]
+    assert nid in ex._split and ex.arena.nbytes >= ex._scratch_at + 6 * 4 * 4 > ex.plan.peak_bytes
+    (y,) = cf.run_arrays(x, w, b)
+    walk = Interpreter(cf.graph)                       # every value, for the kernel's own call
+    walk.run(x, w, b)
+    np.testing.assert_array_equal(y, kern(*[walk.values[i] for i in cf.graph.nodes[nid].inputs]))
+    np.testing.assert_allclose(y, np.maximum(x @ w.T + b, 0) * 2, rtol=1e-5)
+    assert np.shares_memory(ex._scratch[nid], ex.arena.buffer)
 
 
 @pytest.fixture(scope="module")
