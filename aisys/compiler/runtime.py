@@ -280,6 +280,8 @@ class Executable(Interpreter):
                          for k, n in enumerate(self._order)]
         self._arena_program = list(self._program)
         self._diverted = []
+        for bufs in self.out_buffers.values():  # their steps were bound to the old arena's scratch: start afresh
+            bufs.entries.clear()                # (the arrays stay with whoever holds them)
         self._bound = self.arena.generation
 
     def _bind_step_to(self, n):
