@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_compile.py            # everything (~1 min)
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_compile.py --quick    # fewer sizes and repeats
+    ... --profile                    # and where the compiled MLP step spends its time, node by node
 
 1. Compile time. One traced SGD training step of nn.Sequential of L × (Linear(32, 32), ReLU), batch 64
    (``aisys.compiler.memory.workloads.sgd_training_graph``: 76 ops at L = 4 … 4,360 at L = 256): the default
@@ -139,7 +140,7 @@ def print_chain(n: int, rows: dict) -> None:
 
 
 # ---- 3. the MLP training step -----------------------------------------------------------------------
-def mlp_step(repeats: int) -> dict:
+def mlp_step(repeats: int, profile: bool = False) -> dict:
     import bench_train as bt
     from aisys.framework import optim
 
@@ -163,9 +164,22 @@ def mlp_step(repeats: int) -> dict:
     if abs(first[0] - first[1]) > 1e-4 * max(1.0, abs(first[1])):
         raise AssertionError(f"compiled and eager first-step losses differ: {first}")
     fns["aisys compiled"] = lambda: compiled(X, Y)
+    if profile:
+        print_node_times(compiled, (X, Y))
     if bt.torch is not None:
         fns["torch eager"] = bt.torch_step_fn("mlp", weights, x, y)
     return best(fns, repeats, inner=10)
+
+
+def print_node_times(compiled, args, top: int = 12) -> None:
+    """``--profile``: where one compiled call spends its time, node by node (Executable.node_times)."""
+    rows = compiled.executable.node_times(*args, params=compiled._live_params(), calls=20)
+    total = sum(t for _, t in rows)
+    print(f"   per node (of {total * 1e3:.3f} ms per call; every node timed, so the call is a little slower):")
+    for n, t in rows[:top] + [r for r in rows[top:] if isinstance(r[0], str)]:
+        what = n if isinstance(n, str) else f"%{n.id} {n.op}" + (f" {'+'.join(n.attrs['ops'])}" if n.op == "fused" else "") + \
+            f" {tuple(n.shape)}"
+        print(f"   {what:<44} {t * 1e6:9.1f} us {t / total:6.1%}")
 
 
 def print_mlp(t: dict) -> None:
@@ -245,13 +259,14 @@ def print_import_time(t: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    ap.add_argument("--profile", action="store_true", help="print where the compiled MLP step spends its time")
     args = ap.parse_args()
     q = args.quick
     print(f"aisys {getattr(aisys, '__version__', '')} on {os.uname().machine}, numpy {np.__version__}, one thread\n")
     print_compile_time(compile_time((4, 64, 256) if q else (4, 16, 64, 128, 256), 1 if q else 3))
     for n in ((10**6,) if q else (10**6, 10**7)):
         print_chain(n, chain(n, 5 if q else 15))
-    print_mlp(mlp_step(5 if q else 15))
+    print_mlp(mlp_step(5 if q else 15, profile=args.profile))
     print_deep(256, deep_mlp(256, 3 if q else 7))
     print_import_time(import_time(5 if q else 9))
 

@@ -237,6 +237,36 @@ class Executable(Interpreter):
             n = self.graph.nodes[i]
             kern(*[np.zeros(self.graph.nodes[j].shape, self.graph.nodes[j].dtype.np) for j in n.inputs])
 
+    def node_times(self, *inputs, params: dict | None = None, calls: int = 10) -> list[tuple]:
+        """Where a call spends its time: ``[(node, seconds per call), ...]`` slowest first, each program step
+        timed over ``calls`` runs (after one untimed run); ``("(outside the nodes)", s)`` is the rest of the
+        call — input checks, binding leaves, the step loop itself — measured as the difference."""
+        import time
+        self.run(*inputs, params=params, views=True)
+        self._bind()
+        program, spent = self._program, {}
+
+        def timed(step):
+            run, ins, nid, dead = step
+
+            def call(args):
+                t0 = time.perf_counter()
+                out = run(args)
+                spent[nid] = spent.get(nid, 0.0) + time.perf_counter() - t0
+                return out
+            return (call, ins, nid, dead)
+
+        self._program = [timed(step) for step in program]
+        try:
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                self.run(*inputs, params=params, views=True)
+            total = (time.perf_counter() - t0) / calls
+        finally:
+            self._program = program
+        rows = sorted(((self.graph.nodes[i], t / calls) for i, t in spent.items()), key=lambda r: -r[1])
+        return rows + [("(outside the nodes)", total - sum(t for _, t in rows))]
+
     # ---- the interpreter's pieces ---------------------------------------------------------------------
     def schedule(self):
         return self._order

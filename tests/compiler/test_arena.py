@@ -187,6 +187,18 @@ def test_an_epilogue_runs_from_the_scratch_region_and_equals_the_kernel_run_in_p
     assert np.shares_memory(ex._scratch[nid], ex.arena.buffer)
 
 
+def test_node_times_cover_every_step_and_leave_the_program_as_it_was():
+    x1 = _args(4, 0)
+    cf = aisys.compile(_chain, *map(aisys.tensor, x1))
+    ex = cf.executable
+    ex.run(*x1, views=True)
+    program = list(ex._program)
+    rows = ex.node_times(*x1, calls=3)
+    assert {n.id for n, _ in rows[:-1]} == {n.id for n in ex.schedule()} and rows[-1][0] == "(outside the nodes)"
+    assert all(t >= 0 for _, t in rows[:-1]) and ex._program == program
+    np.testing.assert_allclose(cf.run_arrays(*x1)[0], _want(*x1), rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def big_graphs():
     train = sgd_training_graph(64)
