@@ -381,16 +381,10 @@ def _split_epilogue(kern, scratch: np.ndarray, out: np.ndarray):
     into, attrs, anchor_args, feeds = kern.into, kern.anchor.attrs, kern.anchor_args, kern.feeds
     body = kern.epilogue_body
     epilogue = kern.elementwise.bind(out, [tuple(body.nodes[i].shape) for i in body.inputs])
-    if len(anchor_args) == 2:
-        a0, a1 = anchor_args
 
-        def call(arrays):
-            into(arrays[a0], arrays[a1], out=scratch, **attrs)
-            return epilogue([scratch] + [arrays[k] for k in feeds])
-    else:
-        def call(arrays):
-            into(*[arrays[k] for k in anchor_args], out=scratch, **attrs)
-            return epilogue([scratch] + [arrays[k] for k in feeds])
+    def call(arrays):
+        into(*[arrays[k] for k in anchor_args], out=scratch, **attrs)
+        return epilogue([scratch] + [arrays[k] for k in feeds])
     return call
 
 
