@@ -174,11 +174,13 @@ def test_an_epilogue_runs_from_the_scratch_region_and_equals_the_kernel_run_in_p
     """matmul into the scratch past the plan, the epilogue from it into the slot (not in place, where its loop is
     not vectorized): the same arithmetic as the kernel's own in-place call, bit for bit."""
     rng = np.random.default_rng(0)
-    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((6, 5), (4, 5), (4,)))
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((80, 5), (64, 5), (64,)))   # 5,120 elements
+    small = aisys.compile(lambda x, w, b: (x @ w.T + b).relu() * 2.0, *map(aisys.tensor, (x[:6], w, b)))
+    assert not small.executable._split                   # under SPLIT_EPILOGUE_ELEMENTS: the kernel's own bind
     cf = aisys.compile(lambda x, w, b: (x @ w.T + b).relu() * 2.0, *map(aisys.tensor, (x, w, b)))
     ex = cf.executable
     ((nid, kern),) = [(i, k) for i, k in ex.kernels.items() if k.kind == "epilogue"]
-    assert nid in ex._split and ex.arena.nbytes >= ex._scratch_at + 6 * 4 * 4 > ex.plan.peak_bytes
+    assert nid in ex._split and ex.arena.nbytes >= ex._scratch_at + 80 * 64 * 4 > ex.plan.peak_bytes
     (y,) = cf.run_arrays(x, w, b)
     walk = Interpreter(cf.graph)                       # every value, for the kernel's own call
     walk.run(x, w, b)
