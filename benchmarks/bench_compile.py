@@ -140,7 +140,7 @@ def print_chain(n: int, rows: dict) -> None:
 
 
 # ---- 3. the MLP training step -----------------------------------------------------------------------
-def mlp_step(repeats: int, profile: bool = False) -> dict:
+def mlp_step(repeats: int, profile: bool = False) -> tuple:
     import bench_train as bt
     from aisys.framework import optim
 
@@ -164,16 +164,14 @@ def mlp_step(repeats: int, profile: bool = False) -> dict:
     if abs(first[0] - first[1]) > 1e-4 * max(1.0, abs(first[1])):
         raise AssertionError(f"compiled and eager first-step losses differ: {first}")
     fns["aisys compiled"] = lambda: compiled(X, Y)
-    if profile:
-        print_node_times(compiled, (X, Y))
+    rows = compiled.executable.node_times(X, Y, params=compiled._live_params(), calls=20) if profile else None
     if bt.torch is not None:
         fns["torch eager"] = bt.torch_step_fn("mlp", weights, x, y)
-    return best(fns, repeats, inner=10)
+    return best(fns, repeats, inner=10), rows
 
 
-def print_node_times(compiled, args, top: int = 12) -> None:
+def print_node_times(rows, top: int = 12) -> None:
     """``--profile``: where one compiled call spends its time, node by node (Executable.node_times)."""
-    rows = compiled.executable.node_times(*args, params=compiled._live_params(), calls=20)
     total = sum(t for _, t in rows)
     print(f"   per node (of {total * 1e3:.3f} ms per call; every node timed, so the call is a little slower):")
     for n, t in rows[:top] + [r for r in rows[top:] if isinstance(r[0], str)]:
@@ -182,10 +180,13 @@ def print_node_times(compiled, args, top: int = 12) -> None:
         print(f"   {what:<44} {t * 1e6:9.1f} us {t / total:6.1%}")
 
 
-def print_mlp(t: dict) -> None:
+def print_mlp(result) -> None:
+    t, rows = result
     print("3. MLP 784-256-128-10 training step, batch 64")
     for k, v in t.items():
         print(f"{k:<16} {v * 1e3:8.3f} ms")
+    if rows:
+        print_node_times(rows)
     r_eager = t["aisys compiled"] / t["aisys eager"]
     line = f"   compiled / aisys eager {r_eager:.2f} (target <= 0.85: {verdict(r_eager <= 0.85)})"
     if "torch eager" in t:
