@@ -244,10 +244,12 @@ class ScheduleExplorer(widgets.VBox):
 
 
 # ---- tuning curve ---------------------------------------------------------------------------------------------
-def curve_svg(costs, best, baseline=None, measure="cost", width=640, height=300) -> str:
-    """Trials (dots) and best so far (line) on a log scale, as SVG."""
+def curve_svg(costs, best, baseline=None, measure="cost", width=640, height=300, predicted=None) -> str:
+    """Trials (dots) and best so far (line) on a log scale, as SVG; ``predicted`` (one per trial, NaN where the
+    cost model made no prediction) draws each prediction as an orange ring joined to its measurement."""
     left, right, top, bottom = 80, 20, 20, 44
-    vals = [c for c in costs + best + ([baseline] if baseline else []) if c and np.isfinite(c) and c > 0]
+    predicted = list(predicted) if predicted is not None else [float("nan")] * len(costs)
+    vals = [c for c in costs + best + predicted + ([baseline] if baseline else []) if c and np.isfinite(c) and c > 0]
     lo, hi = np.log10(min(vals)), np.log10(max(vals))
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
@@ -269,27 +271,45 @@ def curve_svg(costs, best, baseline=None, measure="cost", width=640, height=300)
                    f"stroke='#dc2626' stroke-dasharray='6 4'/>")
         out.append(f"<text x='{width - right - 4}' y='{Y(baseline) - 6:.1f}' text-anchor='end' fill='#dc2626'>"
                    f"default schedule</text>")
+    for t, (c, p) in enumerate(zip(costs, predicted), 1):
+        if c and np.isfinite(c) and p and np.isfinite(p) and p > 0:
+            out.append(f"<line x1='{X(t):.1f}' x2='{X(t):.1f}' y1='{Y(p):.1f}' y2='{Y(c):.1f}' stroke='#f59e0b' "
+                       f"stroke-width='1.5'/>")
+            out.append(f"<circle class='prediction' cx='{X(t):.1f}' cy='{Y(p):.1f}' r='5' fill='none' "
+                       f"stroke='#ea580c' stroke-width='2'/>")
     for t, c in enumerate(costs, 1):
         if c and np.isfinite(c):
-            out.append(f"<circle class='trial' cx='{X(t):.1f}' cy='{Y(c):.1f}' r='3.5' fill='#94a3b8'/>")
+            out.append(f"<circle class='trial' cx='{X(t):.1f}' cy='{Y(c):.1f}' r='3.5' fill='#64748b'/>")
     pts = " ".join(f"{X(t):.1f},{Y(c):.1f}" for t, c in enumerate(best, 1) if np.isfinite(c))
     out.append(f"<polyline points='{pts}' fill='none' stroke='#2563eb' stroke-width='3'/>")
+    legend = " · orange rings: the model's prediction" if any(np.isfinite(p) for p in predicted) else ""
     out.append(f"<text x='{(left + width - right) / 2}' y='{height - 10}' text-anchor='middle'>trial (1–{len(costs)})"
-               f" · dots: each trial · blue: best so far</text>")
+               f" · dots: measured · blue: best so far{legend}</text>")
     out.append(f"<text x='16' y='{(top + height - bottom) / 2}' transform='rotate(-90 16 {(top + height - bottom) / 2})' "
                f"text-anchor='middle'>{html.escape(measure)} (log)</text></svg>")
     return "".join(out)
 
 
 class TuningCurve(widgets.VBox):
-    """Each trial's cost (dots) and the best so far (line) of a tuning log; ``baseline`` draws the default."""
+    """Each trial's cost (dots) and the best so far (line) of a tuning log; ``baseline`` draws the default.
+    Trials a cost model predicted before measuring (``Tuner.model_search``) show the prediction beside the
+    measurement, and the summary lists them."""
 
     def __init__(self, log, baseline: float | None = None):
         self.tuning_log = log
         self.caption = widgets.HTML(f"<b>{html.escape(log.summary())}</b>")
-        self.picture = widgets.HTML(curve_svg([t.cost for t in log.trials], log.curve(), baseline, log.measure))
+        self.picture = widgets.HTML(curve_svg([t.cost for t in log.trials], log.curve(), baseline, log.measure,
+                                              predicted=[t.predicted for t in log.trials]))
         super().__init__([self.caption, self.picture])
         self.add_class("aisys-tuning-curve")
 
-    def summary(self) -> str:
-        return self.tuning_log.summary()
+    def summary(self, rows: int = 6) -> str:
+        lines = [self.tuning_log.summary()]
+        predicted = [(k, t) for k, t in enumerate(self.tuning_log.trials, 1) if np.isfinite(t.predicted)]
+        if predicted:
+            lines.append(f"{'trial':>5s} {'predicted':>11s} {'measured':>11s} {'error':>7s}")
+            for k, t in predicted[:rows]:
+                lines.append(f"{k:5d} {t.predicted:11.4g} {t.cost:11.4g} {t.predicted / t.cost - 1:+7.0%}")
+            if len(predicted) > rows:
+                lines.append(f"  … {len(predicted) - rows} more predicted trials")
+        return "\n".join(lines)

@@ -18,6 +18,10 @@ and, for the consumers below the framework:
                                        scalar expression may leave out ``ref`` (it is evaluated from it)
   reduction                            reductions: a :class:`Reduction` (combiner, identity, accumulator
                                        dtype, reduced dims, finalizer), read by the reduce-kernel generator
+  index(at, *inputs, **attrs)          injective (data-movement) ops: which input element each output element
+                                       is, as a read ``x[...]`` at indices computed from the output position
+                                       ``at.index`` (guards with ``at.where``; see aisys.framework.indexmap),
+                                       read by the loop back end's compute rules and checked against ``ref``
   chip                                 a :class:`ChipLowering`: which unit of the simulated chip runs the op
                                        and with which instruction, or why it cannot (``not_lowerable``)
   vjp_np(g, out, *inputs, **attrs)     optional, for speed only: the same VJP on numpy arrays, written next
@@ -194,6 +198,7 @@ class OpDef:
     saved: tuple | None = None      # values the VJP reads: input indices and/or "out"; None: all of them
     scalar: Callable | None = None  # elementwise ops: operands (+ attrs) -> aisys.framework.scalar.Expr
     reduction: Reduction | None = None
+    index: Callable | None = None   # injective ops: the index map (aisys.framework.indexmap)
     chip: ChipLowering | None = None
     takes_indices: bool = False     # its integer inputs are indices (gather, embedding, targets), not numbers
     kernels: dict = field(default_factory=dict)   # (device, dtype, layout) -> kernel, see aisys.framework.dispatch
@@ -238,7 +243,7 @@ OPS: dict[str, OpDef] = {}
 
 def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.OPAQUE, cost=None,
           pure: bool = True, doc: str = "", torch_name: str | None = None, vjp_np=None, scalar=None,
-          reduction: Reduction | None = None, chip: ChipLowering | None = None,
+          reduction: Reduction | None = None, chip: ChipLowering | None = None, index=None,
           takes_indices: bool = False, saved: tuple | None = None,
           quantized: QuantizedForm | None = None, ref_into=None) -> OpDef:
     """Register an op. Called once per op at import of aisys.framework.ops (see the module docstring)."""
@@ -250,6 +255,9 @@ def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.O
                          f"{fusion.value}; use FusionKind.ELEMENTWISE or BROADCAST")
     if reduction is not None and fusion is not FusionKind.REDUCE:
         raise ValueError(f"defop({name!r}): a reduction spec needs fusion=FusionKind.REDUCE, got {fusion.value}")
+    if index is not None and fusion not in (FusionKind.INJECTIVE, FusionKind.BROADCAST):
+        raise ValueError(f"defop({name!r}): an index map describes a data-movement op, but fusion is "
+                         f"{fusion.value}; use FusionKind.INJECTIVE (or BROADCAST)")
     if ref is None:
         if scalar is None:
             raise ValueError(f"defop({name!r}): give a numpy reference ``ref`` (or a scalar expression to "
@@ -259,7 +267,7 @@ def defop(name: str, *, infer, ref=None, vjp=None, jvp=None, fusion=FusionKind.O
     op = OpDef(name=name, infer=infer, ref=ref, vjp=vjp, jvp=jvp, fusion=fusion,
                cost=cost or default_cost, pure=pure, doc=doc,
                source=f"{frame.f_code.co_filename.split('aisys/')[-1]}:{frame.f_lineno}", torch_name=torch_name,
-               vjp_np=vjp_np, scalar=scalar, reduction=reduction, chip=chip, takes_indices=takes_indices,
+               vjp_np=vjp_np, scalar=scalar, reduction=reduction, index=index, chip=chip, takes_indices=takes_indices,
                saved=None if saved is None else tuple(saved), quantized=quantized, ref_into=ref_into)
     OPS[name] = op
     return op

@@ -52,15 +52,17 @@ EXPECTATIONS: dict[str, dict] = {
         changed=[".widget-html svg", ".js-plotly-plot .gtitle"],
         texts=["PASS exercise 90.1", "3 ops, 3 nodes drawn"],
     ),
-    # Lab 00, the tour: GraphView (SVG), PassStepper (slider over every pass), MemoryTimeline and UtilizationView
-    # (plotly). Moving the stepper's slider to the fusion pass redraws its graph and header; one shot per layer.
+    # Lab 00, the tour: GraphView (SVG), PassStepper (slider over every pass), LoopNestView (slider over the fused
+    # kernel's schedule steps), MemoryTimeline and UtilizationView (plotly). Moving the stepper's slider to the fusion
+    # pass redraws its graph and header; one shot per layer.
     "00_tour.ipynb": dict(
-        selectors={".widget-html svg g.node": 12, ".widget-slider": 1, ".js-plotly-plot": 2},
+        selectors={".widget-html svg g.node": 12, ".widget-slider": 2, ".js-plotly-plot": 2},
         moment=".aisys-pass-stepper",
         control=dict(slider=0, presses=5),  # from fold_conv_bn (no change) to fuse: the fused kernels appear
         changed=".widget-html",
-        shots=[".aisys-graph-view", ".aisys-memory-timeline", ".aisys-utilization-view"],
-        texts=["the graph computes what eager code computed: True", "compiled output equals eager: True"],
+        shots=[".aisys-graph-view", ".aisys-loop-nest-view", ".aisys-memory-timeline", ".aisys-utilization-view"],
+        texts=["the graph computes what eager code computed: True", "compiled output equals eager: True",
+               "the scheduled loop nest computes the fused kernel's result: True", "the tuned loops compute a @ b: True"],
     ),
     # Lab 01: LayoutView grids (SVG cells + memory strip), Play buttons, BitView bit buttons + format dropdown.
     "01_tensors.ipynb": dict(

@@ -128,6 +128,74 @@ print("compiled output equals eager:", np.allclose(compiled(x).numpy(), eager, a
 from widgets import PassStepper
 PassStepper(compiled, skip_unchanged=False)"""),
     (MD, """\
+### Inside one fused kernel: the loop back end (后端: 算子计算与循环优化)
+
+A fused kernel is still only a name in the graph: `fused(...) {kind='epilogue', ops=('matmul', 'add', 'relu')}`,
+the first layer. The compiler's back end turns it into loops in three steps (lectures `03Compiler/04Backend`,
+TVM's tensor expressions, Halide's algorithm/schedule split):
+
+1. a **compute** says *what* each element is — here the product `y` (a sum over `k`) and `h = relu(y + bias)`,
+   whose `add` and `relu` are read from the op registry's definitions, not re-typed;
+2. a **schedule** says *how* to loop — it never changes the result;
+3. **lowering** prints the loop nest, which numba compiles to machine code.
+
+As written, `y` is a whole matrix that goes through memory before `h` reads it:"""),
+    (CODE, """\
+from aisys.compiler import loops
+
+layer = model.net[0]                                   # Linear(64, 128): the first fused kernel's weights
+batch, (d_out, d_in) = x.shape[0], layer.weight.shape
+z = loops.placeholder((batch, d_in), "float32", name="z")          # the standardized pixels (the kernel before)
+w_t = loops.placeholder((d_in, d_out), "float32", name="w_t")      # the weight, transposed (the permute)
+bias = loops.placeholder((d_out,), "float32", name="bias")
+k = loops.reduce_axis(d_in, "k")
+y = loops.compute((batch, d_out), lambda n, c: loops.sum(z[n, k] * w_t[k, c], axis=k), name="y")
+h = loops.compute((batch, d_out), lambda i, j: loops.apply("relu", loops.apply("add", y[i, j], bias[j])), name="h")
+print(loops.lower(h))"""),
+    (MD, """\
+The schedule splits `h`'s columns into strips of 16, computes the 16 values of `y` a strip needs right inside the
+strip's loop (`compute_at`: fusion at the level of loops — `y` shrinks to a 16-element local buffer) and
+vectorizes the strip. The slider replays the schedule step by step, lighting up the lines each step changed.
+Lab 07 takes this apart: tiling, caches and their misses, a tuner that searches schedules."""),
+    (CODE, """\
+s = loops.Schedule(h)
+strip, lane = s.split("j", 16)
+s.compute_at(y, h, strip)
+s.vectorize(lane)
+print(loops.lower(s))
+kernel = loops.build(s)
+zs = ((x.numpy() - DIGITS_MEAN) / DIGITS_STD).astype(np.float32)
+W1, b1 = layer.weight.numpy(), layer.bias.numpy()
+print("the scheduled loop nest computes the fused kernel's result:",
+      np.allclose(kernel(zs, np.ascontiguousarray(W1.T), b1), np.maximum(zs @ W1.T + b1, 0), atol=1e-5))"""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+from widgets import LoopNestView
+LoopNestView(s)"""),
+    (MD, """\
+How fast can loops written this way be? The library's GEMM recipes are schedules of the same matrix-product
+compute: `naive` (the loops as written) and `tuned` (B packed into a contiguous buffer, a 4×32 block of the
+result held in vector registers: the micro-kernel of BLAS libraries). The cell times both on this machine, one
+thread, next to numpy's BLAS (timings vary between runs and machines: shown, not checked)."""),
+    (CODE, """\
+# NBVAL_IGNORE_OUTPUT
+import timeit
+
+size = 256
+ga, gb = (np.random.default_rng(seed).standard_normal((size, size)).astype(np.float32) for seed in (0, 1))
+gemms = {name: loops.build(loops.gemm(size, size, size, name)) for name in ("naive", "tuned")}
+timed = {"naive loops": lambda: gemms["naive"](ga, gb), "tuned loops": lambda: gemms["tuned"](ga, gb),
+        "numpy (BLAS)": lambda: ga @ gb}
+gflops = {}
+for name, fn in timed.items():
+    fn()                                                              # warm up (and compile)
+    gflops[name] = 2 * size ** 3 / min(timeit.repeat(fn, number=1, repeat=5)) / 1e9
+    print(f"{name:13s} {gflops[name]:7.1f} GFLOP/s")
+print(f"tuned: {gflops['tuned loops'] / gflops['naive loops']:.0f}x the naive loops, "
+      f"{gflops['tuned loops'] / gflops['numpy (BLAS)']:.2f}x numpy's BLAS ({size}×{size}×{size}, float32)")"""),
+    (CODE, """\
+print("the tuned loops compute a @ b:", np.allclose(gemms["tuned"](ga, gb), ga @ gb, rtol=1e-4, atol=1e-3))"""),
+    (MD, """\
 ## 5. Runtime (运行时): where every byte of *the compiled graph* lives
 
 Before running, the runtime plans memory for the graph the compiler produced: each intermediate tensor is
@@ -243,6 +311,8 @@ for name in ("dgx_a100", "pcie_gen4"):
 - **Lab 05** — memory planning: liveness, planners, the arena executor, checkpointing.
 - **Lab 06** — kernels: convolution as direct loops, im2col + GEMM and Winograd, a kernel-selection rule, and the
   CUDA thread/memory hierarchy (a shared-memory tiled matmul under numba's CUDA simulator).
+- **Lab 07** — loop optimization: tensor expressions and schedules, a cache simulator, an auto-tuner, down to the
+  vector instructions.
 - **Lab 08** — AI chips: arithmetic intensity, systolic dataflows, the TPU v1 roofline.
 - **Lab 09** — compression: one quantization convention, calibration, integer-only inference, QAT, pruning,
   distillation, and what each buys on the chip.

@@ -24,11 +24,13 @@ from .kernel import Kernel, LoopCode, Trace, build, source, trace_addresses
 from .group import Group, default_schedule, from_group
 from .cachesim import PRESETS, CacheReport, CacheSim, LevelStats
 from .recipes import gemm, gemm_compute, lecture_tiling
-from .tune import Trial, Tuner, TuningLog, real_time, simulated_cost
+from .tune import CostModel, Trial, Tuner, TuningLog, gemm_template, levels_of, nest_features, real_time, simulated_cost, spearman
+from .injective import injective, kernel_args, table_arrays
 
 __all__ = ["IterVar", "LoopsError", "Node", "Tensor", "apply", "cast", "compute", "conv2d", "elementwise", "matmul",
            "max_", "min_", "placeholder", "reduce_axis", "reduce_op", "sum", "where", "Allocate", "Buffer", "For",
            "If", "Let", "LoweredFunc", "Seq", "Store", "PRIMITIVES", "Schedule", "ScheduleError", "Stage", "Step",
            "lower", "placeholders", "interpret", "Kernel", "LoopCode", "Trace", "build", "source",
            "trace_addresses", "Group", "default_schedule", "from_group", "PRESETS", "CacheReport", "CacheSim", "LevelStats", "gemm", "gemm_compute", "lecture_tiling", "Trial",
-           "Tuner", "TuningLog", "real_time", "simulated_cost"]
+           "Tuner", "TuningLog", "real_time", "simulated_cost", "CostModel", "gemm_template", "levels_of", "nest_features", "spearman",
+           "injective", "kernel_args", "table_arrays"]

@@ -291,7 +291,7 @@ def _conv_jvp(t, out, x, w, *b, **a):
     return acc
 
 
-defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
+_CONV = defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
       vjp=_conv_vjp, jvp=_conv_jvp, vjp_np=_conv_np, chip=matrix("conv", layout="NCHW"),
       torch_name="torch.nn.functional.conv2d", quantized=QuantizedForm("integer", "conv2d_integer"),
       saved=((0, 1), (1, 0)),
@@ -327,6 +327,26 @@ _BWD_WEIGHT = defop("conv2d_backward_weight", infer=_bwd_w_infer, ref=_conv_bwd_
           apply("conv2d_backward_weight", t[0], x, weight_shape=weight_shape, **a) if t[0] is not None else None,
           apply("conv2d_backward_weight", g, t[1], weight_shape=weight_shape, **a) if t[1] is not None else None),
       doc="Gradient of conv2d with respect to its weight.")
+
+
+def _kernels_on_first_use(op) -> None:
+    """The CPU conv kernels (aisys.kernels.conv) register themselves with the dispatcher when their module loads;
+    load it on the op's first eager call or dispatcher lookup (aisys.framework.dispatch), not at ``import aisys``."""
+    def load():
+        from ...kernels import conv  # noqa: F401  (registers the kernels: op.eager now dispatches to them)
+        if op.eager is first_call:                 # loaded before, and its kernels since unregistered
+            op.eager = op.ref
+
+    def first_call(*arrays, **attrs):
+        load()
+        return op.eager(*arrays, **attrs)
+
+    first_call.loads_kernels = load
+    op.eager = first_call
+
+
+for _op in (_CONV, _BWD_INPUT, _BWD_WEIGHT):
+    _kernels_on_first_use(_op)
 
 
 def _sum_terms(*terms):
@@ -721,7 +741,8 @@ def _emb_bwd_ref(g, idx, num_embeddings):
     return z
 
 
-defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE, cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
+defop("embedding", infer=_emb_infer, ref=_emb_ref, fusion=K.INJECTIVE,
+      index=lambda at, idx, weight: weight[idx[tuple(at.index[:-1])], at.index[-1]], cost=lambda ins, out: Cost(0, 2 * out.nbytes + ins[0].nbytes),
       chip=vector("copy"), takes_indices=True, vjp=lambda g, out, idx, weight: (None, apply("embedding_backward", g, idx, num_embeddings=weight.shape[0])),
       jvp=lambda t, out, idx, weight: apply("embedding", idx, t[1]), torch_name="torch.nn.functional.embedding",
       saved=(0,))
@@ -734,7 +755,8 @@ defop("embedding_backward", infer=lambda g, idx, num_embeddings: Spec((num_embed
 
 defop("one_hot", infer=lambda idx, num_classes: (_int_check("one_hot", idx), Spec(tuple(idx.shape) + (num_classes,), int64))[1],
       ref=lambda idx, num_classes: (idx[..., None] == np.arange(num_classes)).astype(np.int64),
-      fusion=K.INJECTIVE, cost=lambda ins, out, **a: Cost(0, ins[0].nbytes + out.nbytes), chip=vector("copy"))
+      fusion=K.INJECTIVE, cost=lambda ins, out, **a: Cost(0, ins[0].nbytes + out.nbytes), chip=vector("copy"),
+      index=lambda at, idx, num_classes: at.where(at.eq(idx[tuple(at.index[:-1])], at.index[-1]), 1, 0))
 
 
 def _dropout_ref(x, p, seed):

@@ -46,8 +46,37 @@ def _resolve_shape(op, src, shape):
     return shape
 
 
+def _unravel(flat, shape) -> tuple:
+    """Row-major position of flat element ``flat`` in ``shape`` (index arithmetic, any consumer's)."""
+    idx, stride = [], 1
+    for d in range(len(shape) - 1, -1, -1):
+        n = shape[d]
+        q = flat if stride == 1 else flat // stride
+        idx.append(0 if n == 1 else q if d == 0 else q % n)
+        stride *= n
+    return tuple(reversed(idx))
+
+
+def _ravel(index, shape):
+    flat, stride = 0, 1
+    for i, n in zip(reversed(index), reversed(shape)):
+        if n != 1:
+            flat = flat + i * stride
+        stride *= n
+    return flat
+
+
+def _reshape_index(at, x, shape):
+    """Output element k in row-major order is input element k: ravel the output position, unravel it in x."""
+    return x[_unravel(_ravel(at.index, at.shape), x.shape)]
+
+
+def _same_index(at, x):
+    return x[at.index]
+
+
 defop("reshape", infer=lambda x, shape: Spec(_resolve_shape("reshape", tuple(x.shape), shape), x.dtype),
-      ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, cost=zero_cost, chip=_VIEW,
+      ref=lambda x, shape: np.reshape(x, shape), fusion=INJ, index=_reshape_index, cost=zero_cost, chip=_VIEW,
       vjp=lambda g, out, x, shape: (g.reshape(x.shape),),
       vjp_np=lambda g, out, x, shape: (np.reshape(g, x._data.shape),),
       jvp=lambda t, out, x, shape: t[0].reshape(out.shape), torch_name="torch.reshape", saved=(),
@@ -63,7 +92,15 @@ def _permute_infer(x, dims):
     return Spec(tuple(x.shape[d] for d in dims), x.dtype)
 
 
-defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims), fusion=INJ,
+def _permute_index(at, x, dims):
+    """Output axis k is input axis dims[k]."""
+    src = [0] * x.ndim
+    for k, d in enumerate(dims):
+        src[d % x.ndim] = at.index[k]
+    return x[tuple(src)]
+
+
+defop("permute", infer=_permute_infer, ref=lambda x, dims: np.transpose(x, dims), fusion=INJ, index=_permute_index,
       cost=movement_cost, doc="Returns a strided view (like torch); bytes counted as if materialized.",
       chip=addressing("a transpose the compiler folds into the consumer's addressing (strides)"),
       vjp=lambda g, out, x, dims: (g.permute(*np.argsort(dims).tolist()),),
@@ -80,7 +117,14 @@ def _bcast_infer(x, shape):
     return Spec(shape, x.dtype)
 
 
+def _broadcast_index(at, x, shape):
+    """Right-aligned; a size-1 input dimension reads index 0 (stride 0)."""
+    lead = len(at.shape) - x.ndim
+    return x[tuple(0 if s == 1 else at.index[lead + d] for d, s in enumerate(x.shape))]
+
+
 defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x, shape), fusion=K.BROADCAST,
+      index=_broadcast_index,
       cost=movement_cost, scalar=lambda x, shape: x,
       chip=addressing("a broadcast reads the same element again: an address with stride 0"),
       vjp=lambda g, out, x, shape: (g.sum_to(x.shape),),
@@ -88,6 +132,7 @@ defop("broadcast_to", infer=_bcast_infer, ref=lambda x, shape: np.broadcast_to(x
       jvp=lambda t, out, x, shape: t[0].broadcast_to(shape), torch_name="torch.broadcast_to", saved=())
 
 defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascontiguousarray, fusion=INJ,
+      index=_same_index,
       cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], vjp_np=lambda g, out, x: (g,),
       chip=addressing("the chip's DMA writes tiles in the layout the next layer reads"),
       doc="Copy a strided view into row-major order (a no-op when already contiguous).", saved=(),
@@ -95,6 +140,7 @@ defop("contiguous", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=np.ascont
 
 
 defop("clone", infer=lambda x: Spec(tuple(x.shape), x.dtype), ref=lambda x: np.array(x, order="C"), fusion=INJ,
+      index=_same_index,
       cost=movement_cost, vjp=lambda g, out, x: (g,), jvp=lambda t, out, x: t[0], vjp_np=lambda g, out, x: (g,),
       chip=vector("copy"), saved=(), torch_name="torch.clone",
       doc="A copy with its own storage (what x.clone() and an in-place op's result record).")
@@ -134,7 +180,54 @@ def _index_cost(in_specs, out_spec, key):
     return zero_cost(in_specs, out_spec) if not _has_array(key) else movement_cost(in_specs, out_spec)
 
 
+def _index_index(at, x, key):
+    """numpy's indexing as an index map. Ints and slices are affine in the output position; None adds a size-1
+    axis; integer (and boolean, through nonzero) arrays are advanced indices: broadcast together, their
+    axes go where they stand if they are adjacent in the key, else first, and ints among them count as
+    0-d arrays (numpy's rules)."""
+    entries = []
+    key = key if isinstance(key, tuple) else (key,)
+    n_used = builtins.sum(k.ndim if isinstance(k, np.ndarray) and k.dtype == np.bool_ else 0 if k is None or
+                          k is Ellipsis else 1 for k in key)
+    for k in key:
+        if k is Ellipsis:
+            entries += [slice(None)] * (x.ndim - n_used)
+        elif isinstance(k, np.ndarray) and k.dtype == np.bool_:
+            entries += list(np.nonzero(k))
+        else:
+            entries.append(k)
+    entries += [slice(None)] * (x.ndim - builtins.sum(e is not None for e in entries))
+    arrays = any(isinstance(e, np.ndarray) for e in entries)
+    adv = [p for p, e in enumerate(entries) if isinstance(e, np.ndarray) or (arrays and not isinstance(e, slice)
+                                                                              and e is not None)]
+    bshape = np.broadcast_shapes(*[np.shape(entries[p]) for p in adv]) if adv else ()
+    adjacent = bool(adv) and adv == list(range(adv[0], adv[-1] + 1))
+    out = list(at.index)
+    pos = iter(out[len(bshape):] if adv and not adjacent else out)
+    b_index = tuple(out[:len(bshape)]) if adv and not adjacent else None
+    src, dim = [], 0
+    for p, e in enumerate(entries):
+        if p in adv:
+            if b_index is None:                         # adjacent: the broadcast axes stand at the first one
+                b_index = tuple(next(pos) for _ in bshape)
+            n = x.shape[dim]
+            v = at.table(np.ascontiguousarray(np.broadcast_to(np.asarray(e, np.int64), bshape)))[b_index]
+            src.append(at.where(v < 0, v + n, v))
+            dim += 1
+        elif e is None:
+            next(pos)
+        elif isinstance(e, slice):
+            start, _, step = e.indices(x.shape[dim])
+            src.append(start + next(pos) * step)
+            dim += 1
+        else:
+            src.append(builtins.int(e) % x.shape[dim])
+            dim += 1
+    return x[tuple(src)]
+
+
 defop("index", infer=_index_infer, ref=lambda x, key: x[key], fusion=INJ, cost=_index_cost, chip=vector("copy"),
+      index=_index_index,
       takes_indices=True,
       vjp=lambda g, out, x, key: (apply("index_backward", g, key=key, shape=tuple(x.shape)),),
       jvp=lambda t, out, x, key: apply("index", t[0], key=key),
@@ -194,7 +287,26 @@ def _concat_ref(*xs, dim=0):
     return np.concatenate(xs, axis=dim)
 
 
-defop("concat", infer=_concat_infer, ref=_concat_ref, fusion=INJ, chip=vector("copy"),
+def _concat_index(at, *xs, dim=0):
+    """Piece k covers [start_k, start_k + n_k) along dim: the last piece, else the one before where the
+    position is below its start, and so on (each read clamped into its piece)."""
+    d = dim % len(at.shape)
+    i = at.index[d]
+    starts = [0]
+    for x in xs[:-1]:
+        starts.append(starts[-1] + x.shape[d])
+
+    def read(k):
+        idx = list(at.index)
+        idx[d] = (i - starts[k]) % xs[k].shape[d] if len(xs) > 1 else i
+        return xs[k][tuple(idx)]
+    value = read(len(xs) - 1)
+    for k in range(len(xs) - 2, -1, -1):
+        value = at.where(i < starts[k + 1], read(k), value)
+    return value
+
+
+defop("concat", infer=_concat_infer, ref=_concat_ref, fusion=INJ, chip=vector("copy"), index=_concat_index,
       cost=lambda ins, out, dim=0: movement_cost([out], out), vjp=_concat_vjp,
       jvp=lambda t, out, *xs, dim=0: apply("concat", *[ti if ti is not None else x * 0.0 for ti, x in zip(t, xs)], dim=dim),
       torch_name="torch.cat", saved=())
@@ -225,8 +337,21 @@ def _pad_vjp(g, out, x, pad, value=0.0):
     return (apply("index", g, key=key),)
 
 
+def _pad_index(at, x, pad, value=0.0):
+    """Inside the original box, read x (the read clamped into range); outside, the fill value."""
+    inside, src = [], []
+    for i, n, (lo, hi) in zip(at.index, x.shape, _pad_widths(x.ndim, pad)):
+        if lo == 0 and hi == 0:
+            src.append(i)
+            continue
+        j = i - lo
+        inside += [j >= 0, j < n]
+        src.append(j % n)
+    return at.where(at.all(*inside), x[tuple(src)], value) if inside else x[tuple(src)]
+
+
 defop("pad", infer=_pad_infer, ref=lambda x, pad, value=0.0: np.pad(x, _pad_widths(x.ndim, pad), constant_values=value),
-      fusion=INJ, cost=movement_cost, vjp=_pad_vjp, chip=vector("copy"),
+      fusion=INJ, index=_pad_index, cost=movement_cost, vjp=_pad_vjp, chip=vector("copy"),
       jvp=lambda t, out, x, pad, value=0.0: apply("pad", t[0], pad=pad, value=0.0),
       doc="Constant padding with torch's pad order (last dim first).", saved=())
 
@@ -262,7 +387,13 @@ def _gather_ref(x, index, dim):
     return np.take_along_axis(x, index, axis=dim)
 
 
-defop("gather", infer=_gather_infer, ref=_gather_ref,
+def _gather_index(at, x, index, dim):
+    """out[i][j] = x[index[i][j]][j] (dim 0): the index along dim is an element of ``index``."""
+    d = dim % x.ndim
+    return x[tuple(index[at.index] if a == d else i for a, i in enumerate(at.index))]
+
+
+defop("gather", infer=_gather_infer, ref=_gather_ref, index=_gather_index,
       fusion=INJ, cost=movement_cost, chip=vector("copy"), takes_indices=True,
       vjp=lambda g, out, x, index, dim: (apply("scatter_add", g, index, dim=dim, shape=tuple(x.shape)), None),
       jvp=lambda t, out, x, index, dim: apply("gather", t[0], index, dim=dim), torch_name="torch.gather", saved=(1,))
@@ -293,7 +424,16 @@ def _index_select_vjp(g, out, x, index, dim):
     return ((oh.mT @ gm).reshape(x.shape), None)
 
 
+def _index_select_index(at, x, index, dim):
+    """out[a, i..., b] = x[a, index[i...], b]; a negative index counts from the end."""
+    d = dim % x.ndim
+    k = index[tuple(at.index[d:d + index.ndim])]
+    k = at.where(k < 0, k + x.shape[d], k)
+    return x[tuple(at.index[:d]) + (k,) + tuple(at.index[d + index.ndim:])]
+
+
 defop("index_select", infer=_index_select_infer, ref=_index_select_ref, fusion=INJ, cost=movement_cost,
+      index=_index_select_index,
       chip=vector("copy"), takes_indices=True, vjp=_index_select_vjp, jvp=lambda t, out, x, index, dim: apply("index_select", t[0], index, dim=dim),
       torch_name="torch.index_select",
       doc="Take whole slices of x along dim at integer positions: x.shape[:dim] + index.shape + "
