@@ -54,6 +54,24 @@ def test_elementwise_rules_come_from_the_registry(op):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
+def test_broadcast_to_takes_its_shape_from_the_registry_op():
+    """``broadcast_to``'s output is its ``shape=`` (the op's own infer), not its input's shape; with the
+    fused kernels' ``out_shape`` (leading 1s) too; a bad shape is the registry's ShapeError."""
+    from aisys.framework.errors import ShapeError
+    x = np.arange(3, dtype=np.float32).reshape(3, 1)
+    X = loops.placeholder(x.shape, name="X")
+    Y = loops.elementwise("broadcast_to", X, shape=(2, 3, 4))
+    assert Y.shape == (2, 3, 4)
+    np.testing.assert_array_equal(loops.interpret(loops.Schedule(Y), x), np.broadcast_to(x, (2, 3, 4)))
+    np.testing.assert_array_equal(loops.build(loops.Schedule(Y))(x), np.broadcast_to(x, (2, 3, 4)))
+    Y = loops.elementwise("broadcast_to", X, shape=(3, 4), out_shape=(1, 3, 4))
+    np.testing.assert_array_equal(loops.interpret(loops.Schedule(Y), x), np.broadcast_to(x, (1, 3, 4)))
+    with pytest.raises(ShapeError, match=r"cannot broadcast shapes \(3, 1\) and \(2, 5\)"):
+        loops.elementwise("broadcast_to", X, shape=(2, 5))
+    with pytest.raises(loops.LoopsError, match=r"does not broadcast to out_shape=\(5, 4\)"):
+        loops.elementwise("broadcast_to", X, shape=(3, 4), out_shape=(5, 4))
+
+
 @pytest.mark.parametrize("op,dim,keepdim", [("sum", 1, False), ("mean", 0, True), ("max", 1, True), ("min", 0, False)])
 def test_reduce_rules_come_from_the_registry(op, dim, keepdim):
     x = np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32)
