@@ -321,7 +321,10 @@ def test_numpy_and_numba_traces_are_the_same_stream():
     s = loops.Schedule(_mm(13, 20, 9))
     s.tile("i", "j", 5, 6)
     s.fuse("io", "jo")
-    for sched in (s, loops.gemm(13, 20, 9, "tuned", mr=3, nr=8), loops.gemm(13, 20, 9, "blocked", tile=(4, 8))):
+    X = loops.placeholder((4, 8), name="X")              # axes named as the trace twin's counter and bound
+    named = loops.Schedule(loops.compute((4, 8), lambda n, cap: X[n, cap] * 2.0, name="Y"))
+    for sched in (s, loops.gemm(13, 20, 9, "tuned", mr=3, nr=8), loops.gemm(13, 20, 9, "blocked", tile=(4, 8)),
+                  named):
         a, b = loops.trace_addresses(sched, method="numba"), loops.trace_addresses(sched, method="numpy")
         assert len(a) > 0 and a.names == b.names
         np.testing.assert_array_equal(a.addresses, b.addresses)
