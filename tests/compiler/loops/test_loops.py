@@ -167,16 +167,17 @@ def test_compute_inline_and_compute_at():
 
 def _shadowed_loops(text: str) -> list[str]:
     """Loop or Let variables of a printed nest that rebind a name an enclosing loop already binds."""
-    out, scope = [], []                                   # (indent, name) of the enclosing bindings
+    out, scope = [], []              # (indent, name, is_loop): loops enclose deeper lines, Lets what follows
     for line in text.splitlines()[1:]:
         ind, body = len(line) - len(line.lstrip()), line.strip()
-        scope = [(d, n) for d, n in scope if d < ind or (d == ind and not body.startswith("for "))]
-        name = body[4:].split(" in ")[0] if body.startswith("for ") else \
+        scope = [(d, n, loop) for d, n, loop in scope if d < ind or (d == ind and not loop)]
+        loop = body.startswith("for ")
+        name = body[4:].split(" in ")[0] if loop else \
             body.split(" = ")[0] if " = " in body and "[" not in body.split(" = ")[0] else None
         if name and "allocate(" not in body:
-            if any(n == name for _, n in scope):
+            if any(n == name for _, n, _ in scope):
                 out.append(line)
-            scope.append((ind, name))
+            scope.append((ind, name, loop))
     return out
 
 
