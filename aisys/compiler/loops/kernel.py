@@ -39,6 +39,10 @@ class _Emitter:
         self.indexed_by: dict[tuple, str] = {}   # generic: (loop variable, size) -> the array dimension it indexes
         if generic:
             self._size_names()
+        if trace:                                # the twin's own variables, clear of the nest's names (an axis n)
+            used = {x.var.name for x in walk_stmts(f.body) if isinstance(x, (For, Let))}
+            self.trace_names = tuple(next(c for c in (w, w + "_", "_" + w, "_" + w + "_") if c not in used)
+                                     for w in ("n", "cap", "addr", "arr"))
 
     # -- generic kernels: every size read from the arrays' shapes
     def _size_names(self) -> None:
@@ -252,10 +256,11 @@ class _Emitter:
             term = Node("mul", (a, lift(int(st))))
             flat = term if flat is None else Node("add", (flat, term))
         addr = simplify(Node("add", (Node("mul", (flat, lift(buf.dtype.itemsize))), lift(base))))
-        out.append(f"{pad}if n < cap:")
-        out.append(f"{pad}    addr[n] = {self.expr(addr, env)}")
-        out.append(f"{pad}    arr[n] = {k}")
-        out.append(f"{pad}n += 1")
+        n, cap, addr_, arr = self.trace_names
+        out.append(f"{pad}if {n} < {cap}:")
+        out.append(f"{pad}    {addr_}[{n}] = {self.expr(addr, env)}")
+        out.append(f"{pad}    {arr}[{n}] = {k}")
+        out.append(f"{pad}{n} += 1")
 
 
 class _Constants(_S.Constants):
@@ -351,8 +356,9 @@ def source(f, trace: bool = False, generic: bool = False, note=()) -> tuple[str,
     head += ["from numba import njit, prange", ""]
     head += em.consts.lines() + [""]
     if trace:
-        sig = "def kernel(addr, arr, cap):"
-        body = ["    n = 0"] + body + ["    return n"]
+        n, cap, addr, arr = em.trace_names
+        sig = f"def kernel({addr}, {arr}, {cap}):"
+        body = [f"    {n} = 0"] + body + [f"    return {n}"]
     else:
         sig = f"def kernel({', '.join(p.name for p in f.params)}):"
     return "\n".join(head + [f"@njit({opts})", sig] + (body or ["    pass"])) + "\n", em

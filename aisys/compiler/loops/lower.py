@@ -5,11 +5,13 @@ bound by a ``Let`` (``i = io * 32 + ii``) once its loops are open; a split whose
 extent adds an ``If`` guard. A reduction runs into a one-element accumulator when its loops are innermost,
 otherwise the output is initialised by its own nest and updated in place. A stage placed with
 ``compute_at`` gets a local buffer the size of the region its readers touch in one iteration of the host
-loop (found by interval arithmetic over the affine indices) and is computed there.
+loop (found by interval arithmetic over the affine indices) and is computed there; its loops, which may carry
+the host's names (both computes have an ``i``), are renamed ``i_1``, … where they would shadow an enclosing
+loop, so the pseudocode and the generated Python each mean what the nest means.
 """
 from __future__ import annotations
 
-from .ir import Allocate, Buffer, For, If, Let, LoweredFunc, Seq, Store, seq
+from .ir import Allocate, Buffer, For, If, Let, LoweredFunc, Seq, Store, seq, walk_stmts
 from .schedule import MAX_UNROLL, Schedule, ScheduleError, Split, Stage
 from .te import IterVar, LoopsError, Node, Tensor, expr_text, lift, substitute, substitute_vars, walk
 from ...framework import dtypes as _dt
@@ -366,7 +368,44 @@ class _Lowering:
         body = seq(*top)
         for b in reversed(temps):
             body = Allocate(b, body)
-        return LoweredFunc(name, list(args) + list(self.s.outputs), body, self.s)
+        params = list(args) + list(self.s.outputs)
+        return LoweredFunc(name, params, unique_loop_names(body, {b.name for b in params}), self.s)
+
+
+def unique_loop_names(body, reserved: set = frozenset()):
+    """The nest with every loop or Let variable whose name an enclosing one (or a buffer, ``reserved``)
+    already uses renamed ``name_1``, ``name_2``, …: variables are compared by identity, but printed and
+    generated code compare names, where an inner ``for i`` would shadow the host's ``i``."""
+    reserved = set(reserved) | {s.buffer.name for s in walk_stmts(body) if isinstance(s, Allocate)}
+    taken = reserved | {s.var.name for s in walk_stmts(body) if isinstance(s, (For, Let))}
+
+    def fresh(name):
+        n = 1
+        while f"{name}_{n}" in taken:
+            n += 1
+        taken.add(f"{name}_{n}")
+        return f"{name}_{n}"
+
+    def go(s, scope: frozenset, ren: dict):
+        sub = (lambda n: substitute_vars(n, ren)) if ren else (lambda n: n)
+        if isinstance(s, Seq):
+            return Seq([go(x, scope, ren) for x in s.stmts])
+        if isinstance(s, (For, Let)):
+            value = sub(s.value) if isinstance(s, Let) else None
+            var = s.var
+            if var.name in scope or var.name in reserved:
+                var = IterVar(fresh(var.name), var.extent, var.kind)
+                ren = {**ren, s.var: var.var}
+            body = go(s.body, scope | {var.name}, ren)
+            return For(var, s.extent, s.kind, body, s.step) if isinstance(s, For) else Let(var, value, body)
+        if isinstance(s, If):
+            return If(sub(s.cond), go(s.body, scope, ren))
+        if isinstance(s, Allocate):
+            return Allocate(s.buffer, go(s.body, scope, ren))
+        if isinstance(s, Store):
+            return Store(s.buffer, tuple(sub(i) for i in s.indices), sub(s.value)) if ren else s
+        raise TypeError(f"loop IR: unknown statement {s!r}")
+    return go(body, frozenset(), {})
 
 
 def placeholders(s: Schedule) -> list[Tensor]:

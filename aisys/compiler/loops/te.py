@@ -378,17 +378,22 @@ def apply(op: str, *operands, **attrs) -> Node:
 
 def elementwise(op: str, *inputs: Tensor, name: str | None = None, out_shape=None, **attrs) -> Tensor:
     """The compute of a registry elementwise/broadcast op over tensors, broadcasting as numpy does (a
-    size-1 or missing leading dimension reads index 0); ``out_shape``: a larger shape the inputs broadcast
-    to (``broadcast_to``)."""
+    size-1 or missing leading dimension reads index 0). The output shape and dtype are the op's own
+    ``infer`` (``broadcast_to``'s is its ``shape=``); ``out_shape``: a larger shape that one broadcasts to
+    (a fused kernel's rank, padded with leading 1s)."""
     d = _reg.get(op)
     if d.fusion not in (FusionKind.ELEMENTWISE, FusionKind.BROADCAST) or d.scalar is None:
         raise LoopsError(f"loops.elementwise({op!r}): {op} is a {d.fusion.value} op without a scalar "
                          f"expression; use loops.reduce_op, loops.matmul or loops.conv2d")
+    spec = d.infer(*[_spec(t) for t in inputs], **attrs)
     try:
-        shape = np.broadcast_shapes(*[t.shape for t in inputs], *([tuple(out_shape)] if out_shape else []))
+        shape = np.broadcast_shapes(tuple(spec.shape), *([tuple(out_shape)] if out_shape else []))
     except ValueError:
-        raise LoopsError(f"loops.elementwise({op!r}): shapes {[t.shape for t in inputs]} do not broadcast"
-                         + (f" to {tuple(out_shape)}" if out_shape else "")) from None
+        raise LoopsError(f"loops.elementwise({op!r}): its output shape {tuple(spec.shape)} (inputs "
+                         f"{[t.shape for t in inputs]}) does not broadcast to out_shape={tuple(out_shape)}") from None
+    if not shape:
+        raise LoopsError(f"loops.elementwise({op!r}): the output is 0-d (inputs {[t.shape for t in inputs]}); "
+                         f"tensor expressions have no 0-d tensors — reshape to (1,)")
 
     def element(*ix):
         elems = []
@@ -398,8 +403,7 @@ def elementwise(op: str, *inputs: Tensor, name: str | None = None, out_shape=Non
                                  for d, s in enumerate(t.shape))])
         return apply(op, *elems, **attrs)
     names = "ijlmnpqr"[:len(shape)]
-    return compute(shape, _named_lambda(names, element), name=name or op,
-                   dtype=d.infer(*[_spec(t) for t in inputs], **attrs).dtype)
+    return compute(shape, _named_lambda(names, element), name=name or op, dtype=spec.dtype)
 
 
 def _spec(t: Tensor):

@@ -54,6 +54,24 @@ def test_elementwise_rules_come_from_the_registry(op):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
+def test_broadcast_to_takes_its_shape_from_the_registry_op():
+    """``broadcast_to``'s output is its ``shape=`` (the op's own infer), not its input's shape; with the
+    fused kernels' ``out_shape`` (leading 1s) too; a bad shape is the registry's ShapeError."""
+    from aisys.framework.errors import ShapeError
+    x = np.arange(3, dtype=np.float32).reshape(3, 1)
+    X = loops.placeholder(x.shape, name="X")
+    Y = loops.elementwise("broadcast_to", X, shape=(2, 3, 4))
+    assert Y.shape == (2, 3, 4)
+    np.testing.assert_array_equal(loops.interpret(loops.Schedule(Y), x), np.broadcast_to(x, (2, 3, 4)))
+    np.testing.assert_array_equal(loops.build(loops.Schedule(Y))(x), np.broadcast_to(x, (2, 3, 4)))
+    Y = loops.elementwise("broadcast_to", X, shape=(3, 4), out_shape=(1, 3, 4))
+    np.testing.assert_array_equal(loops.interpret(loops.Schedule(Y), x), np.broadcast_to(x, (1, 3, 4)))
+    with pytest.raises(ShapeError, match=r"cannot broadcast shapes \(3, 1\) and \(2, 5\)"):
+        loops.elementwise("broadcast_to", X, shape=(2, 5))
+    with pytest.raises(loops.LoopsError, match=r"does not broadcast to out_shape=\(5, 4\)"):
+        loops.elementwise("broadcast_to", X, shape=(3, 4), out_shape=(5, 4))
+
+
 @pytest.mark.parametrize("op,dim,keepdim", [("sum", 1, False), ("mean", 0, True), ("max", 1, True), ("min", 0, False)])
 def test_reduce_rules_come_from_the_registry(op, dim, keepdim):
     x = np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32)
@@ -147,6 +165,88 @@ def test_compute_inline_and_compute_at():
     np.testing.assert_allclose(loops.build(s)(x), want, rtol=1e-6)
 
 
+def _shadowed_loops(text: str) -> list[str]:
+    """Loop or Let variables of a printed nest that rebind a name an enclosing loop already binds."""
+    out, scope = [], []              # (indent, name, is_loop): loops enclose deeper lines, Lets what follows
+    for line in text.splitlines()[1:]:
+        ind, body = len(line) - len(line.lstrip()), line.strip()
+        scope = [(d, n, loop) for d, n, loop in scope if d < ind or (d == ind and not loop)]
+        loop = body.startswith("for ")
+        name = body[4:].split(" in ")[0] if loop else \
+            body.split(" = ")[0] if " = " in body and "[" not in body.split(" = ")[0] else None
+        if name and "allocate(" not in body:
+            if any(n == name for _, n, _ in scope):
+                out.append(line)
+            scope.append((ind, name, loop))
+    return out
+
+
+def _bias_relu_after_matmul(M, N, K):
+    """Y = Z @ W then H = relu(Y + b): both computes name their axes i, j (Y's reduction is k)."""
+    Z, W = loops.placeholder((M, K), name="z"), loops.placeholder((K, N), name="w")
+    b = loops.placeholder((N,), name="b")
+    Y = loops.matmul(Z, W, name="Y")
+    H = loops.compute((M, N), lambda i, j: loops.apply("relu", loops.apply("add", Y[i, j], b[j])), name="H")
+    r = np.random.default_rng(M * N + K)
+    z, w, bb = (r.standard_normal(t.shape).astype(np.float32) for t in (Z, W, b))
+    return Y, H, (z, w, bb), np.maximum(z @ w + bb, 0)
+
+
+def test_compute_at_with_the_host_s_axis_names_does_not_shadow_its_loops():
+    """The stage computed at jo has its own i, j, k: the generated Python must not rebind the host's i (the
+    nest used to print ``z[i + i, k]``), and a split of the attached stage must not clobber the host's jo."""
+    Y, H, data, want = _bias_relu_after_matmul(32, 128, 64)
+    s = loops.Schedule(H)
+    jo, ji = s.split("j", 16)
+    s.compute_at(Y, H, jo)
+    s.vectorize(ji)
+    text = str(loops.lower(s))
+    assert "i + i" not in text and "z[i_1 + i, k]" in text and not _shadowed_loops(text)
+    np.testing.assert_allclose(loops.build(s)(*data), loops.interpret(s, *data), rtol=1e-5, atol=1e-5)
+    s.split("j", 4, tensor=Y)                            # Y's loops jo, ji inside the host's jo
+    text = str(loops.lower(s))
+    assert not _shadowed_loops(text), text
+    spec = loops.interpret(s, *data)
+    np.testing.assert_allclose(spec, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(loops.build(s)(*data), spec, rtol=1e-5, atol=1e-5)
+
+
+def test_compute_at_a_reduction_loop_keeps_the_host_s_reduction_variable():
+    """A matmul computed inside the k loop of the matmul that reads it: its own k loop must not clobber the
+    host's k (which the host reads after it)."""
+    r = np.random.default_rng(5)
+    a, bm, c = (r.standard_normal(sh).astype(np.float32) for sh in ((8, 16), (16, 8), (8, 8)))
+    A, B, C = (loops.placeholder(x.shape, name=n) for x, n in ((a, "a"), (bm, "bm"), (c, "c")))
+    Y = loops.matmul(A, B, name="Y")
+    H = loops.matmul(Y, C, name="H")
+    s = loops.Schedule(H)
+    s.compute_at(Y, H, "k")
+    assert not _shadowed_loops(str(loops.lower(s)))
+    spec = loops.interpret(s, a, bm, c)
+    np.testing.assert_allclose(spec, a @ bm @ c, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(loops.build(s)(a, bm, c), spec, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=8, deadline=None)
+@given(fi=st.integers(1, 4), fj=st.integers(1, 7), at=st.sampled_from(["io", "jo", "ii"]), split_y=st.booleans(),
+       vec=st.booleans())
+def test_compute_at_with_clashing_names_builds_as_it_interprets(fi, fj, at, split_y, vec):
+    Y, H, data, want = _bias_relu_after_matmul(6, 12, 5)
+    s = loops.Schedule(H)
+    io, ii = s.split("i", fi)
+    jo, ji = s.split("j", fj)
+    s.reorder(io, jo, ii, ji)
+    s.compute_at(Y, H, {"io": io, "jo": jo, "ii": ii}[at])
+    if split_y:
+        s.split("j", 2, tensor=Y)
+    if vec:
+        s.vectorize(ji)
+    assert not _shadowed_loops(str(loops.lower(s)))
+    spec = loops.interpret(s, *data)
+    np.testing.assert_allclose(spec, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(loops.build(s)(*data), spec, rtol=1e-5, atol=1e-5)
+
+
 def test_cache_read_and_cache_write_pack_and_block():
     s = loops.gemm(24, 64, 16, "tuned", mr=6, nr=32)
     text = str(loops.lower(s))
@@ -222,7 +322,10 @@ def test_numpy_and_numba_traces_are_the_same_stream():
     s = loops.Schedule(_mm(13, 20, 9))
     s.tile("i", "j", 5, 6)
     s.fuse("io", "jo")
-    for sched in (s, loops.gemm(13, 20, 9, "tuned", mr=3, nr=8), loops.gemm(13, 20, 9, "blocked", tile=(4, 8))):
+    X = loops.placeholder((4, 8), name="X")              # axes named as the trace twin's counter and bound
+    named = loops.Schedule(loops.compute((4, 8), lambda n, cap: X[n, cap] * 2.0, name="Y"))
+    for sched in (s, loops.gemm(13, 20, 9, "tuned", mr=3, nr=8), loops.gemm(13, 20, 9, "blocked", tile=(4, 8)),
+                  named):
         a, b = loops.trace_addresses(sched, method="numba"), loops.trace_addresses(sched, method="numpy")
         assert len(a) > 0 and a.names == b.names
         np.testing.assert_array_equal(a.addresses, b.addresses)
