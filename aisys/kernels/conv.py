@@ -214,9 +214,12 @@ def op_count(algorithm: str, x_shape, w_shape, stride=1, padding=0, dilation=1, 
         mults = a * a * g.O * g.C * P                           # the elementwise products
         adds = a * a * g.O * (g.C - 1) * P                      # summing them over input channels
         transform = _winograd_transform_ops(g, m)
-        padded = g.N * g.C * (th * m + 2) * (tw * m + 2)
-        work = (padded + a * g.N * g.C * th * (tw * m + 2) + a * a * g.C * P + a * g.O * g.C * 3 + a * a * g.O * g.C
-                + a * a * g.O * P + m * a * g.O * P + g.N * g.O * th * m * tw * m) * isz
+        if _fast_winograd(np.dtype(dtype)):
+            work = _winograd_fast().workspace_bytes(g.N, g.C, g.O, g.OH, g.OW, m, isz)
+        else:
+            padded = g.N * g.C * (th * m + 2) * (tw * m + 2)
+            work = (padded + a * g.N * g.C * th * (tw * m + 2) + a * a * g.C * P + a * g.O * g.C * 3
+                    + a * a * g.O * g.C + a * a * g.O * P + m * a * g.O * P + g.N * g.O * th * m * tw * m) * isz
     if bias:
         adds += outputs
     return dict(mults=int(mults), adds=int(adds), transform_ops=int(transform), workspace_bytes=int(work),
@@ -460,7 +463,30 @@ def _combine(row, parts, out):
         out[...] = 0
 
 
-def _run_winograd(x, w, g: ConvGeometry, m: int):
+def _fast_winograd(dtype) -> bool:
+    """float32 and float64 run aisys.kernels.winograd (numba transforms, blocked); float16 runs the numpy form
+    below, which computes *in* float16 — how the lab shows Winograd's rounding error growing with the tile."""
+    return dtype == np.float32 or dtype == np.float64
+
+
+def _winograd_fast():
+    from . import winograd
+    return winograd
+
+
+def _run_winograd(x, w, b, g: ConvGeometry, m: int):
+    """(y, mults, adds, transform ops, workspace bytes, bias added?) of F(m×m, 3×3)."""
+    if _fast_winograd(x.dtype) and w.dtype == x.dtype:
+        P = g.N * _tiles(g, m)[0] * _tiles(g, m)[1]
+        y, arrays = _winograd_fast().winograd_conv(np.ascontiguousarray(x), w, b, g.padding, m,
+                                                   winograd_matrices(m, 3), g.OH, g.OW)
+        a = m + 2
+        return (y, a * a * g.O * g.C * P, a * a * g.O * (g.C - 1) * P, _winograd_transform_ops(g, m),
+                sum(arr.nbytes for arr in arrays), True)
+    return _run_winograd_numpy(x, w, g, m) + (False,)
+
+
+def _run_winograd_numpy(x, w, g: ConvGeometry, m: int):
     """F(m×m, 3×3) over the whole batch: tiles of (m+2)² inputs overlapping by 2, transformed V = Bᵀ d B;
     filters U = G g Gᵀ; per tile position (ξ, ν) one GEMM U[ξν] (O×C) @ V[ξν] (C×tiles) — the only general
     multiplications; then Y = Aᵀ M A per tile. The transforms are sums over the constant matrices' nonzero
@@ -577,8 +603,11 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm
     elif algorithm == "im2col":
         y, mults, work = _run_im2col(x, w, g, layout)
     elif algorithm.startswith("winograd"):
-        y, mults, adds, transform, work = _run_winograd(x, w, g, 2 if algorithm == "winograd_2x2" else 4)
+        y, mults, adds, transform, work, biased = _run_winograd(x, w, b, g, 2 if algorithm == "winograd_2x2" else 4)
         extra = dict(adds=adds, transform_ops=transform)
+        if biased:
+            _count(counter, algorithm, g, out_dtype, b is not None, mults=mults, workspace_bytes=work, **extra)
+            return y.astype(out_dtype, copy=False)
     elif algorithm == "depthwise":
         y, mults, work = _run_depthwise(x, w, g)
     else:
