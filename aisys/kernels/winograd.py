@@ -57,26 +57,32 @@ def kernel_source(m: int, dtype: str, matrices) -> str:
     consts: dict = {}
     rows = lambda mat, names: [_combination(r, names, consts) for r in mat]       # noqa: E731
     L = []
-    # input: rows of a tile row over the whole (width·channels) line, then each tile's columns over channels
-    L += ["def input_transform(xp, V, R, th, tw, C):",
-          "    nb, width = xp.shape[0], xp.shape[2]",
-          "    for n in range(nb):",
-          "        for ti in range(th):",
-          f"            r0 = ti * {m}"]
-    L += [f"            x{j} = xp[n, r0 + {j}]" for j in range(a)]
-    L += [f"            R{i} = R[{i}]" for i in range(a)]
-    L += ["            for q in range(width):"]
-    L += [f"                v{j} = x{j}[q]" for j in range(a)]
-    L += [f"                R{i}[q] = {e}" for i, e in enumerate(rows(BT, [f"v{j}" for j in range(a)]))]
-    L += ["            for tj in range(tw):",
-          "                p = (n * th + ti) * tw + tj",
-          f"                base = tj * {m} * C",
-          f"                for xi in range({a}):",
-          "                    Rx = R[xi]"]
-    L += [f"                    V{nu} = V[xi * {a} + {nu}, p]" for nu in range(a)]
-    L += ["                    for c in range(C):"]
-    L += [f"                        d{k} = Rx[base + {k} * C + c]" for k in range(a)]
-    L += [f"                        V{nu}[c] = {e}" for nu, e in enumerate(rows(BT, [f"d{k}" for k in range(a)]))]
+    # input, per image and channel: the plane copied into a zero-bordered scratch plane (the padding); per tile
+    # row, the rows combined by Bᵀ over the plane's width, then the columns for every tile of the row at once
+    # (loops over tiles innermost: they vectorize, reading every m-th element)
+    L += ["def input_transform(x, V, plane, R, th, tw, ph, pw, n0, n1):",
+          "    C, H, W = x.shape[1], x.shape[2], x.shape[3]",
+          "    Wp = plane.shape[1]",
+          "    for n in range(n0, n1):",
+          "        for c in range(C):",
+          "            for h in range(H):",
+          "                src = x[n, c, h]",
+          "                dst = plane[h + ph]",
+          "                for q in range(W):",
+          "                    dst[q + pw] = src[q]",
+          "            for ti in range(th):",
+         f"                r0 = ti * {m}",
+          "                p0 = ((n - n0) * th + ti) * tw"]
+    L += [f"                x{j} = plane[r0 + {j}]" for j in range(a)]
+    L += [f"                R{i} = R[{i}]" for i in range(a)]
+    L += ["                for q in range(Wp):"]
+    L += [f"                    v{j} = x{j}[q]" for j in range(a)]
+    L += [f"                    R{i}[q] = {e}" for i, e in enumerate(rows(BT, [f"v{j}" for j in range(a)]))]
+    for xi in range(a):
+        L += [f"                V{nu} = V[{xi * a + nu}, c, p0:p0 + tw]" for nu in range(a)]
+        L += ["                for tj in range(tw):"]
+        L += [f"                    d{k} = R{xi}[tj * {m} + {k}]" for k in range(a)]
+        L += [f"                    V{nu}[tj] = {e}" for nu, e in enumerate(rows(BT, [f"d{k}" for k in range(a)]))]
     # filters: per (o, c), the 3×3 taps in registers: Gw[ξ, l] = Σ_k G[ξ, k]·g[k, l], U[ξν] = Σ_l G[ν, l]·Gw[ξ, l]
     L += ["", "", "def filter_transform(w, U):",
           "    O, C = w.shape[0], w.shape[1]",
@@ -89,30 +95,36 @@ def kernel_source(m: int, dtype: str, matrices) -> str:
         L += [f"            h{i}{l} = {e}" for i, e in enumerate(rows(G, [f"g{k}{l}" for k in range(3)]))]
     for xi in range(a):
         L += [f"            U{xi * a + nu}[c] = {e}" for nu, e in enumerate(rows(G, [f"h{xi}{l}" for l in range(3)]))]
-    # output: T[i, ν] = Σ_ξ Aᵀ[i, ξ]·M[ξν], then out[.., i, j, :] = bias + Σ_ν Aᵀ[j, ν]·T[i, ν], over channels
-    L += ["", "", "def output_transform(M, bias, out, T, th, tw):",
-          "    nb, OH, OW, O = out.shape[0], out.shape[1], out.shape[2], out.shape[3]",
-          "    for n in range(nb):",
-          "        for ti in range(th):",
-          "            for tj in range(tw):",
-          "                p = (n * th + ti) * tw + tj",
-          f"                for nu in range({a}):"]
-    L += [f"                    M{xi} = M[{xi * a} + nu, p]" for xi in range(a)]
-    L += [f"                    T{i} = T[{i}, nu]" for i in range(m)]
-    L += ["                    for o in range(O):"]
-    L += [f"                        z{xi} = M{xi}[o]" for xi in range(a)]
-    L += [f"                        T{i}[o] = {e}" for i, e in enumerate(rows(AT, [f"z{xi}" for xi in range(a)]))]
+    # output, per image and output channel: T[i, ν] = Σ_ξ Aᵀ[i, ξ]·M[ξν] for every tile of a tile row, then each
+    # output row's m columns per tile, bias added, written straight into NCHW (clipped at the edge)
+    L += ["", "", "def output_transform(M, bias, out, T, th, tw, n0, n1):",
+          "    O, OH, OW = out.shape[1], out.shape[2], out.shape[3]",
+          "    for n in range(n0, n1):",
+          "        for o in range(O):",
+          "            b = bias[o]",
+          "            for ti in range(th):",
+          "                p0 = ((n - n0) * th + ti) * tw"]
+    L += [f"                M{k} = M[{k}, o, p0:p0 + tw]" for k in range(a * a)]
+    for nu in range(a):
+        L += [f"                Ti{i}n{nu} = T[{i * a + nu}]" for i in range(m)]
+    L += ["                for tj in range(tw):"]
+    for nu in range(a):
+        L += [f"                    z{xi} = M{xi * a + nu}[tj]" for xi in range(a)]
+        L += [f"                    Ti{i}n{nu}[tj] = {e}" for i, e in enumerate(rows(AT, [f"z{xi}" for xi in range(a)]))]
     L += [f"                for i in range({m}):",
           f"                    r = ti * {m} + i",
           "                    if r >= OH:",
           "                        break"]
-    L += [f"                    t{nu} = T[i, {nu}]" for nu in range(a)]
-    for j, e in enumerate(rows(AT, [f"t{nu}[o]" for nu in range(a)])):
-        L += [f"                    col = tj * {m} + {j}",
-              "                    if col < OW:",
-              "                        dst = out[n, r, col]",
-              "                        for o in range(O):",
-              f"                            dst[o] = bias[o] + {e}"]
+    L += [f"                    t{nu} = T[i * {a} + {nu}]" for nu in range(a)]
+    L += ["                    dst = out[n, o, r]",
+          f"                    full = min(tw, OW // {m})",
+          "                    for tj in range(full):"]
+    L += [f"                        dst[tj * {m} + {j}] = b + {e}" for j, e in enumerate(rows(AT, [f"t{nu}[tj]" for nu in range(a)]))]
+    L += ["                    if full < tw:",
+          "                        tj = full"]
+    for j, e in enumerate(rows(AT, [f"t{nu}[tj]" for nu in range(a)])):
+        L += [f"                        if tj * {m} + {j} < OW:",
+              f"                            dst[tj * {m} + {j}] = b + {e}"]
     head = ["import numpy as np", "from numba import njit", "", f"DT = np.{dtype}"]
     head += [f"{name} = DT({value!r})" for value, name in consts.items()]
     body = "\n".join(L).replace("\ndef ", "\n@njit(cache=True, boundscheck=False, error_model='numpy')\ndef ")
@@ -141,18 +153,17 @@ def images_per_chunk(C: int, O: int, th: int, tw: int, m: int, itemsize: int) ->
 
 
 def workspace_bytes(N: int, C: int, O: int, OH: int, OW: int, m: int, itemsize: int) -> int:
-    """Bytes of the scratch arrays :func:`winograd_conv` uses (U, the padded chunk, R, V, M, T, y)."""
+    """Bytes of the scratch arrays :func:`winograd_conv` uses (U, the padded plane, R, V, M, T)."""
     a = m + 2
     th, tw = -(-OH // m), -(-OW // m)
-    step = min(images_per_chunk(C, O, th, tw, m, itemsize), N)
-    P = step * th * tw
-    return (a * a * O * C + step * (th * m + 2) * (tw * m + 2) * C + a * (tw * m + 2) * C + a * a * P * C
-            + a * a * P * O + m * a * O + step * OH * OW * O) * itemsize
+    P = min(images_per_chunk(C, O, th, tw, m, itemsize), N) * th * tw
+    return (a * a * O * C + (th * m + 2) * (tw * m + 2) + a * (tw * m + 2) + a * a * C * P + a * a * O * P
+            + m * a * tw) * itemsize
 
 
 def winograd_conv(x, w, bias, padding, m: int, matrices, OH: int, OW: int):
-    """F(m×m, 3×3) of NCHW ``x`` (float32 or float64) with (O, C, 3, 3) ``w``, stride 1: returns (out, workspace
-    arrays) — the NCHW result (bias added) and the scratch arrays it used, for the counter."""
+    """F(m×m, 3×3) of NCHW ``x`` (float32 or float64, C-contiguous) with (O, C, 3, 3) ``w``, stride 1: returns
+    (out, workspace arrays) — the NCHW result (bias added) and the scratch arrays it used, for the counter."""
     ct = x.dtype
     fin, ffil, fout = transforms(m, ct, matrices)
     a = m + 2
@@ -160,30 +171,23 @@ def winograd_conv(x, w, bias, padding, m: int, matrices, OH: int, OW: int):
     O = w.shape[0]
     th, tw = -(-OH // m), -(-OW // m)
     ph, pw = padding
-    Hp, Wp = th * m + 2, tw * m + 2                      # ≥ H + 2·ph: every tile lies inside
     step = min(images_per_chunk(C, O, th, tw, m, ct.itemsize), N)
     P = step * th * tw
     U = planes("winograd.U", a * a, O, C, ct)
     ffil(np.ascontiguousarray(w, ct), U)
-    xp = scratch("winograd.xp", (step, Hp, Wp, C), ct)   # a chunk of images, channels-last, zero-bordered
-    xp[:, :ph] = 0.0
-    xp[:, ph + H:] = 0.0
-    xp[:, :, :pw] = 0.0
-    xp[:, :, pw + W:] = 0.0
-    R = scratch("winograd.R", (a, Wp * C), ct)
-    V = planes("winograd.V", a * a, P, C, ct)
-    M = planes("winograd.M", a * a, P, O, ct)
-    T = scratch("winograd.T", (m, a, O), ct)
-    y = scratch("winograd.y", (step, OH, OW, O), ct)
+    plane = scratch("winograd.plane", (th * m + 2, tw * m + 2), ct)   # ≥ (H + 2·ph, W + 2·pw): tiles lie inside
+    plane[...] = 0.0                                     # its border stays zero: the padding (and ragged edge)
+    R = scratch("winograd.R", (a, tw * m + 2), ct)
+    V = planes("winograd.V", a * a, C, P, ct)
+    M = planes("winograd.M", a * a, O, P, ct)
+    T = scratch("winograd.T", (m * a, tw), ct)
     b = np.zeros(O, ct) if bias is None else np.ascontiguousarray(bias, ct)
     out = np.empty((N, O, OH, OW), ct)
     for n0 in range(0, N, step):
-        nb = min(n0 + step, N) - n0                      # the last chunk may hold fewer images
-        k = nb * th * tw
-        xp[:nb, ph:ph + H, pw:pw + W] = x[n0:n0 + nb].transpose(0, 2, 3, 1)
-        v, mk = V[:, :k], M[:, :k]
-        fin(xp[:nb].reshape(nb, Hp, Wp * C), v, R, th, tw, C)
-        np.matmul(v, U.transpose(0, 2, 1), out=mk)       # the (m+2)² GEMMs: every general multiplication
-        fout(mk, b, y[:nb], T, th, tw)
-        out[n0:n0 + nb] = y[:nb].transpose(0, 3, 1, 2)
-    return out, (U, xp, R, V, M, T, y)
+        n1 = min(n0 + step, N)                           # the last chunk may hold fewer images
+        k = (n1 - n0) * th * tw
+        v, mk = V[:, :, :k], M[:, :, :k]
+        fin(x, v, plane, R, th, tw, ph, pw, n0, n1)
+        np.matmul(U, v, out=mk)                          # the (m+2)² GEMMs: every general multiplication
+        fout(mk, b, out, T, th, tw, n0, n1)
+    return out, (U, plane, R, V, M, T)
