@@ -53,6 +53,10 @@ def _im2col_nchw(x, cols, stage, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW):
                         if ih < 0 or ih >= H:
                             for ow in range(OW):
                                 st[d0 + np.uintp(ow)] = 0.0
+                        elif lo == 0 and hi == OW and sw == 1:
+                            s0 = np.uintp(ih * W) + s_col   # the common case: no padding on this tap's row
+                            for ow in range(OW):
+                                st[d0 + np.uintp(ow)] = src[s0 + np.uintp(ow)]
                         else:
                             _row_into(st, d0, src, np.uintp(ih * W) + s_col, OW, sw, lo, hi, OW)
                     for kh in range(KH):
@@ -76,11 +80,11 @@ def _im2col_nchw(x, cols, stage, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW):
 _COMPILED: dict = {}
 
 
-def _jit(fn):
+def _jit(fn, **options):
     """The numba-compiled ``fn`` (this module's functions call each other through their compiled forms)."""
     if fn.__name__ not in _COMPILED:
         from numba import njit                           # numba loads on the first im2col
-        _COMPILED[fn.__name__] = njit(cache=True, boundscheck=False, error_model="numpy")(fn)
+        _COMPILED[fn.__name__] = njit(cache=True, boundscheck=False, error_model="numpy", **options)(fn)
         globals()[fn.__name__] = _COMPILED[fn.__name__]
     return _COMPILED[fn.__name__]
 
@@ -91,6 +95,6 @@ def im2col_nchw(x, KH: int, KW: int, stride, padding, dilation, OH: int, OW: int
     N, C = x.shape[:2]
     cols = scratch(purpose, (N, C * KH * KW, OH * OW), x.dtype)
     stage = scratch(purpose + ".stage", (KW, (dilation[0] * (KH - 1) + OH) * OW), x.dtype)
-    _jit(_row_into)
+    _jit(_row_into, inline="always")
     _jit(_im2col_nchw)(x, cols, stage, KH, KW, *stride, *padding, *dilation, OH, OW)
     return cols

@@ -361,9 +361,11 @@ def im2col(x_nhwc, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
     return cols.reshape(g.N * g.OH * g.OW, KH * KW * g.C)
 
 
-#: im2col runs the batch in chunks whose column matrix stays about this size (cache-sized, instead of one matrix
-#: KH·KW times the whole batch): measured 0.74-0.79x the one-matrix time on ResNet-18 layers at batch 32
-COLUMN_BLOCK_BYTES = 2 * 2**20
+#: im2col runs the batch in chunks whose column matrix stays about this size (instead of one matrix KH·KW times
+#: the whole batch): when the columns were fresh numpy arrays, 2 MiB chunks measured 0.74-0.79x the one-matrix
+#: time on ResNet-18 layers at batch 32; in reused memory (aisys.kernels.columns) 1-32 MiB measured alike
+#: within noise, and 8 MiB keeps each LeNet-5 layer at batch 32 in one chunk (one call instead of two)
+COLUMN_BLOCK_BYTES = 8 * 2**20
 
 
 def _images_per_chunk(g: ConvGeometry, itemsize: int) -> int:
