@@ -78,11 +78,12 @@ def kernel_source(m: int, dtype: str, matrices) -> str:
     L += ["                for q in range(Wp):"]
     L += [f"                    v{j} = x{j}[q]" for j in range(a)]
     L += [f"                    R{i}[q] = {e}" for i, e in enumerate(rows(BT, [f"v{j}" for j in range(a)]))]
-    for xi in range(a):
-        L += [f"                V{nu} = V[{xi * a + nu}, c, p0:p0 + tw]" for nu in range(a)]
-        L += ["                for tj in range(tw):"]
-        L += [f"                    d{k} = R{xi}[tj * {m} + {k}]" for k in range(a)]
-        L += [f"                    V{nu}[tj] = {e}" for nu, e in enumerate(rows(BT, [f"d{k}" for k in range(a)]))]
+    L += [f"                for xi in range({a}):",             # Bᵀ[ν, k] does not depend on ξ: one loop body
+          "                    Rx = R[xi]"]
+    L += [f"                    V{nu} = V[xi * {a} + {nu}, c, p0:p0 + tw]" for nu in range(a)]
+    L += ["                    for tj in range(tw):"]
+    L += [f"                        d{k} = Rx[tj * {m} + {k}]" for k in range(a)]
+    L += [f"                        V{nu}[tj] = {e}" for nu, e in enumerate(rows(BT, [f"d{k}" for k in range(a)]))]
     # filters: per (o, c), the 3×3 taps in registers: Gw[ξ, l] = Σ_k G[ξ, k]·g[k, l], U[ξν] = Σ_l G[ν, l]·Gw[ξ, l]
     L += ["", "", "def filter_transform(w, U):",
           "    O, C = w.shape[0], w.shape[1]",
@@ -104,13 +105,12 @@ def kernel_source(m: int, dtype: str, matrices) -> str:
           "            b = bias[o]",
           "            for ti in range(th):",
           "                p0 = ((n - n0) * th + ti) * tw"]
-    L += [f"                M{k} = M[{k}, o, p0:p0 + tw]" for k in range(a * a)]
-    for nu in range(a):
-        L += [f"                Ti{i}n{nu} = T[{i * a + nu}]" for i in range(m)]
-    L += ["                for tj in range(tw):"]
-    for nu in range(a):
-        L += [f"                    z{xi} = M{xi * a + nu}[tj]" for xi in range(a)]
-        L += [f"                    Ti{i}n{nu}[tj] = {e}" for i, e in enumerate(rows(AT, [f"z{xi}" for xi in range(a)]))]
+    L += [f"                for nu in range({a}):"]             # Aᵀ[i, ξ] does not depend on ν: one loop body
+    L += [f"                    M{xi} = M[{xi * a} + nu, o, p0:p0 + tw]" for xi in range(a)]
+    L += [f"                    T{i} = T[{i * a} + nu]" for i in range(m)]
+    L += ["                    for tj in range(tw):"]
+    L += [f"                        z{xi} = M{xi}[tj]" for xi in range(a)]
+    L += [f"                        T{i}[tj] = {e}" for i, e in enumerate(rows(AT, [f"z{xi}" for xi in range(a)]))]
     L += [f"                for i in range({m}):",
           f"                    r = ti * {m} + i",
           "                    if r >= OH:",
