@@ -354,3 +354,20 @@ def test_numba_im2col_equals_the_references_columns():
         OW = (W + 2 * p[1] - d[1] * (KW - 1) - 1) // s[1] + 1
         want = refs._im2col(refs._padded(x, p), KH, KW, s, d, OH, OW)
         np.testing.assert_array_equal(im2col_nchw(x, KH, KW, s, p, d, OH, OW), want)
+
+
+def test_scratch_is_reused_and_planes_do_not_start_4k_apart():
+    """The kernels' workspace: the same purpose gets the same memory back (no fresh pages to fault in), growing when
+    asked for more; planes are each contiguous but PLANE_PAD elements further apart than their size."""
+    from aisys.kernels import workspace
+    a = workspace.scratch("test.a", (4, 1024), np.float32)
+    b = workspace.scratch("test.a", (2, 1024), np.float32)
+    assert np.shares_memory(a, b) and b.flags["C_CONTIGUOUS"]
+    assert not np.shares_memory(a, workspace.scratch("test.b", (4, 1024), np.float32))
+    big = workspace.scratch("test.a", (8, 1024), np.float32)                  # grows: a new buffer
+    assert big.shape == (8, 1024) and workspace.held_bytes() >= big.nbytes
+    p = workspace.planes("test.p", 3, 32, 32, np.float32)                    # 4 KiB planes
+    assert p.shape == (3, 32, 32) and all(p[i].flags["C_CONTIGUOUS"] for i in range(3))
+    assert p.strides[0] == (32 * 32 + workspace.PLANE_PAD) * 4
+    workspace.release()
+    assert workspace.held_bytes() == 0
