@@ -2,9 +2,9 @@
 
 ``cols[n, (c·KH + kh)·KW + kw, oh·OW + ow] = x[n, c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw]`` (0 outside the
 image): per image and group, W (O/groups × C/groups·KH·KW) @ cols[n, group] is then the NCHW output with no
-transpose. One pass: each tap's row is a zero prefix, a (strided) copy of the input row and a zero suffix — no
-padded copy of the input and no staging array, unlike the numpy form in the registry's reference — and it
-writes into a reused scratch buffer (:mod:`aisys.kernels.workspace`), so no page faults either.
+transpose. Each tap's row is a zero prefix, a (strided) copy of the input row and a zero suffix — no padded copy
+of the input, unlike the numpy form in the registry's reference — and everything is written into reused scratch
+buffers (:mod:`aisys.kernels.workspace`), so no page faults either.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 from .workspace import scratch
 
 
-def _row_into(dst, d0, src, s0, n, sw, lo, hi, OW):
+def _row_into(dst, d0, src, s0, sw, lo, hi, OW):
     """dst[d0 : d0+OW] = zeros before ``lo``, src[s0 + (ow − lo)·sw] for lo ≤ ow < hi, zeros after (unsigned
     indices: numba then skips its negative-index wraparound test, and the copy vectorizes)."""
     for ow in range(lo):
@@ -58,7 +58,7 @@ def _im2col_nchw(x, cols, stage, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW):
                             for ow in range(OW):
                                 st[d0 + np.uintp(ow)] = src[s0 + np.uintp(ow)]
                         else:
-                            _row_into(st, d0, src, np.uintp(ih * W) + s_col, OW, sw, lo, hi, OW)
+                            _row_into(st, d0, src, np.uintp(ih * W) + s_col, sw, lo, hi, OW)
                     for kh in range(KH):
                         row = cols[n, (c * KH + kh) * KW + kw]
                         s0 = np.uintp(kh * dh * OW)
@@ -74,14 +74,15 @@ def _im2col_nchw(x, cols, stage, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW):
                                 for ow in range(OW):
                                     row[d0 + np.uintp(ow)] = 0.0
                             else:
-                                _row_into(row, d0, src, np.uintp(ih * W) + s_col, OW, sw, lo, hi, OW)
+                                _row_into(row, d0, src, np.uintp(ih * W) + s_col, sw, lo, hi, OW)
 
 
 _COMPILED: dict = {}
 
 
 def _jit(fn, **options):
-    """The numba-compiled ``fn`` (this module's functions call each other through their compiled forms)."""
+    """The numba-compiled ``fn``. numba resolves a called function by its global name when it compiles the
+    caller, so the compiled form replaces the Python one in this module's namespace (compile callees first)."""
     if fn.__name__ not in _COMPILED:
         from numba import njit                           # numba loads on the first im2col
         _COMPILED[fn.__name__] = njit(cache=True, boundscheck=False, error_model="numpy", **options)(fn)

@@ -2,13 +2,15 @@
 (m+2)² batched BLAS GEMMs — the form in which Winograd's 2.25× (F(2×2,3×3)) or 4× (F(4×4,3×3)) fewer
 multiplications beat a direct or im2col convolution whose GEMM already runs near the CPU's peak.
 
-Per chunk of images (sized so the transformed tiles stay in cache):
+Per chunk of images (sized so the transformed tiles stay near in cache, but with at least :data:`MIN_TILES`
+tiles so the GEMMs are not bound by reading U):
 
 1. input transform, V[ξν, c, tile] = (Bᵀ d B)[ξ, ν] of each (m+2)×(m+2) input tile d: each channel plane is
    copied once into a zero-bordered scratch plane (the padding), its rows combined by Bᵀ over the plane's
    whole width, then the columns by Bᵀ for every tile of a row at once (the loops run over tiles innermost,
    so they vectorize);
-2. filter transform, U[ξν, o, c] = (G g Gᵀ)[ξ, ν] (once per call, shared by the chunks);
+2. filter transform, U[ξν, o, c] = (G g Gᵀ)[ξ, ν] (once per call, shared by the chunks; its planes are padded
+   apart, :func:`aisys.kernels.workspace.planes`, as are V's and M's);
 3. M[ξν] = U[ξν] (O×C) @ V[ξν] (C×tiles): one ``np.matmul`` over the (m+2)² positions — the only general
    multiplications, summed over the input channels inside BLAS;
 4. output transform, Y = Aᵀ M A per tile (plus the bias), written straight into the NCHW output.
