@@ -1,325 +1,164 @@
-"""Code generation for fused groups: Python loop source, compiled by numba (``aisys.kernels``).
+"""The kernels of fused groups, made by the loop back end: the glue between the graph and ``compiler.loops``.
 
-A fused node's body is a small graph. We turn it into one loop nest that reads each input element
-once, computes the whole chain in registers, and writes the output once — the point of fusion
-(算子融合): the intermediates never touch memory.
-
-Broadcasting is handled by index arithmetic decided at code-generation time. Each input is
-classified per output dimension as *full* (indexed by the loop variable) or *broadcast* (size 1,
-indexed by 0). Adjacent dimensions with the same classification for every input are collapsed into
-one, so a chain over same-shape tensors (the common case) becomes a single flat loop, and a
-row-broadcast bias becomes a 2-level loop. Inputs broadcast in every dimension (scalars) are loaded
-once, before the loops. The generated source depends only on the ops, the dtypes and these
-patterns, never on the sizes, so one compiled kernel serves every size with the same pattern.
-
-What each op computes comes from the op registry: an elementwise op's ``scalar`` expression (emitted by
-``aisys.framework.scalar``), a reduction's ``Reduction`` (combiner, identity, accumulator dtype, dims,
-finalizer), an anchor's numpy reference. No op is named here.
+A fused node's body is a small graph. :func:`aisys.compiler.loops.group.from_group` reads it into tensor
+expressions (what each output element is, from the op registry's scalar expressions and reductions),
+:func:`~aisys.compiler.loops.group.default_schedule` inlines the intermediates and arranges the loops for the
+group's kind, and ``loops.build(..., generic=True)`` lowers the schedule to the loop IR and emits numba
+source whose sizes are read from the arrays, so one compiled kernel serves every size with the same pattern
+(compiled once, cached on disk by its text). There is one path from graph to machine code; this module only
+binds the result to the runtime's contract: ``kernel(*arrays, out=)`` and ``kernel.bind(out)``.
 
 Three kinds of group (TVM's classes as taught in 03Frontend/03OPFusion):
-  * elementwise — a chain of elementwise/broadcast ops;
-  * reduce      — a reduction with a combiner (sum, mean, max, min, sum_to) and its elementwise producers;
-                  the producers run inside the reduction loop, accumulating in the reduction's accumulator
-                  dtype (float64 for float sums, int64 for integer ones);
-  * epilogue    — a complex-out-fusable anchor (matmul, conv2d, conv2d_nhwc) followed by elementwise ops: it runs through
-                  numpy (BLAS) into its output buffer, then the epilogue kernel updates that buffer in
-                  place.
+  * elementwise — a chain of elementwise/broadcast ops: one loop nest, the chain computed in registers;
+  * reduce      — a reduction (sum, mean, max, min, sum_to) and its elementwise producers, which run inside
+                  the reduction loop, accumulating in the reduction's accumulator dtype;
+  * epilogue    — a complex-out-fusable anchor (matmul, conv2d, conv2d_nhwc) followed by elementwise ops: it runs
+                  through numpy (BLAS) into its output buffer, then the epilogue kernel (an elementwise group)
+                  updates that buffer in place.
 
-Semantics follow the numpy references: each op's result is cast to the node's dtype (as
-``evaluate_node`` does), maximum/minimum/relu propagate NaN like numpy, division by zero gives inf/nan
-(numba's ``error_model="numpy"``), and no fast-math reassociation is allowed.
+Semantics follow the numpy references: each op's result is converted to the node's dtype where numba would
+compute another, maximum/minimum/relu propagate NaN like numpy, division by zero gives inf/nan (numba's
+``error_model="numpy"``), and no fast-math reassociation or contraction is allowed.
 """
 from __future__ import annotations
 
-import math
+from collections import OrderedDict
 
 import numpy as np
 
-from ..framework import dtypes as _dt
-from ..framework import scalar as _scalar
 from ..framework.graph import Graph, Node
 from ..framework.registry import FusionKind, get as get_op
+from .loops import group as _group
+from .loops.kernel import build as _build
+from .loops.lower import lower as _lower
 
 #: dtypes the generated kernels handle (numba has no bfloat16/float16 arithmetic)
-KERNEL_DTYPES = _scalar.EMIT_DTYPES
+KERNEL_DTYPES = _group.KERNEL_DTYPES
 
 
-Constants = _scalar.Constants
-_cast = _scalar.cast_text
+class FusedKernel:
+    """A fused group compiled through the loop IR. ``group`` (the computes), ``schedule`` (its recorded steps),
+    ``loop_nest`` (the lowered loop IR as pseudocode), ``kernel`` (the ``loops.Kernel``: ``kernel.source``
+    is the numba text that is compiled), ``source`` (what the pass log shows: the loop nest above the numba
+    source), ``fn`` (the numba function, compiled or loaded from the cache on first use)."""
 
-
-def _emit(n: Node, args: list[str], argdt: list[_dt.DType], t: str, C: Constants) -> list[str]:
-    """Statements computing node ``n`` into variable ``t``: the op's scalar expression from the registry."""
-    expr = get_op(n.op).scalar_expr(len(args), **n.attrs)
-    if expr is None:
-        raise NotImplementedError(f"codegen: op {n.op!r} has no scalar expression in the registry "
-                                  f"(defop(..., scalar=...) at {get_op(n.op).source})")
-    return _scalar.emit(expr, args, argdt, n.dtype, C, t)
-
-
-def _body_statements(body: Graph, skip: set[int], var: dict[int, str], C: Constants, indent: str) -> list[str]:
-    lines = []
-    k = 0
-    for n in body.nodes.values():
-        if n.id in var or n.id in skip:
-            continue
-        t = f"t{k}"
-        k += 1
-        for s in _emit(n, [var[i] for i in n.inputs], [body.nodes[i].dtype for i in n.inputs], t, C):
-            lines.append(indent + s)
-        var[n.id] = t
-    return lines
-
-
-def _check_dtypes(body: Graph) -> None:
-    for n in body.nodes.values():
-        if n.dtype.name not in KERNEL_DTYPES:
-            raise TypeError(f"codegen: node {n.op} computes {n.dtype.name}; generated kernels support "
-                            f"{', '.join(sorted(KERNEL_DTYPES))}")
-
-
-def _assemble(head: list[str], C: Constants, lines: list[str]) -> str:
-    if any("math." in ln for ln in lines):                # erf/erfc (exact GELU) come from Python's math module
-        head = head[:-3] + ["import math"] + head[-3:]
-    return "\n".join(head + C.lines() + ([""] if C.names else []) + lines) + "\n"
-
-
-def _header(kind: str, body: Graph, note: str) -> list[str]:
-    ops = " → ".join(n.op for n in body.nodes.values() if not n.is_leaf)
-    return [f"# aisys fused {kind} kernel: {ops}",
-            f"# {note}",
-            "# Generated by aisys.compiler.codegen; compiled by numba (cache=True).",
-            "import numpy as np",
-            "from numba import njit",
-            ""]
-
-
-# ---- broadcasting plan --------------------------------------------------------------------------
-def broadcast_plan(in_shapes, out_shape):
-    """Collapse the loop nest: returns (groups of output dims, per-input full/broadcast pattern).
-
-    ``groups`` lists, for each loop level, the output dims it covers; ``patterns[k][level]`` is True
-    when input k varies along that level (full) and False when it is broadcast (index 0).
-    """
-    r = len(out_shape)
-    pats = []
-    for s in in_shapes:
-        s = (1,) * (r - len(s)) + tuple(s)
-        pats.append(tuple(sd != 1 for sd in s))
-    keep = [d for d in range(r) if out_shape[d] != 1]
-    groups: list[list[int]] = []
-    for d in keep:
-        if groups and all(p[groups[-1][-1]] == p[d] for p in pats):
-            groups[-1].append(d)
-        else:
-            groups.append([d])
-    if not groups:
-        return [[]], [(True,) for _ in pats]
-    return groups, [tuple(p[g[0]] for g in groups) for p in pats]
-
-
-def collapsed_shapes(in_shapes, out_shape, groups, patterns):
-    sizes = [math.prod(out_shape[d] for d in g) for g in groups]
-    outs = tuple(sizes)
-    ins = [tuple(sz if full else 1 for sz, full in zip(sizes, p)) for p in patterns]
-    return ins, outs
-
-
-# ---- elementwise --------------------------------------------------------------------------------
-def elementwise_source(body: Graph) -> str:
-    """Loop-nest source for an elementwise body (inputs → one output, broadcasting allowed)."""
-    _check_dtypes(body)
-    out = body.nodes[body.outputs[0]]
-    in_nodes = [body.nodes[i] for i in body.inputs]
-    groups, pats = broadcast_plan([n.shape for n in in_nodes], out.shape)
-    r = len(groups)
-    C = Constants()
-    idx = ", ".join(f"i{d}" for d in range(r))
-    args = ", ".join(f"in{k}" for k in range(len(in_nodes)))
-    lines = ["@njit(cache=True, error_model=\"numpy\")",
-             f"def kernel({args}{', ' if args else ''}out):"]
-    lines += [f"    n{d} = out.shape[{d}]" for d in range(r)]
-    var: dict[int, str] = {}
-    loop_loads = []
-    for k, (n, p) in enumerate(zip(in_nodes, pats)):
-        sub = ", ".join(f"i{d}" if full else "0" for d, full in enumerate(p))
-        if not any(p):
-            lines.append(f"    x{k} = in{k}[{sub}]")
-        else:
-            loop_loads.append(f"x{k} = in{k}[{sub}]")
-        var[n.id] = f"x{k}"
-    ind = "    "
-    for d in range(r):
-        lines.append(f"{ind}for i{d} in range(n{d}):")
-        ind += "    "
-    lines += [ind + s for s in loop_loads]
-    lines += _body_statements(body, set(), var, C, ind)
-    lines.append(f"{ind}out[{idx}] = {var[out.id]}")
-    pattern = "; ".join("".join("F" if f else "b" for f in p) for p in pats)
-    head = _header("elementwise", body, f"loop levels: {r}; input patterns (F full, b broadcast): {pattern or '-'}")
-    return _assemble(head, C, lines)
-
-
-class _Compiled:
-    """A generated kernel: ``source`` is its text, ``fn`` the numba function (compiled on first use)."""
-    source: str
-    _fn = None
-
-    @property
-    def fn(self):
-        if self._fn is None:
-            from ..kernels import load_kernel
-            self._fn = load_kernel(self.source)
-        return self._fn
-
-
-class ElementwiseKernel(_Compiled):
-    """A compiled elementwise group; call with the fused node's input arrays."""
-    kind = "elementwise"
+    def __new__(cls, body: Graph):
+        if cls is FusedKernel and any(0 in n.shape for n in body.nodes.values()):
+            return super().__new__(EmptyGroupKernel)
+        return super().__new__(cls)
 
     def __init__(self, body: Graph):
         self.body = body
+        built = _built(body)
+        self.group, self.schedule, self.loop_nest, self.kernel, self.source = built
+        self.kind = self.group.kind
+        self.extra = [a for _, a in self.group.extra]
+        n_in = len(self.group.inputs)
+        self.in_views = self.kernel.param_shapes[:n_in]
+        self.extra_views = [a.reshape(v) for a, v in zip(self.extra, self.kernel.param_shapes[n_in:-1])]
+        self.out_view = self.kernel.param_shapes[-1]
         out = body.nodes[body.outputs[0]]
         self.out_shape, self.out_dtype = tuple(out.shape), out.dtype.np
-        in_shapes = [tuple(body.nodes[i].shape) for i in body.inputs]
-        groups, pats = broadcast_plan(in_shapes, self.out_shape)
-        self.in_shapes, self.loop_shape = collapsed_shapes(in_shapes, self.out_shape, groups, pats)
-        self.source = elementwise_source(body)
+
+    @property
+    def fn(self):
+        return self.kernel.fn
 
     def __call__(self, *arrays, out: np.ndarray | None = None) -> np.ndarray:
-        ins = [np.ascontiguousarray(a).reshape(s) for a, s in zip(arrays, self.in_shapes)]
         if out is None:
             out = np.empty(self.out_shape, self.out_dtype)
-        self.fn(*ins, out.reshape(self.loop_shape))
+        ins = [np.ascontiguousarray(a).reshape(v) for a, v in zip(arrays, self.in_views)]
+        self.fn(*ins, *self.extra_views, out.reshape(self.out_view))
         return out
 
     def bind(self, out: np.ndarray, body_shapes=None):
-        """``call(arrays) -> out`` writing into the fixed array ``out`` (an arena slot): the loop-shaped view
-        of ``out`` and which inputs need reshaping are worked out once here, so a call costs the kernel
-        and little else (what keeps small fused nodes cheaper than the numpy ops they replace)."""
-        fn, loop_out = self.fn, out.reshape(self.loop_shape)
+        """``call(arrays) -> out`` writing into the fixed array ``out`` (an arena slot): the views of ``out``
+        and which inputs need reshaping are worked out once here, so a call costs the kernel and little else
+        (what keeps small fused nodes cheaper than the numpy ops they replace)."""
+        fn, view, extra = self.fn, out.reshape(self.out_view), tuple(self.extra_views)
         shapes = body_shapes or [tuple(self.body.nodes[i].shape) for i in self.body.inputs]
-        reshape = [s if s != full else None for s, full in zip(self.in_shapes, shapes)]
-        if not any(r is not None for r in reshape):
+        reshape = [v if v != tuple(s) else None for v, s in zip(self.in_views, shapes)]
+        if not any(r is not None for r in reshape) and not extra:
             def call(arrays):
-                fn(*arrays, loop_out)
+                fn(*arrays, view)
                 return out
         else:
             def call(arrays):
-                fn(*[a if r is None else a.reshape(r) for a, r in zip(arrays, reshape)], loop_out)
+                fn(*[a if r is None else a.reshape(r) for a, r in zip(arrays, reshape)], *extra, view)
                 return out
         return call
 
 
-# ---- reduce -------------------------------------------------------------------------------------
-def _reduce_dims(root: Node, in_shape: tuple) -> tuple[int, ...]:
-    return tuple(sorted(get_op(root.op).reduction.dims(tuple(in_shape), **root.attrs)))
+def _structure(body: Graph) -> tuple:
+    """What a group's kernel depends on: each node's op, attributes, operands (by position), shape and dtype."""
+    pos = {i: k for k, i in enumerate(body.nodes)}
+    return tuple((n.op, tuple(pos[i] for i in n.inputs), repr(sorted(n.attrs.items())) if n.attrs else "",
+                  tuple(n.shape), n.dtype.name) for n in body.nodes.values()) + (
+        tuple(pos[i] for i in body.inputs), tuple(pos[i] for i in body.outputs))
 
 
-def _acc_dtype(root: Node, x_dtype: _dt.DType) -> np.dtype:
-    return get_op(root.op).reduction.accumulate(x_dtype).np
+_BUILT: OrderedDict = OrderedDict()
+_BUILT_MAX = 512
 
 
-def reduce_source(body: Graph) -> str:
-    """Loop nest over the reduction's input space; producers computed in the loop, accumulated in ``acc``
-    (keepdim-shaped). When the reduced dims are the innermost ones, the accumulator is a local variable."""
-    _check_dtypes(body)
-    root = body.nodes[body.outputs[0]]
-    P = body.nodes[root.inputs[0]]
-    in_shape = tuple(P.shape)
-    r = len(in_shape)
-    red = _reduce_dims(root, in_shape)
-    in_nodes = [body.nodes[i] for i in body.inputs]
-    C = Constants()
-    acc_np = _acc_dtype(root, P.dtype)
-    acc_dt = _dt.from_numpy(acc_np)
-    args = ", ".join(f"in{k}" for k in range(len(in_nodes)))
-    lines = ["@njit(cache=True, error_model=\"numpy\")", f"def kernel({args}, acc, shape):"]
-    lines += [f"    n{d} = shape[{d}]" for d in range(r)]
-    var: dict[int, str] = {}
-    pre, loop_loads = [], []
-    for k, n in enumerate(in_nodes):
-        s = (1,) * (r - len(n.shape)) + tuple(n.shape)
-        sub = ", ".join(f"i{d}" if s[d] != 1 else "0" for d in range(r))
-        if all(sd == 1 for sd in s):
-            pre.append(f"    x{k} = in{k}[{sub}]")
-        else:
-            loop_loads.append(f"x{k} = in{k}[{sub}]")
-        var[n.id] = f"x{k}"
-    lines += pre
-    acc_idx = ", ".join("0" if d in red else f"i{d}" for d in range(r))
-    suffix = red == tuple(range(r - len(red), r)) and len(red) > 0
-    kept = [d for d in range(r) if d not in red]
-
-    combine_expr = _scalar.build(get_op(root.op).reduction.combine, 2)      # (acc, x) -> acc ⊕ x
-
-    def combine(target: str, v: str) -> str:
-        x_dt = P.dtype
-        if x_dt is not acc_dt:                               # widen first: the sum of float32 runs in float64
-            v, x_dt = _cast(v, acc_dt), acc_dt
-        if combine_expr.prim == "add" and [a.prim for a in combine_expr.args] == ["arg", "arg"] \
-                and combine_expr.args[0].value == 0:
-            return f"{target} += {v}"                        # acc + x: an augmented assignment
-        return _scalar.emit(combine_expr, [target, v], [acc_dt, x_dt], acc_dt, C, target, convert=False)[-1]
-
-    ind = "    "
-    order = kept + list(red) if suffix else list(range(r))
-    for pos, d in enumerate(order):
-        if suffix and pos == len(kept):
-            lines.append(f"{ind}a = acc[{acc_idx}]")
-        lines.append(f"{ind}for i{d} in range(n{d}):")
-        ind += "    "
-    lines += [ind + s for s in loop_loads]
-    lines += _body_statements(body, {root.id}, var, C, ind)
-    v = var[P.id]
-    if suffix:
-        lines.append(ind + combine("a", v))
-        lines.append("    " * (len(kept) + 1) + f"acc[{acc_idx}] = a")
-    else:
-        lines.append(ind + combine(f"acc[{acc_idx}]", v))
-    note = (f"reduce {root.op} over dims {list(red)} of {len(in_shape)}-D input; accumulator {acc_np.name}"
-            + ("; local accumulator (reduced dims innermost)" if suffix else ""))
-    head = _header("reduce", body, note)
-    return _assemble(head, C, lines)
+def _built(body: Graph):
+    """(group, schedule, loop nest, loops.Kernel, shown source) of a body, shared by every body of the same
+    structure (a deep model repeats a few groups hundreds of times: each is read, scheduled and lowered once)."""
+    key = _structure(body)
+    hit = _BUILT.get(key)
+    if hit is not None:
+        _BUILT.move_to_end(key)
+        return hit
+    group = _group.from_group(body)
+    schedule = _group.default_schedule(group)
+    lowered = _lower(schedule, name="fused_" + group.kind, args=group.placeholders)
+    nest = str(lowered)
+    note = [f"aisys fused {group.kind} kernel: {group.ops}"]
+    kernel = _build(lowered, generic=True, note=note)
+    steps = "; ".join(str(st) for st in schedule.steps) or "none"
+    shown = (f"# {note[0]}\n# schedule: {steps}\n# loop nest (aisys.compiler.loops.lower):\n"
+             + "".join(f"#   {line}\n" for line in nest.splitlines()) + "# numba source:\n" + kernel.source)
+    _BUILT[key] = hit = (group, schedule, nest, kernel, shown)
+    if len(_BUILT) > _BUILT_MAX:
+        _BUILT.popitem(last=False)
+    return hit
 
 
-class ReduceKernel(_Compiled):
-    kind = "reduce"
+class EmptyGroupKernel(FusedKernel):
+    """A group over an empty tensor: a loop nest has nothing to run (and the tensor expressions' extents are
+    ≥ 1), so the ops' numpy references compute the (empty, or identity-filled for a reduction) result."""
 
     def __init__(self, body: Graph):
-        self.body = body
-        self.root = body.nodes[body.outputs[0]]
-        self.reduction = get_op(self.root.op).reduction
-        P = body.nodes[self.root.inputs[0]]
-        self.in_shape = tuple(P.shape)
-        self.red = _reduce_dims(self.root, self.in_shape)
-        self.acc_shape = tuple(1 if d in self.red else s for d, s in enumerate(self.in_shape))
-        self.acc_dtype = _acc_dtype(self.root, P.dtype)
-        self.out_shape, self.out_dtype = tuple(self.root.shape), self.root.dtype.np
-        self.count = math.prod(self.in_shape[d] for d in self.red)
-        r = len(self.in_shape)
-        self.in_shapes = [(1,) * (r - len(body.nodes[i].shape)) + tuple(body.nodes[i].shape) for i in body.inputs]
-        self.source = reduce_source(body)
+        from ..framework.graph import interpret
+        self.body, self._interpret = body, interpret
+        root = body.nodes[body.outputs[0]]
+        self.kind = "reduce" if get_op(root.op).reduction is not None else "elementwise"
+        self.out_shape, self.out_dtype = tuple(root.shape), root.dtype.np
+        self.kernel = None
+        self.source = (f"# aisys fused {self.kind} group over an empty tensor: "
+                       f"{' → '.join(n.op for n in body.nodes.values() if not n.is_leaf)}\n"
+                       f"# no loop to run; the ops' numpy references compute the result\n")
 
-    def bind(self, out: np.ndarray):
-        """``call(arrays) -> out`` writing into the fixed array ``out``."""
-        return lambda arrays: self(*arrays, out=out)
+    @property
+    def fn(self):
+        return None
 
-    def __call__(self, *arrays, out=None) -> np.ndarray:
-        ins = [np.ascontiguousarray(a).reshape(s) for a, s in zip(arrays, self.in_shapes)]
-        acc = np.full(self.acc_shape, self.reduction.identity(_dt.from_numpy(self.acc_dtype)), self.acc_dtype)
-        self.fn(*ins, acc, self.in_shape)
-        if self.reduction.finalize is not None:              # e.g. a mean: acc / count, on the whole array
-            expr = _scalar.build(self.reduction.finalize, 2)
-            acc = _scalar.evaluate(expr, [acc, np.asarray(self.count)])
-        res = acc.astype(self.out_dtype, copy=False).reshape(self.out_shape)
+    def __call__(self, *arrays, out=None):
+        res = np.asarray(self._interpret(self.body, *arrays)[0]).astype(self.out_dtype, copy=False)
         if out is None:
-            return res
-        np.copyto(out, res)                                  # the (small) result into its planned slot
+            return res.reshape(self.out_shape).copy()
+        np.copyto(out, res.reshape(out.shape))
         return out
 
+    def bind(self, out: np.ndarray, body_shapes=None):
+        return lambda arrays: self(*arrays, out=out)
 
-# ---- epilogue -----------------------------------------------------------------------------------
+
+# the runtime and the tests name the kinds
+ElementwiseKernel = ReduceKernel = FusedKernel
+
+
+# ---- epilogue -----------------------------------------------------------------------------------------
 def split_epilogue(body: Graph) -> tuple[Node, Graph, list[int]]:
     """(anchor node, epilogue body whose input 0 is the anchor's value, body-input positions feeding the
     epilogue's other inputs)."""
@@ -347,7 +186,8 @@ def split_epilogue(body: Graph) -> tuple[Node, Graph, list[int]]:
 
 
 class EpilogueKernel:
-    """matmul/conv via numpy (BLAS), then the elementwise epilogue in place on its output buffer.
+    """matmul/conv via numpy (BLAS), then the elementwise epilogue (a :class:`FusedKernel`) in place on its
+    output buffer.
 
     Given ``out`` (a planned arena slot), an anchor whose registry entry can write into an array
     (``ref_into``: ``np.matmul(..., out=)``) computes straight into it and the epilogue updates it there:
@@ -358,7 +198,7 @@ class EpilogueKernel:
         self.body = body
         self.anchor, self.epilogue_body, self.feeds = split_epilogue(body)
         self.anchor_args = [body.inputs.index(i) for i in self.anchor.inputs]
-        self.elementwise = ElementwiseKernel(self.epilogue_body)
+        self.elementwise = FusedKernel(self.epilogue_body)
         out = body.nodes[body.outputs[0]]
         self.in_place = tuple(out.shape) == tuple(self.anchor.shape) and out.dtype is self.anchor.dtype
         same_dtype = all(body.nodes[i].dtype is self.anchor.dtype for i in self.anchor.inputs)
@@ -406,7 +246,8 @@ class EpilogueKernel:
 
 
 def kernel_source(node: Node) -> str:
-    """The generated source of a ``fused`` node's kernel (text only: numba compiles on the first call)."""
+    """The generated source of a ``fused`` node's kernel: its loop nest, then the numba source (text only:
+    numba compiles on the first call)."""
     return build_kernel(node).source
 
 
@@ -415,10 +256,11 @@ def build_kernel(node: Node):
     if node.op != "fused":
         raise ValueError(f"build_kernel expects a fused node, got %{node.id} = {node.op}")
     body, kind = node.attrs["_body"], node.attrs["kind"]
-    if kind == "elementwise":
-        return ElementwiseKernel(body)
-    if kind == "reduce":
-        return ReduceKernel(body)
+    if kind in ("elementwise", "reduce"):
+        k = FusedKernel(body)
+        if k.kind != kind:
+            raise ValueError(f"fused node %{node.id} says kind {kind!r} but its body is a {k.kind} group")
+        return k
     if kind == "epilogue":
         return EpilogueKernel(body)
     raise ValueError(f"unknown fused kind {kind!r} on %{node.id}")

@@ -1,5 +1,5 @@
-"""Generated kernels: the broadcasting plan, the source text, numpy semantics (NaN, inf, ints, bools),
-reductions, in-place epilogues and the on-disk cache."""
+"""Generated kernels (fused groups through the loop back end): the fused loops, the source text, numpy
+semantics (NaN, inf, ints, bools), reductions, in-place epilogues and the on-disk cache."""
 import os
 import subprocess
 import sys
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from aisys.compiler import fuse, run_pass
-from aisys.compiler.codegen import (EpilogueKernel, broadcast_plan, build_kernel,
-                                    elementwise_source)
+from aisys.compiler.codegen import EpilogueKernel, build_kernel, kernel_source
+from aisys.compiler.loops import group as loops_group
 from aisys.framework import dtypes as dt
 from aisys.framework.graph import Graph, interpret
 
@@ -32,36 +32,56 @@ def _run_both(g, opt, node, arrays):
     return kern, got, want
 
 
-def test_broadcast_plan_collapses_matching_dims():
+def test_fuse_groups_merge_dims_every_input_reads_alike():
     # same shapes: one flat loop
-    assert broadcast_plan([(2, 3, 4), (2, 3, 4)], (2, 3, 4)) == ([[0, 1, 2]], [(True,), (True,)])
+    assert loops_group.fuse_groups([(2, 3, 4), (2, 3, 4)], (2, 3, 4)) == [[0, 1, 2]]
     # a row bias (4,) against (2,3,4): leading dims merge, the last stays separate
-    assert broadcast_plan([(2, 3, 4), (4,)], (2, 3, 4)) == ([[0, 1], [2]], [(True, True), (False, True)])
-    # a scalar is broadcast everywhere; size-1 output dims disappear
-    assert broadcast_plan([(1, 5), ()], (1, 5)) == ([[1]], [(True,), (False,)])
-    # an all-ones output is a single element
-    assert broadcast_plan([(1, 1)], (1, 1)) == ([[]], [(True,)])
+    assert loops_group.fuse_groups([(2, 3, 4), (4,)], (2, 3, 4)) == [[0, 1], [2]]
+    # a scalar is broadcast everywhere; size-1 output dims join a neighbour
+    assert loops_group.fuse_groups([(1, 5), ()], (1, 5)) == [[0, 1]]
+    assert loops_group.fuse_groups([(4, 1, 5), (1, 1, 5)], (4, 1, 5)) == [[0, 1], [2]]
+    assert loops_group.fuse_groups([(1, 1)], (1, 1)) == [[0, 1]]
 
 
-def test_elementwise_source_is_one_flat_loop_with_hoisted_scalars():
+def test_elementwise_kernel_is_one_flat_loop_with_hoisted_scalars():
     def build(g, x, w, b, s):
         y = g.add("relu", (g.add("add", (g.add("mul", (x, w)).id, b)).id,)).id
         return g.add("mul", (y, s)).id
-    g, opt, node = _fused(build, (1000,), (1000,), (1000,), ())
-    src = build_kernel(node).source
+    g, opt, node = _fused(build, (10, 100), (10, 100), (10, 100), ())
+    kern = build_kernel(node)
+    src = kern.kernel.source                                          # what numba compiles
     assert "# aisys fused elementwise kernel: mul → add → relu → mul" in src
-    assert src.count("for i") == 1 and "x3 = in3[0]" in src          # the scalar is loaded before the loop
-    assert "@njit(cache=True, error_model=\"numpy\")" in src
+    assert src.count("for ") == 1 and "range(out.shape[0])" in src   # the fused loop, its size read from out
+    assert "x3_0 = x3[0]" in src                                      # the scalar is loaded before the loop
+    assert "@njit(cache=True, error_model='numpy', boundscheck=False)" in src and "fastmath" not in src
+    assert "100" not in src and "1000" not in src                     # no size in the source
+    # the pass log's view: the schedule, the loop nest (with the sizes), then the numba source
+    shown = kernel_source(node)
+    assert "fuse(out, i, j)" in shown and "#       for ij in range(1000):" in shown and shown.endswith(src)
+    assert [st.name for st in kern.schedule.steps] == ["compute_inline"] * 3 + ["fuse"]
     rng = np.random.default_rng(0)
-    arrays = [rng.standard_normal(1000).astype(np.float32) for _ in range(3)] + [np.float32(0.5)]
+    arrays = [rng.standard_normal((10, 100)).astype(np.float32) for _ in range(3)] + [np.float32(0.5)]
     kern, got, want = _run_both(g, opt, node, arrays)
-    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_array_equal(got, want)                          # no contraction: the reference's roundings
+
+
+def test_row_bias_is_two_loops_and_shared_values_are_computed_once():
+    def build(g, x, b):
+        return g.add("relu", (g.add("add", (x, b)).id,)).id
+    g, opt, node = _fused(build, (2, 3, 4), (4,))
+    src = build_kernel(node).kernel.source
+    assert src.count("for ") == 2 and "= x1[i1]" in src and "= x0[i0, i1]" in src   # loaded first, as values
+    assert src.count(" + ") == 1 and "np.float32(" not in src.split("def kernel")[1]   # the add, once, for four uses
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)]
+    kern, got, want = _run_both(g, opt, node, arrays)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_same_structure_different_sizes_share_one_kernel_source():
     def build(g, x, y):
         return g.add("tanh", (g.add("sub", (x, y)).id,)).id
-    srcs = {build_kernel(_fused(build, s, s)[2]).source for s in [(3,), (7, 5), (2, 3, 4)]}
+    srcs = {build_kernel(_fused(build, s, s)[2]).kernel.source for s in [(3,), (7, 5), (2, 3, 4)]}
     assert len(srcs) == 1
 
 
@@ -99,7 +119,7 @@ def test_gelu_forms_and_erf_follow_the_op(dtype):
         tanh = g.add("gelu", (x,), {"approximate": "tanh"}).id
         return g.add("add", (g.add("mul", (exact, g.add("erf", (tanh,)).id)).id, tanh)).id
     g, opt, node = _fused(build, (9,), dtype=dtype)
-    src = build_kernel(node).source
+    src = build_kernel(node).kernel.source
     assert "math.erfc" in src and "math.erf(" in src and "np.tanh" in src and "import math" in src
     x = np.array([-9.0, -3.0, -1.0, -0.3, 0.0, 0.4, 1.0, 2.5, 7.0], dtype.np)
     kern, got, want = _run_both(g, opt, node, [x])
@@ -152,8 +172,11 @@ def test_reduce_over_inner_dims_uses_a_local_accumulator():
     def build(g, x):
         return g.add("sum", (g.add("exp", (x,)).id,), {"dim": (1, 2), "keepdim": False}).id
     g, opt, node = _fused(build, (3, 4, 5))
-    src = build_kernel(node).source
-    assert "local accumulator" in src and "a += " in src
+    src = build_kernel(node).kernel.source
+    assert "acc_acc_0 = _C0" in src and "acc_acc_0 = (acc_acc_0 + " in src   # a register accumulator, float64
+    assert "for i2 in range(x0.shape[2])" in src and "x0[i0, i1, i2]" in src   # the reduction loops innermost
+    shown = build_kernel(node).source
+    assert "compute_at(acc, out, l)" in shown and shown.index("for r2") > shown.index("for r1") > shown.index("for i ")
     x = np.random.default_rng(2).standard_normal((3, 4, 5)).astype(np.float32)
     kern, got, want = _run_both(g, opt, node, [x])
     np.testing.assert_allclose(got, want, rtol=1e-5)
@@ -204,7 +227,7 @@ def test_unsupported_dtypes_are_not_fused():
     res = run_pass(fuse, g)
     assert not res.changed
     with pytest.raises(TypeError, match="generated kernels support"):
-        elementwise_source(_body_of(g))
+        loops_group.from_group(_body_of(g))
 
 
 def _body_of(g):
@@ -257,3 +280,18 @@ def test_kernel_cache_refuses_a_tampered_file(tmp_path, monkeypatch):
     path.write_text("# edited by hand\n")
     with pytest.raises(RuntimeError, match="exists with different content"):
         jit.load_kernel(src)
+
+
+@pytest.mark.parametrize("shape,reduce", [((0, 3), False), ((0, 3), True), ((3, 0), True)])
+def test_groups_over_empty_tensors_run_through_the_references(shape, reduce):
+    """A loop nest over an empty tensor has nothing to run: the result is empty, or a reduction's identity."""
+    def build(g, x):
+        y = g.add("exp", (g.add("neg", (x,)).id,)).id
+        return g.add("sum", (y,), {"dim": 1, "keepdim": False}).id if reduce else y
+    g, opt, node = _fused(build, shape)
+    kern, got, want = _run_both(g, opt, node, [np.zeros(shape, np.float32)])
+    assert "empty tensor" in kern.source and got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    out = np.full(want.shape, np.nan, np.float32)
+    kern.bind(out)([np.zeros(shape, np.float32)])
+    np.testing.assert_array_equal(out, want)

@@ -9,6 +9,8 @@
     f = loops.build(s); f(a, b)       # numba kernel (source: f.source, machine code: f.loop_asm())
     loops.interpret(s, a, b)          # the executable spec
     rep = loops.CacheSim.preset("zen4").run(loops.trace_addresses(s))
+    g = loops.from_group(fused_node.attrs["_body"])          # a fused group of aisys.compile as computes
+    s = loops.default_schedule(g)                            # the schedule its kernel is built with
 
 Imports no numba until a kernel is built.
 """
@@ -19,6 +21,7 @@ from .schedule import PRIMITIVES, Schedule, ScheduleError, Stage, Step
 from .lower import lower, placeholders
 from .interp import interpret
 from .kernel import Kernel, LoopCode, Trace, build, source, trace_addresses
+from .group import Group, default_schedule, from_group
 from .cachesim import PRESETS, CacheReport, CacheSim, LevelStats
 from .recipes import gemm, gemm_compute, lecture_tiling
 from .tune import Trial, Tuner, TuningLog, real_time, simulated_cost
@@ -27,5 +30,5 @@ __all__ = ["IterVar", "LoopsError", "Node", "Tensor", "apply", "cast", "compute"
            "max_", "min_", "placeholder", "reduce_axis", "reduce_op", "sum", "where", "Allocate", "Buffer", "For",
            "If", "Let", "LoweredFunc", "Seq", "Store", "PRIMITIVES", "Schedule", "ScheduleError", "Stage", "Step",
            "lower", "placeholders", "interpret", "Kernel", "LoopCode", "Trace", "build", "source",
-           "trace_addresses", "PRESETS", "CacheReport", "CacheSim", "LevelStats", "gemm", "gemm_compute", "lecture_tiling", "Trial",
+           "trace_addresses", "Group", "default_schedule", "from_group", "PRESETS", "CacheReport", "CacheSim", "LevelStats", "gemm", "gemm_compute", "lecture_tiling", "Trial",
            "Tuner", "TuningLog", "real_time", "simulated_cost"]

@@ -4,7 +4,7 @@ Statements are small frozen records (:class:`For`, :class:`Let`, :class:`Store`,
 :class:`If`, :class:`Seq`); values are the tensor-expression :class:`~.te.Node` trees, with ``load`` nodes
 reading a :class:`Buffer` (or a tensor) at index expressions. ``str(func)`` prints the nest as readable
 Python-like pseudocode with the compute's own names; :func:`interpret` (interp.py) runs it and
-:func:`build` (codegen.py) compiles it.
+:func:`build` (kernel.py) compiles it.
 """
 from __future__ import annotations
 

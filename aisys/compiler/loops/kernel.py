@@ -10,27 +10,81 @@ vectorizer packs the lanes into ``<8 x float>`` operations).
 """
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
 
 from ...framework import scalar as _S
 from .interp import check_arrays
-from .ir import Allocate, For, If, Let, LoweredFunc, Seq, Store, walk_stmts
+from .ir import Allocate, Buffer, For, If, Let, LoweredFunc, Seq, Store, walk_stmts
 from .lower import linear, lower, rebuild, simplify
-from .te import LoopsError, Node, dtype_of, lift, substitute, walk
+from .te import LoopsError, Node, _node_dtype, _promote, expr_text, lift, substitute, substitute_vars, walk
 
 _BASE_ALIGN = 4096
 
 
 class _Emitter:
-    def __init__(self, f: LoweredFunc, trace: bool = False):
-        self.f, self.trace = f, trace
-        self.consts = _S.Constants()
+    def __init__(self, f: LoweredFunc, trace: bool = False, generic: bool = False):
+        self.f, self.trace, self.generic = f, trace, generic
+        self.consts = _Constants()
         self.register: set[int] = set()          # local buffers kept in scalar variables
         self.parallel = False
         self.bases: dict[int, tuple[int, int, object]] = {}   # id(buffer) -> (base address, array id, buffer)
         self.arrays: list = []
+        self.temps: dict[int, str] = {}          # shared sub-expressions of the statement being emitted
+        self.n_temps = 0
+        self.hoisted: dict[tuple, str] = {}      # (id(buffer), indices) -> variable, loaded before the loops
+        self.sizes: dict[int, str] = {}          # generic: a size -> the array dimension it is read from
+        self.indexed_by: dict[tuple, str] = {}   # generic: (loop variable, size) -> the array dimension it indexes
+        if generic:
+            self._size_names()
+
+    # -- generic kernels: every size read from the arrays' shapes
+    def _size_names(self) -> None:
+        params = {id(p): p for p in self.f.params}
+        for p in self.f.params:
+            for d, n in enumerate(p.shape):
+                if n != 1:
+                    self.sizes.setdefault(n, f"{p.name}.shape[{d}]")
+        for st in walk_stmts(self.f.body):
+            if not isinstance(st, Store):
+                continue
+            acc = [(st.buffer, st.indices)] + [(n.value, n.args) for n in walk(st.value) if n.op == "load"]
+            for buf, idx in acc:
+                if id(buf) in params:
+                    for d, i in enumerate(idx):
+                        if i.op == "var":
+                            self.indexed_by.setdefault((i.value, buf.shape[d]), f"{buf.name}.shape[{d}]")
+
+    def eager(self, load: Node) -> bool:
+        """Generic kernels load every array element a statement reads before computing it (as a loop body
+        of loads, then arithmetic): not register values."""
+        return id(load.value) not in self.register
+
+    def size(self, n: int, var=None) -> str:
+        """A loop extent or buffer size as source text: a literal, or (generic) the array dimension it is."""
+        if not self.generic or n == 1:
+            return str(n)
+        if (var, n) in self.indexed_by:
+            return self.indexed_by[(var, n)]
+        return self.sizes.get(n, str(n))
+
+    def hoist(self, body, out: list) -> None:
+        """Generic kernels: an input element every iteration reads at the same place (a broadcast scalar) is
+        loaded once, before the loops."""
+        params = {id(p) for p in self.f.params}
+        stored = {id(s.buffer) for s in walk_stmts(body) if isinstance(s, Store)}
+        for st in walk_stmts(body):
+            if not isinstance(st, Store):
+                continue
+            for n in walk(st.value):
+                if n.op == "load" and id(n.value) in params and id(n.value) not in stored:
+                    ix = [simplify(a) for a in n.args]
+                    key = (id(n.value), tuple(a.value for a in ix if a.op == "int"))
+                    if len(key[1]) == len(ix) and key not in self.hoisted:
+                        self.hoisted[key] = name = _reg_name(n.value, ix)
+                        out.append(f"    {name} = {n.value.name}[{', '.join(str(a.value) for a in ix)}]")
 
     # -- memory layout for traces
     def base(self, buf) -> tuple[int, int]:
@@ -50,12 +104,11 @@ class _Emitter:
 
     def expr(self, n: Node, env, ctx=None) -> str:
         n = _bind(n, env)
-        types = {}
-        for x in walk(n):
-            types[id(x)] = dtype_of(x) if x.op not in ("int", "const", "var") else None
-        return self._e(n, types, ctx, env)
+        return self._e(n, _types(n), ctx, env)
 
     def _e(self, n: Node, types, ctx, env) -> str:
+        if id(n) in self.temps:
+            return self.temps[id(n)]
         op = n.op
         if op == "int":
             return str(n.value)
@@ -70,9 +123,16 @@ class _Emitter:
             ix = [simplify(a) for a in n.args]
             if id(buf) in self.register:
                 return _reg_name(buf, ix)
+            if self.hoisted and all(a.op == "int" for a in ix):
+                name = self.hoisted.get((id(buf), tuple(a.value for a in ix)))
+                if name is not None:
+                    return name
             return f"{buf.name}[{', '.join(self._e(a, types, None, env) for a in ix)}]"
         if op == "cast":
-            return _S.cast_text(self._e(n.args[0], types, n.value, env), n.value)
+            inner = self._e(n.args[0], types, n.value, env)
+            if n.value.name == "bool":                   # as the scalar emitter: nonzero (NaN is True, as numpy)
+                return f"({inner} != 0)"
+            return _S.cast_text(inner, n.value)
         if op in ("floordiv", "mod"):
             return f"({self._e(n.args[0], types, None, env)} {'//' if op == 'floordiv' else '%'} " \
                    f"{self._e(n.args[1], types, None, env)})"
@@ -83,7 +143,7 @@ class _Emitter:
             return f"({self._e(n.args[1], types, t, env)} if {c} else {self._e(n.args[2], types, t, env)})"
         if p.arity == 2:
             ta, tb = types.get(id(n.args[0])), types.get(id(n.args[1]))
-            sub = (ta if tb is None else tb if ta is None else ta) or ctx
+            sub = _promote(ta, tb) or ctx
             a, b = self._e(n.args[0], types, sub, env), self._e(n.args[1], types, sub, env)
             if op in ("and", "or"):
                 return f"({a} {op} {b})"
@@ -98,15 +158,19 @@ class _Emitter:
             for x in s.stmts:
                 self.stmt(x, env, d, out)
         elif isinstance(s, For):
-            if s.kind in ("unrolled", "vectorized"):
+            if s.kind in ("unrolled", "vectorized") or s.extent == 1:
                 for i in range(s.extent):
                     self.stmt(s.body, {**env, s.var: i}, d, out)
                 return
             rng = "range"
             if s.kind == "parallel" and not self.trace:
                 rng, self.parallel = "prange", True
-            out.append(f"{pad}for {s.var.name} in {rng}({s.extent}):")
-            self.stmt(s.body, {k: v for k, v in env.items() if k is not s.var}, d + 1, out)
+            inner = {k: v for k, v in env.items() if k is not s.var}
+            name = s.var.name
+            if self.generic:                 # loops named by depth: the names do not depend on the schedule's
+                name = inner[s.var] = f"i{d - 1}"
+            out.append(f"{pad}for {name} in {rng}({self.size(s.extent, s.var)}):")
+            self.stmt(s.body, inner, d + 1, out)
         elif isinstance(s, Let):
             v = self.idx(s.value, env)
             if v.op == "int":
@@ -141,7 +205,8 @@ class _Emitter:
                 self.register.discard(id(b))
                 trial = []
                 if not self.trace:
-                    trial.append(f"{pad}{b.name} = np.empty(({', '.join(map(str, b.shape))},), dtype=np.{b.dtype.name})")
+                    trial.append(f"{pad}{b.name} = np.empty(({', '.join(self.size(n) for n in b.shape)},), "
+                                 f"dtype=np.{b.dtype.name})")
                 self.stmt(s.body, env, d, trial)
             out.extend(trial)
         elif isinstance(s, Store):
@@ -163,7 +228,15 @@ class _Emitter:
             return
         target = _reg_name(buf, ix) if id(buf) in self.register else \
             f"{buf.name}[{', '.join(self.expr(a, env) for a in ix)}]"
-        out.append(f"{pad}{target} = {self.expr(s.value, env, buf.dtype)}")
+        value = _bind(s.value, env)
+        types = _types(value)
+        for x in _shared(value, types, self.eager if self.generic else None):   # once, into a temporary
+            text = self._e(x, types, types[id(x)], env)
+            self.temps[id(x)] = name = f"v{self.n_temps}"
+            self.n_temps += 1
+            out.append(f"{pad}{name} = {text}")
+        out.append(f"{pad}{target} = {self._e(value, types, buf.dtype, env)}")
+        self.temps.clear()
 
     def _check_register(self, buf, ix):
         if id(buf) in self.register and any(a.op != "int" for a in ix):
@@ -185,6 +258,44 @@ class _Emitter:
         out.append(f"{pad}n += 1")
 
 
+class _Constants(_S.Constants):
+    """Typed module-level constants; infinities and NaN (a max's identity) spelled as numpy names."""
+
+    def lines(self) -> list[str]:
+        return [line.replace("(inf)", "(np.inf)").replace("(-inf)", "(-np.inf)").replace("(nan)", "(np.nan)")
+                for line in super().lines()]
+
+
+def _types(n: Node) -> dict:
+    """{id(node): dtype} of a value (None: a weak constant or index arithmetic, typed where it is used)."""
+    memo: dict[int, object] = {}
+    for x in walk(n):
+        memo[id(x)] = None if x.op in ("int", "const", "var") else _node_dtype(x, memo)
+    return memo
+
+
+def _shared(n: Node, types, eager=None) -> list:
+    """Typed sub-expressions that more than one node reads (a DAG's shared values), operands first; with
+    ``eager`` (a predicate on loads) also every such load and both branches of a select, so they are computed
+    unconditionally: a load or a call inside a conditional expression is a branch LLVM cannot vectorize
+    (the loads are in bounds, and with numpy's error model no value raises)."""
+    uses: dict[int, int] = {}
+    order = walk(n)
+    for x in order:
+        for a in x.args:
+            uses[id(a)] = uses.get(id(a), 0) + 1
+    if eager is not None:
+        for x in order:
+            if x.op == "load" and eager(x):
+                uses[id(x)] = uses.get(id(x), 0) + 2
+            if x.op == "select":
+                for a in x.args[1:]:
+                    if a.op not in ("const", "int", "var"):
+                        uses[id(a)] = uses.get(id(a), 0) + 2
+    return [x for x in order if uses.get(id(x), 0) > 1 and types.get(id(x)) is not None and x.op != "const"
+            and not (x.op == "load" and all(a.op == "int" for a in x.args))]
+
+
 class _NotConstant(Exception):
     """A local buffer (its id in args[0]) is accessed at a loop-dependent index: it stays an array."""
 
@@ -204,22 +315,40 @@ def _loads_in_order(n: Node):
     return [x for x in walk(n) if x.op == "load"]
 
 
-def source(f, trace: bool = False) -> tuple[str, _Emitter]:
-    """The numba source of a lowered function (``trace``: the address-recording twin)."""
+def source(f, trace: bool = False, generic: bool = False, note=()) -> tuple[str, _Emitter]:
+    """The numba source of a lowered function (``trace``: the address-recording twin).
+
+    ``generic``: a source that serves every size with the same pattern (what ``aisys.compile``'s kernels
+    use, so a numba compile is shared and cached by text): loop extents and buffer sizes are read from the
+    arrays' shapes, dimensions a fused loop walks are merged (:func:`merge_fused_dims`: build the kernel's
+    ``param_shapes`` views), a broadcast scalar is loaded once before the loops, no fast-math contraction
+    (results match the numpy references), and the header is ``note`` (no sizes) instead of the nest."""
     if not isinstance(f, LoweredFunc):
         f = lower(f)
-    em = _Emitter(f, trace)
+    if generic and not getattr(f, "merged", False):
+        f, _ = merge_fused_dims(f)
+    em = _Emitter(f, trace, generic)
     if trace:
         for p in f.params:
             em.base(p)
     body: list[str] = []
+    if generic and not trace:
+        em.hoist(f.body, body)
     em.stmt(f.body, {}, 1, body)
     opts = "cache=True, fastmath={'contract'}, error_model='numpy', boundscheck=False"
+    if generic:
+        opts = "cache=True, error_model='numpy', boundscheck=False"
     if em.parallel:
         opts += ", parallel=True"
-    head = ["# Generated by aisys.compiler.loops from this loop nest; compiled by numba.", "#"]
-    head += ["# " + line for line in str(f).splitlines()]
-    head += ["import numpy as np", "from numba import njit, prange", ""]
+    if generic:
+        head = ["# " + line for line in note] + [
+            "# Generated by aisys.compiler.loops (sizes read from the arrays: one compile serves every size); "
+            "compiled by numba."]
+    else:
+        head = ["# Generated by aisys.compiler.loops from this loop nest; compiled by numba.", "#"]
+        head += ["# " + line for line in str(f).splitlines()]
+    head += ["import numpy as np"] + (["import math"] if any("math." in line for line in body) else [])
+    head += ["from numba import njit, prange", ""]
     head += em.consts.lines() + [""]
     if trace:
         sig = "def kernel(addr, arr, cap):"
@@ -229,25 +358,117 @@ def source(f, trace: bool = False) -> tuple[str, _Emitter]:
     return "\n".join(head + [f"@njit({opts})", sig] + (body or ["    pass"])) + "\n", em
 
 
+# ---- generic kernels: a fused loop walks merged dimensions ------------------------------------------------
+def merge_fused_dims(f: LoweredFunc) -> tuple[LoweredFunc, list[tuple]]:
+    """The same nest over arrays viewed with fewer dimensions: where every access to an array indexes two
+    adjacent dimensions with ``(x // n, x % n)`` (``n`` the inner size: a fused loop walking both) or with
+    constants, the two are one dimension of the array indexed by ``x``. Let-bound axes are substituted first.
+    Returns the new function and each parameter's merged shape (a view of a C-contiguous array)."""
+    body = _inline_lets(f.body, {})
+    accesses: dict[int, list] = {id(p): [] for p in f.params}
+    for st in walk_stmts(body):
+        if isinstance(st, Store):
+            for buf, idx in [(st.buffer, st.indices)] + [(n.value, n.args) for n in walk(st.value) if n.op == "load"]:
+                if id(buf) in accesses:
+                    accesses[id(buf)].append(idx)
+    new, shapes, index_maps = [], [], {}
+    for p in f.params:
+        shape, idxs = list(p.shape), [list(ix) for ix in accesses[id(p)]]
+        d = 0
+        while d < len(shape) - 1:
+            merged = [_merge_pair(ix[d], ix[d + 1], shape[d], shape[d + 1]) for ix in idxs]
+            if all(m is not None for m in merged):
+                for ix, m in zip(idxs, merged):
+                    ix[d:d + 2] = [m]
+                shape[d:d + 2] = [shape[d] * shape[d + 1]]
+            else:
+                d += 1
+        q = Buffer(p.name, shape, p.dtype, "global") if len(shape) != len(p.shape) else p
+        new.append(q)
+        shapes.append(tuple(shape))
+        index_maps[id(p)] = (q, {id(ix0): tuple(ix) for ix0, ix in zip(accesses[id(p)], idxs)})
+    body = _reindex(body, index_maps)
+    out = LoweredFunc(f.name, new, body, f.schedule)
+    out.merged = True
+    return out, shapes
+
+
+def _merge_pair(a: Node, b: Node, outer: int, inner: int):
+    if a.op == "int" and a.value == 0 and outer == 1:
+        return b
+    if b.op == "int" and inner == 1:
+        return a if b.value == 0 else None
+    if a.op == "int" and b.op == "int":
+        return lift(a.value * inner + b.value)
+    if a.op == "floordiv" and b.op == "mod" and a.args[1].op == b.args[1].op == "int" \
+            and a.args[1].value == b.args[1].value == inner and expr_text(a.args[0]) == expr_text(b.args[0]):
+        return a.args[0]
+    return None
+
+
+def _inline_lets(s, env):
+    sub = lambda n: substitute_vars(n, env) if env else n  # noqa: E731
+    if isinstance(s, Seq):
+        return Seq([_inline_lets(x, env) for x in s.stmts])
+    if isinstance(s, For):
+        return For(s.var, s.extent, s.kind, _inline_lets(s.body, env), s.step)
+    if isinstance(s, Let):
+        return _inline_lets(s.body, {**env, s.var: simplify(sub(s.value))})
+    if isinstance(s, If):
+        return If(sub(s.cond), _inline_lets(s.body, env))
+    if isinstance(s, Allocate):
+        return Allocate(s.buffer, _inline_lets(s.body, env))
+    if isinstance(s, Store):
+        value = substitute(sub(s.value), lambda n: Node("load", tuple(simplify(a) for a in n.args), n.value)
+                           if n.op == "load" else None)
+        return Store(s.buffer, tuple(simplify(sub(i)) for i in s.indices), value)
+    raise TypeError(f"codegen: unknown statement {s!r}")
+
+
+def _reindex(s, maps):
+    if isinstance(s, Seq):
+        return Seq([_reindex(x, maps) for x in s.stmts])
+    if isinstance(s, (For, If, Allocate)):
+        s2 = copy.copy(s)
+        s2.body = _reindex(s.body, maps)
+        return s2
+    if isinstance(s, Store):
+        def rep(n):
+            if n.op == "load" and id(n.value) in maps:
+                q, m = maps[id(n.value)]
+                return Node("load", m.get(id(n.args), n.args), q)
+            return None
+        buf, idx = s.buffer, s.indices
+        if id(buf) in maps:
+            buf, m = maps[id(buf)]
+            idx = m.get(id(s.indices), s.indices)
+        return Store(buf, idx, substitute(s.value, rep))
+    raise TypeError(f"codegen: unknown statement {s!r}")
+
+
 class Kernel:
     """A compiled loop nest: ``kernel(*inputs)`` returns the output (a fresh array, or ``out=``).
     ``source`` is the numba source (``path`` its file in the kernel cache), ``llvm()`` / ``asm()`` the code
     numba made, ``loop_asm()`` that assembly trimmed to the hottest loop with vector instructions marked."""
 
-    def __init__(self, f: LoweredFunc):
-        self.func = f
-        self.source, _ = source(f)
+    def __init__(self, f: LoweredFunc, generic: bool = False, note=()):
+        self.func, self.generic = f, generic
+        self.code = merge_fused_dims(f)[0] if generic else f     # the nest the source is emitted from
+        self.source, _ = source(self.code, generic=generic, note=note)
+        #: the shape each argument is viewed as when called (merged dimensions of a generic kernel)
+        self.param_shapes = [tuple(p.shape) for p in self.code.params]
         self._fn = None
 
     @property
     def fn(self):
-        """The numba dispatcher, compiled for C-contiguous arrays of the parameters' dtypes."""
+        """The numba dispatcher, compiled for C-contiguous arrays of the parameters' dtypes (called with the
+        arrays viewed as ``param_shapes``)."""
         if self._fn is None:
             from ...kernels.jit import load_kernel
             fn = load_kernel(self.source)
             if not fn.signatures:
                 lanes = any(isinstance(x, For) and x.kind in ("unrolled", "vectorized") for x in walk_stmts(self.func.body))
-                compile_with_slp(fn, self.func.params, slp=lanes)
+                compile_with_slp(fn, self.code.params, slp=lanes)
             self._fn = fn
         return self._fn
 
@@ -267,7 +488,10 @@ class Kernel:
                 if a.shape != t.shape or a.dtype != t.dtype.np or not a.flags.c_contiguous:
                     raise LoopsError(f"kernel: out= for {t.name} must be a C-contiguous {t.dtype.name} array of "
                                      f"shape {t.shape}, got {a.dtype}{a.shape}")
-        self.fn(*ins, *res)
+        if self.generic:
+            self.fn(*[a.reshape(v) for a, v in zip(ins + res, self.param_shapes)])
+        else:
+            self.fn(*ins, *res)
         return res[0] if len(res) == 1 else tuple(res)
 
     def _inspectable(self):
@@ -282,7 +506,7 @@ class Kernel:
             lanes = any(isinstance(x, For) and x.kind in ("unrolled", "vectorized") for x in walk_stmts(self.func.body))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                compile_with_slp(twin, self.func.params, slp=lanes)
+                compile_with_slp(twin, self.code.params, slp=lanes)
             self._twin = twin
         return self._twin
 
@@ -316,10 +540,11 @@ def compile_with_slp(fn, params, slp: bool = True) -> None:
         config.SLP_VECTORIZE = old
 
 
-def build(s, name: str | None = None, args=None) -> Kernel:
-    """Compile a schedule (or compute, or lowered function) with numba: ``build(s)(A, B) -> C``."""
+def build(s, name: str | None = None, args=None, generic: bool = False, note=()) -> Kernel:
+    """Compile a schedule (or compute, or lowered function) with numba: ``build(s)(A, B) -> C``.
+    ``generic``: one source for every size with this pattern (see :func:`source`)."""
     f = s if isinstance(s, LoweredFunc) else lower(s, name=name, args=args)
-    return Kernel(f)
+    return Kernel(f, generic=generic, note=note)
 
 
 # ---- machine code, trimmed ----------------------------------------------------------------------------

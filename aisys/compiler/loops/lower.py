@@ -49,6 +49,8 @@ def linear(n: Node):
             return None
         if not a[0] and not b[0]:
             return {}, (a[1] // b[1] if op == "floordiv" else a[1] % b[1])
+        if not b[0] and b[1] == 1:                      # x // 1 is x, x % 1 is 0 (a fused size-1 loop)
+            return a if op == "floordiv" else ({}, 0)
         node = Node(op, (rebuild(a), rebuild(b)))
         return {("atom", expr_text(node)): [node, 1]}, 0
     return None

@@ -376,17 +376,19 @@ def apply(op: str, *operands, **attrs) -> Node:
     return from_scalar(d.scalar_expr(len(operands), **attrs), list(operands))
 
 
-def elementwise(op: str, *inputs: Tensor, name: str | None = None, **attrs) -> Tensor:
+def elementwise(op: str, *inputs: Tensor, name: str | None = None, out_shape=None, **attrs) -> Tensor:
     """The compute of a registry elementwise/broadcast op over tensors, broadcasting as numpy does (a
-    size-1 or missing leading dimension reads index 0)."""
+    size-1 or missing leading dimension reads index 0); ``out_shape``: a larger shape the inputs broadcast
+    to (``broadcast_to``)."""
     d = _reg.get(op)
     if d.fusion not in (FusionKind.ELEMENTWISE, FusionKind.BROADCAST) or d.scalar is None:
         raise LoopsError(f"loops.elementwise({op!r}): {op} is a {d.fusion.value} op without a scalar "
                          f"expression; use loops.reduce_op, loops.matmul or loops.conv2d")
     try:
-        shape = np.broadcast_shapes(*[t.shape for t in inputs])
+        shape = np.broadcast_shapes(*[t.shape for t in inputs], *([tuple(out_shape)] if out_shape else []))
     except ValueError:
-        raise LoopsError(f"loops.elementwise({op!r}): shapes {[t.shape for t in inputs]} do not broadcast") from None
+        raise LoopsError(f"loops.elementwise({op!r}): shapes {[t.shape for t in inputs]} do not broadcast"
+                         + (f" to {tuple(out_shape)}" if out_shape else "")) from None
 
     def element(*ix):
         elems = []

@@ -14,14 +14,6 @@ from aisys.framework import registry
 import aisys.framework.ops  # noqa: F401
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _kernel_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AISYS_CACHE_DIR", str(tmp_path_factory.mktemp("loops_cache")))
-    yield
-    mp.undo()
-
-
 def _mm(M, N, K):
     return loops.gemm_compute(M, N, K)
 
