@@ -35,7 +35,6 @@ from .framework.ops import index_select
 from .framework.autograd import gradcheck, gradgradcheck, vjp, jvp, grad_fn as grad
 from .framework import autograd
 from .framework import nn, optim, data     # light (pure Python); nn aliases itself as aisys.nn
-from .kernels import conv as _conv_kernels  # noqa: F401  (registers the conv2d kernels with the dispatcher; no numba)
 import sys as _sys
 _sys.modules.setdefault("aisys.optim", optim)      # so `import aisys.optim` and `import aisys.data` work too
 _sys.modules.setdefault("aisys.data", data)

@@ -14,10 +14,11 @@ read live at every call, so a compiled training step sees the updates it makes: 
 transposed weights) are frozen at compile time: compile again after changing the weights they came from.
 
 Memory: every specialization runs from the function's one :class:`~aisys.compiler.runtime.Arena`
-(allocated at compile time, grown when a larger specialization appears, reused by every call). Results
-are copied out of it, so what a call returned is never overwritten by a later call;
-``aisys.compile(..., output_views=True)`` returns views into the arena instead (no copy), valid only until
-the next call.
+(allocated at compile time, grown when a larger specialization appears, reused by every call). A result
+is written straight into an array the caller owns (one of two per output, reused only once the caller
+holds neither it nor any view of it), or copied out of the arena, so what a call returned is never
+overwritten by a later call; ``aisys.compile(..., output_views=True)`` returns views into the arena
+instead (no copy), valid only until the next call.
 """
 from __future__ import annotations
 
@@ -60,13 +61,15 @@ class CompiledFunction:
         self.graph: Graph = self.pass_log.graph
         self._returns = len(getattr(self.original, "returns", self.original.outputs))
         self._updates = list(getattr(self.original, "updates", {}) or {})
+        self._updating = f"the compiled {self.original.name!r} updating its state"
+        self._shape_key = tuple(tuple(self.original.nodes[i].shape) for i in self.original.inputs)
         self.warnings = list(getattr(self.original, "warnings", []))
 
     def _for_shapes(self, arrays) -> None:
         """Switch to (or trace and compile) the specialization for these input shapes (functions only)."""
-        key = _shapes(arrays)
-        if self.fn is None or len(arrays) != len(self.original.inputs) or \
-                key == tuple(tuple(self.original.nodes[i].shape) for i in self.original.inputs):
+        key = tuple(a.shape for a in arrays) if all(isinstance(a, (Tensor, np.ndarray)) for a in arrays) \
+            else _shapes(arrays)
+        if self.fn is None or len(arrays) != len(self._shape_key) or key == self._shape_key:
             return                                      # same shapes, or a Graph: the executable checks them
         spec = self._specializations.get(key)
         if spec is None:
@@ -134,16 +137,13 @@ class CompiledFunction:
     def __call__(self, *inputs):
         arrays = [x for x in inputs if isinstance(x, (Tensor, np.ndarray))]
         self._for_shapes(arrays)
-        ex = self.executable
-        outs = ex.run(*arrays, params=self._live_params(), views=True)
-        for j, name in enumerate(self._updates):
+        outs = self.executable.run(*arrays, params=self._live_params(), views=self.output_views, keep=self._returns)
+        for j, name in enumerate(self._updates):         # state updates: arena views, copied into the state
             t = self._state.get(name)
             if t is not None:
                 t._data[...] = outs[self._returns + j]
-                bump(t._data, f"the compiled {self.original.name!r} updating its state")
-        ids = ex.graph.outputs
-        res = [Tensor._wrap(np.asarray(o if self.output_views else ex.hand_out(ids[k], o)))
-               for k, o in enumerate(outs[:self._returns])]
+                bump(t._data, self._updating)
+        res = [Tensor._wrap(np.asarray(o)) for o in outs[:self._returns]]
         if not res:
             return None
         return res[0] if len(res) == 1 else tuple(res)

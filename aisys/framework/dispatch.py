@@ -175,13 +175,22 @@ class _RegistryKernels:
 
     def get(self, op: str, default=None):
         d = OPS.get(op)
-        return default if d is None else d.kernels
+        return default if d is None else _loaded(d).kernels
 
     def setdefault(self, op: str, default):
-        return get_op(op).kernels
+        return _loaded(get_op(op)).kernels
 
     def items(self):
-        return [(name, d.kernels) for name, d in OPS.items() if d.kernels]
+        return [(name, _loaded(d).kernels) for name, d in OPS.items() if _loaded(d).kernels]
+
+
+def _loaded(d):
+    """``d`` with its kernels registered: an op whose kernels module loads on first use (its ``eager`` carries
+    ``loads_kernels``, e.g. conv2d's aisys.kernels.conv) loads it now, so a lookup sees what a call would run."""
+    load = getattr(d.eager, "loads_kernels", None)
+    if load is not None:
+        load()
+    return d
 
 
 @dataclass

@@ -713,9 +713,18 @@ def as_tensor(x, dtype=None, device=None, like: Tensor | None = None) -> Tensor:
     return Tensor(x)
 
 
+class _SeededOnFirstUse:
+    """``_Generator.rng`` before any ``manual_seed``: ``default_rng(0)``, made on first read (numpy.random takes
+    a tenth of ``import aisys``'s time; a session that draws no random numbers never loads it)."""
+
+    def __get__(self, obj, owner):
+        owner.rng = np.random.default_rng(0)       # replaces this descriptor: later reads are a plain attribute
+        return owner.rng
+
+
 class _Generator:
     """The global random generator (seed with aisys.manual_seed)."""
-    rng = np.random.default_rng(0)
+    rng = _SeededOnFirstUse()
 
 
 def manual_seed(seed: int) -> None:

@@ -114,12 +114,44 @@ def test_errors_that_teach():
         cf.run_arrays()
 
 
+def fresh_python(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (what ``import aisys`` loads is only visible there)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+HEAVY = ("numba", "ml_dtypes", "onnx", "onnxruntime", "mpi4py", "IPython", "ipywidgets", "jupyter_core",
+         "jupyterlab", "anywidget", "torch")
+
+
+def test_import_aisys_loads_none_of_the_heavy_packages():
+    """``import aisys`` stays fast (benchmarks/bench_compile.py prints its time): numba, ml_dtypes, onnx, mpi4py
+    and Jupyter load on first use; so do numpy.random and the conv kernels (on the first random draw / conv)."""
+    code = ("import sys, aisys; heavy = " + repr(HEAVY) + " + ('numpy.random', 'aisys.kernels.conv'); "
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    out = fresh_python(code)
+    assert out == "[]", f"import aisys loaded {out}"
+
+
 def test_import_aisys_and_the_compiler_never_load_numba_or_onnx():
     code = ("import sys, aisys, aisys.compiler, aisys.kernels, aisys.frontend, aisys.models, aisys.chip; "
             "f = aisys.compile; assert 'numba' not in sys.modules, 'numba imported'; "
             "assert 'onnx' not in sys.modules, 'onnx imported'; print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "ok"
+    assert fresh_python(code) == "ok"
+
+
+def test_the_conv_kernels_load_on_the_first_conv_or_dispatcher_lookup():
+    """aisys.kernels.conv registers conv2d's kernels when it loads: the first eager conv runs them (not the
+    reference), and a dispatcher lookup before any conv sees them too."""
+    code = ("import sys, aisys; from aisys.framework.dispatch import DISPATCHER; "
+            "assert 'aisys.kernels.conv' not in sys.modules; "
+            "r = DISPATCHER.resolve('conv2d_backward_input', 'cpu', aisys.float32); "
+            "assert 'aisys.kernels.conv' in sys.modules and r.kernel is not None, r; print('ok')")
+    assert fresh_python(code) == "ok"
+    code = ("import aisys; from aisys.framework.dispatch import DISPATCHER\n"
+            "x, w = aisys.ones(1, 2, 5, 5), aisys.ones(3, 2, 3, 3)\n"
+            "with DISPATCHER.recording() as log: y = aisys.nn.functional.conv2d(x, w)\n"
+            "print([r.kernel_name for r in log], float(y[0, 0, 1, 1]))")
+    assert fresh_python(code) == "['aisys.kernels.conv2d'] 18.0"
 
 
 def test_import_aisys_leaves_ml_dtypes_until_a_bfloat16_is_used():
@@ -129,8 +161,7 @@ def test_import_aisys_leaves_ml_dtypes_until_a_bfloat16_is_used():
             "b = t.to(aisys.bfloat16); assert 'ml_dtypes' in sys.modules; "
             "assert b.dtype is aisys.bfloat16 and b.numpy().dtype.name == 'bfloat16'; "
             "assert aisys.tensor(b.numpy()).dtype is aisys.bfloat16; print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "ok"
+    assert fresh_python(code) == "ok"
 
 
 def test_a_compiled_function_refuses_another_dtype_than_it_was_compiled_for():

@@ -80,6 +80,8 @@ def sum_to_array(x: np.ndarray, shape) -> np.ndarray:
     shape = tuple(shape)
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+    if axes and len(axes) == lead:       # leading axes only (a bias gradient): the same sum, shaped already
+        return np.add.reduce(x, axis=axes)
     r = x.sum(axis=axes, keepdims=True) if axes else x
     return r.reshape(shape)
 

@@ -291,7 +291,7 @@ def _conv_jvp(t, out, x, w, *b, **a):
     return acc
 
 
-defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
+_CONV = defop("conv2d", infer=_conv_infer, ref=_conv_ref, fusion=K.COMPLEX_OUT_FUSABLE, cost=_conv_cost,
       vjp=_conv_vjp, jvp=_conv_jvp, vjp_np=_conv_np, chip=matrix("conv", layout="NCHW"),
       torch_name="torch.nn.functional.conv2d", quantized=QuantizedForm("integer", "conv2d_integer"),
       saved=((0, 1), (1, 0)),
@@ -327,6 +327,26 @@ _BWD_WEIGHT = defop("conv2d_backward_weight", infer=_bwd_w_infer, ref=_conv_bwd_
           apply("conv2d_backward_weight", t[0], x, weight_shape=weight_shape, **a) if t[0] is not None else None,
           apply("conv2d_backward_weight", g, t[1], weight_shape=weight_shape, **a) if t[1] is not None else None),
       doc="Gradient of conv2d with respect to its weight.")
+
+
+def _kernels_on_first_use(op) -> None:
+    """The CPU conv kernels (aisys.kernels.conv) register themselves with the dispatcher when their module loads;
+    load it on the op's first eager call or dispatcher lookup (aisys.framework.dispatch), not at ``import aisys``."""
+    def load():
+        from ...kernels import conv  # noqa: F401  (registers the kernels: op.eager now dispatches to them)
+        if op.eager is first_call:                 # loaded before, and its kernels since unregistered
+            op.eager = op.ref
+
+    def first_call(*arrays, **attrs):
+        load()
+        return op.eager(*arrays, **attrs)
+
+    first_call.loads_kernels = load
+    op.eager = first_call
+
+
+for _op in (_CONV, _BWD_INPUT, _BWD_WEIGHT):
+    _kernels_on_first_use(_op)
 
 
 def _sum_terms(*terms):
