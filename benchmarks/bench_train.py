@@ -399,10 +399,12 @@ def lenet_with_and_without_conv_kernels(repeat: int = 7) -> str:
     import timeit
     from aisys.framework.dispatch import DISPATCHER
     from aisys.framework.registry import get as get_op
+    from aisys.kernels import conv  # noqa: F401  (registers the kernels now: eager loads them on first use)
     x, y = make_inputs("lenet", 32)
     step = aisys_step_fn("lenet", init_weights(LENET_SHAPES), x, y)
     ops = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
     saved = {op: dict(get_op(op).kernels) for op in ops}
+    assert all(saved.values()), "the conv2d kernels are not registered"
 
     def without_kernels():
         for op in ops:
