@@ -3,17 +3,19 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_conv.py [--repeat 7] [--number 40]
                                                                 [--baseline path/to/old_nn_refs.py]
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_conv.py --kernels [--repeat 5]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_conv.py --kernels [--repeat 5] [--batch 1 32] [--only 3×3]
 
-Columns: µs per call (best of ``repeat`` runs of ``number`` calls); GFLOP/s = 2·MACs / time for the
+Columns: µs per call (best of ``repeat`` runs of ``number`` calls; ``--kernels``: CPU time, see _interleaved_s); GFLOP/s = 2·MACs / time for the
 convolutions (MACs of the direct convolution; the pools have none, so their column shows GB/s of input
 plus output read and written); "matmul µs", for the convolutions, the time of just the batched matmul
 the reference performs (operands already built), the floor an im2col-style numpy reference can reach,
 so ref − matmul is what building columns / scattering them back costs.
 ``--kernels`` instead times the *selected* kernel of ``aisys.kernels`` (what eager conv2d runs: the dispatcher,
 then the kernel the selection rule picks) at LeNet-5's and
-ResNet-18's 3×3 layer shapes, batch 1 and 32, against PyTorch's CPU conv2d (one thread, when installed) and the
-numpy reference, all in the same run; prints Winograd F(2×2,3×3)'s counted multiplications per 2×2 output tile
+ResNet-18's 3×3 layer shapes (stride 1, and the stride-2 first layers of stages 2-4), batch 1 and 32, against
+PyTorch's CPU conv2d (one thread, when installed) and the numpy reference, all in the same run — with, as a
+floor, the one BLAS GEMM an im2col convolution of the layer performs (operands prebuilt): where that GEMM alone
+is slower than PyTorch's whole convolution, only fewer multiplications (Winograd) can reach it; prints Winograd F(2×2,3×3)'s counted multiplications per 2×2 output tile
 (against the direct loops') and its float32 error; and times a LeNet-5 training step (bench_train.py's) with the
 kernels registered and without them (the dispatcher falls back to the references).
 
@@ -128,29 +130,40 @@ def table(rows: list[dict]) -> str:
 
 # ---- the selected kernels against PyTorch and the reference ---------------------------------------------------
 
-LAYERS = [("LeNet conv1 5×5", (1, 28, 28), (6, 1, 5, 5), 2), ("LeNet conv2 5×5", (6, 14, 14), (16, 6, 5, 5), 0),
-          ("ResNet 3×3 64ch 56²", (64, 56, 56), (64, 64, 3, 3), 1),
-          ("ResNet 3×3 128ch 28²", (128, 28, 28), (128, 128, 3, 3), 1),
-          ("ResNet 3×3 256ch 14²", (256, 14, 14), (256, 256, 3, 3), 1),
-          ("ResNet 3×3 512ch 7²", (512, 7, 7), (512, 512, 3, 3), 1)]
+LAYERS = [("LeNet conv1 5×5", (1, 28, 28), (6, 1, 5, 5), 1, 2), ("LeNet conv2 5×5", (6, 14, 14), (16, 6, 5, 5), 1, 0),
+          ("ResNet 3×3 64ch 56²", (64, 56, 56), (64, 64, 3, 3), 1, 1),
+          ("ResNet 3×3 128ch 28²", (128, 28, 28), (128, 128, 3, 3), 1, 1),
+          ("ResNet 3×3 256ch 14²", (256, 14, 14), (256, 256, 3, 3), 1, 1),
+          ("ResNet 3×3 512ch 7²", (512, 7, 7), (512, 512, 3, 3), 1, 1),
+          # the first 3×3 of stages 2-4: stride 2, channels doubling
+          ("ResNet 3×3/2 64→128", (64, 56, 56), (128, 64, 3, 3), 2, 1),
+          ("ResNet 3×3/2 128→256", (128, 28, 28), (256, 128, 3, 3), 2, 1),
+          ("ResNet 3×3/2 256→512", (256, 14, 14), (512, 256, 3, 3), 2, 1)]
 
 
 def _interleaved_s(fns: dict, repeat: int, budget_s: float = 0.2) -> dict:
-    """Best seconds per call of each function, timed in alternation (machine load hits all alike)."""
+    """Best CPU seconds per call of each function, timed in alternation. CPU time (``time.process_time``), not
+    wall time: every timed function runs on one thread, and on a shared machine wall time also counts the
+    time other processes hold the core (measured here: wall-time ratios moved 2× between runs, CPU-time ratios
+    a few %)."""
     numbers = {}
     for name, fn in fns.items():
         fn()                                               # warm up (numba compiles, BLAS buffers)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        numbers[name] = max(1, int(budget_s / max(time.perf_counter() - t0, 1e-6)))
+        numbers[name] = max(1, int(budget_s / max(time.process_time() - t0, 1e-6)))
     best = {name: float("inf") for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            best[name] = min(best[name], timeit.timeit(fn, number=numbers[name]) / numbers[name])
+            timer = timeit.Timer(fn, timer=time.process_time)
+            best[name] = min(best[name], timer.timeit(number=numbers[name]) / numbers[name])
     return best
 
 
-def measure_kernels(repeat: int) -> list[dict]:
+def measure_kernels(repeat: int, batches=(1, 32), only=None) -> list[dict]:
+    """Per layer: the selected kernel (through eager's dispatcher), the numpy reference, PyTorch (one thread) and,
+    as a floor, the one BLAS GEMM an im2col convolution of that layer performs (operands prebuilt) — all timed in
+    alternation in one run."""
     from aisys import kernels
     from aisys.framework.registry import get as get_op
     try:
@@ -160,35 +173,40 @@ def measure_kernels(repeat: int) -> list[dict]:
         torch = None
     rng = np.random.default_rng(0)
     rows = []
-    for batch in (1, 32):
-        for name, chw, ws, pad in LAYERS:
+    for batch in batches:
+        for name, chw, ws, stride, pad in LAYERS:
+            if only and only not in name:
+                continue
             x = rng.standard_normal((batch, *chw)).astype(np.float32)
             w = rng.standard_normal(ws).astype(np.float32)
-            a = dict(stride=(1, 1), padding=(pad, pad), dilation=(1, 1), groups=1)
+            a = dict(stride=(stride, stride), padding=(pad, pad), dilation=(1, 1), groups=1)
             alg, _ = kernels.select_kernel(x.shape, w.shape, **a)
+            geo = kernels.ConvGeometry.of(x.shape, w.shape, **a)
+            K, P = geo.C * geo.KH * geo.KW, geo.OH * geo.OW
+            w2, cols = w.reshape(geo.O, K), rng.standard_normal((batch, K, P)).astype(np.float32)
+            out = np.empty((batch, geo.O, P), np.float32)
             eager = get_op("conv2d").eager                 # what eager conv2d runs: the dispatcher -> the kernel
             fns = {"selected": lambda: eager(x, w, **a),
-                   "reference": lambda: refs._conv_ref(x, w, None, **a)}
-            if kernels.supports("winograd_2x2", x.shape, w.shape, **a):
-                fns["winograd_2x2"] = lambda: kernels.conv2d(x, w, None, algorithm="winograd_2x2", **a)
+                   "reference": lambda: refs._conv_ref(x, w, None, **a),
+                   "gemm": lambda: np.matmul(w2, cols, out=out)}
             if torch is not None:
                 xt, wt = torch.from_numpy(x), torch.from_numpy(w)
-                fns["torch"] = lambda: torch.nn.functional.conv2d(xt, wt, padding=pad)
+                fns["torch"] = lambda: torch.nn.functional.conv2d(xt, wt, stride=stride, padding=pad)
             with (torch.no_grad() if torch is not None else contextlib.nullcontext()):
                 t = _interleaved_s(fns, repeat)
             rows.append(dict(name=name, batch=batch, algorithm=alg, selected_s=t["selected"],
-                             reference_s=t["reference"], torch_s=t.get("torch"), winograd_s=t.get("winograd_2x2")))
+                             reference_s=t["reference"], torch_s=t.get("torch"), gemm_s=t["gemm"]))
     return rows
 
 
 def kernels_table(rows) -> str:
-    lines = [f"{'layer':<22} {'batch':>5} {'selected':<9} {'ms':>8} {'÷ torch (1 thr)':>16} {'÷ numpy ref':>12} "
-             f"{'winograd_2x2 ÷ ref':>19}"]
+    lines = [f"{'layer':<22} {'batch':>5} {'selected':<13} {'ms':>8} {'÷ torch (1 thr)':>16} {'÷ numpy ref':>12} "
+             f"{'im2col GEMM alone ÷ torch':>26}"]
     for r in rows:
         vs_t = f"{r['selected_s'] / r['torch_s']:16.2f}" if r["torch_s"] else f"{'-':>16}"
-        wino = f"{r['winograd_s'] / r['reference_s']:19.2f}" if r["winograd_s"] else f"{'-':>19}"
-        lines.append(f"{r['name']:<22} {r['batch']:5d} {r['algorithm']:<9} {r['selected_s'] * 1e3:8.2f} {vs_t} "
-                     f"{r['selected_s'] / r['reference_s']:12.2f} {wino}")
+        gemm = f"{r['gemm_s'] / r['torch_s']:26.2f}" if r["torch_s"] else f"{'-':>26}"
+        lines.append(f"{r['name']:<22} {r['batch']:5d} {r['algorithm']:<13} {r['selected_s'] * 1e3:8.2f} {vs_t} "
+                     f"{r['selected_s'] / r['reference_s']:12.2f} {gemm}")
     return "\n".join(lines)
 
 
@@ -213,28 +231,7 @@ def lenet_step_with_and_without(repeat: int) -> str:
     """bench_train.py's LeNet-5 step (batch 32) with the conv kernels registered, then with the references."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_train as bt
-    from aisys.framework.dispatch import DISPATCHER
-    from aisys.framework.registry import get as get_op
-    x, y = bt.make_inputs("lenet", 32)
-    step = bt.aisys_step_fn("lenet", bt.init_weights(bt.LENET_SHAPES), x, y)
-    ops = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
-    saved = {op: dict(get_op(op).kernels) for op in ops}
-
-    def without_kernels():
-        for op in ops:
-            for key in list(saved[op]):
-                DISPATCHER.unregister(op, *key)
-        try:
-            step()
-        finally:
-            for op in ops:
-                for (dev, dt, lay), k in saved[op].items():
-                    DISPATCHER.register(op, dev, dt, lay, k.name)(k.fn)
-
-    t = _interleaved_s({"with": step, "without": without_kernels}, repeat, 0.3)
-    with_k, without = t["with"], t["without"]
-    return (f"LeNet-5 training step, batch 32: {with_k * 1e3:.2f} ms with the conv kernels, {without * 1e3:.2f} ms "
-            f"with the references: after / before = {with_k / without:.2f}")
+    return bt.lenet_with_and_without_conv_kernels(repeat)
 
 
 def main(argv=None):
@@ -243,10 +240,12 @@ def main(argv=None):
     p.add_argument("--number", type=int, default=40)
     p.add_argument("--baseline", help="a .py file defining the same reference functions, timed alongside")
     p.add_argument("--kernels", action="store_true", help="the selected kernels vs PyTorch and the reference")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="--kernels: batch sizes (default 1 32)")
+    p.add_argument("--only", help="--kernels: only the layers whose name contains this text")
     args = p.parse_args(argv)
     if args.kernels:
         print(f"numpy {np.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, float32, one thread")
-        print(kernels_table(measure_kernels(min(args.repeat, 5))))
+        print(kernels_table(measure_kernels(min(args.repeat, 5), args.batch, args.only)))
         print(winograd_counts())
         print(lenet_step_with_and_without(min(args.repeat, 5)))
         return

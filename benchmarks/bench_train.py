@@ -3,6 +3,7 @@ aisys eager, a hand-written numpy forward/backward (the floor for "numpy plus Py
 CPU eager when torch is importable (the column is skipped otherwise; aisys never depends on torch).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_train.py [--steps 30] [--rounds 7]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_train.py --conv-kernels [--rounds 7]
 
 Models: MLP 784-256-128-10 (batch 64, cross-entropy), LeNet-5 on 1×28×28 (batch 32, cross-entropy),
 tiny MLP 2-16-16-1 (batch 32, MSE). All three implementations start from the same weights; the first
@@ -10,7 +11,9 @@ step's losses are compared before timing so the table never compares different c
 Timings: per-step milliseconds, the median over ``rounds`` rounds of ``steps`` steps, the three
 implementations interleaved round by round (so machine load hits them alike). Ratios come from this one run.
 Targets (aisys / torch): MLP ≤ 1.0, LeNet ≤ 1.5, tiny MLP ≤ 0.5. Then the per-op overhead of recorded ops on
-10×10 tensors (from bench_ops.py; target ≤ 2 µs over the numpy call). Run by hand; nothing is asserted.
+10×10 tensors (from bench_ops.py; target ≤ 2 µs over the numpy call). ``--conv-kernels`` instead times the
+LeNet-5 step with aisys.kernels' conv2d kernels and with the references they replace (after / before). Run by
+hand; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -389,14 +392,56 @@ def op_overhead_table() -> str:
     return "\n".join(lines)
 
 
+def lenet_with_and_without_conv_kernels(repeat: int = 7) -> str:
+    """The LeNet-5 step (batch 32) with aisys.kernels' conv2d kernels registered ("after") and with the dispatcher
+    falling back to the registry's references ("before"), interleaved in one run (best of ``repeat``, in CPU
+    time: one thread, and on a shared machine wall time also counts other processes' turns on the core)."""
+    import timeit
+    from aisys.framework.dispatch import DISPATCHER
+    from aisys.framework.registry import get as get_op
+    from aisys.kernels import conv  # noqa: F401  (registers the kernels now: eager loads them on first use)
+    x, y = make_inputs("lenet", 32)
+    step = aisys_step_fn("lenet", init_weights(LENET_SHAPES), x, y)
+    ops = ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")
+    saved = {op: dict(get_op(op).kernels) for op in ops}
+    assert all(saved.values()), "the conv2d kernels are not registered"
+
+    def without_kernels():
+        for op in ops:
+            for key in list(saved[op]):
+                DISPATCHER.unregister(op, *key)
+        try:
+            step()
+        finally:
+            for op in ops:
+                for (dev, dt, lay), k in saved[op].items():
+                    DISPATCHER.register(op, dev, dt, lay, k.name)(k.fn)
+
+    fns = {"with": step, "without": without_kernels}
+    for fn in fns.values():
+        fn()                                               # warm up (numba compiles or loads its cache)
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):                                # alternate, so machine load hits both alike
+        for name, fn in fns.items():
+            best[name] = min(best[name], timeit.Timer(fn, timer=time.process_time).timeit(number=10) / 10)
+    with_k, without = best["with"], best["without"]
+    return (f"LeNet-5 training step, batch 32: {with_k * 1e3:.2f} ms with the conv kernels, {without * 1e3:.2f} ms "
+            f"with the references: after / before = {with_k / without:.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--profile", action="store_true", help="also print where aisys's step time goes, per op")
+    ap.add_argument("--conv-kernels", action="store_true",
+                    help="only the LeNet-5 step with aisys.kernels' conv2d kernels vs the references (after/before)")
     a = ap.parse_args(argv)
     print(f"numpy {np.__version__}, torch {torch.__version__ if torch else '-'}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, SGD lr={LR}")
+    if a.conv_kernels:
+        print(lenet_with_and_without_conv_kernels(a.rounds))
+        return
     print(table(run(a.steps, a.rounds)))
     print()
     print(op_overhead_table())

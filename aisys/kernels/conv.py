@@ -16,11 +16,13 @@ channel pair, against 36 for the direct loops), additions, the bytes of extra wo
 (im2col's column matrix is ≈KH·KW times the input — of one chunk of the batch) and the bytes it moved. :func:`op_count` gives the same
 figures in closed form, without running anything; tests hold the two equal.
 
-:func:`select_kernel` is the dispatch rule (with its reason; Winograd-eligible layers go to im2col unless
-``prefer_winograd``, because BLAS's GEMM measured faster here); ``mode="autotune"`` times the eligible
-algorithms once per shape and remembers the winner. The eager ``conv2d`` op and its two backward ops run
-the selected kernel: this module registers them with :func:`aisys.framework.dispatch.register_kernel`
-(``aisys`` imports it at start-up; numba loads only when the direct kernel first runs).
+:func:`select_kernel` is the dispatch rule (with its reason; Winograd-eligible layers take F(4×4,3×3) or
+F(2×2,3×3) when they have enough output tiles for Winograd to beat BLAS's im2col GEMM, as measured by
+benchmarks/bench_conv.py); ``mode="autotune"`` times the eligible algorithms once per shape and remembers the
+winner. The eager ``conv2d`` op and its two backward ops run the selected kernel: this module registers them
+with :func:`aisys.framework.dispatch.register_kernel` (``aisys`` imports it at start-up; numba loads only when
+a numba kernel first runs). The fast float32/float64 forms live beside it: :mod:`aisys.kernels.winograd`
+(numba transforms + batched GEMMs), :mod:`aisys.kernels.columns` (numba im2col into reused memory).
 
 Layouts: NCHW input, (O, C/groups, KH, KW) weights, as the registry's conv2d. ``layout="NHWC"`` takes and
 returns channels-last activations (weights unchanged), for ``direct`` and ``im2col``: the im2col matrix of an
@@ -214,9 +216,12 @@ def op_count(algorithm: str, x_shape, w_shape, stride=1, padding=0, dilation=1, 
         mults = a * a * g.O * g.C * P                           # the elementwise products
         adds = a * a * g.O * (g.C - 1) * P                      # summing them over input channels
         transform = _winograd_transform_ops(g, m)
-        padded = g.N * g.C * (th * m + 2) * (tw * m + 2)
-        work = (padded + a * g.N * g.C * th * (tw * m + 2) + a * a * g.C * P + a * g.O * g.C * 3 + a * a * g.O * g.C
-                + a * a * g.O * P + m * a * g.O * P + g.N * g.O * th * m * tw * m) * isz
+        if _fast_winograd(np.dtype(dtype)):
+            work = _winograd_fast().workspace_bytes(g.N, g.C, g.O, g.OH, g.OW, m, isz)
+        else:
+            padded = g.N * g.C * (th * m + 2) * (tw * m + 2)
+            work = (padded + a * g.N * g.C * th * (tw * m + 2) + a * a * g.C * P + a * g.O * g.C * 3
+                    + a * a * g.O * g.C + a * a * g.O * P + m * a * g.O * P + g.N * g.O * th * m * tw * m) * isz
     if bias:
         adds += outputs
     return dict(mults=int(mults), adds=int(adds), transform_ops=int(transform), workspace_bytes=int(work),
@@ -356,9 +361,11 @@ def im2col(x_nhwc, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
     return cols.reshape(g.N * g.OH * g.OW, KH * KW * g.C)
 
 
-#: im2col runs the batch in chunks whose column matrix stays about this size (cache-sized, instead of one matrix
-#: KH·KW times the whole batch): measured 0.74-0.79x the one-matrix time on ResNet-18 layers at batch 32
-COLUMN_BLOCK_BYTES = 2 * 2**20
+#: im2col runs the batch in chunks whose column matrix stays about this size (instead of one matrix KH·KW times
+#: the whole batch): when the columns were fresh numpy arrays, 2 MiB chunks measured 0.74-0.79x the one-matrix
+#: time on ResNet-18 layers at batch 32; in reused memory (aisys.kernels.columns) 1-32 MiB measured alike
+#: within noise, and 8 MiB keeps each LeNet-5 layer at batch 32 in one chunk (one call instead of two)
+COLUMN_BLOCK_BYTES = 8 * 2**20
 
 
 def _images_per_chunk(g: ConvGeometry, itemsize: int) -> int:
@@ -376,13 +383,45 @@ def _by_chunks(n: int, step: int, fn, out):
 
 
 def _im2col_nchw(x, w, b, g: ConvGeometry):
-    """The registry's reference *is* im2col + GEMM in the layout that suits NCHW (per image and group a
-    (O/groups, C/groups·KH·KW) @ (C/groups·KH·KW, OH·OW) product written straight into NCHW); run it over
-    cache-sized chunks of the batch."""
-    ref, attrs = _REFERENCE["conv2d"], g.attrs()
+    """im2col + GEMM in the layout that suits NCHW: per image and group, W (O/groups × C/groups·KH·KW) @
+    cols (C/groups·KH·KW × OH·OW) written straight into the NCHW result, over cache-sized chunks of the batch.
+    float32/float64 build the columns with :mod:`aisys.kernels.im2col` (numba, one pass, reused memory);
+    other dtypes run the registry's reference (the same product on numpy-built columns) chunk by chunk."""
+    if not (_native(x, w) and x.dtype == w.dtype):
+        ref, attrs = _REFERENCE["conv2d"], g.attrs()
+        step = _images_per_chunk(g, x.dtype.itemsize)
+        out = None if step >= g.N else np.empty((g.N, g.O, g.OH, g.OW), np.result_type(x.dtype, w.dtype))
+        return _by_chunks(g.N, step, lambda i, j: ref(x[i:j], w, b, **attrs), out)
+    from .columns import im2col_nchw
+    G, Og, K, P = g.groups, g.O // g.groups, g.Cg * g.KH * g.KW, g.OH * g.OW
+    x = np.ascontiguousarray(x)
+    wk = w.reshape(G, Og, K)
+    out = np.empty((g.N, g.O, P), x.dtype)
     step = _images_per_chunk(g, x.dtype.itemsize)
-    out = None if step >= g.N else np.empty((g.N, g.O, g.OH, g.OW), np.result_type(x.dtype, w.dtype))
-    return _by_chunks(g.N, step, lambda i, j: ref(x[i:j], w, b, **attrs), out)
+    for i in range(0, g.N, step):
+        j = min(i + step, g.N)
+        cols = im2col_nchw(x[i:j], g.KH, g.KW, g.stride, g.padding, g.dilation, g.OH, g.OW)
+        np.matmul(wk, cols.reshape(j - i, G, K, P), out=out[i:j].reshape(j - i, G, Og, P))
+    if b is not None:
+        out += b.reshape(1, g.O, 1).astype(x.dtype, copy=False)
+    return out.reshape(g.N, g.O, g.OH, g.OW)
+
+
+def _weight_grad_im2col(gy, x, g: ConvGeometry):
+    """dw[group] = Σₙ cols[n, group] (K × OH·OW) @ gy[n, group]ᵀ: the reference's per-image products (many rows
+    first: BLAS runs them far faster than one GEMM with the batch as its inner dimension), on numba-built
+    columns in reused memory, chunk by chunk, summed."""
+    from .columns import im2col_nchw
+    G, Og, K, P = g.groups, g.O // g.groups, g.Cg * g.KH * g.KW, g.OH * g.OW
+    x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
+    acc = np.zeros((G, K, Og), x.dtype)
+    step = _images_per_chunk(g, x.dtype.itemsize)
+    for i in range(0, g.N, step):
+        j = min(i + step, g.N)
+        cols = im2col_nchw(x[i:j], g.KH, g.KW, g.stride, g.padding, g.dilation, g.OH, g.OW)
+        per = np.matmul(cols.reshape(j - i, G, K, P), gy[i:j].reshape(j - i, G, Og, P).transpose(0, 1, 3, 2))
+        acc += per.sum(0)
+    return np.ascontiguousarray(acc.transpose(0, 2, 1)).reshape(g.O, g.Cg, g.KH, g.KW)
 
 
 def _run_im2col(x, w, g: ConvGeometry, layout: str):
@@ -460,7 +499,30 @@ def _combine(row, parts, out):
         out[...] = 0
 
 
-def _run_winograd(x, w, g: ConvGeometry, m: int):
+def _fast_winograd(dtype) -> bool:
+    """float32 and float64 run aisys.kernels.winograd (numba transforms, blocked); float16 runs the numpy form
+    below, which computes *in* float16 — how the lab shows Winograd's rounding error growing with the tile."""
+    return dtype == np.float32 or dtype == np.float64
+
+
+def _winograd_fast():
+    from . import winograd
+    return winograd
+
+
+def _run_winograd(x, w, b, g: ConvGeometry, m: int):
+    """(y, mults, adds, transform ops, workspace bytes, bias added?) of F(m×m, 3×3)."""
+    if _fast_winograd(x.dtype) and w.dtype == x.dtype:
+        P = g.N * _tiles(g, m)[0] * _tiles(g, m)[1]
+        y, arrays = _winograd_fast().winograd_conv(np.ascontiguousarray(x), w, b, g.padding, m,
+                                                   winograd_matrices(m, 3), g.OH, g.OW)
+        a = m + 2
+        return (y, a * a * g.O * g.C * P, a * a * g.O * (g.C - 1) * P, _winograd_transform_ops(g, m),
+                sum(arr.nbytes for arr in arrays), True)
+    return _run_winograd_numpy(x, w, g, m) + (False,)
+
+
+def _run_winograd_numpy(x, w, g: ConvGeometry, m: int):
     """F(m×m, 3×3) over the whole batch: tiles of (m+2)² inputs overlapping by 2, transformed V = Bᵀ d B;
     filters U = G g Gᵀ; per tile position (ξ, ν) one GEMM U[ξν] (O×C) @ V[ξν] (C×tiles) — the only general
     multiplications; then Y = Aᵀ M A per tile. The transforms are sums over the constant matrices' nonzero
@@ -577,8 +639,11 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm
     elif algorithm == "im2col":
         y, mults, work = _run_im2col(x, w, g, layout)
     elif algorithm.startswith("winograd"):
-        y, mults, adds, transform, work = _run_winograd(x, w, g, 2 if algorithm == "winograd_2x2" else 4)
+        y, mults, adds, transform, work, biased = _run_winograd(x, w, b, g, 2 if algorithm == "winograd_2x2" else 4)
         extra = dict(adds=adds, transform_ops=transform)
+        if biased:
+            _count(counter, algorithm, g, out_dtype, b is not None, mults=mults, workspace_bytes=work, **extra)
+            return y.astype(out_dtype, copy=False)
     elif algorithm == "depthwise":
         y, mults, work = _run_depthwise(x, w, g)
     else:
@@ -613,12 +678,23 @@ def numerical_error(algorithm: str, x_shape, w_shape, stride=1, padding=0, dilat
 # Choosing one
 # ---------------------------------------------------------------------------------------------------
 
-#: below this many (input × output) channels Winograd's transforms cost more than the multiplications saved
+#: below this many (input × output) channels Winograd's tile transforms cost more than the multiplications saved
 WINOGRAD_MIN_CHANNELS = 64 * 64
-#: Measured (benchmarks/bench_conv.py --kernels, one thread): BLAS's im2col GEMM beats this module's numpy Winograd
-#: on every ResNet-18 3×3 layer — fewer multiplications, but its transforms add memory passes that cost more. So
-#: the rule sends Winograd-eligible layers to im2col unless asked (``prefer_winograd=True``) or autotuned.
-PREFER_WINOGRAD = False
+#: Winograd needs at least this many 2×2 output tiles (over the batch) to pay: each of its 16 GEMMs reads its
+#: whole transformed filter U[ξν] (C×O; 16/9 of the weights in all) however few tiles it multiplies, so on
+#: small images with many channels (ResNet-18's 7×7 layer at batch 1: 16 tiles) that traffic, not the
+#: multiplications, sets the time, and BLAS's im2col GEMM (which reads the weights once) wins. Measured with
+#: benchmarks/bench_conv.py --kernels (one thread): 49 tiles (256 channels, 14×14, batch 1) already pay.
+WINOGRAD_MIN_TILES = 48
+#: Why the rule never picks F(4×4,3×3) although it is faster still (4× fewer multiplications than direct): its
+#: float32 error is ≈20× im2col's (measured on unit-scale data: ≈1e-5 of the output's largest value at 256
+#: channels, against ≈5e-7 for im2col and F(2×2,3×3)), so at ResNet-18's channel counts ~1-4 % of its outputs
+#: miss the op-info float32 tolerance (3e-5 absolute + relative) that im2col and F(2×2,3×3) meet. It stays
+#: available by name (algorithm="winograd_4x4"), and autotune times it but chooses among the accurate ones.
+ACCURATE = ("direct", "im2col", "winograd_2x2", "depthwise", "gemm_1x1")
+#: None: the measured rule above; True: F(2×2,3×3) for every eligible layer (below the tile count too);
+#: False: never Winograd in "rules" mode (im2col instead).
+PREFER_WINOGRAD: bool | None = None
 _AUTOTUNED: dict = {}
 _MODE = {"mode": "rules"}
 
@@ -628,10 +704,13 @@ def select_kernel(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, d
     """(algorithm, reason) for this convolution.
 
     ``mode="rules"`` (the default): depthwise when groups = in_channels; a 1×1, padding-0 convolution as one
-    GEMM; Winograd F(2×2,3×3) only for a 3×3, stride-1, dilation-1, ungrouped float32/float64 convolution with
-    enough channels for its transforms to pay — and only when ``prefer_winograd`` (default
-    :data:`PREFER_WINOGRAD`, False: measured slower than im2col here); im2col + GEMM otherwise. ``mode="autotune"`` times every algorithm that supports the shape once
-    (on seeded data of that shape) and remembers the winner per (shapes, attributes, dtype); ``autotuned()``
+    GEMM; for a 3×3, stride-1, dilation-1, ungrouped float32/float64 convolution with enough channels
+    (:data:`WINOGRAD_MIN_CHANNELS`) and enough 2×2 output tiles over the batch (:data:`WINOGRAD_MIN_TILES`),
+    Winograd F(2×2,3×3) (``prefer_winograd``, default :data:`PREFER_WINOGRAD`: True takes it below the tile count
+    too, False never); im2col + GEMM otherwise. Never F(4×4,3×3): faster, but its float32 error is ≈20×
+    im2col's (see :data:`ACCURATE`); float16 never takes Winograd either.
+    ``mode="autotune"`` times every algorithm that supports the shape once (on seeded data of that shape) and
+    remembers the fastest *accurate* one (:data:`ACCURATE`) per (shapes, attributes, dtype); ``autotuned()``
     makes it the eager default."""
     g = ConvGeometry.of(x_shape, w_shape, stride, padding, dilation, groups)
     mode = mode or _MODE["mode"]
@@ -644,7 +723,7 @@ def select_kernel(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, d
             _AUTOTUNED[key] = _autotune(g, dtype)
         best, times = _AUTOTUNED[key]
         shown = ", ".join(f"{a} {t * 1e3:.2f} ms" for a, t in sorted(times.items(), key=lambda kv: kv[1]))
-        return best, f"autotuned: fastest measured for this shape ({shown})"
+        return best, f"autotuned: fastest accurate algorithm measured for this shape ({shown})"
     if g.groups == g.C and g.C > 1:
         return "depthwise", (f"groups = in_channels = {g.C}: depthwise, {g.KH}·{g.KW} whole-plane multiply-adds "
                              f"per channel (a GEMM would have an inner dimension of only {g.KH * g.KW})")
@@ -656,12 +735,17 @@ def select_kernel(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, d
         if g.C * g.O < WINOGRAD_MIN_CHANNELS:
             return "im2col", (f"3×3 stride 1, but only {g.C}×{g.O} channels: Winograd's tile transforms cost "
                               f"more than its 16-vs-36 multiplications save; im2col + GEMM")
-        if not (PREFER_WINOGRAD if prefer_winograd is None else prefer_winograd):
-            return "im2col", ("3×3 stride 1: Winograd-eligible (16 instead of 36 multiplications per 2×2 output "
-                              "tile), but measured slower than BLAS im2col on this CPU (bench_conv.py --kernels); "
-                              "im2col + GEMM (prefer_winograd=True or mode='autotune' to choose otherwise)")
-        return "winograd_2x2", ("3×3 stride 1: Winograd F(2×2,3×3), 16 multiplications per 2×2 output tile "
-                                "instead of 36")
+        prefer = PREFER_WINOGRAD if prefer_winograd is None else prefer_winograd
+        if prefer is False:
+            return "im2col", ("3×3 stride 1: Winograd-eligible, but prefer_winograd=False: im2col + GEMM")
+        tiles = g.N * _tiles(g, 2)[0] * _tiles(g, 2)[1]
+        if tiles >= WINOGRAD_MIN_TILES or prefer is True:
+            return "winograd_2x2", (f"3×3 stride 1, {tiles} output tiles of 2×2: Winograd F(2×2,3×3), 16 "
+                                    f"multiplications per 2×2 output tile instead of 36 (its float32 error is "
+                                    f"im2col's; F(4×4,3×3) would do 4× fewer but err ≈20× more: asked for only)")
+        return "im2col", (f"3×3 stride 1, but only {tiles} output tiles of 2×2 (< {WINOGRAD_MIN_TILES}): "
+                          f"Winograd's transformed filters (16/9 × the weights) would be read for too few "
+                          f"tiles — measured slower than im2col + one GEMM (BLAS) here")
     why = _why_not("winograd_2x2", g)
     return "im2col", f"general convolution ({why.split(' (')[0]}): im2col + one GEMM per image (BLAS)"
 
@@ -681,7 +765,7 @@ def _autotune(g: ConvGeometry, dtype: str):
             conv2d(x, w, None, algorithm=alg, **g.attrs())
             best = min(best, time.perf_counter() - t0)
         times[alg] = best
-    return min(times, key=times.get), times
+    return min((a for a in times if a in ACCURATE), key=times.get), times
 
 
 @contextlib.contextmanager
@@ -788,17 +872,9 @@ def _eager_conv2d_backward_weight(g, x, *, weight_shape, stride, padding, dilati
             G, Og, Cg, P = geo.groups, geo.O // geo.groups, geo.Cg, geo.OH * geo.OW
             per = np.matmul(g.reshape(geo.N, G, Og, P), xs.reshape(geo.N, G, Cg, P).transpose(0, 1, 3, 2))
             return per.sum(0).reshape(weight_shape).astype(g.dtype, copy=False)
-    ref = _REFERENCE["conv2d_backward_weight"]
     if not (_native(g, x) and g.dtype == x.dtype):
-        return ref(g, x, weight_shape=weight_shape, **attrs)
-    geo = _geometry(x.shape, tuple(weight_shape), attrs)        # im2col + GEMM per chunk, the chunks' sum
-    step = _images_per_chunk(geo, x.dtype.itemsize)
-    if step >= geo.N:
-        return ref(g, x, weight_shape=weight_shape, **attrs)
-    dw = ref(g[:step], x[:step], weight_shape=weight_shape, **attrs)
-    for i in range(step, geo.N, step):
-        dw += ref(g[i:i + step], x[i:i + step], weight_shape=weight_shape, **attrs)
-    return dw
+        return _REFERENCE["conv2d_backward_weight"](g, x, weight_shape=weight_shape, **attrs)
+    return _weight_grad_im2col(g, x, _geometry(x.shape, tuple(weight_shape), attrs))
 
 
 _REFERENCE = {op: get_op(op).ref for op in ("conv2d", "conv2d_backward_input", "conv2d_backward_weight")}

@@ -180,10 +180,16 @@ def test_winograd_error_grows_with_the_tile():
 
 def test_select_kernel_rules_and_reasons():
     sel = kernels.select_kernel
-    alg, why = sel((1, 64, 28, 28), (64, 64, 3, 3), stride=1, padding=1, prefer_winograd=True)
-    assert alg == "winograd_2x2" and "16" in why and "36" in why
-    alg, why = sel((1, 64, 28, 28), (64, 64, 3, 3), stride=1, padding=1)          # measured: BLAS im2col wins here
-    assert alg == "im2col" and "Winograd-eligible" in why and "measured slower" in why
+    # enough 2×2 output tiles (ResNet-18's 256-channel layer at batch 1: 7·7 = 49 ≥ WINOGRAD_MIN_TILES)
+    alg, why = sel((1, 256, 14, 14), (256, 256, 3, 3), padding=1)
+    assert alg == "winograd_2x2" and "16" in why and "36" in why and "49" in why and "F(4×4" in why
+    # 512 channels at 7×7, batch 1: 16 tiles of 2×2 — im2col, with the reason; at batch 32, Winograd
+    alg, why = sel((1, 512, 7, 7), (512, 512, 3, 3), padding=1)
+    assert alg == "im2col" and "16 output tiles" in why and "measured slower" in why
+    assert sel((32, 512, 7, 7), (512, 512, 3, 3), padding=1)[0] == "winograd_2x2"
+    assert sel((1, 512, 7, 7), (512, 512, 3, 3), padding=1, prefer_winograd=True)[0] == "winograd_2x2"
+    alg, why = sel((1, 64, 28, 28), (64, 64, 3, 3), padding=1, prefer_winograd=False)
+    assert alg == "im2col" and "prefer_winograd=False" in why
     for attrs in (dict(stride=2), dict(dilation=2), dict(dtype="float16")):
         alg, why = sel((1, 64, 28, 28), (64, 64, 3, 3), padding=1, prefer_winograd=True, **attrs)
         assert alg == "im2col" and list(attrs)[0].replace("dtype", "float16") in why
@@ -203,7 +209,8 @@ def test_autotune_times_the_candidates_once_and_remembers():
     key = (xs, ws, (1, 1), (1, 1), (1, 1), 1, "float32")
     winner, times = kernels.autotune_cache()[key]
     assert alg == winner and set(times) == {"direct", "im2col", "winograd_2x2", "winograd_4x4"}
-    assert "autotuned" in why and winner == min(times, key=times.get)
+    accurate = {a: t for a, t in times.items() if a != "winograd_4x4"}     # timed, never chosen: see ACCURATE
+    assert "autotuned" in why and winner == min(accurate, key=accurate.get)
     assert kernels.select_kernel(xs, ws, padding=1, mode="autotune") == (alg, why)   # remembered: same times
     with kernels.autotuned():
         assert kernels.select_kernel(xs, ws, padding=1)[0] == alg
@@ -297,3 +304,70 @@ def test_im2col_runs_the_batch_in_cache_sized_chunks(monkeypatch):
                                rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(wt.grad.numpy(), get_op("conv2d_backward_weight").ref(g, x, weight_shape=ws, **a),
                                rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_winograd_over_ragged_chunks_equals_the_reference(m, dtype, monkeypatch):
+    """The numba Winograd runs the batch in chunks of images (the last one smaller) and clips tiles that overhang
+    the output; with chunks forced to 2 images, 5 images of a size m does not divide still equal float64."""
+    from aisys.kernels import winograd
+    monkeypatch.setattr(winograd, "TILE_BLOCK_BYTES", 1)
+    monkeypatch.setattr(winograd, "MIN_TILES", 2 * 3 * 3 if m == 2 else 2 * 2 * 3)
+    xs, ws = (5, 3, 6, 9), (4, 3, 3, 3)                         # OH, OW = 6, 9 at padding 1 (4×4: 2×3 tiles)
+    x, w, b = _data(xs, ws, dtype=dtype, seed=7)
+    c = kernels.OpCounter()
+    y = kernels.conv2d(x, w, b, padding=1, algorithm=f"winograd_{m}x{m}", counter=c)
+    assert y.dtype == dtype
+    ref = KC.conv2d_reference(x, w, b, padding=1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    assert c.workspace_bytes == kernels.op_count(f"winograd_{m}x{m}", xs, ws, padding=1, bias=True,
+                                                 dtype=np.dtype(dtype).name)["workspace_bytes"]
+    y0 = kernels.conv2d(x, w, padding=0, algorithm=f"winograd_{m}x{m}")           # no padding: 4×7 output
+    np.testing.assert_allclose(y0, KC.conv2d_reference(x, w, padding=0), rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def test_winograd_errors_behind_the_rule():
+    """The rule's accuracy claims, on unit-scale data with a ResNet-18 channel count (128·9 products per output):
+    F(2×2,3×3) in float32 errs like im2col (within 2×), F(4×4,3×3) an order of magnitude more — which is why the
+    rule and autotune never pick it — yet within the issue's 1e-5 of the output's largest value."""
+    xs, ws = (1, 128, 12, 12), (128, 128, 3, 3)
+    e = {alg: kernels.numerical_error(alg, xs, ws, padding=1, dtype="float32")
+         for alg in ("im2col", "winograd_2x2", "winograd_4x4")}
+    assert e["winograd_2x2"] < 2 * e["im2col"] and e["winograd_4x4"] > 5 * e["im2col"]
+    assert e["winograd_4x4"] < 1e-5 and "winograd_4x4" not in KC.ACCURATE
+
+
+def test_numba_im2col_equals_the_references_columns():
+    """aisys.kernels.columns (numba, scratch memory) writes exactly the registry reference's column matrix, for
+    strides, paddings (wider than the kernel reach too) and dilations."""
+    from aisys.framework.ops import nn as refs
+    from aisys.kernels.columns import im2col_nchw
+    rng = np.random.default_rng(3)
+    for (N, C, H, W), (KH, KW), s, p, d in [((2, 3, 7, 9), (3, 2), (1, 1), (1, 0), (1, 2)),
+                                           ((1, 2, 5, 6), (2, 3), (2, 3), (2, 1), (1, 1)),
+                                           ((2, 1, 4, 4), (1, 1), (1, 2), (3, 3), (1, 1)),
+                                           ((1, 2, 9, 8), (3, 3), (3, 1), (0, 2), (2, 1))]:
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        OH = (H + 2 * p[0] - d[0] * (KH - 1) - 1) // s[0] + 1
+        OW = (W + 2 * p[1] - d[1] * (KW - 1) - 1) // s[1] + 1
+        want = refs._im2col(refs._padded(x, p), KH, KW, s, d, OH, OW)
+        np.testing.assert_array_equal(im2col_nchw(x, KH, KW, s, p, d, OH, OW), want)
+
+
+def test_scratch_is_reused_and_planes_do_not_start_4k_apart():
+    """The kernels' workspace: the same purpose gets the same memory back (no fresh pages to fault in), growing when
+    asked for more; planes are each contiguous but PLANE_PAD elements further apart than their size."""
+    from aisys.kernels import workspace
+    a = workspace.scratch("test.a", (4, 1024), np.float32)
+    b = workspace.scratch("test.a", (2, 1024), np.float32)
+    assert np.shares_memory(a, b) and b.flags["C_CONTIGUOUS"]
+    assert not np.shares_memory(a, workspace.scratch("test.b", (4, 1024), np.float32))
+    big = workspace.scratch("test.a", (8, 1024), np.float32)                  # grows: a new buffer
+    assert big.shape == (8, 1024) and workspace.held_bytes() >= big.nbytes
+    p = workspace.planes("test.p", 3, 32, 32, np.float32)                    # 4 KiB planes
+    assert p.shape == (3, 32, 32) and all(p[i].flags["C_CONTIGUOUS"] for i in range(3))
+    assert p.strides[0] == (32 * 32 + workspace.PLANE_PAD) * 4
+    workspace.release()
+    assert workspace.held_bytes() == 0

@@ -206,16 +206,18 @@ for alg, e in errs.items():
 print("in float16, F(4×4,3×3)'s error exceeds F(2×2,3×3)'s, which exceeds im2col's:",
       errs["winograd_4x4"] > errs["winograd_2x2"] > errs["im2col"])"""),
     (MD, """\
-`kernels.select_kernel` is the dispatch rule: Winograd only for 3×3, stride-1, dilation-1 convolutions in full
-precision with enough channels to pay for the transforms; depthwise for groups = channels; a 1×1 convolution as
-one GEMM on the image itself; im2col + GEMM for everything else. Look at the time bars above, though: with
-numpy, BLAS usually runs im2col's larger GEMM faster than Winograd's smaller one plus its transforms
-(`benchmarks/bench_conv.py --kernels` measures ResNet-18's layers), so the rule sends even Winograd-eligible
-layers to im2col unless asked (`prefer_winograd=True`). Fewer multiplications is a means, not the goal. Each
-choice comes with its reason:"""),
+`kernels.select_kernel` is the dispatch rule: Winograd F(2×2,3×3) only for 3×3, stride-1, dilation-1
+convolutions in float32 or float64 with enough channels and output tiles to pay for its transforms; depthwise for
+groups = channels; a 1×1 convolution as one GEMM on the image itself; im2col + GEMM for everything else. On
+ResNet-18's 3×3 layers Winograd's 16 GEMMs plus transforms beat im2col's one big BLAS GEMM (and PyTorch's
+one-thread convolution; `benchmarks/bench_conv.py --kernels` measures them), except where the image is so
+small that its transformed filters, 16/9 of the weights, are read for only a few tiles. Why never F(4×4,3×3),
+which is faster still? Its error: the accuracy cell above shows it in float16, and in float32 it is about 20×
+im2col's. Fewer multiplications is a means, not the goal. Each choice comes with its reason:"""),
     (CODE, """\
 table = [((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
-         ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, prefer_winograd=True)),
+         ((1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1)),
+         ((32, 512, 7, 7), (512, 512, 3, 3), dict(padding=1)),
          ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, stride=2, prefer_winograd=True)),
          ((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1, dtype="float16", prefer_winograd=True)),
          ((1, 8, 32, 32), (8, 8, 3, 3), dict(padding=1, prefer_winograd=True)),
@@ -224,7 +226,7 @@ table = [((1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
          ((1, 6, 14, 14), (16, 6, 5, 5), dict())]
 for xs_, ws_, attrs in table:
     alg, why = kernels.select_kernel(xs_, ws_, **attrs)
-    print(f"{str(ws_):16s} {str(attrs):60s} -> {alg:13s} {why}")"""),
+    print(f"N={xs_[0]:<2d} {str(ws_):16s} {str(attrs):58s} -> {alg:13s} {why}")"""),
     (MD, """\
 `mode="autotune"` instead times every eligible algorithm once per shape and remembers the winner — what cuDNN's
 benchmark mode does. And eager execution uses all this: `F.conv2d` (and the two convolutions of its backward
