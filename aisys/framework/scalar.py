@@ -241,7 +241,8 @@ def _fill(p: Prim, parts) -> str:
 
 
 # ---- types ----------------------------------------------------------------------------------------------
-def _promote(a, b):
+def promote_weak(a, b):
+    """numpy's promotion where None is a weak operand (a Python constant, typed by the other side)."""
     if a is None:
         return b
     if b is None:
@@ -267,9 +268,9 @@ def infer(e: Expr, arg_dtypes) -> dict:
             elif p.result == "same":
                 out[id(n)] = ts[0]
             elif p.result == "branches":
-                out[id(n)] = _promote(ts[1], ts[2])
+                out[id(n)] = promote_weak(ts[1], ts[2])
             else:
-                out[id(n)] = _promote(ts[0], ts[1])
+                out[id(n)] = promote_weak(ts[0], ts[1])
     return out
 
 
@@ -340,7 +341,7 @@ def emit(e: Expr, args: list[str], arg_dtypes, out_dtype, consts: Constants, tar
                 parts = [parts[1], parts[0], parts[2]]
             elif p.arity == 2:
                 ta, tb = types[id(n.args[0])], types[id(n.args[1])]
-                sub_ctx = _promote(ta, tb) or ctx
+                sub_ctx = promote_weak(ta, tb) or ctx
                 parts = [go(a, sub_ctx) for a in n.args]
             else:
                 parts = [go(a, t or ctx) for a in n.args]
@@ -387,7 +388,7 @@ def evaluate(e: Expr, arrays, out_dtype=None) -> np.ndarray:
             vals[id(n)] = np.where(c, a, b).astype(t.np if t is not None else np.result_type(a, b), copy=False)
         else:
             p = PRIMS[n.prim]
-            ctx = t if p.result in ("promote", "same") else _promote(*[types[id(a)] for a in n.args][:2]) \
+            ctx = t if p.result in ("promote", "same") else promote_weak(*[types[id(a)] for a in n.args][:2]) \
                 if p.arity == 2 else types[id(n.args[0])]
             xs = [typed(a, ctx) for a in n.args]
             with np.errstate(all="ignore"):

@@ -170,12 +170,7 @@ def dtype_of(n: Node):
     return memo[id(n)]
 
 
-def _promote(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return _dt.promote(a, b)
+_promote = _S.promote_weak
 
 
 def _node_dtype(x: Node, memo):
